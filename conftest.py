@@ -1,0 +1,3 @@
+"""Fixtures for every test folder live in tests/harness.py."""
+
+pytest_plugins = ["tests.harness", "tests.stack"]

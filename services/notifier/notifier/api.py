@@ -1,0 +1,114 @@
+"""Notifier HTTP API: agency email contacts and the notification log (operator token)."""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated
+
+from duban_shared.api import ApiError
+from fastapi import APIRouter, Depends, Header, Query, Request
+from pydantic import BaseModel, EmailStr, Field
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from notifier.models import Contact, NotificationLog
+from notifier.store import replace_email_contacts
+
+router = APIRouter()
+
+
+async def _session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.service.sessions() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(_session)]
+
+
+def _operator(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
+    expected = request.app.state.service.settings.admin_token
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token, expected):
+        raise ApiError(
+            401,
+            "operator_token_required",
+            "Send 'Authorization: Bearer <token>' with the notifier's operator token.",
+        )
+
+
+OperatorDep = Annotated[None, Depends(_operator)]
+
+
+class EmailContacts(BaseModel):
+    """An agency's email addresses, in the order they are tried."""
+
+    addresses: list[EmailStr] = Field(max_length=20)
+
+
+class NotificationOut(BaseModel):
+    """One entry of the notification log (addresses are shown to operators only)."""
+
+    id: int
+    work_point_id: str
+    agency_id: uuid.UUID
+    channel: str
+    recipient: str
+    status: str
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    sent_at: datetime | None
+
+
+@router.get("/healthz", include_in_schema=False)
+async def healthz() -> dict[str, str]:
+    """Liveness."""
+    return {"status": "ok"}
+
+
+@router.put("/v1/agencies/{agency_id}/contacts/email")
+async def put_email_contacts(
+    agency_id: uuid.UUID,
+    contacts: EmailContacts,
+    request: Request,
+    session: SessionDep,
+    _op: OperatorDep,
+) -> EmailContacts:
+    """Replace an agency's email contacts."""
+    now = request.app.state.service.clock.now()
+    async with session.begin():
+        await replace_email_contacts(session, agency_id, [str(a) for a in contacts.addresses], now)
+    return contacts
+
+
+@router.get("/v1/agencies/{agency_id}/contacts/email")
+async def get_email_contacts(
+    agency_id: uuid.UUID, session: SessionDep, _op: OperatorDep
+) -> EmailContacts:
+    """Show an agency's email contacts."""
+    rows = await session.exec(
+        select(Contact)
+        .where(Contact.agency_id == agency_id, Contact.channel == "email")
+        .order_by(col(Contact.id))
+    )
+    return EmailContacts(addresses=[r.address for r in rows.all()])
+
+
+@router.get("/v1/notifications")
+async def notifications(
+    session: SessionDep,
+    _op: OperatorDep,
+    work_point_id: Annotated[str | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[NotificationOut]:
+    """List the newest notification log entries, optionally for one work point."""
+    query = select(NotificationLog).order_by(col(NotificationLog.id).desc()).limit(limit)
+    if work_point_id:
+        query = query.where(NotificationLog.work_point_id == work_point_id)
+    return [
+        NotificationOut.model_validate(r, from_attributes=True)
+        for r in (await session.exec(query)).all()
+    ]

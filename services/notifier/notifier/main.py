@@ -1,0 +1,113 @@
+"""Notifier wiring: engine, stall consumer, mailer and the HTTP app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer
+from duban_shared import topics
+from duban_shared.api import install_error_handlers
+from duban_shared.clock import Clock, SystemClock
+from duban_shared.db import create_engine, session_factory
+from duban_shared.kafka import make_consumer, run_batch_consumer
+from duban_shared.runtime import Background
+from duban_shared.telemetry import create_tracer_provider
+from fastapi import FastAPI
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import Tracer
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from notifier.consumer import StallConsumer
+from notifier.mailer import SmtpMailer
+from notifier.settings import NotifierSettings
+
+SERVICE = "duban-notifier"
+
+
+@dataclass
+class NotifierService:
+    """Everything the notifier runs, built once and closed once."""
+
+    settings: NotifierSettings
+    clock: Clock
+    tracer_provider: TracerProvider
+    tracer: Tracer
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    stall_consumer: StallConsumer
+    background: Background = field(default_factory=Background)
+    _kafka_consumer: AIOKafkaConsumer | None = None
+
+    async def start(self) -> None:
+        """Start consuming stall transitions."""
+        consumer = make_consumer(
+            self.settings.kafka_bootstrap_servers,
+            f"{self.settings.topic_prefix}{SERVICE}.stalls",
+            self.settings.topic_prefix + topics.STALLS,
+            client_id=SERVICE,
+        )
+        await consumer.start()
+        self._kafka_consumer = consumer
+        self.background.spawn(
+            "notifier-stalls",
+            run_batch_consumer(
+                consumer,
+                self.stall_consumer.handle_batch,
+                self.background.stop,
+                name="stalls",
+                retry_seconds=self.settings.retry_seconds,
+            ),
+        )
+
+    async def close(self) -> None:
+        """Stop consuming, then close the engine."""
+        await self.background.close()
+        if self._kafka_consumer is not None:
+            await self._kafka_consumer.stop()
+            self._kafka_consumer = None
+        await self.engine.dispose()
+
+
+def build(
+    settings: NotifierSettings,
+    *,
+    clock: Clock | None = None,
+    tracer_provider: TracerProvider | None = None,
+) -> NotifierService:
+    """Wire the notifier from its settings; nothing connects until start()."""
+    clock = clock or SystemClock()
+    provider = tracer_provider or create_tracer_provider(SERVICE)
+    tracer = provider.get_tracer("duban.notifier")
+    engine = create_engine(settings.database_url)
+    sessions = session_factory(engine)
+    consumer = StallConsumer(sessions, SmtpMailer(settings), tracer, clock)
+    return NotifierService(settings, clock, provider, tracer, engine, sessions, consumer)
+
+
+def create_app(service: NotifierService | None = None) -> FastAPI:
+    """Build the HTTP app; with no service given it builds and runs its own from settings."""
+    owned = service is None
+    svc = service or build(NotifierSettings())
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if owned:
+            await svc.start()
+        try:
+            yield
+        finally:
+            if owned:
+                await svc.close()
+
+    from notifier.api import router
+
+    app = FastAPI(title="Duban notifier", version="0.1.0", lifespan=lifespan)
+    app.state.service = svc
+    install_error_handlers(app)
+    app.include_router(router)
+    FastAPIInstrumentor.instrument_app(app, tracer_provider=svc.tracer_provider)
+    return app

@@ -1,0 +1,198 @@
+"""Progress HTTP API: status ingestion for agency systems, and progress per work point."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from typing import Annotated
+
+from aiokafka.errors import KafkaError
+from duban_shared import topics
+from duban_shared.api import ApiError
+from duban_shared.events import ReportStatus, StatusEvent, WorkPointId
+from duban_shared.kafka import link_to, send_traced
+from fastapi import APIRouter, Depends, Header, Request
+from opentelemetry import trace
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from progress.models import WorkPointState, WorkPointView
+from progress.store import agency_for_key
+
+router = APIRouter()
+
+
+async def _session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.service.sessions() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(_session)]
+
+
+async def _agency(
+    session: SessionDep,
+    x_api_key: Annotated[str | None, Header(description="The agency system's API key")] = None,
+) -> uuid.UUID:
+    if not x_api_key:
+        raise ApiError(
+            401, "missing_api_key", "Send your agency's API key in the X-API-Key header."
+        )
+    agency_id = await agency_for_key(session, x_api_key)
+    if agency_id is None:
+        raise ApiError(
+            401,
+            "invalid_api_key",
+            "This API key is unknown or revoked; ask the coordinating office for a new one.",
+        )
+    return agency_id
+
+
+AgencyDep = Annotated[uuid.UUID, Depends(_agency)]
+
+
+class StatusReportIn(BaseModel):
+    """A status report as an agency system posts it; the agency comes from the API key."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "event_id": "5f0c6a4e-8f5e-4d1c-9d7a-0b1c2d3e4f50",
+                    "work_point_id": "zhaoqing-digital-2024/35",
+                    "status": "blocked",
+                    "percent": 40,
+                    "note": "林分优化用地审批未完成",
+                    "occurred_at": "2024-09-02T09:30:00+08:00",
+                }
+            ]
+        },
+    )
+
+    event_id: uuid.UUID = Field(description="Your idempotency key: resend with the same id.")
+    work_point_id: WorkPointId
+    status: ReportStatus
+    percent: int | None = Field(default=None, ge=0, le=100)
+    note: str | None = Field(default=None, max_length=2000)
+    occurred_at: AwareDatetime = Field(description="When the status was true, with an offset.")
+
+
+class Accepted(BaseModel):
+    """The broker has the event; progress applies it shortly."""
+
+    event_id: uuid.UUID
+    status: str = "accepted"
+    partition: int
+    offset: int
+
+
+class ProgressOut(BaseModel):
+    """Progress of one work point now."""
+
+    work_point_id: str
+    number: int
+    title: str
+    status: str | None
+    percent: int | None
+    stalled: bool
+    stall_reason: str | None
+    stalled_since: datetime | None
+    last_lead_report_at: datetime | None
+    next_check_at: datetime | None
+
+
+@router.get("/healthz", include_in_schema=False)
+async def healthz() -> dict[str, str]:
+    """Liveness."""
+    return {"status": "ok"}
+
+
+@router.post("/v1/events", status_code=202)
+async def post_event(
+    report: StatusReportIn, request: Request, session: SessionDep, agency_id: AgencyDep
+) -> Accepted:
+    """Accept a status report: answered 202 only after Kafka acknowledged it (acks=all).
+
+    Checked first, so nothing reaches Kafka when it fails: the work point must exist and the
+    reporting agency must be responsible for it; `occurred_at` may not lie in the future beyond
+    the allowed clock skew.
+    """
+    service = request.app.state.service
+    now: datetime = service.clock.now()
+    skew = timedelta(seconds=service.settings.max_clock_skew_seconds)
+    if report.occurred_at > now + skew:
+        raise ApiError(
+            422,
+            "occurred_at_in_future",
+            f"occurred_at {report.occurred_at.isoformat()} is in the future (server time "
+            f"{now.isoformat()}); send the time the status was observed, with its UTC offset.",
+        )
+    view = await session.get(WorkPointView, report.work_point_id)
+    if view is None or view.deleted:
+        raise ApiError(
+            404,
+            "unknown_work_point",
+            f"No work point '{report.work_point_id}' is tracked; ids look like "
+            f"'<plan>/<number>', e.g. 'zhaoqing-digital-2024/35'.",
+        )
+    if view.role_of(agency_id) is None:
+        raise ApiError(
+            403,
+            "agency_not_responsible",
+            f"Your agency is neither lead nor co-responsible for work point {view.number} "
+            f"({view.title}); report only on work points assigned to you.",
+        )
+    span = trace.get_current_span()
+    span.set_attribute("duban.work_point.id", view.id)
+    span.set_attribute("duban.agency.id", str(agency_id))
+    for link in link_to(view.registry_traceparent):
+        span.add_link(link.context, {"duban.link": "registry work point snapshot"})
+    event = StatusEvent(
+        event_id=report.event_id,
+        occurred_at=report.occurred_at,
+        work_point_id=report.work_point_id,
+        agency_id=agency_id,
+        status=report.status,
+        percent=report.percent,
+        note=report.note,
+        received_at=now,
+    )
+    try:
+        meta = await send_traced(
+            service.producer,
+            service.tracer,
+            service.settings.topic_prefix + topics.STATUS,
+            event.work_point_id,
+            event.to_bytes(),
+        )
+    except KafkaError as exc:
+        raise ApiError(
+            503,
+            "broker_unavailable",
+            "The event could not be stored right now; retry later with the same event_id.",
+        ) from exc
+    return Accepted(event_id=event.event_id, partition=meta.partition, offset=meta.offset)
+
+
+@router.get("/v1/work-points/{plan_slug}/{number}/progress")
+async def work_point_progress(plan_slug: str, number: int, session: SessionDep) -> ProgressOut:
+    """Show a work point's current status and stall."""
+    wp_id = f"{plan_slug}/{number}"
+    view = await session.get(WorkPointView, wp_id)
+    state = await session.get(WorkPointState, wp_id)
+    if view is None or state is None:
+        raise ApiError(404, "unknown_work_point", f"No work point '{wp_id}' is tracked.")
+    return ProgressOut(
+        work_point_id=wp_id,
+        number=view.number,
+        title=view.title,
+        status=state.status,
+        percent=state.percent,
+        stalled=state.stall_reason is not None,
+        stall_reason=state.stall_reason,
+        stalled_since=state.stalled_since,
+        last_lead_report_at=state.last_lead_report_at,
+        next_check_at=state.next_check_at,
+    )

@@ -1,0 +1,166 @@
+"""Progress wiring: engine, producer, consumers, sweeper, outbox relay and the HTTP app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from duban_shared import topics
+from duban_shared.api import install_error_handlers
+from duban_shared.clock import Clock, SystemClock
+from duban_shared.db import create_engine, is_sqlite, session_factory
+from duban_shared.kafka import make_consumer, make_producer, run_batch_consumer
+from duban_shared.outbox import OutboxRelay
+from duban_shared.runtime import Background
+from duban_shared.telemetry import create_tracer_provider
+from fastapi import FastAPI
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import Tracer
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from progress.consumer import StatusConsumer, WorkPointConsumer
+from progress.models import OutboxMessage
+from progress.settings import ProgressSettings
+from progress.sweeper import Sweeper
+
+SERVICE = "duban-progress"
+
+
+@dataclass
+class ProgressService:
+    """Everything progress runs, built once and closed once."""
+
+    settings: ProgressSettings
+    clock: Clock
+    tracer_provider: TracerProvider
+    tracer: Tracer
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    producer: AIOKafkaProducer
+    relay: OutboxRelay
+    sweeper: Sweeper
+    status_consumer: StatusConsumer
+    work_point_consumer: WorkPointConsumer
+    background: Background = field(default_factory=Background)
+    _kafka_consumers: list[AIOKafkaConsumer] = field(default_factory=list)
+
+    async def start(self) -> None:
+        """Connect to Kafka, then start consumers, the relay and (if enabled) the sweeper."""
+        await self.producer.start()
+        bootstrap = self.settings.kafka_bootstrap_servers
+        prefix = self.settings.topic_prefix
+        status = make_consumer(
+            bootstrap, f"{prefix}{SERVICE}.status", prefix + topics.STATUS, client_id=SERVICE
+        )
+        work_points = make_consumer(
+            bootstrap,
+            f"{prefix}{SERVICE}.work-points",
+            prefix + topics.WORK_POINTS,
+            client_id=SERVICE,
+        )
+        for consumer in (status, work_points):
+            await consumer.start()
+            self._kafka_consumers.append(consumer)
+        stop = self.background.stop
+        self.background.spawn(
+            "progress-status",
+            run_batch_consumer(status, self.status_consumer.handle_batch, stop, name="status"),
+        )
+        self.background.spawn(
+            "progress-work-points",
+            run_batch_consumer(
+                work_points, self.work_point_consumer.handle_batch, stop, name="work-points"
+            ),
+        )
+        self.background.spawn("progress-outbox", self.relay.run(stop))
+        if self.settings.run_sweeper:
+            self.background.spawn(
+                "progress-sweeper", self.sweeper.run(stop, self.settings.sweep_interval_seconds)
+            )
+
+    async def close(self) -> None:
+        """Stop background work, then Kafka clients and the engine."""
+        await self.background.close()
+        for consumer in self._kafka_consumers:
+            await consumer.stop()
+        self._kafka_consumers.clear()
+        await self.producer.stop()
+        await self.engine.dispose()
+
+
+def build(
+    settings: ProgressSettings,
+    *,
+    clock: Clock | None = None,
+    tracer_provider: TracerProvider | None = None,
+) -> ProgressService:
+    """Wire progress from its settings; nothing connects until start()."""
+    clock = clock or SystemClock()
+    provider = tracer_provider or create_tracer_provider(SERVICE)
+    tracer = provider.get_tracer("duban.progress")
+    engine = create_engine(settings.database_url)
+    sessions = session_factory(engine)
+    producer = make_producer(settings.kafka_bootstrap_servers, client_id=SERVICE)
+    skip_locked = not is_sqlite(settings.database_url)
+    relay = OutboxRelay(
+        OutboxMessage,
+        sessions,
+        producer,
+        tracer,
+        clock,
+        poll_seconds=settings.outbox_poll_seconds,
+        skip_locked=skip_locked,
+        topic_prefix=settings.topic_prefix,
+    )
+    sweeper = Sweeper(
+        sessions,
+        clock,
+        tracer,
+        relay,
+        batch_size=settings.sweep_batch_size,
+        skip_locked=skip_locked,
+    )
+    return ProgressService(
+        settings=settings,
+        clock=clock,
+        tracer_provider=provider,
+        tracer=tracer,
+        engine=engine,
+        sessions=sessions,
+        producer=producer,
+        relay=relay,
+        sweeper=sweeper,
+        status_consumer=StatusConsumer(
+            sessions, producer, tracer, clock, relay, topic_prefix=settings.topic_prefix
+        ),
+        work_point_consumer=WorkPointConsumer(sessions, tracer, clock),
+    )
+
+
+def create_app(service: ProgressService | None = None) -> FastAPI:
+    """Build the HTTP app; with no service given it builds and runs its own from settings."""
+    owned = service is None
+    svc = service or build(ProgressSettings())
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if owned:
+            await svc.start()
+        try:
+            yield
+        finally:
+            if owned:
+                await svc.close()
+
+    from progress.api import router
+
+    app = FastAPI(title="Duban progress", version="0.1.0", lifespan=lifespan)
+    app.state.service = svc
+    install_error_handlers(app)
+    app.include_router(router)
+    FastAPIInstrumentor.instrument_app(app, tracer_provider=svc.tracer_provider)
+    return app

@@ -1,0 +1,19 @@
+"""Progress settings (environment prefix DUBAN_PROGRESS_)."""
+
+from duban_shared.settings import ServiceSettings
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+
+class ProgressSettings(ServiceSettings):
+    """What progress needs to run."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DUBAN_PROGRESS_", extra="ignore", populate_by_name=True
+    )
+
+    database_url: str = "sqlite+aiosqlite:///.run/progress.db"
+    sweep_interval_seconds: float = Field(default=60.0, gt=0)
+    sweep_batch_size: int = Field(default=500, ge=1)
+    max_clock_skew_seconds: int = Field(default=300, ge=0)
+    run_sweeper: bool = True

@@ -1,0 +1,83 @@
+"""The sweeper: judges work points whose next check is due, on a timer.
+
+Cost follows the due rows (an indexed `next_check_at`), not all rows. On PostgreSQL due rows are
+claimed with FOR UPDATE SKIP LOCKED, so replicas side by side never judge the same row twice.
+Each sweep is a new trace; each judged work point's span links to its last status event's span.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from duban_shared.clock import Clock
+from duban_shared.kafka import link_to
+from duban_shared.outbox import OutboxRelay
+from opentelemetry import context as otel_context
+from opentelemetry.trace import Tracer
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from progress.store import claim_due, rejudge_due
+
+log = logging.getLogger(__name__)
+
+
+class Sweeper:
+    """Finds silent work points; run sweep_once() from a timer or a test."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        tracer: Tracer,
+        relay: OutboxRelay,
+        *,
+        batch_size: int,
+        skip_locked: bool,
+    ) -> None:
+        self._sessions = sessions
+        self._clock = clock
+        self._tracer = tracer
+        self._relay = relay
+        self._batch_size = batch_size
+        self._skip_locked = skip_locked
+
+    async def sweep_once(self) -> int:
+        """Judge every due work point, batch by batch; return the transitions queued."""
+        total = 0
+        with self._tracer.start_as_current_span(
+            "sweep work points", context=otel_context.Context()
+        ) as span:
+            while True:
+                now = self._clock.now()
+                async with self._sessions() as session, session.begin():
+                    due = await claim_due(
+                        session, now, self._batch_size, skip_locked=self._skip_locked
+                    )
+                    for state in due:
+                        with self._tracer.start_as_current_span(
+                            "judge work point",
+                            links=link_to(state.last_traceparent),
+                            attributes={"duban.work_point.id": state.work_point_id},
+                        ):
+                            if await rejudge_due(session, state, now) is not None:
+                                total += 1
+                if total:
+                    self._relay.wake()
+                if len(due) < self._batch_size:
+                    break
+            span.set_attribute("duban.sweep.transitions", total)
+        return total
+
+    async def run(self, stop: asyncio.Event, interval_seconds: float) -> None:
+        """Sweep every interval until stopped; a failed sweep is logged and retried."""
+        while not stop.is_set():
+            try:
+                await self.sweep_once()
+            except Exception:
+                log.exception("sweep failed; next attempt in %.0fs", interval_seconds)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=interval_seconds)
+            except TimeoutError:
+                continue

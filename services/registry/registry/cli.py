@@ -1,0 +1,125 @@
+"""duban-registry command line: parse-plan, import-plan, migrate, serve."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from duban_shared.clock import SystemClock
+from duban_shared.db import create_engine, session_factory
+from duban_shared.migrations import upgrade
+
+from registry.plan_parser import PlanParseError, parse_plan
+from registry.settings import RegistrySettings
+from registry.store import Defaults, ImportReport, import_plan, sha256_text
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SystemExit(f"duban-registry: no such file: {path}") from None
+    except UnicodeDecodeError:
+        raise SystemExit(f"duban-registry: {path} is not UTF-8 text; convert it first") from None
+
+
+def _parse_or_exit(path: str) -> tuple[str, object]:
+    text = _read(path)
+    try:
+        return text, parse_plan(text)
+    except PlanParseError as exc:
+        raise SystemExit(f"duban-registry: {path}: [{exc.code}] {exc}") from None
+
+
+def cmd_parse(args: argparse.Namespace) -> int:
+    """Print the parsed plan as JSON."""
+    _, parsed = _parse_or_exit(args.path)
+    json.dump(parsed.model_dump(mode="json"), sys.stdout, ensure_ascii=False, indent=2)  # type: ignore[attr-defined]
+    sys.stdout.write("\n")
+    return 0
+
+
+def cmd_migrate(_args: argparse.Namespace) -> int:
+    """Bring the registry database to the latest schema."""
+    settings = RegistrySettings()
+    upgrade(MIGRATIONS, settings.database_url)
+    print(f"registry: database at head ({settings.database_url})")
+    return 0
+
+
+async def _import(path: str, slug: str) -> ImportReport:
+    settings = RegistrySettings()
+    text, parsed = _parse_or_exit(path)
+    engine = create_engine(settings.database_url)
+    try:
+        async with session_factory(engine)() as session, session.begin():
+            return await import_plan(
+                session,
+                parsed,  # type: ignore[arg-type]
+                slug=slug,
+                source_sha256=sha256_text(text),
+                now=SystemClock().now(),
+                defaults=Defaults(
+                    settings.default_report_every_working_days,
+                    settings.default_grace_working_days,
+                ),
+            )
+    finally:
+        await engine.dispose()
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Store a plan (applying migrations first); print what changed."""
+    cmd_migrate(args)
+    slug = args.slug or Path(args.path).stem
+    report = asyncio.run(_import(args.path, slug))
+    summary = {
+        "plan": report.plan_slug,
+        "plan_created": report.plan_created,
+        "agencies_added": len(report.agencies_added),
+        "work_points_added": report.work_points_added,
+        "work_points_updated": report.work_points_updated,
+        "work_points_removed": report.work_points_removed,
+        "work_points_unchanged": report.work_points_unchanged,
+        "changed": report.changed,
+    }
+    print(json.dumps(summary, ensure_ascii=False))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the HTTP API with its outbox relay."""
+    import uvicorn
+
+    uvicorn.run("registry.main:create_app", factory=True, host=args.host, port=args.port)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `duban-registry`."""
+    parser = argparse.ArgumentParser(prog="duban-registry", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("parse-plan", help="print a plan text parsed as JSON")
+    p.add_argument("path")
+    p.set_defaults(func=cmd_parse)
+    p = sub.add_parser("import-plan", help="store a plan; re-importing changes nothing")
+    p.add_argument("path")
+    p.add_argument("--slug", help="plan id (default: the file name without extension)")
+    p.set_defaults(func=cmd_import)
+    p = sub.add_parser("migrate", help="apply database migrations")
+    p.set_defaults(func=cmd_migrate)
+    p = sub.add_parser("serve", help="run the HTTP API")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8001)
+    p.set_defaults(func=cmd_serve)
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

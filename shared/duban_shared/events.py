@@ -1,0 +1,141 @@
+"""Event contracts carried on Kafka; the one definition every service imports.
+
+Every event has an `event_id` (UUID, the idempotency key), a `schema_version` and an aware UTC
+`occurred_at`. Trace context travels in Kafka headers, not in the payload.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+SCHEMA_VERSION = 1
+
+WorkPointId = Annotated[
+    str,
+    Field(
+        min_length=3,
+        max_length=120,
+        pattern=r"^[a-z0-9][a-z0-9-]*/[0-9]{1,4}$",
+        description="Plan slug and work point number, e.g. 'zhaoqing-digital-2024/35'.",
+        examples=["zhaoqing-digital-2024/35"],
+    ),
+]
+
+
+def work_point_id(plan_slug: str, number: int) -> str:
+    """Build the stable id of a work point from its plan and number."""
+    return f"{plan_slug}/{number}"
+
+
+class Event(BaseModel):
+    """Fields every event carries."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: uuid.UUID = Field(description="Idempotency key; a redelivery keeps the same id.")
+    schema_version: int = SCHEMA_VERSION
+    occurred_at: AwareDatetime
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _to_utc(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC)
+
+    def to_bytes(self) -> bytes:
+        """Serialise as UTF-8 JSON for a Kafka message value."""
+        return self.model_dump_json().encode()
+
+
+class ReportStatus(StrEnum):
+    """What an agency says about its part of a work point."""
+
+    NOT_STARTED = "not_started"
+    ON_TRACK = "on_track"
+    AT_RISK = "at_risk"
+    BLOCKED = "blocked"
+    DONE = "done"
+
+
+class StatusEvent(Event):
+    """An agency's status report on one work point (topic duban.status.v1, key work_point_id)."""
+
+    work_point_id: WorkPointId
+    agency_id: uuid.UUID = Field(description="The reporting agency (lead or co-agency).")
+    status: ReportStatus
+    percent: int | None = Field(default=None, ge=0, le=100)
+    note: str | None = Field(default=None, max_length=2000)
+    received_at: AwareDatetime | None = Field(
+        default=None, description="When ingestion accepted it; absent when produced directly."
+    )
+
+
+class AgencyRef(BaseModel):
+    """An agency as other services see it: id and canonical name, no personal data."""
+
+    model_config = ConfigDict(frozen=True)
+
+    agency_id: uuid.UUID
+    name: str
+
+
+class Responsibility(AgencyRef):
+    """An agency's role on one work point."""
+
+    role: Literal["lead", "co"]
+
+
+class WorkPointSnapshot(Event):
+    """Full state of a work point (compacted topic duban.registry.work-points.v1)."""
+
+    work_point_id: WorkPointId
+    plan_slug: str
+    number: int
+    section: int
+    title: str
+    responsibilities: list[Responsibility]
+    lead_inferred: bool = False
+    report_every_working_days: int = Field(default=10, ge=1)
+    grace_working_days: int = Field(default=3, ge=0)
+    due_on: str | None = Field(default=None, description="ISO date; plan end when absent.")
+    deleted: bool = False
+
+    def leads(self) -> list[Responsibility]:
+        """Return the lead agencies."""
+        return [r for r in self.responsibilities if r.role == "lead"]
+
+
+class StallReason(StrEnum):
+    """Why a work point is judged stalled."""
+
+    SILENT = "silent"
+    BLOCKED = "blocked"
+
+
+class StallTransitionKind(StrEnum):
+    """What happened to a stall episode."""
+
+    OPENED = "opened"
+    RECOVERED = "recovered"
+
+
+class StallTransition(Event):
+    """A change in a work point's stall episode (topic duban.stalls.v1, key work_point_id)."""
+
+    work_point_id: WorkPointId
+    episode_id: uuid.UUID = Field(description="One stall episode; an alert follows one episode.")
+    kind: StallTransitionKind
+    reason: StallReason
+    work_point_number: int
+    work_point_title: str
+    lead_agencies: list[AgencyRef]
+    co_agencies: list[AgencyRef] = Field(default_factory=list)
+    silent_working_days: int | None = None
+    triggered_by_event_id: uuid.UUID | None = Field(
+        default=None, description="The status event that caused it; absent for the sweeper."
+    )
+    note: str | None = None

@@ -1,0 +1,179 @@
+"""Kafka plumbing: a safe producer, traced sends, and a manual-commit batch consumer loop.
+
+Trace context crosses Kafka as W3C `traceparent` headers. A consumer handler runs *inside* the
+process span built from those headers, so everything it does (database, outbox) joins the trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.structs import RecordMetadata
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.trace import Span, SpanKind, Tracer
+
+log = logging.getLogger(__name__)
+
+Headers = list[tuple[str, bytes]]
+
+
+def make_producer(bootstrap_servers: str, client_id: str) -> AIOKafkaProducer:
+    """Create a producer that waits for all in-sync replicas and never duplicates on retry."""
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap_servers,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=2,
+        request_timeout_ms=15000,
+    )
+
+
+def make_consumer(
+    bootstrap_servers: str, group_id: str, *topics: str, client_id: str
+) -> AIOKafkaConsumer:
+    """Create a consumer that commits only when told to, after the database transaction."""
+    return AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap_servers,
+        group_id=group_id,
+        client_id=client_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        max_poll_records=500,
+    )
+
+
+def inject_headers(ctx: otel_context.Context | None = None) -> Headers:
+    """Return the W3C trace headers of the given (or current) context."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, context=ctx)
+    return [(k, v.encode()) for k, v in carrier.items()]
+
+
+def headers_to_dict(headers: Sequence[tuple[str, bytes]] | None) -> dict[str, str]:
+    """Decode Kafka headers into a str mapping (later duplicates win)."""
+    return {k: v.decode("utf-8", "replace") for k, v in headers or ()}
+
+
+def extract_context(headers: Sequence[tuple[str, bytes]] | None) -> otel_context.Context:
+    """Return the trace context carried by Kafka headers (empty when there is none)."""
+    return propagate.extract(headers_to_dict(headers))
+
+
+def _messaging_attributes(topic: str, key: bytes | None, operation: str) -> dict[str, Any]:
+    attrs: dict[str, Any] = {
+        "messaging.system": "kafka",
+        "messaging.destination.name": topic,
+        "messaging.operation.type": operation,
+        "messaging.operation.name": operation,
+    }
+    if key is not None:
+        attrs["messaging.kafka.message.key"] = key.decode("utf-8", "replace")
+    return attrs
+
+
+async def send_traced(
+    producer: AIOKafkaProducer,
+    tracer: Tracer,
+    topic: str,
+    key: str,
+    value: bytes,
+    *,
+    parent: otel_context.Context | None = None,
+    extra_headers: Headers | None = None,
+) -> RecordMetadata:
+    """Send one message in a PRODUCER span and wait until the broker acknowledged it."""
+    key_bytes = key.encode()
+    with tracer.start_as_current_span(
+        f"send {topic}",
+        context=parent,
+        kind=SpanKind.PRODUCER,
+        attributes=_messaging_attributes(topic, key_bytes, "send"),
+    ) as span:
+        headers = inject_headers() + list(extra_headers or [])
+        meta: RecordMetadata = await producer.send_and_wait(
+            topic, value=value, key=key_bytes, headers=headers
+        )
+        span.set_attribute("messaging.destination.partition.id", str(meta.partition))
+        span.set_attribute("messaging.kafka.offset", meta.offset)
+        return meta
+
+
+@contextmanager
+def process_span(tracer: Tracer, record: ConsumerRecord[bytes, bytes]) -> Iterator[Span]:
+    """Run the handling of one record inside a CONSUMER span continued from its headers."""
+    attrs = _messaging_attributes(record.topic, record.key, "process")
+    attrs["messaging.destination.partition.id"] = str(record.partition)
+    attrs["messaging.kafka.offset"] = record.offset
+    parent = extract_context(record.headers)
+    with tracer.start_as_current_span(
+        f"process {record.topic}", context=parent, kind=SpanKind.CONSUMER, attributes=attrs
+    ) as span:
+        yield span
+
+
+BatchHandler = Callable[[list[ConsumerRecord[bytes, bytes]]], Awaitable[None]]
+
+
+async def run_batch_consumer(
+    consumer: AIOKafkaConsumer,
+    handle_batch: BatchHandler,
+    stop: asyncio.Event,
+    *,
+    name: str,
+    retry_seconds: float = 1.0,
+    poll_timeout_ms: int = 200,
+) -> None:
+    """Poll batches, hand each to the handler, and commit offsets only after it returned.
+
+    1. Fetch up to max_poll_records across the assigned partitions.
+    2. Run the handler (it commits its own database transaction).
+    3. Commit the consumed offsets. If the handler raised, rewind every partition of the batch
+       to its first record and try again after a pause: nothing is skipped, and the inbox makes
+       the redelivery harmless.
+    """
+    while not stop.is_set():
+        batches = await consumer.getmany(timeout_ms=poll_timeout_ms)
+        records = [r for part in batches.values() for r in part]
+        if not records:
+            continue
+        try:
+            await handle_batch(records)
+        except Exception:
+            log.exception("%s: batch of %d failed; rewinding and retrying", name, len(records))
+            for tp, part in batches.items():
+                consumer.seek(TopicPartition(tp.topic, tp.partition), part[0].offset)
+            await _sleep_unless_stopped(stop, retry_seconds)
+            continue
+        await consumer.commit()
+
+
+async def _sleep_unless_stopped(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        return
+
+
+def current_traceparent() -> str | None:
+    """Return the traceparent of the current span, to store for later links."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier.get("traceparent")
+
+
+def link_to(traceparent: str | None) -> list[trace.Link]:
+    """Build a span link to a stored traceparent (none if it is missing or invalid)."""
+    if not traceparent:
+        return []
+    span_ctx = trace.get_current_span(propagate.extract({"traceparent": traceparent}))
+    ctx = span_ctx.get_span_context()
+    return [trace.Link(ctx)] if ctx.is_valid else []
