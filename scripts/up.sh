@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Runs Duban on this machine with the embedded defaults: SQLite databases under .run/, a local
+# Kafka broker, an SMTP sink that keeps every message (Maildir .run/mail), the three services,
+# and the Digital Zhaoqing 2024 plan imported. Ctrl-C stops everything it started.
+# A second run reuses the caches and the data in .run/ (make clean wipes the data).
+#
+# Environment: DUBAN_REGISTRY_PORT [8001], DUBAN_PROGRESS_PORT [8002], DUBAN_NOTIFIER_PORT [8003],
+#   DUBAN_SMTP_PORT [1025], DUBAN_PROGRESS_SWEEP_INTERVAL_SECONDS [60], OTEL_* (traces are not
+#   exported unless OTEL_TRACES_EXPORTER is set, e.g. to otlp or console).
+set -euo pipefail
+
+REPO_ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
+cd "$REPO_ROOT"
+RUN=.run
+PLAN=data/plans/zhaoqing-digital-2024.txt
+REGISTRY_PORT=${DUBAN_REGISTRY_PORT:-8001}
+PROGRESS_PORT=${DUBAN_PROGRESS_PORT:-8002}
+NOTIFIER_PORT=${DUBAN_NOTIFIER_PORT:-8003}
+SMTP_PORT=${DUBAN_SMTP_PORT:-1025}
+DEMO_AGENCY=市林业局
+DEMO_MAIL=linye@zhaoqing.example.cn
+
+say() { printf 'up: %s\n' "$*"; }
+die() { printf 'up: %s\n' "$*" >&2; exit 1; }
+
+bash scripts/bootstrap.sh
+broker_was_running=0
+bash scripts/kafka.sh status >/dev/null 2>&1 && broker_was_running=1
+bash scripts/kafka.sh start
+mkdir -p "$RUN/logs" "$RUN/demo" "$RUN/mail/tmp" "$RUN/mail/new" "$RUN/mail/cur"
+
+export PATH="$REPO_ROOT/.venv/bin:$PATH"
+export DUBAN_REGISTRY_DATABASE_URL=${DUBAN_REGISTRY_DATABASE_URL:-sqlite+aiosqlite:///$REPO_ROOT/$RUN/registry.db}
+export DUBAN_PROGRESS_DATABASE_URL=${DUBAN_PROGRESS_DATABASE_URL:-sqlite+aiosqlite:///$REPO_ROOT/$RUN/progress.db}
+export DUBAN_NOTIFIER_DATABASE_URL=${DUBAN_NOTIFIER_DATABASE_URL:-sqlite+aiosqlite:///$REPO_ROOT/$RUN/notifier.db}
+export DUBAN_NOTIFIER_SMTP_HOST=127.0.0.1 DUBAN_NOTIFIER_SMTP_PORT=$SMTP_PORT
+export OTEL_TRACES_EXPORTER=${OTEL_TRACES_EXPORTER:-none}
+
+pids=()
+cleanup() {
+  trap - INT TERM EXIT
+  say "stopping services"
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  # Stop the broker only if this run started it (tests or another stack may be using it).
+  [[ $broker_was_running == 1 ]] || bash scripts/kafka.sh stop || true
+  say "stopped"
+}
+trap 'cleanup; exit 130' INT
+trap 'cleanup; exit 143' TERM
+trap cleanup EXIT
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for port in "$REGISTRY_PORT" "$PROGRESS_PORT" "$NOTIFIER_PORT" "$SMTP_PORT"; do
+  port_free "$port" || die "port $port on 127.0.0.1 is in use (another 'make up'?); stop it or set DUBAN_*_PORT"
+done
+
+wait_http() { # name url
+  for _ in $(seq 1 150); do
+    curl -fsS "$2" >/dev/null 2>&1 && return 0
+    sleep 0.2
+  done
+  die "$1 did not answer at $2; see $RUN/logs/$1.log"
+}
+
+start() { # name command...
+  local name=$1; shift
+  "$@" >"$RUN/logs/$name.log" 2>&1 &
+  pids+=($!)
+}
+
+say "SMTP sink on 127.0.0.1:$SMTP_PORT (Maildir $RUN/mail)"
+start smtp python -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" -c aiosmtpd.handlers.Mailbox "$RUN/mail"
+
+duban-registry import-plan "$PLAN" | sed 's/^/up: import: /'
+duban-progress migrate | sed 's/^/up: /'
+duban-notifier migrate | sed 's/^/up: /'
+
+start registry duban-registry serve --port "$REGISTRY_PORT"
+start progress duban-progress serve --port "$PROGRESS_PORT"
+start notifier duban-notifier serve --port "$NOTIFIER_PORT"
+wait_http registry "http://127.0.0.1:$REGISTRY_PORT/healthz"
+wait_http progress "http://127.0.0.1:$PROGRESS_PORT/healthz"
+wait_http notifier "http://127.0.0.1:$NOTIFIER_PORT/healthz"
+
+# A demo agency system: an API key and an email contact for the forestry bureau.
+agency_id=$(curl -fsS --get --data-urlencode "name=$DEMO_AGENCY" "http://127.0.0.1:$REGISTRY_PORT/v1/agencies" \
+  | python -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
+key_file="$RUN/demo/forestry.key"
+[[ -s $key_file ]] || duban-progress create-api-key --agency-id "$agency_id" --label "demo agency system" > "$key_file"
+curl -fsS -X PUT "http://127.0.0.1:$NOTIFIER_PORT/v1/agencies/$agency_id/contacts/email" \
+  -H "Authorization: Bearer ${DUBAN_NOTIFIER_ADMIN_TOKEN:-dev-admin-token}" \
+  -H 'Content-Type: application/json' -d "{\"addresses\": [\"$DEMO_MAIL\"]}" >/dev/null
+for _ in $(seq 1 150); do # progress learns the work points from Kafka
+  curl -fsS "http://127.0.0.1:$PROGRESS_PORT/v1/work-points/zhaoqing-digital-2024/35/progress" >/dev/null 2>&1 && break
+  sleep 0.2
+done
+
+cat <<MSG
+
+Duban is running (Ctrl-C stops it):
+  registry  http://127.0.0.1:$REGISTRY_PORT/docs   work points: /v1/plans/zhaoqing-digital-2024/work-points
+  progress  http://127.0.0.1:$PROGRESS_PORT/docs   agency reports: POST /v1/events
+  notifier  http://127.0.0.1:$NOTIFIER_PORT/docs   operator token: ${DUBAN_NOTIFIER_ADMIN_TOKEN:-dev-admin-token}
+  Kafka     127.0.0.1:${DUBAN_KAFKA_PORT:-19092}
+  SMTP sink 127.0.0.1:$SMTP_PORT, every message kept in $RUN/mail/new/
+  logs      $RUN/logs/
+Demo agency $DEMO_AGENCY ($agency_id): API key in $RUN/demo/forestry.key, mail to $DEMO_MAIL
+
+MSG
+
+# Exit (and clean up) as soon as any process dies.
+set +e
+wait -n "${pids[@]}"
+status=$?
+say "a process exited ($status); see $RUN/logs/"
+exit "$status"
