@@ -37,6 +37,7 @@ export DUBAN_NOTIFIER_SMTP_HOST=127.0.0.1 DUBAN_NOTIFIER_SMTP_PORT=$SMTP_PORT
 export OTEL_TRACES_EXPORTER=${OTEL_TRACES_EXPORTER:-none}
 
 pids=()
+# shellcheck disable=SC2317  # called from traps
 cleanup() {
   trap - INT TERM EXIT
   say "stopping services"
