@@ -119,10 +119,12 @@ async def apply_report(
         latest.status, latest.percent = event.status.value, event.percent
         latest.last_report_at = event.occurred_at
         session.add(latest)
-        if view.role_of(event.agency_id) == "lead":
+        # With several leads, an older report of one lead must not replace a newer one's.
+        if view.role_of(event.agency_id) == "lead" and (
+            state.last_lead_report_at is None or event.occurred_at >= state.last_lead_report_at
+        ):
             state.status, state.percent = event.status.value, event.percent
-            if state.last_lead_report_at is None or event.occurred_at > state.last_lead_report_at:
-                state.last_lead_report_at = event.occurred_at
+            state.last_lead_report_at = event.occurred_at
         await session.flush()
     state.last_traceparent = current_traceparent()
     any_blocked = await _any_blocked(session, event.work_point_id)
