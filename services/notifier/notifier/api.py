@@ -4,28 +4,19 @@ from __future__ import annotations
 
 import hmac
 import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated
 
 from duban_shared.api import ApiError
+from duban_shared.app import SessionDep
 from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import BaseModel, EmailStr, Field
 from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from notifier.models import Contact, NotificationLog
 from notifier.store import replace_email_contacts
 
 router = APIRouter()
-
-
-async def _session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with request.app.state.service.sessions() as session:
-        yield session
-
-
-SessionDep = Annotated[AsyncSession, Depends(_session)]
 
 
 def _operator(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
@@ -61,12 +52,6 @@ class NotificationOut(BaseModel):
     last_error: str | None
     created_at: datetime
     sent_at: datetime | None
-
-
-@router.get("/healthz", include_in_schema=False)
-async def healthz() -> dict[str, str]:
-    """Liveness."""
-    return {"status": "ok"}
 
 
 @router.put("/v1/agencies/{agency_id}/contacts/email")

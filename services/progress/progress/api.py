@@ -3,32 +3,23 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Annotated
 
 from aiokafka.errors import KafkaError
 from duban_shared import topics
 from duban_shared.api import ApiError
+from duban_shared.app import SessionDep
 from duban_shared.events import ReportStatus, StatusEvent, WorkPointId
 from duban_shared.kafka import link_to, send_traced
 from fastapi import APIRouter, Depends, Header, Request
 from opentelemetry import trace
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from progress.models import WorkPointState, WorkPointView
 from progress.store import agency_for_key
 
 router = APIRouter()
-
-
-async def _session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with request.app.state.service.sessions() as session:
-        yield session
-
-
-SessionDep = Annotated[AsyncSession, Depends(_session)]
 
 
 async def _agency(
@@ -101,12 +92,6 @@ class ProgressOut(BaseModel):
     stalled_since: datetime | None
     last_lead_report_at: datetime | None
     next_check_at: datetime | None
-
-
-@router.get("/healthz", include_in_schema=False)
-async def healthz() -> dict[str, str]:
-    """Liveness."""
-    return {"status": "ok"}
 
 
 @router.post("/v1/events", status_code=202)

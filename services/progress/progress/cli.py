@@ -9,23 +9,15 @@ import sys
 import uuid
 from pathlib import Path
 
+from duban_shared.cli import add_migrate, add_serve, agency_id
 from duban_shared.clock import SystemClock
 from duban_shared.db import create_engine, session_factory
-from duban_shared.migrations import upgrade
 
 from progress.models import ApiKey
 from progress.settings import ProgressSettings
 from progress.store import hash_key
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-
-
-def cmd_migrate(_args: argparse.Namespace) -> int:
-    """Bring the progress database to the latest schema."""
-    settings = ProgressSettings()
-    upgrade(MIGRATIONS, settings.database_url)
-    print(f"progress: database at head ({settings.database_url})")
-    return 0
 
 
 async def create_api_key(database_url: str, agency_id: uuid.UUID, label: str) -> str:
@@ -49,23 +41,9 @@ async def create_api_key(database_url: str, agency_id: uuid.UUID, label: str) ->
 
 def cmd_create_key(args: argparse.Namespace) -> int:
     """Print a new API key for an agency."""
-    try:
-        agency_id = uuid.UUID(args.agency_id)
-    except ValueError:
-        raise SystemExit(
-            f"duban-progress: '{args.agency_id}' is not an agency id; find it with "
-            "GET /v1/agencies?name=... on the registry"
-        ) from None
+    agency = agency_id(args.agency_id, "duban-progress")
     settings = ProgressSettings()
-    print(asyncio.run(create_api_key(settings.database_url, agency_id, args.label)))
-    return 0
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    """Run the HTTP API, consumers, relay and sweeper."""
-    import uvicorn
-
-    uvicorn.run("progress.main:create_app", factory=True, host=args.host, port=args.port)
+    print(asyncio.run(create_api_key(settings.database_url, agency, args.label)))
     return 0
 
 
@@ -73,16 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of `duban-progress`."""
     parser = argparse.ArgumentParser(prog="duban-progress", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("migrate", help="apply database migrations")
-    p.set_defaults(func=cmd_migrate)
+    add_migrate(sub, "progress", MIGRATIONS, lambda: ProgressSettings().database_url)
     p = sub.add_parser("create-api-key", help="issue an API key to an agency system")
     p.add_argument("--agency-id", required=True, help="the agency's id in the registry")
     p.add_argument("--label", default="agency system")
     p.set_defaults(func=cmd_create_key)
-    p = sub.add_parser("serve", help="run the HTTP API and background work")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8002)
-    p.set_defaults(func=cmd_serve)
+    add_serve(sub, "progress.main:create_app", 8002)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

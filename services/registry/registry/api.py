@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import date, datetime
 from typing import Annotated, Any
 
 from duban_shared.api import ApiError
-from fastapi import APIRouter, Depends, Query, Request
+from duban_shared.app import SessionDep
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -16,14 +16,6 @@ from registry import store
 from registry.models import Agency, Responsibility, WorkPoint
 
 router = APIRouter()
-
-
-async def _session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with request.app.state.service.sessions() as session:
-        yield session
-
-
-SessionDep = Annotated[AsyncSession, Depends(_session)]
 
 
 class AgencyPublic(BaseModel):
@@ -84,12 +76,6 @@ def _work_point(wp: WorkPoint, roles: list[tuple[Responsibility, Agency]]) -> Wo
         revision=wp.revision,
         updated_at=wp.updated_at,
     )
-
-
-@router.get("/healthz", include_in_schema=False)
-async def healthz() -> dict[str, str]:
-    """Liveness."""
-    return {"status": "ok"}
 
 
 @router.get("/v1/plans")

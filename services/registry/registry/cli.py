@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from duban_shared.cli import add_migrate, add_serve
 from duban_shared.clock import SystemClock
 from duban_shared.db import create_engine, session_factory
 from duban_shared.migrations import upgrade
@@ -44,14 +45,6 @@ def cmd_parse(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_migrate(_args: argparse.Namespace) -> int:
-    """Bring the registry database to the latest schema."""
-    settings = RegistrySettings()
-    upgrade(MIGRATIONS, settings.database_url)
-    print(f"registry: database at head ({settings.database_url})")
-    return 0
-
-
 async def _import(path: str, slug: str) -> ImportReport:
     settings = RegistrySettings()
     text, parsed = _parse_or_exit(path)
@@ -75,7 +68,9 @@ async def _import(path: str, slug: str) -> ImportReport:
 
 def cmd_import(args: argparse.Namespace) -> int:
     """Store a plan (applying migrations first); print what changed."""
-    cmd_migrate(args)
+    settings = RegistrySettings()
+    upgrade(MIGRATIONS, settings.database_url)
+    print(f"registry: database at head ({settings.database_url})", file=sys.stderr)
     slug = args.slug or Path(args.path).stem
     report = asyncio.run(_import(args.path, slug))
     summary = {
@@ -92,14 +87,6 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    """Run the HTTP API with its outbox relay."""
-    import uvicorn
-
-    uvicorn.run("registry.main:create_app", factory=True, host=args.host, port=args.port)
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `duban-registry`."""
     parser = argparse.ArgumentParser(prog="duban-registry", description=__doc__)
@@ -111,12 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("path")
     p.add_argument("--slug", help="plan id (default: the file name without extension)")
     p.set_defaults(func=cmd_import)
-    p = sub.add_parser("migrate", help="apply database migrations")
-    p.set_defaults(func=cmd_migrate)
-    p = sub.add_parser("serve", help="run the HTTP API")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8001)
-    p.set_defaults(func=cmd_serve)
+    add_migrate(sub, "registry", MIGRATIONS, lambda: RegistrySettings().database_url)
+    add_serve(sub, "registry.main:create_app", 8001)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

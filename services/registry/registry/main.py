@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer
-from duban_shared.api import install_error_handlers
+from duban_shared.app import service_app
 from duban_shared.clock import Clock, SystemClock
 from duban_shared.db import create_engine, is_sqlite, session_factory
 from duban_shared.kafka import make_producer
@@ -15,7 +13,6 @@ from duban_shared.outbox import OutboxRelay
 from duban_shared.runtime import Background
 from duban_shared.telemetry import create_tracer_provider
 from fastapi import FastAPI
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Tracer
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -81,24 +78,8 @@ def build(
 
 def create_app(service: RegistryService | None = None) -> FastAPI:
     """Build the HTTP app; with no service given it builds and runs its own from settings."""
-    owned = service is None
-    svc = service or build(RegistrySettings())
-
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        if owned:
-            await svc.start()
-        try:
-            yield
-        finally:
-            if owned:
-                await svc.close()
-
     from registry.api import router
 
-    app = FastAPI(title="Duban registry", version="0.1.0", lifespan=lifespan)
-    app.state.service = svc
-    install_error_handlers(app)
-    app.include_router(router)
-    FastAPIInstrumentor.instrument_app(app, tracer_provider=svc.tracer_provider)
-    return app
+    return service_app(
+        "Duban registry", service or build(RegistrySettings()), router, owned=service is None
+    )

@@ -137,17 +137,7 @@ async def import_plan(
     for wp in stored.values():
         await _replace_roles(session, wp.id, [])
         await session.delete(wp)
-        tomb = WorkPointSnapshot(
-            event_id=uuid.uuid4(),
-            occurred_at=now,
-            work_point_id=wp.id,
-            plan_slug=slug,
-            number=wp.number,
-            section=wp.section_number,
-            title=wp.title,
-            responsibilities=[],
-            deleted=True,
-        )
+        tomb = _snapshot(wp, slug, [], agencies, defaults, now, deleted=True)
         _publish(session, tomb, now)
         report.work_points_removed.append(wp.number)
     return report
@@ -264,6 +254,8 @@ def _snapshot(
     agencies: dict[str, Agency],
     defaults: Defaults,
     now: datetime,
+    *,
+    deleted: bool = False,
 ) -> WorkPointSnapshot:
     return WorkPointSnapshot(
         event_id=uuid.uuid4(),
@@ -280,6 +272,7 @@ def _snapshot(
         ],
         report_every_working_days=defaults.report_every_working_days,
         grace_working_days=defaults.grace_working_days,
+        deleted=deleted,
     )
 
 
