@@ -34,7 +34,7 @@ def _parse_or_exit(path: str) -> tuple[str, object]:
     try:
         return text, parse_plan(text)
     except PlanParseError as exc:
-        raise SystemExit(f"duban-registry: {path}: [{exc.code}] {exc}") from None
+        raise SystemExit(f"duban-registry: {path}: [{exc.code}] {exc.message}") from None
 
 
 def cmd_parse(args: argparse.Namespace) -> int:
@@ -66,6 +66,22 @@ async def _import(path: str, slug: str) -> ImportReport:
         await engine.dispose()
 
 
+def describe(report: ImportReport) -> str:
+    """Say in one line what an import changed."""
+
+    def numbers(items: list[int]) -> str:
+        return f" ({', '.join(map(str, items))})" if 0 < len(items) <= 10 else ""
+
+    return (
+        f"plan {report.plan_slug}: {'created' if report.plan_created else 'existing'}; "
+        f"agencies added {len(report.agencies_added)}; work points added "
+        f"{len(report.work_points_added)}{numbers(report.work_points_added)}, updated "
+        f"{len(report.work_points_updated)}{numbers(report.work_points_updated)}, removed "
+        f"{len(report.work_points_removed)}{numbers(report.work_points_removed)}, unchanged "
+        f"{report.work_points_unchanged}"
+    )
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     """Store a plan (applying migrations first); print what changed."""
     settings = RegistrySettings()
@@ -73,17 +89,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     print(f"registry: database at head ({settings.database_url})", file=sys.stderr)
     slug = args.slug or Path(args.path).stem
     report = asyncio.run(_import(args.path, slug))
-    summary = {
-        "plan": report.plan_slug,
-        "plan_created": report.plan_created,
-        "agencies_added": len(report.agencies_added),
-        "work_points_added": report.work_points_added,
-        "work_points_updated": report.work_points_updated,
-        "work_points_removed": report.work_points_removed,
-        "work_points_unchanged": report.work_points_unchanged,
-        "changed": report.changed,
-    }
-    print(json.dumps(summary, ensure_ascii=False))
+    print(describe(report))
     return 0
 
 
