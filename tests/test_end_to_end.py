@@ -183,3 +183,20 @@ async def test_invalid_events_get_a_clear_4xx_and_nothing_reaches_kafka(stack: S
     # Nothing was produced: the status topic is still empty on every partition.
     ends = await end_offsets(stack.kafka_bootstrap, stack.topic_prefix + topics.STATUS, 6)
     assert ends == {p: 0 for p in range(6)}
+
+
+async def test_transient_smtp_failure_is_retried_from_kafka_and_sends_once(stack: Stack) -> None:
+    # The SMTP server refuses twice with a transient error: the notifier's batch fails, the
+    # consumer rewinds to the transition and tries again until the server accepts.
+    stack.smtp.fail_next.extend(["451 4.3.0 try again later"] * 2)
+    response = await stack.post_event(stack.forestry_key, 35, "blocked")
+    assert response.status_code == 202
+
+    await wait_for(lambda: _mail_count(stack, 1), what="the email after two refusals")
+    assert stack.smtp.fail_next == []
+    async with stack.notifier.sessions() as session:
+        row = (
+            await session.exec(select(NotificationLog).where(NotificationLog.status == "sent"))
+        ).one()
+    assert row.attempts == 3
+    assert len(stack.smtp.mailbox(FORESTRY_MAIL)) == 1
