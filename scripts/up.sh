@@ -34,6 +34,7 @@ export DUBAN_REGISTRY_DATABASE_URL=${DUBAN_REGISTRY_DATABASE_URL:-sqlite+aiosqli
 export DUBAN_PROGRESS_DATABASE_URL=${DUBAN_PROGRESS_DATABASE_URL:-sqlite+aiosqlite:///$REPO_ROOT/$RUN/progress.db}
 export DUBAN_NOTIFIER_DATABASE_URL=${DUBAN_NOTIFIER_DATABASE_URL:-sqlite+aiosqlite:///$REPO_ROOT/$RUN/notifier.db}
 export DUBAN_NOTIFIER_SMTP_HOST=127.0.0.1 DUBAN_NOTIFIER_SMTP_PORT=$SMTP_PORT
+export DUBAN_AUTH_JWKS_URL=${DUBAN_AUTH_JWKS_URL:-http://127.0.0.1:$REGISTRY_PORT/.well-known/jwks.json}
 export OTEL_TRACES_EXPORTER=${OTEL_TRACES_EXPORTER:-none}
 
 pids=()
@@ -84,16 +85,33 @@ wait_http registry "http://127.0.0.1:$REGISTRY_PORT/healthz"
 wait_http progress "http://127.0.0.1:$PROGRESS_PORT/healthz"
 wait_http notifier "http://127.0.0.1:$NOTIFIER_PORT/healthz"
 
-# A demo agency system: an API key and an email contact for the forestry bureau.
-agency_id=$(curl -fsS --get --data-urlencode "name=$DEMO_AGENCY" "http://127.0.0.1:$REGISTRY_PORT/v1/agencies" \
-  | python -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
-key_file="$RUN/demo/forestry.key"
-[[ -s $key_file ]] || duban-progress create-api-key --agency-id "$agency_id" --label "demo agency system" > "$key_file"
+# Demo API clients of the registry (OAuth2 client credentials), made once and kept in .run/demo:
+# the agency system of the forestry bureau, and an operator of the coordinating office.
+# shellcheck disable=SC1090  # a client file is KEY=value lines written by create-client
+client_field() { ( . "$1" && printf '%s' "${!2}" ) } # file name
+token_for() { # client file -> access token from the registry (secret via stdin, not argv)
+  printf 'user = "%s:%s"\n' "$(client_field "$1" client_id)" "$(client_field "$1" client_secret)" \
+    | curl -fsS -K - -d grant_type=client_credentials "http://127.0.0.1:$REGISTRY_PORT/oauth/token" \
+    | python -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'
+}
+ensure_client() { # file create-client arguments...
+  local file=$1; shift
+  if [[ -s $file ]] && token_for "$file" >/dev/null 2>&1; then return 0; fi
+  (umask 077 && duban-registry create-client "$@" > "$file.new" 2>>"$RUN/logs/clients.log")
+  mv "$file.new" "$file"
+  say "new API client in $file ($(client_field "$file" client_id))"
+}
+rm -f "$RUN/demo/forestry.key" # the API key of earlier versions
+ensure_client "$RUN/demo/forestry.client" --role agency --agency-name "$DEMO_AGENCY" --label "demo agency system"
+ensure_client "$RUN/demo/operator.client" --role operator --label "make up operator"
+agency_id=$(client_field "$RUN/demo/forestry.client" agency_id)
+operator_token=$(token_for "$RUN/demo/operator.client")
 curl -fsS -X PUT "http://127.0.0.1:$NOTIFIER_PORT/v1/agencies/$agency_id/contacts/email" \
-  -H "Authorization: Bearer ${DUBAN_NOTIFIER_ADMIN_TOKEN:-dev-admin-token}" \
+  -H "Authorization: Bearer $operator_token" \
   -H 'Content-Type: application/json' -d "{\"addresses\": [\"$DEMO_MAIL\"]}" >/dev/null
 for _ in $(seq 1 150); do # progress learns the work points from Kafka
-  curl -fsS "http://127.0.0.1:$PROGRESS_PORT/v1/work-points/zhaoqing-digital-2024/35/progress" >/dev/null 2>&1 && break
+  curl -fsS -H "Authorization: Bearer $operator_token" \
+    "http://127.0.0.1:$PROGRESS_PORT/v1/work-points/zhaoqing-digital-2024/35/progress" >/dev/null 2>&1 && break
   sleep 0.2
 done
 
@@ -101,12 +119,14 @@ cat <<MSG
 
 Duban is running (Ctrl-C stops it):
   registry  http://127.0.0.1:$REGISTRY_PORT/docs   work points: /v1/plans/zhaoqing-digital-2024/work-points
+            tokens: POST /oauth/token (client credentials), keys: /.well-known/jwks.json
   progress  http://127.0.0.1:$PROGRESS_PORT/docs   agency reports: POST /v1/events
-  notifier  http://127.0.0.1:$NOTIFIER_PORT/docs   operator token: ${DUBAN_NOTIFIER_ADMIN_TOKEN:-dev-admin-token}
+  notifier  http://127.0.0.1:$NOTIFIER_PORT/docs   contacts and notification log (office tokens)
   Kafka     127.0.0.1:${DUBAN_KAFKA_PORT:-19092}
   SMTP sink 127.0.0.1:$SMTP_PORT, every message kept in $RUN/mail/new/
   logs      $RUN/logs/
-Demo agency $DEMO_AGENCY ($agency_id): API key in $RUN/demo/forestry.key, mail to $DEMO_MAIL
+Demo agency $DEMO_AGENCY ($agency_id): API client in $RUN/demo/forestry.client, mail to $DEMO_MAIL
+Operator API client (contacts, notification log): $RUN/demo/operator.client
 
 MSG
 

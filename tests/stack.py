@@ -1,7 +1,10 @@
 """The three services wired together on real Kafka, PostgreSQL and SMTP, with one moved clock.
 
 The services run in the test's process (their background tasks on its event loop) and talk only
-through Kafka, as in production; each has its own database and its own TracerProvider.
+through Kafka, as in production; each has its own database and its own TracerProvider. Callers
+authenticate as production clients do: API clients are created in the registry, tokens come from
+its `POST /oauth/token`, and progress and the notifier fetch the registry's JWKS over HTTP (to
+the registry app through `RegistryLink`, which a test can cut to play a registry that is down).
 """
 
 from __future__ import annotations
@@ -9,21 +12,22 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
+from duban_shared.auth import Role
 from duban_shared.clock import ManualClock
 from notifier.main import NotifierService
 from notifier.main import build as build_notifier
 from notifier.main import create_app as notifier_app
 from notifier.settings import NotifierSettings
-from progress.cli import create_api_key
 from progress.main import ProgressService
 from progress.main import build as build_progress
 from progress.main import create_app as progress_app
 from progress.models import WorkPointView
 from progress.settings import ProgressSettings
+from registry import auth_store
 from registry.main import RegistryService
 from registry.main import build as build_registry
 from registry.main import create_app as registry_app
@@ -42,6 +46,61 @@ START = datetime.fromisoformat("2024-09-02T09:00:00+08:00")
 
 
 @dataclass
+class Client:
+    """An API client of the registry, as an agency system or the office keeps it."""
+
+    client_id: str
+    secret: str
+    role: Role
+    agency_id: uuid.UUID | None = None
+    token: str | None = None  # the last access token and when it expires
+    expires_at: datetime | None = None
+
+
+class RegistryLink(httpx.AsyncBaseTransport):
+    """HTTP from progress and the notifier to the registry app; `up = False` cuts it."""
+
+    def __init__(self, app: object) -> None:
+        self._app = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+        self.up = True
+        self.requests = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Pass the request to the registry app, or fail as an unreachable host does."""
+        self.requests += 1
+        if not self.up:
+            raise httpx.ConnectError("registry unreachable (cut by the test)", request=request)
+        return await self._app.handle_async_request(request)
+
+
+async def create_client(
+    registry: RegistryService, role: Role, agency_name: str | None = None, label: str = "test"
+) -> Client:
+    """Create an API client in the registry, as `duban-registry create-client` does."""
+    async with registry.sessions() as session, session.begin():
+        agency = (
+            await auth_store.resolve_agency(session, agency_name=agency_name)
+            if agency_name
+            else None
+        )
+        issued = await auth_store.create_client(
+            session, role=role, agency=agency, label=label, now=registry.clock.now()
+        )
+    return Client(issued.client.client_id, issued.secret, role, issued.client.agency_id)
+
+
+async def bearer(
+    registry: RegistryService, role: Role = "coordinator", agency_name: str | None = None
+) -> dict[str, str]:
+    """An Authorization header for a new client of the registry (token signed directly)."""
+    client = await create_client(registry, role, agency_name)
+    async with registry.sessions() as session:
+        row = await auth_store.get_client(session, client.client_id)
+    token = await registry.issuer.issue(row)
+    return {"Authorization": f"Bearer {token.token}"}
+
+
+@dataclass
 class Stack:
     """Handles on the running system."""
 
@@ -56,23 +115,57 @@ class Stack:
     spans: Spans
     kafka_bootstrap: str
     topic_prefix: str
-    forestry_key: str
+    registry_link: RegistryLink
+    forestry: Client  # the agency system of 市林业局
+    office: Client  # a coordinator of the coordinating office
+    operator: Client
 
     @property
     def forestry_id(self) -> uuid.UUID:
         """The registry id of 市林业局."""
         return agency_id_for(FORESTRY)
 
-    async def key_for(self, agency_name: str) -> str:
-        """Issue an API key to an agency of the plan."""
-        return await create_api_key(
-            self.progress.settings.database_url, agency_id_for(agency_name), "test"
+    async def client_for(self, agency_name: str) -> Client:
+        """Create an agency client for an agency of the plan."""
+        return await create_client(self.registry, "agency", agency_name)
+
+    async def request_token(self, client_id: str, secret: str) -> httpx.Response:
+        """Ask the registry for a token (client credentials in the form)."""
+        return await self.registry_http.post(
+            "/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": client_id,
+                "client_secret": secret,
+            },
+        )
+
+    async def token(self, client: Client) -> str:
+        """A valid access token of a client: the cached one, or a new one from the registry."""
+        now = self.clock.now()
+        if client.token and client.expires_at and now < client.expires_at - timedelta(minutes=1):
+            return client.token
+        response = await self.request_token(client.client_id, client.secret)
+        assert response.status_code == 200, response.text
+        client.token = str(response.json()["access_token"])
+        client.expires_at = now + timedelta(seconds=response.json()["expires_in"])
+        return client.token
+
+    async def auth(self, who: Client | str) -> dict[str, str]:
+        """The Authorization header of a client (or of a raw token string)."""
+        token = who if isinstance(who, str) else await self.token(who)
+        return {"Authorization": f"Bearer {token}"}
+
+    async def get_progress(self, who: Client | str, number: int) -> httpx.Response:
+        """Read a work point's progress as a client."""
+        return await self.progress_http.get(
+            f"/v1/work-points/{PLAN}/{number}/progress", headers=await self.auth(who)
         )
 
     async def post_event(
-        self, key: str, number: int, status: str, **extra: object
+        self, who: Client | str, number: int, status: str, **extra: object
     ) -> httpx.Response:
-        """Post a status report as an agency system would."""
+        """Post a status report as an agency system would (a client, or a raw token)."""
         body = {
             "event_id": str(extra.pop("event_id", uuid.uuid4())),
             "work_point_id": f"{PLAN}/{number}",
@@ -80,10 +173,10 @@ class Stack:
             "occurred_at": extra.pop("occurred_at", self.clock.now().isoformat()),
             **extra,
         }
-        return await self.progress_http.post("/v1/events", json=body, headers={"X-API-Key": key})
+        return await self.progress_http.post("/v1/events", json=body, headers=await self.auth(who))
 
 
-async def _import_plan(registry: RegistryService) -> None:
+async def import_plan_into(registry: RegistryService) -> None:
     text = PLAN_PATH.read_text(encoding="utf-8")
     async with registry.sessions() as session, session.begin():
         await import_plan(
@@ -112,7 +205,7 @@ async def stack(
 ) -> AsyncIterator[Stack]:
     """Start registry, progress and notifier; import the plan; wait until progress has it."""
     clock = ManualClock(START)
-    common = {
+    common: dict[str, object] = {
         "kafka_bootstrap_servers": kafka_bootstrap,
         "topic_prefix": topic_prefix,
         "outbox_poll_seconds": 0.2,
@@ -123,21 +216,26 @@ async def stack(
         clock=clock,
         tracer_provider=spans.provider("duban-registry"),
     )
+    registry_asgi = registry_app(registry)
+    link = RegistryLink(registry_asgi)
+    jwks_http = httpx.AsyncClient(transport=link, base_url="http://registry")
+    common["auth_jwks_url"] = "http://registry/.well-known/jwks.json"
     progress = build_progress(
         ProgressSettings(database_url=make_database("progress"), run_sweeper=False, **common),  # type: ignore[arg-type]
         clock=clock,
         tracer_provider=spans.provider("duban-progress"),
+        jwks_http=jwks_http,
     )
     notifier = build_notifier(
         NotifierSettings(
             database_url=make_database("notifier"),
             smtp_port=smtp.port,
-            admin_token="test-operator-token",
             retry_seconds=0.2,
             **common,  # type: ignore[arg-type]
         ),
         clock=clock,
         tracer_provider=spans.provider("duban-notifier"),
+        jwks_http=jwks_http,
     )
     services = [registry, progress, notifier]
     started = []
@@ -145,13 +243,13 @@ async def stack(
         for service in services:
             await service.start()
             started.append(service)
-        await _import_plan(registry)
+        await import_plan_into(registry)
         await wait_for(
             lambda: _has_all(progress), within=60, what="progress to learn the 50 work points"
         )
         clients = [
             httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
-            for app in (registry_app(registry), progress_app(progress), notifier_app(notifier))
+            for app in (registry_asgi, progress_app(progress), notifier_app(notifier))
         ]
         st = Stack(
             clock=clock,
@@ -165,13 +263,15 @@ async def stack(
             spans=spans,
             kafka_bootstrap=kafka_bootstrap,
             topic_prefix=topic_prefix,
-            forestry_key="",
+            registry_link=link,
+            forestry=await create_client(registry, "agency", FORESTRY),
+            office=await create_client(registry, "coordinator"),
+            operator=await create_client(registry, "operator"),
         )
-        st.forestry_key = await st.key_for(FORESTRY)
         response = await st.notifier_http.put(
             f"/v1/agencies/{st.forestry_id}/contacts/email",
             json={"addresses": [FORESTRY_MAIL]},
-            headers={"Authorization": "Bearer test-operator-token"},
+            headers=await st.auth(st.operator),
         )
         assert response.status_code == 200, response.text
         yield st
@@ -180,6 +280,7 @@ async def stack(
     finally:
         for service in reversed(started):
             await service.close()
+        await jwks_http.aclose()
 
 
 async def _has_all(progress: ProgressService) -> bool:

@@ -89,12 +89,12 @@ async def test_unapplicable_events_are_dead_lettered_and_the_partition_keeps_flo
             return state is not None and state.status == "at_risk"
 
     await wait_for(applied, what="progress to apply the valid event behind the bad ones")
-    progress = await stack.progress_http.get(f"/v1/work-points/{PLAN}/35/progress")
+    progress = await stack.get_progress(stack.office, 35)
     assert (progress.json()["status"], progress.json()["percent"]) == ("at_risk", 55)
     async with stack.progress.sessions() as session:
         stored = (await session.exec(select(func.count()).select_from(StatusReport))).one()
     assert stored == 1  # only the valid event was stored
-    assert (await stack.progress_http.get(f"/v1/work-points/{PLAN}/41/progress")).json()[
+    assert (await stack.get_progress(stack.office, 41)).json()[
         "stalled"
     ] is False  # the refused "blocked" report changed nothing
 

@@ -27,7 +27,7 @@ async def _consumed(stack: Stack, group: str, topic: str, partition: int, offset
 
 async def test_blocked_report_emails_the_lead_agency_within_one_trace(stack: Stack) -> None:
     response = await stack.post_event(
-        stack.forestry_key, 35, "blocked", percent=40, note="林分优化用地审批未完成"
+        stack.forestry, 35, "blocked", percent=40, note="林分优化用地审批未完成"
     )
     assert response.status_code == 202, response.text
     assert response.json()["status"] == "accepted"
@@ -70,7 +70,7 @@ async def test_blocked_report_emails_the_lead_agency_within_one_trace(stack: Sta
 
 
 async def test_silent_lead_agency_stalls_after_period_and_grace(stack: Stack) -> None:
-    response = await stack.post_event(stack.forestry_key, 35, "on_track", percent=10)
+    response = await stack.post_event(stack.forestry, 35, "on_track", percent=10)
     assert response.status_code == 202
     await wait_for(
         lambda: _consumed(
@@ -97,7 +97,7 @@ async def test_silent_lead_agency_stalls_after_period_and_grace(stack: Stack) ->
 
     # A second sweep finds nothing new: one episode, one email.
     assert await stack.progress.sweeper.sweep_once() == 0
-    progress = await stack.progress_http.get("/v1/work-points/zhaoqing-digital-2024/35/progress")
+    progress = await stack.get_progress(stack.office, 35)
     assert progress.json()["stall_reason"] == "silent"
 
     # Agencies without a contact are logged, not forgotten.
@@ -115,8 +115,8 @@ async def test_silent_lead_agency_stalls_after_period_and_grace(stack: Stack) ->
 
 async def test_duplicate_event_id_stores_one_report_and_sends_one_email(stack: Stack) -> None:
     event_id = uuid.uuid4()
-    first = await stack.post_event(stack.forestry_key, 35, "blocked", event_id=event_id)
-    second = await stack.post_event(stack.forestry_key, 35, "blocked", event_id=event_id)
+    first = await stack.post_event(stack.forestry, 35, "blocked", event_id=event_id)
+    second = await stack.post_event(stack.forestry, 35, "blocked", event_id=event_id)
     assert first.status_code == second.status_code == 202
     await wait_for(lambda: _mail_count(stack, 1), what="the stall email")
     await wait_for(
@@ -156,7 +156,7 @@ async def test_duplicate_event_id_stores_one_report_and_sends_one_email(stack: S
 
 
 async def test_invalid_events_get_a_clear_4xx_and_nothing_reaches_kafka(stack: Stack) -> None:
-    key = stack.forestry_key
+    key = stack.forestry
     cases = [
         (await stack.post_event(key, 99, "on_track"), 404, "unknown_work_point"),
         (await stack.post_event(key, 41, "on_track"), 403, "agency_not_responsible"),
@@ -172,10 +172,10 @@ async def test_invalid_events_get_a_clear_4xx_and_nothing_reaches_kafka(stack: S
             422,
             "invalid_request",
         ),
-        (await stack.post_event("not-a-key", 35, "on_track"), 401, "invalid_api_key"),
+        (await stack.post_event("not-a-token", 35, "on_track"), 401, "invalid_token"),
     ]
     missing = await stack.progress_http.post("/v1/events", json={})
-    cases.append((missing, 401, "missing_api_key"))
+    cases.append((missing, 401, "missing_token"))
     for response, status, code in cases:
         assert (response.status_code, response.json()["code"]) == (status, code), response.text
         assert response.json()["message"]
@@ -189,7 +189,7 @@ async def test_transient_smtp_failure_is_retried_from_kafka_and_sends_once(stack
     # The SMTP server refuses twice with a transient error: the notifier's batch fails, the
     # consumer rewinds to the transition and tries again until the server accepts.
     stack.smtp.fail_next.extend(["451 4.3.0 try again later"] * 2)
-    response = await stack.post_event(stack.forestry_key, 35, "blocked")
+    response = await stack.post_event(stack.forestry, 35, "blocked")
     assert response.status_code == 202
 
     await wait_for(lambda: _mail_count(stack, 1), what="the email after two refusals")

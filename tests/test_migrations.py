@@ -3,18 +3,22 @@ and head matches the service's table models."""
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from duban_shared.db import is_sqlite, sync_url
-from duban_shared.migrations import downgrade, upgrade
+from duban_shared.migrations import alembic_config, downgrade, upgrade
 from notifier.models import NotifierBase
 from progress.models import ProgressBase
 from registry.models import RegistryBase
-from sqlalchemy import Engine, MetaData, create_engine, inspect, pool
+from sqlalchemy import Engine, MetaData, create_engine, inspect, pool, text
 
 from tests.harness import MIGRATIONS
 
@@ -58,6 +62,14 @@ def _tables(engine: Engine) -> set[str]:
     return set(inspect(engine).get_table_names())
 
 
+def _head(service: str) -> str:
+    heads = ScriptDirectory.from_config(
+        alembic_config(MIGRATIONS[service], "sqlite://")
+    ).get_heads()
+    assert len(heads) == 1, f"{service} has several migration heads: {heads}"
+    return str(heads[0])
+
+
 def _version(engine: Engine) -> str | None:
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
@@ -84,7 +96,7 @@ def test_migrations_upgrade_downgrade_and_upgrade_again(
 
     upgrade(MIGRATIONS[service], url)
     assert _tables(engine) == model_tables | {"alembic_version"}
-    assert _version(engine) == "0001"
+    assert _version(engine) == _head(service)
     assert _drift(engine, METADATA[service]) == []  # head is exactly what the models say
 
     downgrade(MIGRATIONS[service], url, "base")
@@ -93,4 +105,51 @@ def test_migrations_upgrade_downgrade_and_upgrade_again(
 
     upgrade(MIGRATIONS[service], url)
     assert _tables(engine) == model_tables | {"alembic_version"}
-    assert _version(engine) == "0001"
+    assert _version(engine) == _head(service)
+
+
+def test_registry_0003_carries_existing_plans_agencies_and_targets_both_ways(
+    empty_database: Callable[[str], str], sync_engine: Callable[[str], Engine]
+) -> None:
+    url = empty_database("registry")
+    upgrade(MIGRATIONS["registry"], url, "0002")  # before the plan model
+    engine = sync_engine(url)
+    forestry = uuid.uuid4()
+    targets = [
+        {"metric": "林分优化", "value": 13, "unit": "万亩", "comparator": "=", "source": "s"}
+    ]
+    now = datetime(2024, 8, 7, tzinfo=UTC)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO plan (id, slug, title, issuer, issued_on, year, source_sha256, "
+                "imported_at) VALUES (1, 'p', 't', 'i', :d, 2024, 'h', :now)"
+            ),
+            {"d": date(2024, 8, 6), "now": now},
+        )
+        conn.execute(
+            text("INSERT INTO agency (id, name, kind) VALUES (:id, '市林业局', 'city_bureau')"),
+            {"id": forestry if not is_sqlite(url) else forestry.hex},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO workpoint (id, plan_id, number, section_number, title, text, "
+                "lead_inferred, with_other_units, targets, revision, updated_at) VALUES "
+                "('p/35', 1, 35, 9, 't', 'x', false, false, :targets, 1, :now)"
+            ),
+            {"targets": json.dumps(targets, ensure_ascii=False), "now": now},
+        )
+
+    upgrade(MIGRATIONS["registry"], url, "0003")
+    with engine.connect() as conn:
+        due_on, version = conn.execute(text("SELECT due_on, version FROM plan")).one()
+        assert (str(due_on), version) == ("2024-12-31", 1)  # SQLite answers raw SQL with text
+        assert conn.execute(text("SELECT name_key FROM agency")).scalar_one() == "林业局"
+        moved = conn.execute(text("SELECT work_point_id, position, value, unit FROM target")).all()
+        assert [tuple(r) for r in moved] == [("p/35", 0, 13.0, "万亩")]
+
+    downgrade(MIGRATIONS["registry"], url, "0002")
+    with engine.connect() as conn:
+        restored = conn.execute(text("SELECT targets FROM workpoint")).scalar_one()
+    restored = json.loads(restored) if isinstance(restored, str) else restored
+    assert [(t["metric"], t["value"], t["unit"]) for t in restored] == [("林分优化", 13.0, "万亩")]

@@ -21,12 +21,21 @@ class ErrorBody(BaseModel):
 class ApiError(Exception):
     """An error with an HTTP status, a stable code and an actionable message."""
 
-    def __init__(self, status: int, code: str, message: str, details: Any | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: Any | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.details = details
+        self.headers = headers
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -35,7 +44,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
         body = ErrorBody(code=exc.code, message=exc.message, details=exc.details)
-        return JSONResponse(status_code=exc.status, content=body.model_dump(mode="json"))
+        return JSONResponse(
+            status_code=exc.status, content=body.model_dump(mode="json"), headers=exc.headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from duban_shared.api import install_error_handlers
+from duban_shared.auth import TokenVerifier
 
 
 class Service(Protocol):
@@ -20,6 +21,11 @@ class Service(Protocol):
 
     tracer_provider: TracerProvider
     sessions: async_sessionmaker[AsyncSession]
+
+    @property
+    def verifier(self) -> TokenVerifier:
+        """Checks the bearer tokens of requests (see duban_shared.auth)."""
+        ...
 
     async def start(self) -> None: ...
 

@@ -89,6 +89,40 @@ class Responsibility(AgencyRef):
     role: Literal["lead", "co"]
 
 
+class TargetShareRef(BaseModel):
+    """The part of a target one agency answers for."""
+
+    model_config = ConfigDict(frozen=True)
+
+    agency_id: uuid.UUID
+    share: float = Field(gt=0, le=1)
+
+
+class TargetRef(BaseModel):
+    """A quantitative target of a work point."""
+
+    model_config = ConfigDict(frozen=True)
+
+    metric: str
+    value: float
+    unit: str
+    comparator: str
+    shares: list[TargetShareRef] = Field(default_factory=list)
+
+
+class AgencySnapshot(Event):
+    """An agency as other services may know it (compacted topic duban.registry.agencies.v1).
+
+    No personal data: names and kinds only. A merged agency names the agency it went into.
+    """
+
+    agency_id: uuid.UUID
+    name: str
+    kind: str
+    aliases: list[str] = Field(default_factory=list)
+    merged_into: uuid.UUID | None = None
+
+
 class WorkPointSnapshot(Event):
     """Full state of a work point (compacted topic duban.registry.work-points.v1)."""
 
@@ -101,7 +135,12 @@ class WorkPointSnapshot(Event):
     lead_inferred: bool = False
     report_every_working_days: int = Field(default=10, ge=1)
     grace_working_days: int = Field(default=3, ge=0)
-    due_on: str | None = Field(default=None, description="ISO date; plan end when absent.")
+    warn_before_due_working_days: int = Field(default=10, ge=0)
+    pace_tolerance_pct: float = Field(default=10.0, ge=0, le=100)
+    flatline_reports: int = Field(default=3, ge=2)
+    due_on: str | None = Field(default=None, description="ISO date the work point is due.")
+    targets: list[TargetRef] = Field(default_factory=list)
+    coordinating_agency_id: uuid.UUID | None = None
     deleted: bool = False
 
     def leads(self) -> list[Responsibility]:

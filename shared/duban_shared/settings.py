@@ -26,5 +26,49 @@ class ServiceSettings(BaseSettings):
         description="Prefix of every topic and consumer group name (isolates tests, tenants).",
         validation_alias=AliasChoices("topic_prefix", "DUBAN_TOPIC_PREFIX"),
     )
+    auth_issuer: str = Field(
+        default="duban-registry",
+        description="The `iss` of access tokens: the registry issues them, every service checks.",
+        validation_alias=AliasChoices("auth_issuer", "DUBAN_AUTH_ISSUER"),
+    )
+    auth_audience: str = Field(
+        default="duban",
+        description="The `aud` every access token must carry.",
+        validation_alias=AliasChoices("auth_audience", "DUBAN_AUTH_AUDIENCE"),
+    )
+    auth_jwks_url: str = Field(
+        default="http://127.0.0.1:8001/.well-known/jwks.json",
+        description="Where progress and the notifier fetch the registry's public keys.",
+        validation_alias=AliasChoices("auth_jwks_url", "DUBAN_AUTH_JWKS_URL"),
+    )
+    auth_jwks_refresh_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="How old the cached key set may get before it is fetched again.",
+        validation_alias=AliasChoices(
+            "auth_jwks_refresh_seconds", "DUBAN_AUTH_JWKS_REFRESH_SECONDS"
+        ),
+    )
+    auth_jwks_min_refresh_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="Fetch at most this often, e.g. when tokens name an unknown key id.",
+        validation_alias=AliasChoices(
+            "auth_jwks_min_refresh_seconds", "DUBAN_AUTH_JWKS_MIN_REFRESH_SECONDS"
+        ),
+    )
+    auth_jwks_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        validation_alias=AliasChoices(
+            "auth_jwks_timeout_seconds", "DUBAN_AUTH_JWKS_TIMEOUT_SECONDS"
+        ),
+    )
+    auth_leeway_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="Clock difference tolerated between the registry and a verifying service.",
+        validation_alias=AliasChoices("auth_leeway_seconds", "DUBAN_AUTH_LEEWAY_SECONDS"),
+    )
     database_url: str = "sqlite+aiosqlite:///.run/duban.db"
     outbox_poll_seconds: float = 1.0

@@ -1,15 +1,14 @@
-"""Notifier HTTP API: agency email contacts and the notification log (operator token)."""
+"""Notifier HTTP API: agency email contacts and the notification log (office tokens only)."""
 
 from __future__ import annotations
 
-import hmac
 import uuid
 from datetime import datetime
 from typing import Annotated
 
-from duban_shared.api import ApiError
 from duban_shared.app import SessionDep
-from fastapi import APIRouter, Depends, Header, Query, Request
+from duban_shared.auth import Principal, PrincipalDep, require_office
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, EmailStr, Field
 from sqlmodel import col, select
 
@@ -19,18 +18,13 @@ from notifier.store import replace_email_contacts
 router = APIRouter()
 
 
-def _operator(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
-    expected = request.app.state.service.settings.admin_token
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token, expected):
-        raise ApiError(
-            401,
-            "operator_token_required",
-            "Send 'Authorization: Bearer <token>' with the notifier's operator token.",
-        )
+def _office(principal: PrincipalDep) -> Principal:
+    """Contacts and the log are the coordinating office's (coordinator or operator)."""
+    require_office(principal)
+    return principal
 
 
-OperatorDep = Annotated[None, Depends(_operator)]
+OfficeDep = Annotated[Principal, Depends(_office)]
 
 
 class EmailContacts(BaseModel):
@@ -40,7 +34,7 @@ class EmailContacts(BaseModel):
 
 
 class NotificationOut(BaseModel):
-    """One entry of the notification log (addresses are shown to operators only)."""
+    """One entry of the notification log (addresses are shown to the office only)."""
 
     id: int
     work_point_id: str
@@ -60,7 +54,7 @@ async def put_email_contacts(
     contacts: EmailContacts,
     request: Request,
     session: SessionDep,
-    _op: OperatorDep,
+    _office: OfficeDep,
 ) -> EmailContacts:
     """Replace an agency's email contacts."""
     now = request.app.state.service.clock.now()
@@ -71,7 +65,7 @@ async def put_email_contacts(
 
 @router.get("/v1/agencies/{agency_id}/contacts/email")
 async def get_email_contacts(
-    agency_id: uuid.UUID, session: SessionDep, _op: OperatorDep
+    agency_id: uuid.UUID, session: SessionDep, _office: OfficeDep
 ) -> EmailContacts:
     """Show an agency's email contacts."""
     rows = await session.exec(
@@ -85,7 +79,7 @@ async def get_email_contacts(
 @router.get("/v1/notifications")
 async def notifications(
     session: SessionDep,
-    _op: OperatorDep,
+    _office: OfficeDep,
     work_point_id: Annotated[str | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[NotificationOut]:

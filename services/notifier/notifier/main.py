@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import httpx
 from aiokafka import AIOKafkaConsumer
 from duban_shared import topics
 from duban_shared.app import service_app
+from duban_shared.auth import JwksVerifier, jwks_verifier
 from duban_shared.clock import Clock, SystemClock
 from duban_shared.db import create_engine, session_factory
 from duban_shared.kafka import make_consumer, run_batch_consumer
@@ -36,11 +38,14 @@ class NotifierService:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     stall_consumer: StallConsumer
+    verifier: JwksVerifier
+    owned_http: httpx.AsyncClient | None = None  # the JWKS client, when build() made it
     background: Background = field(default_factory=Background)
     _kafka_consumer: AIOKafkaConsumer | None = None
 
     async def start(self) -> None:
-        """Start consuming stall transitions."""
+        """Fetch the registry's keys (best effort), then start consuming stall transitions."""
+        await self.verifier.prefetch()
         consumer = make_consumer(
             self.settings.kafka_bootstrap_servers,
             f"{self.settings.topic_prefix}{SERVICE}.stalls",
@@ -66,6 +71,8 @@ class NotifierService:
         if self._kafka_consumer is not None:
             await self._kafka_consumer.stop()
             self._kafka_consumer = None
+        if self.owned_http is not None:
+            await self.owned_http.aclose()
         await self.engine.dispose()
 
 
@@ -74,15 +81,33 @@ def build(
     *,
     clock: Clock | None = None,
     tracer_provider: TracerProvider | None = None,
+    jwks_http: httpx.AsyncClient | None = None,
 ) -> NotifierService:
-    """Wire the notifier from its settings; nothing connects until start()."""
+    """Wire the notifier from its settings; nothing connects until start().
+
+    `jwks_http` fetches the registry's JWKS (tests route it to the registry app); by default
+    build() makes a client of its own, closed with the service.
+    """
     clock = clock or SystemClock()
     provider = tracer_provider or create_tracer_provider(SERVICE)
     tracer = provider.get_tracer("duban.notifier")
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
     consumer = StallConsumer(sessions, SmtpMailer(settings), tracer, clock)
-    return NotifierService(settings, clock, provider, tracer, engine, sessions, consumer)
+    owned_http = None
+    if jwks_http is None:
+        jwks_http = owned_http = httpx.AsyncClient(timeout=settings.auth_jwks_timeout_seconds)
+    return NotifierService(
+        settings,
+        clock,
+        provider,
+        tracer,
+        engine,
+        sessions,
+        consumer,
+        verifier=jwks_verifier(settings, clock, jwks_http),
+        owned_http=owned_http,
+    )
 
 
 def create_app(service: NotifierService | None = None) -> FastAPI:

@@ -4,8 +4,6 @@ from duban_shared.settings import ServiceSettings
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-DEV_ADMIN_TOKEN = "dev-admin-token"  # noqa: S105 - refused outside development, see below
-
 
 class NotifierSettings(ServiceSettings):
     """What the notifier needs to run."""
@@ -15,7 +13,6 @@ class NotifierSettings(ServiceSettings):
     )
 
     database_url: str = "sqlite+aiosqlite:///.run/notifier.db"
-    admin_token: str = DEV_ADMIN_TOKEN
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(default=1025, ge=1, le=65535)
     smtp_username: str | None = None
@@ -27,11 +24,7 @@ class NotifierSettings(ServiceSettings):
     retry_seconds: float = Field(default=5.0, gt=0)
 
     @model_validator(mode="after")
-    def _no_default_secrets_outside_development(self) -> "NotifierSettings":
-        if self.environment != "development" and self.admin_token == DEV_ADMIN_TOKEN:
-            raise ValueError(
-                "DUBAN_NOTIFIER_ADMIN_TOKEN still has its development value; set a secret one"
-            )
+    def _one_tls_mode(self) -> "NotifierSettings":
         if self.smtp_start_tls and self.smtp_use_tls:
             raise ValueError(
                 "choose one of DUBAN_NOTIFIER_SMTP_START_TLS and DUBAN_NOTIFIER_SMTP_USE_TLS"

@@ -41,7 +41,6 @@ async def notifier(
             database_url=make_database("notifier"),
             smtp_port=smtp.port,
             smtp_timeout_seconds=5,
-            admin_token="test-operator-token",
             environment="test",
         ),
         clock=ManualClock(START),

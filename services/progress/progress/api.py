@@ -10,41 +10,35 @@ from aiokafka.errors import KafkaError
 from duban_shared import topics
 from duban_shared.api import ApiError
 from duban_shared.app import SessionDep
+from duban_shared.auth import Principal, PrincipalDep, require_agency_access
 from duban_shared.events import ReportStatus, StatusEvent, WorkPointId
 from duban_shared.kafka import link_to, send_traced
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Request
 from opentelemetry import trace
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from progress.models import WorkPointState, WorkPointView
-from progress.store import agency_for_key
 
 router = APIRouter()
 
 
-async def _agency(
-    session: SessionDep,
-    x_api_key: Annotated[str | None, Header(description="The agency system's API key")] = None,
-) -> uuid.UUID:
-    if not x_api_key:
+async def _reporting_agency(principal: PrincipalDep) -> uuid.UUID:
+    """The agency a status report is from: only agency tokens may report."""
+    if principal.role != "agency" or principal.agency_id is None:
         raise ApiError(
-            401, "missing_api_key", "Send your agency's API key in the X-API-Key header."
+            403,
+            "agency_token_required",
+            f"Status reports come from agency systems: use a token of an agency client, not "
+            f"of a {principal.role} client.",
         )
-    agency_id = await agency_for_key(session, x_api_key)
-    if agency_id is None:
-        raise ApiError(
-            401,
-            "invalid_api_key",
-            "This API key is unknown or revoked; ask the coordinating office for a new one.",
-        )
-    return agency_id
+    return principal.agency_id
 
 
-AgencyDep = Annotated[uuid.UUID, Depends(_agency)]
+AgencyDep = Annotated[uuid.UUID, Depends(_reporting_agency)]
 
 
 class StatusReportIn(BaseModel):
-    """A status report as an agency system posts it; the agency comes from the API key."""
+    """A status report as an agency system posts it; the agency comes from the token."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -162,13 +156,16 @@ async def post_event(
 
 
 @router.get("/v1/work-points/{plan_slug}/{number}/progress")
-async def work_point_progress(plan_slug: str, number: int, session: SessionDep) -> ProgressOut:
-    """Show a work point's current status and stall."""
+async def work_point_progress(
+    plan_slug: str, number: int, session: SessionDep, principal: PrincipalDep
+) -> ProgressOut:
+    """Show a work point's current status and stall (an agency: only its own work points)."""
     wp_id = f"{plan_slug}/{number}"
     view = await session.get(WorkPointView, wp_id)
     state = await session.get(WorkPointState, wp_id)
     if view is None or state is None:
         raise ApiError(404, "unknown_work_point", f"No work point '{wp_id}' is tracked.")
+    _may_see(principal, view)
     return ProgressOut(
         work_point_id=wp_id,
         number=view.number,
@@ -180,4 +177,12 @@ async def work_point_progress(plan_slug: str, number: int, session: SessionDep) 
         stalled_since=state.stalled_since,
         last_lead_report_at=state.last_lead_report_at,
         next_check_at=state.next_check_at,
+    )
+
+
+def _may_see(principal: Principal, view: WorkPointView) -> None:
+    require_agency_access(
+        principal,
+        (uuid.UUID(r["agency_id"]) for r in view.responsibilities),
+        f"work point {view.number} ({view.title})",
     )

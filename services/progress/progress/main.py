@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from duban_shared import topics
 from duban_shared.app import service_app
+from duban_shared.auth import JwksVerifier, jwks_verifier
 from duban_shared.clock import Clock, SystemClock
 from duban_shared.db import create_engine, is_sqlite, session_factory
 from duban_shared.kafka import make_consumer, make_producer, run_batch_consumer
@@ -42,11 +44,14 @@ class ProgressService:
     sweeper: Sweeper
     status_consumer: StatusConsumer
     work_point_consumer: WorkPointConsumer
+    verifier: JwksVerifier
+    owned_http: httpx.AsyncClient | None = None  # the JWKS client, when build() made it
     background: Background = field(default_factory=Background)
     _kafka_consumers: list[AIOKafkaConsumer] = field(default_factory=list)
 
     async def start(self) -> None:
-        """Connect to Kafka, then start consumers, the relay and (if enabled) the sweeper."""
+        """Fetch the registry's keys (best effort), connect to Kafka, start background work."""
+        await self.verifier.prefetch()
         await self.producer.start()
         bootstrap = self.settings.kafka_bootstrap_servers
         prefix = self.settings.topic_prefix
@@ -86,6 +91,8 @@ class ProgressService:
             await consumer.stop()
         self._kafka_consumers.clear()
         await self.producer.stop()
+        if self.owned_http is not None:
+            await self.owned_http.aclose()
         await self.engine.dispose()
 
 
@@ -94,8 +101,13 @@ def build(
     *,
     clock: Clock | None = None,
     tracer_provider: TracerProvider | None = None,
+    jwks_http: httpx.AsyncClient | None = None,
 ) -> ProgressService:
-    """Wire progress from its settings; nothing connects until start()."""
+    """Wire progress from its settings; nothing connects until start().
+
+    `jwks_http` fetches the registry's JWKS (tests route it to the registry app); by default
+    build() makes a client of its own, closed with the service.
+    """
     clock = clock or SystemClock()
     provider = tracer_provider or create_tracer_provider(SERVICE)
     tracer = provider.get_tracer("duban.progress")
@@ -121,6 +133,9 @@ def build(
         batch_size=settings.sweep_batch_size,
         skip_locked=skip_locked,
     )
+    owned_http = None
+    if jwks_http is None:
+        jwks_http = owned_http = httpx.AsyncClient(timeout=settings.auth_jwks_timeout_seconds)
     return ProgressService(
         settings=settings,
         clock=clock,
@@ -135,6 +150,8 @@ def build(
             sessions, producer, tracer, clock, relay, topic_prefix=settings.topic_prefix
         ),
         work_point_consumer=WorkPointConsumer(sessions, tracer, clock),
+        verifier=jwks_verifier(settings, clock, jwks_http),
+        owned_http=owned_http,
     )
 
 

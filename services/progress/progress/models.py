@@ -42,19 +42,6 @@ class WorkPointView(ProgressBase, table=True):
         return None
 
 
-class ApiKey(ProgressBase, table=True):
-    """An agency system's API key (hash only); tokens from the registry replace these later."""
-
-    __tablename__ = "api_key"
-
-    id: int | None = Field(default=None, primary_key=True)
-    agency_id: uuid.UUID = Field(index=True)
-    key_sha256: str = Field(max_length=64, unique=True, index=True)
-    label: str = Field(max_length=120)
-    created_at: datetime = _ts()
-    revoked_at: datetime | None = _ts(nullable=True)
-
-
 class StatusReport(ProgressBase, table=True):
     """Every status event ever applied, append-only."""
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from datetime import datetime
 from typing import Any
@@ -25,25 +24,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from progress.domain import Policy, judge, transition_needed
 from progress.models import (
     AgencyProgress,
-    ApiKey,
     OutboxMessage,
     StatusReport,
     WorkPointState,
     WorkPointView,
 )
-
-
-def hash_key(raw: str) -> str:
-    """Hash an API key the way it is stored."""
-    return hashlib.sha256(raw.encode()).hexdigest()
-
-
-async def agency_for_key(session: AsyncSession, raw_key: str) -> uuid.UUID | None:
-    """Return the agency of an active API key, or None."""
-    row = (await session.exec(select(ApiKey).where(ApiKey.key_sha256 == hash_key(raw_key)))).first()
-    if row is None or row.revoked_at is not None:
-        return None
-    return row.agency_id
 
 
 async def upsert_view(

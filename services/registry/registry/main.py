@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from aiokafka import AIOKafkaProducer
 from duban_shared.app import service_app
+from duban_shared.auth import JwtVerifier
 from duban_shared.clock import Clock, SystemClock
 from duban_shared.db import create_engine, is_sqlite, session_factory
 from duban_shared.kafka import make_producer
 from duban_shared.outbox import OutboxRelay
 from duban_shared.runtime import Background
 from duban_shared.telemetry import create_tracer_provider
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Tracer
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from registry.keys import KeyRing
 from registry.models import OutboxMessage
 from registry.settings import RegistrySettings
+from registry.tokens import TokenIssuer
 
 SERVICE = "duban-registry"
 
@@ -36,10 +40,14 @@ class RegistryService:
     sessions: async_sessionmaker[AsyncSession]
     producer: AIOKafkaProducer
     relay: OutboxRelay
+    keys: KeyRing
+    issuer: TokenIssuer
+    verifier: JwtVerifier
     background: Background = field(default_factory=Background)
 
     async def start(self) -> None:
-        """Connect to Kafka and start relaying the outbox."""
+        """Load the signing keys (making the first), connect to Kafka, relay the outbox."""
+        await self.keys.load()
         await self.producer.start()
         self.background.spawn("registry-outbox", self.relay.run(self.background.stop))
 
@@ -73,13 +81,43 @@ def build(
         skip_locked=not is_sqlite(settings.database_url),
         topic_prefix=settings.topic_prefix,
     )
-    return RegistryService(settings, clock, provider, tracer, engine, sessions, producer, relay)
+    keys = KeyRing(
+        sessions, clock, retention=timedelta(seconds=settings.retired_key_retention_seconds)
+    )
+    return RegistryService(
+        settings=settings,
+        clock=clock,
+        tracer_provider=provider,
+        tracer=tracer,
+        engine=engine,
+        sessions=sessions,
+        producer=producer,
+        relay=relay,
+        keys=keys,
+        issuer=TokenIssuer(
+            keys,
+            clock,
+            issuer=settings.auth_issuer,
+            audience=settings.auth_audience,
+            lifetime=timedelta(seconds=settings.token_lifetime_seconds),
+        ),
+        verifier=JwtVerifier(
+            keys,
+            issuer=settings.auth_issuer,
+            audience=settings.auth_audience,
+            clock=clock,
+            leeway_seconds=settings.auth_leeway_seconds,
+        ),
+    )
 
 
 def create_app(service: RegistryService | None = None) -> FastAPI:
     """Build the HTTP app; with no service given it builds and runs its own from settings."""
-    from registry.api import router
+    from registry import api, auth_api
 
+    router = APIRouter()
+    router.include_router(auth_api.router)
+    router.include_router(api.router)
     return service_app(
         "Duban registry", service or build(RegistrySettings()), router, owned=service is None
     )

@@ -1,6 +1,7 @@
 """Registry settings (environment prefix DUBAN_REGISTRY_)."""
 
 from duban_shared.settings import ServiceSettings
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 
@@ -14,3 +15,14 @@ class RegistrySettings(ServiceSettings):
     database_url: str = "sqlite+aiosqlite:///.run/registry.db"
     default_report_every_working_days: int = 10
     default_grace_working_days: int = 3
+    token_lifetime_seconds: int = Field(
+        default=600,
+        ge=60,
+        le=3600,
+        description="How long an access token from POST /oauth/token is valid.",
+    )
+    retired_key_retention_seconds: int = Field(
+        default=86400,
+        ge=3600,
+        description="How long a retired signing key stays in the JWKS (and is accepted).",
+    )

@@ -1,37 +1,76 @@
-"""Registry queries and the plan import (idempotent; a changed file updates in place)."""
+"""The plan import: a new text is compared with the stored plan and applied when confirmed.
+
+Re-importing the same text changes nothing. A first import applies at once. A changed text of
+an existing plan is applied only with confirm=True (the CLI's --confirm, the API's "confirm"),
+after its diff was shown; every applied text is kept as a plan version with its diff.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-from duban_shared import topics
-from duban_shared.events import Responsibility as ResponsibilityRef
-from duban_shared.events import WorkPointSnapshot, work_point_id
-from duban_shared.outbox import outbox_row
-from sqlmodel import col, select
+from duban_shared.events import work_point_id
+from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from registry.models import Agency, OutboxMessage, Plan, Responsibility, Section, WorkPoint
+from registry import agencies
+from registry.agencies import agency_id_for
+from registry.agency_names import agency_kind
+from registry.models import (
+    Agency,
+    Plan,
+    PlanVersion,
+    Responsibility,
+    Section,
+    Target,
+    TargetShare,
+    WorkPoint,
+)
 from registry.plan_parser import ParsedPlan
+from registry.plan_parser import WorkPoint as WorkPointSpec
+from registry.policies import year_end
+from registry.snapshots import publish_tombstone, publish_work_point, roles_of, targets_of
+from registry.versions import PlanDiff, WorkPointShape, diff_work_points
 
-# Agency ids are derived from the canonical name when an agency is first seen, so two
-# registries that import the same plan agree on ids; a later rename keeps the id.
-AGENCY_NAMESPACE = uuid.UUID("8f6f3c1e-5b0a-4c61-9a52-2d1f0b7e4a10")
-
-
-def agency_id_for(name: str) -> uuid.UUID:
-    """Return the id an agency gets when first imported."""
-    return uuid.uuid5(AGENCY_NAMESPACE, name)
+__all__ = [
+    "ConfirmationRequired",
+    "Defaults",
+    "ImportReport",
+    "agency_id_for",
+    "import_plan",
+    "sha256_text",
+]
 
 
 def sha256_text(text: str) -> str:
     """Hash a plan text as imported."""
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+class ConfirmationRequired(Exception):
+    """A changed text of an existing plan needs confirmation; the diff says what would change."""
+
+    code = "confirmation_required"
+
+    def __init__(self, slug: str, diff: PlanDiff) -> None:
+        super().__init__(
+            f"This text changes plan '{slug}'; review the diff and import again with confirmation."
+        )
+        self.diff = diff
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """Stall-policy defaults a new plan starts with."""
+
+    report_every_working_days: int = 10
+    grace_working_days: int = 3
+    warn_before_due_working_days: int = 10
+    pace_tolerance_pct: float = 10.0
+    flatline_reports: int = 3
 
 
 @dataclass
@@ -40,30 +79,34 @@ class ImportReport:
 
     plan_slug: str
     plan_created: bool = False
-    agencies_added: list[str] = field(default_factory=list)
-    work_points_added: list[int] = field(default_factory=list)
-    work_points_updated: list[int] = field(default_factory=list)
-    work_points_removed: list[int] = field(default_factory=list)
+    version: int = 1
+    diff: PlanDiff = field(default_factory=PlanDiff)
     work_points_unchanged: int = 0
+
+    @property
+    def agencies_added(self) -> list[str]:
+        """Names of agencies created by the import."""
+        return self.diff.agencies_added
+
+    @property
+    def work_points_added(self) -> list[int]:
+        """Numbers of new work points."""
+        return self.diff.added
+
+    @property
+    def work_points_updated(self) -> list[int]:
+        """Numbers of work points whose content changed."""
+        return self.diff.changed()
+
+    @property
+    def work_points_removed(self) -> list[int]:
+        """Numbers of work points no longer in the plan."""
+        return self.diff.removed
 
     @property
     def changed(self) -> bool:
         """Tell whether the import changed anything."""
-        return bool(
-            self.plan_created
-            or self.agencies_added
-            or self.work_points_added
-            or self.work_points_updated
-            or self.work_points_removed
-        )
-
-
-@dataclass(frozen=True)
-class Defaults:
-    """Stall-policy defaults copied into every work point snapshot."""
-
-    report_every_working_days: int = 10
-    grace_working_days: int = 3
+        return self.plan_created or not self.diff.is_empty()
 
 
 async def import_plan(
@@ -74,95 +117,168 @@ async def import_plan(
     source_sha256: str,
     now: datetime,
     defaults: Defaults,
+    source_text: str = "",
+    confirm: bool = True,
+    city: str | None = None,
 ) -> ImportReport:
-    """Store a parsed plan; publish each added, changed or removed work point via the outbox.
+    """Compare a parsed plan with the stored one and apply it (the caller commits).
 
-    1. Upsert the plan row and its sections.
-    2. Upsert agencies by canonical name.
-    3. For each work point, compare the stored fields and responsibilities with the parsed
-       ones; write and publish only what differs (revision + 1).
-    4. Work points no longer in the file are deleted and published as tombstones.
-    The caller commits: everything, outbox rows included, lands in one transaction.
+    1. The same text as the current version changes nothing.
+    2. Agency names are resolved to existing agencies (aliases, former names, short forms);
+       the diff compares work points by number against the stored ones.
+    3. A change to an existing plan without confirmation raises ConfirmationRequired.
+    4. Applying creates unknown agencies, writes the plan, sections and work points, queues a
+       snapshot for every added or changed work point and a tombstone for every removed one,
+       and records the version with its diff.
     """
-    report = ImportReport(plan_slug=slug)
-    plan = await _upsert_plan(session, parsed, slug, source_sha256, now, report)
-    assert plan.id is not None
-    await _upsert_sections(session, plan.id, parsed)
-    agencies = await _upsert_agencies(session, parsed, report)
+    plan = (await session.exec(select(Plan).where(Plan.slug == slug))).first()
+    if plan is not None and plan.source_sha256 == source_sha256:
+        count = await session.exec(
+            select(func.count()).select_from(WorkPoint).where(WorkPoint.plan_id == plan.id)
+        )
+        return ImportReport(plan_slug=slug, version=plan.version, work_points_unchanged=count.one())
 
-    stored = {
-        wp.number: wp
-        for wp in (await session.exec(select(WorkPoint).where(WorkPoint.plan_id == plan.id))).all()
-    }
-    for spec in parsed.work_points:
-        roles = [("lead", name) for name in spec.lead_agencies] + [
-            ("co", name) for name in spec.co_agencies
-        ]
-        wanted: dict[str, Any] = {
-            "section_number": spec.section,
-            "title": spec.title,
-            "text": spec.text,
-            "lead_inferred": spec.lead_inferred,
-            "with_other_units": spec.with_other_units,
-            "targets": [t.model_dump(mode="json") for t in spec.targets],
-        }
-        wp = stored.pop(spec.number, None)
+    names = {a.name for a in parsed.agencies}
+    resolved = {name: await agencies.resolve(session, name) for name in names}
+    current_name = {n: (a.name if a else n) for n, a in resolved.items()}
+    stored = await _stored_work_points(session, plan)
+    new_shapes = _parsed_shapes(parsed, current_name)
+    diff = diff_work_points(
+        {n: shape for n, (_, shape) in stored.items()},
+        new_shapes,
+        known_agencies={a.name for a in resolved.values() if a is not None},
+    )
+    if plan is not None and not diff.is_empty() and not confirm:
+        raise ConfirmationRequired(slug, diff)
+
+    kinds = {a.name: a.kind for a in parsed.agencies}
+    by_name: dict[str, Agency] = {}
+    for name, agency in resolved.items():
+        if agency is None:
+            agency = await agencies.create(session, name, kinds[name], now)
+        by_name[current_name[name]] = agency
+    created = plan is None
+    plan = await _write_plan(session, plan, parsed, slug, source_sha256, now, defaults, city)
+    assert plan.id is not None
+    await _write_sections(session, plan.id, parsed)
+
+    specs = {spec.number: spec for spec in parsed.work_points}
+    for number in diff.added + diff.changed():
+        spec = specs[number]
+        wp = stored[number][0] if number in stored else None
         if wp is None:
             wp = WorkPoint(
-                id=work_point_id(slug, spec.number),
+                id=work_point_id(slug, number),
                 plan_id=plan.id,
-                number=spec.number,
+                number=number,
+                section_number=spec.section,
+                title=spec.title,
+                text=spec.text,
                 updated_at=now,
-                **wanted,
             )
-            session.add(wp)
-            await session.flush()
-            report.work_points_added.append(spec.number)
         else:
-            current_roles = await _roles(session, wp.id)
-            if _fields(wp) == wanted and current_roles == [
-                (role, agencies[name].id) for role, name in roles
-            ]:
-                report.work_points_unchanged += 1
-                continue
-            for key, value in wanted.items():
-                setattr(wp, key, value)
             wp.revision += 1
-            wp.updated_at = now
-            session.add(wp)
-            report.work_points_updated.append(spec.number)
-        await _replace_roles(session, wp.id, [(role, agencies[name]) for role, name in roles])
-        _publish(session, _snapshot(wp, slug, roles, agencies, defaults, now), now)
-
-    for wp in stored.values():
-        await _replace_roles(session, wp.id, [])
+        wp.section_number, wp.title, wp.text = spec.section, spec.title, spec.text
+        wp.lead_inferred, wp.with_other_units = spec.lead_inferred, spec.with_other_units
+        wp.updated_at = now
+        session.add(wp)
+        await session.flush()
+        if number in diff.added or number in diff.responsibilities_changed:
+            shape = new_shapes[number]
+            roles = [("lead", n) for n in shape.leads] + [("co", n) for n in shape.cos]
+            await replace_roles(session, wp.id, [(role, by_name[n]) for role, n in roles])
+        if number in diff.added or number in diff.targets_changed:
+            await _replace_targets(session, wp.id, spec)
+        await publish_work_point(session, wp, now)
+    for number in diff.removed:
+        wp = stored[number][0]
+        await replace_roles(session, wp.id, [])
+        await _delete_targets(session, wp.id)
         await session.delete(wp)
-        tomb = _snapshot(wp, slug, [], agencies, defaults, now, deleted=True)
-        _publish(session, tomb, now)
-        report.work_points_removed.append(wp.number)
-    return report
+        publish_tombstone(session, wp, slug, now)
+
+    session.add(
+        PlanVersion(
+            plan_id=plan.id,
+            version=plan.version,
+            source_sha256=source_sha256,
+            source_text=source_text,
+            diff=diff.to_json(),
+            applied_at=now,
+        )
+    )
+    await session.flush()
+    unchanged = len(stored) - len(diff.changed()) - len(diff.removed)
+    return ImportReport(
+        plan_slug=slug,
+        plan_created=created,
+        version=plan.version,
+        diff=diff,
+        work_points_unchanged=unchanged,
+    )
 
 
-def _fields(wp: WorkPoint) -> dict[str, Any]:
+async def _stored_work_points(
+    session: AsyncSession, plan: Plan | None
+) -> dict[int, tuple[WorkPoint, WorkPointShape]]:
+    if plan is None:
+        return {}
+    wps = (await session.exec(select(WorkPoint).where(WorkPoint.plan_id == plan.id))).all()
+    out = {}
+    for wp in wps:
+        roles = await roles_of(session, wp.id)
+        targets = await targets_of(session, wp.id)
+        out[wp.number] = (
+            wp,
+            WorkPointShape(
+                section=wp.section_number,
+                title=wp.title,
+                text=wp.text,
+                leads=tuple(a.name for r, a in roles if r.role == "lead"),
+                cos=tuple(a.name for r, a in roles if r.role == "co"),
+                lead_inferred=wp.lead_inferred,
+                with_other_units=wp.with_other_units,
+                targets=tuple(
+                    (t.metric, t.value, t.unit, t.comparator, t.source) for t, _ in targets
+                ),
+            ),
+        )
+    return out
+
+
+def _parsed_shapes(parsed: ParsedPlan, name: dict[str, str]) -> dict[int, WorkPointShape]:
     return {
-        "section_number": wp.section_number,
-        "title": wp.title,
-        "text": wp.text,
-        "lead_inferred": wp.lead_inferred,
-        "with_other_units": wp.with_other_units,
-        "targets": wp.targets,
+        spec.number: WorkPointShape(
+            section=spec.section,
+            title=spec.title,
+            text=spec.text,
+            leads=(leads := _distinct(name[n] for n in spec.lead_agencies)),
+            cos=_distinct(name[n] for n in spec.co_agencies if name[n] not in leads),
+            lead_inferred=spec.lead_inferred,
+            with_other_units=spec.with_other_units,
+            targets=tuple(
+                (t.metric, float(t.value), t.unit, t.comparator, t.source) for t in spec.targets
+            ),
+        )
+        for spec in parsed.work_points
     }
 
 
-async def _upsert_plan(
+def _distinct(names: Iterable[str]) -> tuple[str, ...]:
+    """Names in order without repeats (two names of a text may now mean one merged agency)."""
+    return tuple(dict.fromkeys(names))
+
+
+async def _write_plan(
     session: AsyncSession,
+    plan: Plan | None,
     parsed: ParsedPlan,
     slug: str,
     source_sha256: str,
     now: datetime,
-    report: ImportReport,
+    defaults: Defaults,
+    city: str | None,
 ) -> Plan:
-    plan = (await session.exec(select(Plan).where(Plan.slug == slug))).first()
     info = parsed.plan
     if plan is None:
         plan = Plan(
@@ -171,25 +287,38 @@ async def _upsert_plan(
             issuer=info.issuer,
             issued_on=info.issued_on,
             year=info.year,
+            city=city or _city_of(info.issuer),
+            version=1,
             source_sha256=source_sha256,
             imported_at=now,
+            due_on=year_end(info.year),
+            report_every_working_days=defaults.report_every_working_days,
+            grace_working_days=defaults.grace_working_days,
+            warn_before_due_working_days=defaults.warn_before_due_working_days,
+            pace_tolerance_pct=defaults.pace_tolerance_pct,
+            flatline_reports=defaults.flatline_reports,
         )
-        report.plan_created = True
-    elif plan.source_sha256 != source_sha256:
-        plan.title, plan.issuer, plan.issued_on, plan.year = (
-            info.title,
-            info.issuer,
-            info.issued_on,
-            info.year,
-        )
-        plan.source_sha256 = source_sha256
-        plan.imported_at = now
+    else:
+        plan.version += 1
+        plan.title, plan.issuer, plan.issued_on = info.title, info.issuer, info.issued_on
+        plan.source_sha256, plan.imported_at = source_sha256, now
+    if plan.coordinating_agency_id is None:
+        office = await agencies.resolve(session, info.issuer)
+        if office is None:
+            office = await agencies.create(session, info.issuer, agency_kind(info.issuer), now)
+        plan.coordinating_agency_id = office.id
     session.add(plan)
     await session.flush()
     return plan
 
 
-async def _upsert_sections(session: AsyncSession, plan_id: int, parsed: ParsedPlan) -> None:
+def _city_of(issuer: str) -> str:
+    """肇庆市政务服务和数据管理局 -> 肇庆市."""
+    cut = issuer.find("市")
+    return issuer[: cut + 1] if cut > 0 else ""
+
+
+async def _write_sections(session: AsyncSession, plan_id: int, parsed: ParsedPlan) -> None:
     existing = {
         s.number: s
         for s in (await session.exec(select(Section).where(Section.plan_id == plan_id))).all()
@@ -205,38 +334,8 @@ async def _upsert_sections(session: AsyncSession, plan_id: int, parsed: ParsedPl
         await session.delete(gone)
 
 
-async def _upsert_agencies(
-    session: AsyncSession, parsed: ParsedPlan, report: ImportReport
-) -> dict[str, Agency]:
-    names = [a.name for a in parsed.agencies]
-    rows = (await session.exec(select(Agency).where(col(Agency.name).in_(names)))).all()
-    by_name = {a.name: a for a in rows}
-    for spec in parsed.agencies:
-        agency = by_name.get(spec.name)
-        if agency is None:
-            agency = Agency(id=agency_id_for(spec.name), name=spec.name, kind=spec.kind)
-            by_name[spec.name] = agency
-            report.agencies_added.append(spec.name)
-            session.add(agency)
-        elif agency.kind != spec.kind:
-            agency.kind = spec.kind
-            session.add(agency)
-    await session.flush()
-    return by_name
-
-
-async def _roles(session: AsyncSession, wp_id: str) -> list[tuple[str, uuid.UUID]]:
-    rows = await session.exec(
-        select(Responsibility)
-        .where(Responsibility.work_point_id == wp_id)
-        .order_by(col(Responsibility.position))
-    )
-    return [(r.role, r.agency_id) for r in rows.all()]
-
-
-async def _replace_roles(
-    session: AsyncSession, wp_id: str, roles: Sequence[tuple[str, Agency]]
-) -> None:
+async def replace_roles(session: AsyncSession, wp_id: str, roles: list[tuple[str, Agency]]) -> None:
+    """Make `roles` (in order) the work point's responsibilities."""
     old = await session.exec(select(Responsibility).where(Responsibility.work_point_id == wp_id))
     for row in old.all():
         await session.delete(row)
@@ -245,100 +344,41 @@ async def _replace_roles(
         session.add(
             Responsibility(work_point_id=wp_id, agency_id=agency.id, role=role, position=position)
         )
+    await session.flush()
 
 
-def _snapshot(
-    wp: WorkPoint,
-    slug: str,
-    roles: Sequence[tuple[str, str]],
-    agencies: dict[str, Agency],
-    defaults: Defaults,
-    now: datetime,
-    *,
-    deleted: bool = False,
-) -> WorkPointSnapshot:
-    return WorkPointSnapshot(
-        event_id=uuid.uuid4(),
-        occurred_at=now,
-        work_point_id=wp.id,
-        plan_slug=slug,
-        number=wp.number,
-        section=wp.section_number,
-        title=wp.title,
-        lead_inferred=wp.lead_inferred,
-        responsibilities=[
-            ResponsibilityRef(agency_id=agencies[name].id, name=name, role=role)
-            for role, name in roles
-        ],
-        report_every_working_days=defaults.report_every_working_days,
-        grace_working_days=defaults.grace_working_days,
-        deleted=deleted,
-    )
+async def _delete_targets(session: AsyncSession, wp_id: str) -> None:
+    targets = (await session.exec(select(Target).where(Target.work_point_id == wp_id))).all()
+    for target in targets:
+        shares = await session.exec(select(TargetShare).where(TargetShare.target_id == target.id))
+        for share in shares.all():
+            await session.delete(share)
+        await session.delete(target)
+    await session.flush()
 
 
-def _publish(session: AsyncSession, snapshot: WorkPointSnapshot, now: datetime) -> None:
-    session.add(
-        outbox_row(
-            OutboxMessage, topics.WORK_POINTS, snapshot.work_point_id, snapshot.to_bytes(), now
-        )
-    )
-
-
-async def list_work_points(
-    session: AsyncSession,
-    plan_slug: str,
-    *,
-    agency_id: uuid.UUID | None = None,
-    section: int | None = None,
-) -> list[tuple[WorkPoint, list[tuple[Responsibility, Agency]]]]:
-    """Return a plan's work points in number order, with their responsibilities."""
-    query = select(WorkPoint).join(Plan).where(Plan.slug == plan_slug)
-    if section is not None:
-        query = query.where(WorkPoint.section_number == section)
-    if agency_id is not None:
-        query = query.where(
-            col(WorkPoint.id).in_(
-                select(Responsibility.work_point_id).where(Responsibility.agency_id == agency_id)
+async def _replace_targets(session: AsyncSession, wp_id: str, spec: WorkPointSpec) -> None:
+    await _delete_targets(session, wp_id)
+    for position, t in enumerate(spec.targets):
+        session.add(
+            Target(
+                work_point_id=wp_id,
+                position=position,
+                metric=t.metric,
+                value=float(t.value),
+                unit=t.unit,
+                comparator=t.comparator,
+                source=t.source,
             )
         )
-    wps = list((await session.exec(query.order_by(col(WorkPoint.number)))).all())
-    roles = await _responsibilities(session, [wp.id for wp in wps])
-    return [(wp, roles.get(wp.id, [])) for wp in wps]
+    await session.flush()
 
 
-async def _responsibilities(
-    session: AsyncSession, wp_ids: list[str]
-) -> dict[str, list[tuple[Responsibility, Agency]]]:
+async def plan_versions(session: AsyncSession, plan_id: int) -> list[PlanVersion]:
+    """A plan's versions, newest first."""
     rows = await session.exec(
-        select(Responsibility, Agency)
-        .join(Agency)
-        .where(col(Responsibility.work_point_id).in_(wp_ids))
-        .order_by(col(Responsibility.work_point_id), col(Responsibility.position))
+        select(PlanVersion)
+        .where(PlanVersion.plan_id == plan_id)
+        .order_by(col(PlanVersion.version).desc())
     )
-    out: dict[str, list[tuple[Responsibility, Agency]]] = {}
-    for resp, agency in rows.all():
-        out.setdefault(resp.work_point_id, []).append((resp, agency))
-    return out
-
-
-async def get_work_point(
-    session: AsyncSession, plan_slug: str, number: int
-) -> tuple[WorkPoint, list[tuple[Responsibility, Agency]]] | None:
-    """Return one work point with its responsibilities, or None."""
-    wp = await session.get(WorkPoint, work_point_id(plan_slug, number))
-    if wp is None:
-        return None
-    return wp, (await _responsibilities(session, [wp.id])).get(wp.id, [])
-
-
-async def list_agencies(session: AsyncSession, name: str | None = None) -> list[Agency]:
-    """Return agencies by name order, optionally those whose name contains `name`."""
-    query = select(Agency)
-    if name:
-        query = query.where(col(Agency.name).contains(name))
-    return list((await session.exec(query.order_by(col(Agency.name)))).all())
-
-
-async def list_plans(session: AsyncSession) -> list[Plan]:
-    """Return every plan."""
-    return list((await session.exec(select(Plan).order_by(col(Plan.slug)))).all())
+    return list(rows.all())

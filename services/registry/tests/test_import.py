@@ -13,7 +13,7 @@ import pytest
 from duban_shared import topics
 from duban_shared.clock import ManualClock
 from duban_shared.db import create_engine, session_factory
-from duban_shared.events import WorkPointSnapshot
+from duban_shared.events import AgencySnapshot, WorkPointSnapshot
 from registry.main import build, create_app
 from registry.models import Agency, OutboxMessage, Plan, Responsibility, Section, WorkPoint
 from registry.plan_parser import parse_plan
@@ -24,6 +24,7 @@ from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from tests.harness import Spans
+from tests.stack import bearer
 
 PLAN = "zhaoqing-digital-2024"
 PLAN_PATH = Path(__file__).resolve().parents[3] / "data" / "plans" / f"{PLAN}.txt"
@@ -76,9 +77,15 @@ async def _count(sessions: async_sessionmaker[AsyncSession], model: type) -> int
         return int((await session.exec(select(func.count()).select_from(model))).one())
 
 
-async def _outbox(sessions: async_sessionmaker[AsyncSession]) -> list[OutboxMessage]:
+async def _outbox(
+    sessions: async_sessionmaker[AsyncSession], topic: str = topics.WORK_POINTS
+) -> list[OutboxMessage]:
     async with sessions() as session:
-        query = select(OutboxMessage).order_by(col(OutboxMessage.id))
+        query = (
+            select(OutboxMessage)
+            .where(OutboxMessage.topic == topic)
+            .order_by(col(OutboxMessage.id))
+        )
         return list((await session.exec(query)).all())
 
 
@@ -112,6 +119,9 @@ async def test_importing_the_plan_stores_sections_work_points_agencies_and_snaps
     assert forestry.responsibilities[0].agency_id == agency_id_for("市林业局")
     assert (forestry.report_every_working_days, forestry.grace_working_days) == (10, 3)
     assert set((await _revisions(sessions)).values()) == {1}
+    agency_rows = await _outbox(sessions, topics.AGENCIES)
+    assert len(agency_rows) == 52
+    assert {AgencySnapshot.model_validate_json(r.payload).name for r in agency_rows} >= {"市林业局"}
 
 
 async def test_reimporting_the_same_plan_changes_nothing(
@@ -201,7 +211,10 @@ async def registry_http(
     )
     await _import(service.sessions, plan_text, clock.now())
     transport = httpx.ASGITransport(app=create_app(service))
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    headers = await bearer(service)  # reading the plan needs a token
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test", headers=headers
+    ) as client:
         yield client
     await service.close()  # never started: stops nothing on Kafka, disposes the engine
 
@@ -213,7 +226,7 @@ async def test_listing_work_points_by_agency_returns_only_that_agencys(
         f"/v1/plans/{PLAN}/work-points", params={"agency_id": str(agency_id_for("市林业局"))}
     )
     assert response.status_code == 200, response.text
-    body = response.json()
+    body = response.json()["items"]
     assert [wp["number"] for wp in body] == [35]
     assert body[0]["id"] == f"{PLAN}/35"
     assert body[0]["responsibilities"] == [
@@ -225,7 +238,9 @@ async def test_listing_all_work_points_returns_fifty_in_number_order(
     registry_http: httpx.AsyncClient,
 ) -> None:
     response = await registry_http.get(f"/v1/plans/{PLAN}/work-points")
-    assert [wp["number"] for wp in response.json()] == list(range(1, 51))
+    page = response.json()
+    assert [wp["number"] for wp in page["items"]] == list(range(1, 51))
+    assert page["total"] == 50
 
 
 async def test_an_unknown_work_point_is_a_404_with_a_stable_code(
@@ -243,4 +258,5 @@ async def test_an_agency_without_work_points_gets_an_empty_list_not_an_error(
     response = await registry_http.get(
         f"/v1/plans/{PLAN}/work-points", params={"agency_id": str(uuid.uuid4())}
     )
-    assert (response.status_code, response.json()) == (200, [])
+    assert response.status_code == 200
+    assert (response.json()["items"], response.json()["total"]) == ([], 0)

@@ -1,0 +1,243 @@
+"""API clients of the registry's authorization server: create, rotate, revoke, authenticate.
+
+A client has an id (`<role>-<16 hex>`, not secret) and a secret (`dcs_` + 43 random URL-safe
+characters, 256 bits) that is shown once and stored only as an argon2id hash. The functions
+take a session and do not commit: callers own the transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import get_args
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from duban_shared.auth import Role
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from registry.agency_names import canonical_agency_name
+from registry.auth_models import ApiClient
+from registry.models import Agency
+
+ROLES: tuple[Role, ...] = get_args(Role)
+SECRET_PREFIX = "dcs_"  # noqa: S105 - a prefix that makes leaked secrets easy to spot
+MAX_SECRET_LENGTH = 256
+MAX_CLIENT_ID_LENGTH = 64
+
+# argon2id with argon2-cffi's defaults (RFC 9106 low-memory profile: t=3, m=64 MiB, p=4).
+_hasher = PasswordHasher()
+_dummy_hash: str | None = None
+
+
+class ClientError(Exception):
+    """A client operation that cannot be done, with an HTTP status, code and message."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ClientSecret:
+    """A client with its new secret: the only moment the secret is known."""
+
+    client: ApiClient
+    secret: str
+
+
+def new_client_id(role: Role) -> str:
+    """Return a fresh client id that shows its role."""
+    return f"{role}-{secrets.token_hex(8)}"
+
+
+def new_secret() -> str:
+    """Return a fresh client secret (256 random bits)."""
+    return SECRET_PREFIX + secrets.token_urlsafe(32)
+
+
+async def hash_secret(secret: str) -> str:
+    """Hash a secret with argon2id, off the event loop."""
+    return await asyncio.to_thread(_hasher.hash, secret)
+
+
+async def secret_matches(secret_hash: str, secret: str) -> bool:
+    """Check a secret against its hash in constant time, off the event loop."""
+    try:
+        return await asyncio.to_thread(_hasher.verify, secret_hash, secret)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+async def _dummy() -> str:
+    global _dummy_hash
+    if _dummy_hash is None:
+        _dummy_hash = await hash_secret(new_secret())
+    return _dummy_hash
+
+
+async def resolve_agency(
+    session: AsyncSession, *, agency_id: uuid.UUID | None = None, agency_name: str | None = None
+) -> Agency:
+    """Find an agency by id or by exact canonical name; ClientError unknown_agency if none."""
+    if agency_id is not None:
+        agency = await session.get(Agency, agency_id)
+        if agency is None:
+            raise ClientError(
+                422,
+                "unknown_agency",
+                f"No agency has id {agency_id}; find ids with GET /v1/agencies?name=... on the "
+                "registry, or give the agency's name.",
+            )
+        return agency
+    if not agency_name:
+        raise ClientError(422, "agency_required", "Give an agency id or an agency name.")
+    name = canonical_agency_name(agency_name)
+    agency = (await session.exec(select(Agency).where(Agency.name == name))).first()
+    if agency is not None:
+        return agency
+    similar = (
+        await session.exec(
+            select(Agency.name)
+            .where(col(Agency.name).contains(name))
+            .order_by(col(Agency.name))
+            .limit(5)
+        )
+    ).all()
+    hint = f" Did you mean: {', '.join(similar)}?" if similar else ""
+    raise ClientError(
+        422,
+        "unknown_agency",
+        f"No agency is named '{name}' (names are exact, as in the imported plan).{hint} "
+        "List agencies with GET /v1/agencies?name=... on the registry.",
+    )
+
+
+async def create_client(
+    session: AsyncSession, *, role: Role, agency: Agency | None, label: str, now: datetime
+) -> ClientSecret:
+    """Register a client; agency clients need an agency, office clients must have none."""
+    if role not in ROLES:
+        raise ClientError(
+            422, "invalid_role", f"Role '{role}' is unknown; use one of {', '.join(ROLES)}."
+        )
+    if role == "agency" and agency is None:
+        raise ClientError(
+            422, "agency_required", "An agency client needs the agency it reports for."
+        )
+    if role != "agency" and agency is not None:
+        raise ClientError(
+            422,
+            "agency_not_allowed",
+            f"A {role} client acts for the coordinating office, not for one agency; "
+            "leave the agency out.",
+        )
+    secret = new_secret()
+    client = ApiClient(
+        client_id=new_client_id(role),
+        secret_hash=await hash_secret(secret),
+        role=role,
+        agency_id=agency.id if agency is not None else None,
+        label=label,
+        created_at=now,
+    )
+    session.add(client)
+    await session.flush()
+    return ClientSecret(client, secret)
+
+
+async def get_client(session: AsyncSession, client_id: str) -> ApiClient:
+    """Return a client by id; ClientError unknown_client if there is none."""
+    client = (await session.exec(select(ApiClient).where(ApiClient.client_id == client_id))).first()
+    if client is None:
+        raise ClientError(
+            404,
+            "unknown_client",
+            f"No client '{client_id}'; list clients with `duban-registry list-clients` or "
+            "GET /v1/clients.",
+        )
+    return client
+
+
+async def rotate_secret(session: AsyncSession, client_id: str, now: datetime) -> ClientSecret:
+    """Give a client a new secret; the old one stops working at once."""
+    client = await get_client(session, client_id)
+    if client.revoked_at is not None:
+        raise ClientError(
+            409,
+            "client_revoked",
+            f"Client '{client_id}' is revoked; create a new client instead of rotating it.",
+        )
+    secret = new_secret()
+    client.secret_hash = await hash_secret(secret)
+    client.rotated_at = now
+    session.add(client)
+    await session.flush()
+    return ClientSecret(client, secret)
+
+
+async def revoke_client(session: AsyncSession, client_id: str, now: datetime) -> ApiClient:
+    """Revoke a client (idempotent): it gets no new tokens; issued ones expire within minutes."""
+    client = await get_client(session, client_id)
+    if client.revoked_at is None:
+        client.revoked_at = now
+        session.add(client)
+        await session.flush()
+    return client
+
+
+async def list_clients(session: AsyncSession) -> list[tuple[ApiClient, str | None]]:
+    """Return every client with its agency's name, oldest first."""
+    rows = await session.exec(
+        select(ApiClient, Agency.name)
+        .outerjoin(Agency, col(ApiClient.agency_id) == col(Agency.id))
+        .order_by(col(ApiClient.created_at), col(ApiClient.client_id))
+    )
+    return [(client, name) for client, name in rows.all()]
+
+
+async def agency_name(session: AsyncSession, client: ApiClient) -> str | None:
+    """Return the name of a client's agency, if it has one."""
+    if client.agency_id is None:
+        return None
+    agency = await session.get(Agency, client.agency_id)
+    return agency.name if agency is not None else None
+
+
+@dataclass(frozen=True)
+class Authentication:
+    """The outcome of checking client credentials; `reason` is for logs, never for callers."""
+
+    client: ApiClient | None
+    reason: str
+
+
+async def authenticate(
+    session: AsyncSession, client_id: str, secret: str, now: datetime
+) -> Authentication:
+    """Check a client's credentials; on success record last_used_at (and upgrade the hash).
+
+    An unknown client costs the same argon2 work as a known one, so timing does not tell
+    which client ids exist.
+    """
+    if len(client_id) > MAX_CLIENT_ID_LENGTH or len(secret) > MAX_SECRET_LENGTH:
+        return Authentication(None, "client id or secret too long")
+    client = (await session.exec(select(ApiClient).where(ApiClient.client_id == client_id))).first()
+    if client is None:
+        await secret_matches(await _dummy(), secret)
+        return Authentication(None, "unknown client")
+    if not await secret_matches(client.secret_hash, secret):
+        return Authentication(None, "wrong secret")
+    if client.revoked_at is not None:
+        return Authentication(None, "client revoked")
+    if _hasher.check_needs_rehash(client.secret_hash):
+        client.secret_hash = await hash_secret(secret)
+    client.last_used_at = now
+    session.add(client)
+    return Authentication(client, "ok")

@@ -1,0 +1,365 @@
+"""The registry as OAuth2 authorization server, on PostgreSQL, through its HTTP app and CLI:
+client credentials, RFC 6749 errors, rotation and revocation, JWKS and key rotation."""
+
+from __future__ import annotations
+
+import base64
+import shlex
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta
+
+import httpx
+import jwt
+import pytest
+from duban_shared.auth import AuthError, parse_jwks
+from duban_shared.clock import ManualClock
+from registry import auth_store, keys
+from registry.auth_models import ApiClient, SigningKey
+from registry.cli import main as cli
+from registry.main import RegistryService, build, create_app
+from registry.settings import RegistrySettings
+from registry.store import agency_id_for
+from sqlmodel import select
+
+from tests.harness import Spans
+from tests.stack import Client, create_client, import_plan_into
+
+START = datetime.fromisoformat("2024-09-02T09:00:00+08:00")
+FORESTRY = "市林业局"
+
+
+@pytest.fixture
+async def registry(
+    make_database: Callable[[str], str], spans: Spans
+) -> AsyncIterator[RegistryService]:
+    service = build(
+        RegistrySettings(database_url=make_database("registry"), environment="test"),
+        clock=ManualClock(START),
+        tracer_provider=spans.provider("duban-registry"),
+    )
+    await import_plan_into(service)
+    yield service
+    await service.close()  # never started: stops nothing on Kafka, disposes the engine
+
+
+@pytest.fixture
+async def http(registry: RegistryService) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=create_app(registry))
+    async with httpx.AsyncClient(transport=transport, base_url="http://registry") as client:
+        yield client
+
+
+def _clock(registry: RegistryService) -> ManualClock:
+    assert isinstance(registry.clock, ManualClock)
+    return registry.clock
+
+
+async def _token(http: httpx.AsyncClient, client_id: str, secret: str) -> httpx.Response:
+    return await http.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
+    )
+
+
+async def _bearer(http: httpx.AsyncClient, client: Client) -> dict[str, str]:
+    response = await _token(http, client.client_id, client.secret)
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def _assert_invalid_client(response: httpx.Response) -> None:
+    assert response.status_code == 401, response.text
+    body = response.json()
+    assert body["error"] == body["code"] == "invalid_client"
+    assert body["error_description"] == body["message"]
+    assert response.headers["www-authenticate"].startswith("Basic")
+    assert response.headers["cache-control"] == "no-store"
+
+
+async def test_client_credentials_give_a_signed_short_lived_token(
+    registry: RegistryService, http: httpx.AsyncClient
+) -> None:
+    forestry = await create_client(registry, "agency", FORESTRY)
+    response = await _token(http, forestry.client_id, forestry.secret)
+    assert response.status_code == 200, response.text
+    assert response.headers["cache-control"] == "no-store"
+    body = response.json()
+    assert (body["token_type"], body["expires_in"]) == ("Bearer", 600)
+
+    jwks = (await http.get("/.well-known/jwks.json")).json()
+    assert all("d" not in k for k in jwks["keys"])  # public parts only
+    header = jwt.get_unverified_header(body["access_token"])
+    assert (header["alg"], header["typ"]) == ("ES256", "at+jwt")
+    key = parse_jwks(jwks["keys"])[header["kid"]]
+    claims = jwt.decode(
+        body["access_token"],
+        key,
+        algorithms=["ES256"],
+        audience="duban",
+        issuer="duban-registry",
+        options={"verify_exp": False, "verify_iat": False},
+    )
+    now = int(START.timestamp())
+    assert claims["sub"] == forestry.client_id
+    assert claims["role"] == "agency"
+    assert claims["agency_id"] == str(agency_id_for(FORESTRY))
+    assert (claims["iat"], claims["exp"]) == (now, now + 600)
+    assert len(claims["jti"]) == 32
+    # The registry's own verifier accepts it.
+    principal = await registry.verifier.verify(body["access_token"])
+    assert (principal.client_id, principal.agency_id) == (
+        forestry.client_id,
+        agency_id_for(FORESTRY),
+    )
+
+    # HTTP Basic works too, and the use is recorded.
+    basic = base64.b64encode(f"{forestry.client_id}:{forestry.secret}".encode()).decode()
+    response = await http.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        headers={"Authorization": f"Basic {basic}"},
+    )
+    assert response.status_code == 200, response.text
+    async with registry.sessions() as session:
+        client = await auth_store.get_client(session, forestry.client_id)
+    assert client.last_used_at == START
+    assert client.secret_hash.startswith("$argon2id$")
+    assert forestry.secret not in client.secret_hash
+
+
+async def test_wrong_secret_unknown_and_malformed_requests_get_rfc_6749_errors(
+    registry: RegistryService, http: httpx.AsyncClient
+) -> None:
+    forestry = await create_client(registry, "agency", FORESTRY)
+    wrong = await _token(http, forestry.client_id, forestry.secret + "x")
+    _assert_invalid_client(wrong)
+    assert "ask the coordinating office for new credentials" in wrong.json()["message"]
+    unknown = await _token(http, "agency-0000000000000000", forestry.secret)
+    _assert_invalid_client(unknown)
+    assert unknown.json() == wrong.json()  # nothing tells which client ids exist
+    _assert_invalid_client(
+        await http.post("/oauth/token", data={"grant_type": "client_credentials"})
+    )
+
+    cases = [
+        ({"grant_type": "password", "client_id": forestry.client_id}, "unsupported_grant_type"),
+        ({"client_id": forestry.client_id, "client_secret": forestry.secret}, "invalid_request"),
+    ]
+    for form, error in cases:
+        response = await http.post("/oauth/token", data=form)
+        assert (response.status_code, response.json()["error"]) == (400, error), response.text
+        assert response.json()["code"] == error and response.json()["message"]
+    as_json = await http.post("/oauth/token", json={"grant_type": "client_credentials"})
+    assert (as_json.status_code, as_json.json()["error"]) == (400, "invalid_request")
+    basic = base64.b64encode(f"{forestry.client_id}:{forestry.secret}".encode()).decode()
+    both = await http.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials", "client_secret": forestry.secret},
+        headers={"Authorization": f"Basic {basic}"},
+    )
+    assert (both.status_code, both.json()["error"]) == (400, "invalid_request")
+
+
+async def test_a_revoked_client_cannot_obtain_a_token(
+    registry: RegistryService, http: httpx.AsyncClient
+) -> None:
+    forestry = await create_client(registry, "agency", FORESTRY)
+    office = await create_client(registry, "coordinator")
+    revoked = await http.post(
+        f"/v1/clients/{forestry.client_id}/revoke", headers=await _bearer(http, office)
+    )
+    assert revoked.status_code == 200, revoked.text
+    assert revoked.json()["revoked_at"] is not None
+    _assert_invalid_client(await _token(http, forestry.client_id, forestry.secret))
+    rotate = await http.post(
+        f"/v1/clients/{forestry.client_id}/rotate", headers=await _bearer(http, office)
+    )
+    assert (rotate.status_code, rotate.json()["code"]) == (409, "client_revoked")
+
+
+async def test_a_rotated_secret_replaces_the_old_one_at_once(
+    registry: RegistryService, http: httpx.AsyncClient
+) -> None:
+    forestry = await create_client(registry, "agency", FORESTRY)
+    operator = await create_client(registry, "operator")
+    rotated = await http.post(
+        f"/v1/clients/{forestry.client_id}/rotate", headers=await _bearer(http, operator)
+    )
+    assert rotated.status_code == 201, rotated.text
+    assert rotated.headers["cache-control"] == "no-store"
+    new_secret = rotated.json()["client_secret"]
+    assert new_secret != forestry.secret and rotated.json()["rotated_at"] is not None
+    _assert_invalid_client(await _token(http, forestry.client_id, forestry.secret))
+    assert (await _token(http, forestry.client_id, new_secret)).status_code == 200
+
+
+async def test_client_management_is_office_only_and_never_shows_a_stored_secret(
+    registry: RegistryService, http: httpx.AsyncClient
+) -> None:
+    forestry = await create_client(registry, "agency", FORESTRY)
+    office = await _bearer(http, await create_client(registry, "coordinator"))
+
+    missing = await http.get("/v1/clients")
+    assert (missing.status_code, missing.json()["code"]) == (401, "missing_token")
+    assert missing.headers["www-authenticate"].startswith("Bearer")
+    as_agency = await http.get("/v1/clients", headers=await _bearer(http, forestry))
+    assert (as_agency.status_code, as_agency.json()["code"]) == (403, "office_only")
+    created = await http.post(
+        "/v1/clients",
+        json={"role": "agency", "agency_name": "市 林业局", "label": "林业局系统"},
+        headers=office,
+    )
+    assert created.status_code == 201, created.text
+    made = created.json()
+    assert (made["agency_name"], made["agency_id"]) == (FORESTRY, str(agency_id_for(FORESTRY)))
+    assert made["client_id"].startswith("agency-") and made["client_secret"].startswith("dcs_")
+    assert (await _token(http, made["client_id"], made["client_secret"])).status_code == 200
+
+    listed = await http.get("/v1/clients", headers=office)
+    assert listed.status_code == 200
+    assert {c["client_id"] for c in listed.json()} >= {forestry.client_id, made["client_id"]}
+    assert all("client_secret" not in c and "secret_hash" not in c for c in listed.json())
+    one = await http.get(f"/v1/clients/{made['client_id']}", headers=office)
+    assert one.json()["label"] == "林业局系统"
+    assert datetime.fromisoformat(one.json()["last_used_at"]) == START
+
+    refusals = [
+        ({"role": "agency", "agency_name": "林业局"}, 422, "unknown_agency"),
+        ({"role": "agency"}, 422, "agency_required"),
+        ({"role": "operator", "agency_name": FORESTRY}, 422, "agency_not_allowed"),
+        ({"role": "admin"}, 422, "invalid_request"),
+    ]
+    for body, status, code in refusals:
+        response = await http.post("/v1/clients", json=body, headers=office)
+        assert (response.status_code, response.json()["code"]) == (status, code), response.text
+    unknown = await http.post("/v1/clients", json=refusals[0][0], headers=office)
+    assert "Did you mean: 市林业局?" in unknown.json()["message"]
+    gone = await http.post("/v1/clients/agency-nobody/revoke", headers=office)
+    assert (gone.status_code, gone.json()["code"]) == (404, "unknown_client")
+
+
+async def test_registry_verifier_follows_the_clock_and_the_keys(
+    registry: RegistryService, http: httpx.AsyncClient
+) -> None:
+    office = await create_client(registry, "coordinator")
+    headers = await _bearer(http, office)
+    assert (await http.get("/v1/clients", headers=headers)).status_code == 200
+
+    _clock(registry).advance(timedelta(minutes=11))
+    expired = await http.get("/v1/clients", headers=headers)
+    assert (expired.status_code, expired.json()["code"]) == (401, "token_expired")
+    assert 'error="invalid_token"' in expired.headers["www-authenticate"]
+
+
+async def test_signing_key_rotation_keeps_old_tokens_valid_until_retention_ends(
+    registry: RegistryService, http: httpx.AsyncClient
+) -> None:
+    office = await create_client(registry, "coordinator")
+    old_token = (await _token(http, office.client_id, office.secret)).json()["access_token"]
+    old_kid = jwt.get_unverified_header(old_token)["kid"]
+
+    clock = _clock(registry)
+    async with registry.sessions() as session, session.begin():
+        new_key = await keys.rotate(session, clock.now(), registry.keys.retention)
+    clock.advance(timedelta(minutes=1))  # the running registry reloads its keys
+    new_token = (await _token(http, office.client_id, office.secret)).json()["access_token"]
+    assert jwt.get_unverified_header(new_token)["kid"] == new_key.kid != old_kid
+    published = [k["kid"] for k in (await http.get("/.well-known/jwks.json")).json()["keys"]]
+    assert published == [new_key.kid, old_kid]  # newest first; the retired one still there
+    for token in (old_token, new_token):
+        assert (await registry.verifier.verify(token)).client_id == office.client_id
+
+    clock.advance(timedelta(days=1))  # past the retention of the retired key
+    published = [k["kid"] for k in (await http.get("/.well-known/jwks.json")).json()["keys"]]
+    assert published == [new_key.kid]
+    with pytest.raises(AuthError) as caught:
+        await registry.verifier.verify(old_token)
+    assert caught.value.code == "unknown_key"
+    async with registry.sessions() as session, session.begin():
+        await keys.rotate(session, clock.now(), registry.keys.retention)
+        remaining = {k.kid for k in (await session.exec(select(SigningKey))).all()}
+    assert old_kid not in remaining  # private keys past retention are deleted
+
+
+def test_the_cli_creates_lists_rotates_and_revokes_clients(
+    make_database: Callable[[str], str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = make_database("registry")
+    monkeypatch.setenv("DUBAN_REGISTRY_DATABASE_URL", url)
+    plan = str(import_plan_into.__globals__["PLAN_PATH"])
+    assert cli(["import-plan", plan, "--slug", "zhaoqing-digital-2024"]) == 0
+    capsys.readouterr()
+
+    def run(*args: str) -> dict[str, str]:
+        assert cli(list(args)) == 0
+        out = capsys.readouterr().out
+        pairs = (line.split("=", 1) for line in out.splitlines() if "=" in line)
+        return {name: (shlex.split(value) or [""])[0] for name, value in pairs}
+
+    made = run("create-client", "--role", "agency", "--agency-name", FORESTRY, "--label", "demo")
+    assert made["role"] == "agency" and made["agency_name"] == FORESTRY
+    assert made["agency_id"] == str(agency_id_for(FORESTRY))
+    assert made["client_secret"].startswith("dcs_")
+    by_id = run("create-client", "--role", "agency", "--agency-id", made["agency_id"])
+    office = run("create-client", "--role", "coordinator")
+    assert office["agency_id"] == "" and office["client_id"].startswith("coordinator-")
+
+    with pytest.raises(SystemExit) as unknown:
+        cli(["create-client", "--role", "agency", "--agency-name", "林业局"])
+    assert "[unknown_agency]" in str(unknown.value) and "市林业局" in str(unknown.value)
+    with pytest.raises(SystemExit) as bad_id:
+        cli(["create-client", "--role", "agency", "--agency-id", str(uuid.uuid4())])
+    assert "[unknown_agency]" in str(bad_id.value)
+    with pytest.raises(SystemExit) as no_agency:
+        cli(["create-client", "--role", "agency"])
+    assert "--agency-name" in str(no_agency.value)
+    with pytest.raises(SystemExit) as office_agency:
+        cli(["create-client", "--role", "operator", "--agency-name", FORESTRY])
+    assert "[agency_not_allowed]" in str(office_agency.value)
+
+    rotated = run("rotate-client", made["client_id"])
+    assert rotated["client_id"] == made["client_id"]
+    assert rotated["client_secret"] != made["client_secret"]
+    assert cli(["revoke-client", by_id["client_id"]]) == 0
+    assert "revoked" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as missing:
+        cli(["rotate-client", "agency-nobody"])
+    assert "[unknown_client]" in str(missing.value)
+
+    assert cli(["list-clients"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("client_id\trole\tagency")
+    rows = {line.split("\t")[0]: line.split("\t") for line in lines[1:]}
+    assert rows[made["client_id"]][1:3] == ["agency", FORESTRY]
+    assert rows[by_id["client_id"]][-1] == "revoked"
+    assert rows[office["client_id"]][2] == "-"
+    out = "\n".join(lines)
+    assert made["client_secret"] not in out and rotated["client_secret"] not in out
+
+    assert cli(["rotate-signing-key"]) == 0
+    assert "is active" in capsys.readouterr().out
+    assert cli(["rotate-signing-key"]) == 0
+    capsys.readouterr()
+
+
+async def test_api_client_rows_keep_role_and_agency_consistent(
+    registry: RegistryService,
+) -> None:
+    """The database itself refuses an agency client without agency (check constraint)."""
+    from sqlalchemy.exc import IntegrityError
+
+    async with registry.sessions() as session:
+        session.add(
+            ApiClient(
+                client_id="agency-broken",
+                secret_hash="x",
+                role="agency",
+                agency_id=None,
+                created_at=START,
+            )
+        )
+        with pytest.raises(IntegrityError):
+            await session.commit()
