@@ -4,8 +4,8 @@
 # and the Digital Zhaoqing 2024 plan imported. Ctrl-C stops everything it started.
 # A second run reuses the caches and the data in .run/ (make clean wipes the data).
 #
-# Environment: DUBAN_REGISTRY_PORT [8001], DUBAN_PROGRESS_PORT [8002], DUBAN_NOTIFIER_PORT [8003],
-#   DUBAN_SMTP_PORT [1025], DUBAN_PROGRESS_SWEEP_INTERVAL_SECONDS [60], OTEL_* (traces are not
+# Environment: DUBAN_CONFIRM_PLAN=1 applies a changed plan text; DUBAN_REGISTRY_PORT [8001],
+#   DUBAN_PROGRESS_PORT [8002], DUBAN_NOTIFIER_PORT [8003], DUBAN_SMTP_PORT [1025], DUBAN_PROGRESS_SWEEP_INTERVAL_SECONDS [60], OTEL_* (traces are not
 #   exported unless OTEL_TRACES_EXPORTER is set, e.g. to otlp or console).
 set -euo pipefail
 
@@ -74,7 +74,15 @@ start() { # name command...
 say "SMTP sink on 127.0.0.1:$SMTP_PORT (Maildir $RUN/mail)"
 start smtp python -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" -c aiosmtpd.handlers.Mailbox "$RUN/mail"
 
-duban-registry import-plan "$PLAN" | sed 's/^/up: import: /'
+# A plan text changed since the last run is shown as a diff and applied only when confirmed.
+status=0
+duban-registry import-plan "$PLAN" ${DUBAN_CONFIRM_PLAN:+--confirm} | sed 's/^/up: import: /' || status=$?
+if [[ $status == 3 ]]; then
+  die "$PLAN changed since it was imported (diff above); apply it with: DUBAN_CONFIRM_PLAN=1 make up"
+elif [[ $status != 0 ]]; then
+  die "importing $PLAN failed (exit $status)"
+fi
+duban-registry load-aliases data/agencies/zhaoqing-aliases.toml 2>&1 | grep -v 'database at head' | sed 's/^/up: /'
 duban-progress migrate | sed 's/^/up: /'
 duban-notifier migrate | sed 's/^/up: /'
 
