@@ -22,6 +22,7 @@ import re
 from datetime import date
 from typing import Literal
 
+import cn2an
 from pydantic import BaseModel
 
 from registry.agency_names import (
@@ -45,7 +46,20 @@ _DUTY_WORDS = ("牵头", "负责", "配合")
 
 # Targets: a number followed by a countable unit (two-character units first), in one clause.
 _UNIT = "万亩|万人|万户|万元|亿元|公里|%|\uff05|家|项|座|个|亩|人|户|所|台|套|条|场|批|张"
-_NUMBER_UNIT = re.compile(r"(?<![0-9A-Za-z.+\-])(?P<num>\d+(?:\.\d+)?)(?P<unit>" + _UNIT + ")")
+# Chinese numerals are matched shortest-first so that 十五万亩 reads as 十五 + 万亩; a lone 一 is
+# an idiom (一批, 一户四链), never a target.
+_CN_NUMERAL = "[零〇一二两三四五六七八九十百千万亿点]+?"
+_NUMBER_UNIT = re.compile(
+    r"(?<![0-9A-Za-z.+\-])(?:百分之(?P<pct>\d+(?:\.\d+)?|"
+    + _CN_NUMERAL
+    + r")|(?P<num>\d+(?:\.\d+)?)(?P<unit>"
+    + _UNIT
+    + r")|(?<![零〇一二两三四五六七八九十百千万亿])(?P<cn>"
+    + _CN_NUMERAL
+    + r")(?P<cn_unit>"
+    + _UNIT
+    + "))"
+)
 _CLAUSE_SPLIT = re.compile("[,\uff0c。;\uff1b、:\uff1a!\uff01?\uff1f]")
 _ACTION = re.compile(
     "推动|推进|实施|建成|建设|完成|应用|新增|培育|打造|改造|提升|提高|增长|增加|达到|覆盖|累计"
@@ -181,7 +195,10 @@ def extract_targets(text: str) -> list[Target]:
             before, after = clause[: match.start()], clause[match.end() :]
             if before.endswith(("等", "第")) or not _ACTION.search(before):
                 continue
-            unit = match["unit"].replace("\uff05", "%")
+            read = _read_number(match)
+            if read is None:
+                continue
+            number, unit = read
             comparator: Comparator = "="
             for word in _AT_LEAST_BEFORE:
                 if before.endswith(word):
@@ -192,12 +209,29 @@ def extract_targets(text: str) -> list[Target]:
             if unit == "%" and before.endswith(_INCREASE_WORDS):
                 comparator = "increase_pct"
             metric = after.strip() or _strip_words(before)
-            number = float(match["num"])
             value: int | float = int(number) if number.is_integer() else number
             targets.append(
                 Target(metric=metric, value=value, unit=unit, comparator=comparator, source=clause)
             )
     return targets
+
+
+def _read_number(match: re.Match[str]) -> tuple[float, str] | None:
+    """The value and unit of a matched number: Arabic, Chinese (cn2an), or 百分之….
+
+    None for a lone 一 (一批, 一户) and for numerals cn2an cannot read.
+    """
+    if match["num"] is not None:
+        return float(match["num"]), match["unit"].replace("\uff05", "%")
+    raw, unit = (match["pct"], "%") if match["pct"] is not None else (match["cn"], match["cn_unit"])
+    if raw == "一":
+        return None
+    if raw.replace(".", "", 1).isdigit():
+        return float(raw), unit
+    try:
+        return float(cn2an.cn2an(raw, "smart")), unit.replace("\uff05", "%")
+    except ValueError:
+        return None
 
 
 def _strip_words(words: str) -> str:
