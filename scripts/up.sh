@@ -114,9 +114,16 @@ ensure_client "$RUN/demo/forestry.client" --role agency --agency-name "$DEMO_AGE
 ensure_client "$RUN/demo/operator.client" --role operator --label "make up operator"
 agency_id=$(client_field "$RUN/demo/forestry.client" agency_id)
 operator_token=$(token_for "$RUN/demo/operator.client")
-curl -fsS -X PUT "http://127.0.0.1:$NOTIFIER_PORT/v1/agencies/$agency_id/contacts/email" \
-  -H "Authorization: Bearer $operator_token" \
-  -H 'Content-Type: application/json' -d "{\"addresses\": [\"$DEMO_MAIL\"]}" >/dev/null
+contact_set=0
+for _ in $(seq 1 150); do # the notifier learns the agencies from Kafka first
+  if curl -fsS -X PUT "http://127.0.0.1:$NOTIFIER_PORT/v1/agencies/$agency_id/contacts/email" \
+    -H "Authorization: Bearer $operator_token" \
+    -H 'Content-Type: application/json' -d "{\"addresses\": [\"$DEMO_MAIL\"]}" >/dev/null 2>&1; then
+    contact_set=1 && break
+  fi
+  sleep 0.2
+done
+[[ $contact_set == 1 ]] || die "the notifier did not accept the demo contact; see $RUN/logs/notifier.log"
 for _ in $(seq 1 150); do # progress learns the work points from Kafka
   curl -fsS -H "Authorization: Bearer $operator_token" \
     "http://127.0.0.1:$PROGRESS_PORT/v1/work-points/zhaoqing-digital-2024/35/progress" >/dev/null 2>&1 && break

@@ -21,6 +21,7 @@ from duban_shared.clock import ManualClock
 from notifier.main import NotifierService
 from notifier.main import build as build_notifier
 from notifier.main import create_app as notifier_app
+from notifier.models import AgencyView
 from notifier.settings import NotifierSettings
 from progress.main import ProgressService
 from progress.main import build as build_progress
@@ -247,6 +248,11 @@ async def stack(
         await wait_for(
             lambda: _has_all(progress), within=60, what="progress to learn the 50 work points"
         )
+        await wait_for(
+            lambda: _knows_agencies(notifier),
+            within=60,
+            what="the notifier to learn the 52 agencies",
+        )
         clients = [
             httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
             for app in (registry_asgi, progress_app(progress), notifier_app(notifier))
@@ -281,6 +287,12 @@ async def stack(
         for service in reversed(started):
             await service.close()
         await jwks_http.aclose()
+
+
+async def _knows_agencies(notifier: NotifierService) -> bool:
+    async with notifier.sessions() as session:
+        count = (await session.exec(select(func.count()).select_from(AgencyView))).one()
+    return int(count) >= 52
 
 
 async def _has_all(progress: ProgressService) -> bool:

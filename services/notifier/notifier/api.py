@@ -6,13 +6,14 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
+from duban_shared.api import ApiError
 from duban_shared.app import SessionDep
 from duban_shared.auth import Principal, PrincipalDep, require_office
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, EmailStr, Field
 from sqlmodel import col, select
 
-from notifier.models import Contact, NotificationLog
+from notifier.models import AgencyView, Contact, NotificationLog
 from notifier.store import replace_email_contacts
 
 router = APIRouter()
@@ -56,9 +57,25 @@ async def put_email_contacts(
     session: SessionDep,
     _office: OfficeDep,
 ) -> EmailContacts:
-    """Replace an agency's email contacts."""
+    """Replace an agency's email contacts; the agency must be one the registry published."""
     now = request.app.state.service.clock.now()
     async with session.begin():
+        agency = await session.get(AgencyView, agency_id)
+        if agency is None:
+            raise ApiError(
+                404,
+                "unknown_agency",
+                f"The registry has published no agency {agency_id}; find ids with "
+                "GET /v1/agencies?name=... on the registry (a new agency arrives within seconds).",
+            )
+        if agency.merged_into_id is not None:
+            raise ApiError(
+                409,
+                "agency_merged",
+                f"{agency.name} was merged into agency {agency.merged_into_id}; "
+                "set the contacts there.",
+                {"merged_into": str(agency.merged_into_id)},
+            )
         await replace_email_contacts(session, agency_id, [str(a) for a in contacts.addresses], now)
     return contacts
 

@@ -20,6 +20,7 @@ from opentelemetry.trace import Tracer
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from notifier.agencies import AgencyConsumer
 from notifier.consumer import StallConsumer
 from notifier.mailer import SmtpMailer
 from notifier.settings import NotifierSettings
@@ -38,39 +39,47 @@ class NotifierService:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     stall_consumer: StallConsumer
+    agency_consumer: AgencyConsumer
     verifier: JwksVerifier
     owned_http: httpx.AsyncClient | None = None  # the JWKS client, when build() made it
     background: Background = field(default_factory=Background)
-    _kafka_consumer: AIOKafkaConsumer | None = None
+    _kafka_consumers: list[AIOKafkaConsumer] = field(default_factory=list)
 
     async def start(self) -> None:
-        """Fetch the registry's keys (best effort), then start consuming stall transitions."""
+        """Fetch the registry's keys (best effort), then consume stall transitions and agencies."""
         await self.verifier.prefetch()
-        consumer = make_consumer(
-            self.settings.kafka_bootstrap_servers,
-            f"{self.settings.topic_prefix}{SERVICE}.stalls",
-            self.settings.topic_prefix + topics.STALLS,
-            client_id=SERVICE,
+        prefix, bootstrap = self.settings.topic_prefix, self.settings.kafka_bootstrap_servers
+        stalls = make_consumer(
+            bootstrap, f"{prefix}{SERVICE}.stalls", prefix + topics.STALLS, client_id=SERVICE
         )
-        await consumer.start()
-        self._kafka_consumer = consumer
+        agencies = make_consumer(
+            bootstrap, f"{prefix}{SERVICE}.agencies", prefix + topics.AGENCIES, client_id=SERVICE
+        )
+        for consumer in (stalls, agencies):
+            await consumer.start()
+            self._kafka_consumers.append(consumer)
+        stop = self.background.stop
         self.background.spawn(
             "notifier-stalls",
             run_batch_consumer(
-                consumer,
+                stalls,
                 self.stall_consumer.handle_batch,
-                self.background.stop,
+                stop,
                 name="stalls",
                 retry_seconds=self.settings.retry_seconds,
             ),
+        )
+        self.background.spawn(
+            "notifier-agencies",
+            run_batch_consumer(agencies, self.agency_consumer.handle_batch, stop, name="agencies"),
         )
 
     async def close(self) -> None:
         """Stop consuming, then close the engine."""
         await self.background.close()
-        if self._kafka_consumer is not None:
-            await self._kafka_consumer.stop()
-            self._kafka_consumer = None
+        for consumer in self._kafka_consumers:
+            await consumer.stop()
+        self._kafka_consumers.clear()
         if self.owned_http is not None:
             await self.owned_http.aclose()
         await self.engine.dispose()
@@ -105,6 +114,7 @@ def build(
         engine,
         sessions,
         consumer,
+        AgencyConsumer(sessions, tracer),
         verifier=jwks_verifier(settings, clock, jwks_http),
         owned_http=owned_http,
     )

@@ -52,3 +52,15 @@ class Inbox(InboxFields, NotifierBase, table=True):
     """Stall transitions already handled."""
 
     __tablename__ = "inbox"
+
+
+class AgencyView(NotifierBase, table=True):
+    """Read model of the registry's agencies (names only: no personal data travels)."""
+
+    __tablename__ = "agency_view"
+
+    id: uuid.UUID = Field(primary_key=True)
+    name: str = Field(max_length=120)
+    kind: str = Field(max_length=40)
+    merged_into_id: uuid.UUID | None = None
+    snapshot_at: datetime = utc_column()
