@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 from duban_shared.api import ApiError
 from duban_shared.app import SessionDep
-from duban_shared.auth import PrincipalDep, require_office
+from duban_shared.auth import Principal, PrincipalDep, require_office
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlmodel import func, select
@@ -161,13 +163,22 @@ async def get_work_point(
     return await _out(session, plan, wp)
 
 
-async def _changed(request: Request, session: SessionDep, plan: Plan, wp: WorkPoint) -> None:
-    now = request.app.state.service.clock.now()
-    wp.revision += 1
-    wp.updated_at = now
-    session.add(wp)
-    await session.flush()
-    await publish_work_point(session, wp, now)
+@asynccontextmanager
+async def _editing(
+    request: Request, session: SessionDep, principal: Principal, slug: str, number: int
+) -> AsyncIterator[tuple[Plan, WorkPoint]]:
+    """An office-only change of one work point in one transaction: revision + 1, republished."""
+    require_office(principal)
+    async with session.begin():
+        plan, wp = await _load(session, slug, number)
+        yield plan, wp
+        now = request.app.state.service.clock.now()
+        wp.revision += 1
+        wp.updated_at = now
+        session.add(wp)
+        await session.flush()
+        await publish_work_point(session, wp, now)
+    request.app.state.service.relay.wake()
 
 
 @router.patch("/{number}")
@@ -180,15 +191,11 @@ async def change_work_point(
     principal: PrincipalDep,
 ) -> WorkPointPublic:
     """Reword a work point."""
-    require_office(principal)
-    async with session.begin():
-        plan, wp = await _load(session, slug, number)
+    async with _editing(request, session, principal, slug, number) as (plan, wp):
         if change.title is not None:
             wp.title = change.title
         if change.text is not None:
             wp.text = change.text
-        await _changed(request, session, plan, wp)
-    request.app.state.service.relay.wake()
     return await _out(session, plan, wp)
 
 
@@ -202,9 +209,7 @@ async def set_responsibilities(
     principal: PrincipalDep,
 ) -> WorkPointPublic:
     """Replace who leads and who shares a work point; target shares of dropped agencies go."""
-    require_office(principal)
-    async with session.begin():
-        plan, wp = await _load(session, slug, number)
+    async with _editing(request, session, principal, slug, number) as (plan, wp):
         roles: list[tuple[str, Agency]] = []
         for role, ids in (("lead", body.lead), ("co", body.co)):
             for agency_id in ids:
@@ -218,8 +223,6 @@ async def set_responsibilities(
         for share in (s for _, shares in targets.get(wp.id, []) for s in shares):
             if share.agency_id not in kept:
                 await session.delete(share)
-        await _changed(request, session, plan, wp)
-    request.app.state.service.relay.wake()
     return await _out(session, plan, wp)
 
 
@@ -233,9 +236,7 @@ async def set_work_point_policy(
     principal: PrincipalDep,
 ) -> WorkPointPublic:
     """Set a work point's own policy; null fields fall back to the plan's defaults."""
-    require_office(principal)
-    async with session.begin():
-        plan, wp = await _load(session, slug, number)
+    async with _editing(request, session, principal, slug, number) as (plan, wp):
         if override.due_on is not None and override.due_on < plan.issued_on:
             raise ApiError(
                 422,
@@ -244,8 +245,6 @@ async def set_work_point_policy(
             )
         for name, value in override.model_dump().items():
             setattr(wp, name, value)
-        await _changed(request, session, plan, wp)
-    request.app.state.service.relay.wake()
     return await _out(session, plan, wp)
 
 
@@ -259,17 +258,13 @@ async def add_target(
     principal: PrincipalDep,
 ) -> WorkPointPublic:
     """Add a target at the end of the work point's list."""
-    require_office(principal)
-    async with session.begin():
-        plan, wp = await _load(session, slug, number)
+    async with _editing(request, session, principal, slug, number) as (plan, wp):
         last = await session.exec(
             select(func.max(Target.position)).where(Target.work_point_id == wp.id)
         )
         current = last.one()
         position = 0 if current is None else int(current) + 1
         session.add(Target(work_point_id=wp.id, position=position, **body.model_dump()))
-        await _changed(request, session, plan, wp)
-    request.app.state.service.relay.wake()
     return await _out(session, plan, wp)
 
 
@@ -298,16 +293,12 @@ async def delete_target(
     principal: PrincipalDep,
 ) -> WorkPointPublic:
     """Remove a target and its shares."""
-    require_office(principal)
-    async with session.begin():
-        plan, wp = await _load(session, slug, number)
+    async with _editing(request, session, principal, slug, number) as (plan, wp):
         target = await _target(session, wp, slug, position)
         shares = await session.exec(select(TargetShare).where(TargetShare.target_id == target.id))
         for share in shares.all():
             await session.delete(share)
         await session.delete(target)
-        await _changed(request, session, plan, wp)
-    request.app.state.service.relay.wake()
     return await _out(session, plan, wp)
 
 
@@ -322,9 +313,7 @@ async def set_shares(
     principal: PrincipalDep,
 ) -> WorkPointPublic:
     """Split a target across responsible agencies."""
-    require_office(principal)
-    async with session.begin():
-        plan, wp = await _load(session, slug, number)
+    async with _editing(request, session, principal, slug, number) as (plan, wp):
         target = await _target(session, wp, slug, position)
         responsible = set(
             (
@@ -348,6 +337,4 @@ async def set_shares(
         assert target.id is not None
         for s in body.shares:
             session.add(TargetShare(target_id=target.id, agency_id=s.agency_id, share=s.share))
-        await _changed(request, session, plan, wp)
-    request.app.state.service.relay.wake()
     return await _out(session, plan, wp)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import shlex
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import httpx
@@ -17,37 +17,14 @@ from duban_shared.clock import ManualClock
 from registry import auth_store, keys
 from registry.auth_models import ApiClient, SigningKey
 from registry.cli import main as cli
-from registry.main import RegistryService, build, create_app
-from registry.settings import RegistrySettings
+from registry.main import RegistryService
 from registry.store import agency_id_for
 from sqlmodel import select
 
-from tests.harness import Spans
 from tests.stack import Client, create_client, import_plan_into
 
 START = datetime.fromisoformat("2024-09-02T09:00:00+08:00")
 FORESTRY = "市林业局"
-
-
-@pytest.fixture
-async def registry(
-    make_database: Callable[[str], str], spans: Spans
-) -> AsyncIterator[RegistryService]:
-    service = build(
-        RegistrySettings(database_url=make_database("registry"), environment="test"),
-        clock=ManualClock(START),
-        tracer_provider=spans.provider("duban-registry"),
-    )
-    await import_plan_into(service)
-    yield service
-    await service.close()  # never started: stops nothing on Kafka, disposes the engine
-
-
-@pytest.fixture
-async def http(registry: RegistryService) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(registry))
-    async with httpx.AsyncClient(transport=transport, base_url="http://registry") as client:
-        yield client
 
 
 def _clock(registry: RegistryService) -> ManualClock:

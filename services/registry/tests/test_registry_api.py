@@ -3,44 +3,17 @@ and filters, versions with confirmation, agencies, policies, responsibilities an
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from datetime import datetime
 from pathlib import Path
 
 import httpx
 import pytest
-from duban_shared.clock import ManualClock
-from registry.main import RegistryService, build, create_app
-from registry.settings import RegistrySettings
+from registry.main import RegistryService
 
-from tests.harness import Spans
-from tests.stack import bearer, import_plan_into
+from tests.stack import bearer
 
 PLAN = "zhaoqing-digital-2024"
 TEXT = (Path(__file__).resolve().parents[3] / "data" / "plans" / f"{PLAN}.txt").read_text()
-START = datetime.fromisoformat("2024-09-02T09:00:00+08:00")
 WP = f"/v1/plans/{PLAN}/work-points"
-
-
-@pytest.fixture
-async def registry(
-    make_database: Callable[[str], str], spans: Spans
-) -> AsyncIterator[RegistryService]:
-    service = build(
-        RegistrySettings(database_url=make_database("registry"), environment="test"),
-        clock=ManualClock(START),
-        tracer_provider=spans.provider("duban-registry"),
-    )
-    await import_plan_into(service)
-    yield service
-    await service.close()
-
-
-@pytest.fixture
-async def http(registry: RegistryService) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(registry))
-    async with httpx.AsyncClient(transport=transport, base_url="http://registry") as client:
-        yield client
 
 
 @pytest.fixture
