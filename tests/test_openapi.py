@@ -1,0 +1,56 @@
+"""Each service's OpenAPI document generates and lists its public operations with examples."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from notifier.main import build as build_notifier
+from notifier.main import create_app as notifier_app
+from notifier.settings import NotifierSettings
+from progress.main import build as build_progress
+from progress.main import create_app as progress_app
+from progress.settings import ProgressSettings
+from registry.main import build as build_registry
+from registry.main import create_app as registry_app
+from registry.settings import RegistrySettings
+
+SQLITE = "sqlite+aiosqlite:///:memory:"
+
+
+def _ops(schema: dict[str, Any]) -> set[str]:
+    return {f"{m.upper()} {p}" for p, item in schema["paths"].items() for m in item}
+
+
+async def test_every_service_publishes_a_complete_openapi_document() -> None:
+    registry = build_registry(RegistrySettings(database_url=SQLITE))
+    progress = build_progress(ProgressSettings(database_url=SQLITE))
+    notifier = build_notifier(NotifierSettings(database_url=SQLITE))
+    try:
+        documents = {
+            "registry": registry_app(registry).openapi(),
+            "progress": progress_app(progress).openapi(),
+            "notifier": notifier_app(notifier).openapi(),
+        }
+    finally:
+        for service in (registry, progress, notifier):
+            await service.close()
+    assert {
+        "POST /oauth/token",
+        "GET /.well-known/jwks.json",
+        "GET /v1/plans",
+        "POST /v1/plans/{slug}/versions",
+        "PUT /v1/plans/{slug}/policy",
+        "GET /v1/plans/{slug}/work-points",
+        "PUT /v1/plans/{slug}/work-points/{number}/targets/{position}/shares",
+        "GET /v1/agencies/resolve",
+        "POST /v1/agencies/{agency_id}/merge",
+    } <= _ops(documents["registry"])
+    assert {"POST /v1/events", "GET /v1/work-points/{plan_slug}/{number}/progress"} <= _ops(
+        documents["progress"]
+    )
+    assert {"PUT /v1/agencies/{agency_id}/contacts/email", "GET /v1/notifications"} <= _ops(
+        documents["notifier"]
+    )
+    schemas = documents["progress"]["components"]["schemas"]
+    assert schemas["StatusReportIn"]["examples"][0]["work_point_id"] == "zhaoqing-digital-2024/35"
+    assert "examples" in documents["registry"]["components"]["schemas"]["StallPolicy"]
