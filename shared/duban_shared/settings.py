@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field
@@ -69,6 +70,11 @@ class ServiceSettings(BaseSettings):
         ge=0,
         description="Clock difference tolerated between the registry and a verifying service.",
         validation_alias=AliasChoices("auth_leeway_seconds", "DUBAN_AUTH_LEEWAY_SECONDS"),
+    )
+    calendar_dir: Path | None = Field(
+        default=None,
+        description="Folder of <year>.toml holiday arrangements for years chinese-calendar lacks.",
+        validation_alias=AliasChoices("calendar_dir", "DUBAN_CALENDAR_DIR"),
     )
     database_url: str = "sqlite+aiosqlite:///.run/duban.db"
     outbox_poll_seconds: float = 1.0

@@ -97,7 +97,8 @@ def test_a_year_without_official_data_raises_calendar_data_missing() -> None:
     assert error.code == "calendar_year_missing"
     message = str(error)
     assert "2099" in message
-    assert "Upgrade chinese-calendar" in message  # tells the operator what to do
+    assert "data/calendar/2099.toml" in message  # tells the operator what to add
+    assert "upgrade chinese-calendar" in message
 
 
 def test_counting_into_a_year_without_data_raises_instead_of_guessing() -> None:

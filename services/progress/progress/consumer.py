@@ -18,6 +18,7 @@ from duban_shared.events import StatusEvent, WorkPointSnapshot
 from duban_shared.inbox import first_delivery
 from duban_shared.kafka import headers_to_dict, process_span, send_traced
 from duban_shared.outbox import OutboxRelay
+from duban_shared.workdays import OFFICIAL, WorkingCalendar
 from opentelemetry.trace import Status, StatusCode, Tracer
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -47,6 +48,7 @@ class StatusConsumer:
     clock: Clock
     relay: OutboxRelay
     topic_prefix: str = ""
+    calendar: WorkingCalendar = OFFICIAL
 
     async def handle_batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
         """Apply a batch in one transaction; dead-letter what can never be applied."""
@@ -79,7 +81,7 @@ class StatusConsumer:
         now = self.clock.now()
         if not await first_delivery(session, Inbox, event.event_id, record.topic, now):
             return False
-        return await apply_report(session, event, view, now) is not None
+        return await apply_report(session, event, view, now, self.calendar) is not None
 
     async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], rejected: Rejected) -> None:
         log.warning("status event dead-lettered: %s (%s)", rejected.code, rejected)
@@ -106,6 +108,7 @@ class WorkPointConsumer:
     sessions: async_sessionmaker[AsyncSession]
     tracer: Tracer
     clock: Clock
+    calendar: WorkingCalendar = OFFICIAL
 
     async def handle_batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
         """Upsert every snapshot of the batch in one transaction."""
@@ -126,4 +129,4 @@ class WorkPointConsumer:
                         )
                         continue
                     origin = headers_to_dict(record.headers).get("traceparent")
-                    await upsert_view(session, snap, origin, self.clock.now())
+                    await upsert_view(session, snap, origin, self.clock.now(), self.calendar)

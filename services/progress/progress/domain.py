@@ -11,12 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from duban_shared.events import StallReason
-from duban_shared.workdays import (
-    add_working_days,
-    local_day,
-    start_of_local_day,
-    working_days_between,
-)
+from duban_shared.workdays import OFFICIAL, WorkingCalendar, local_day, start_of_local_day
 
 
 @dataclass(frozen=True)
@@ -41,14 +36,23 @@ class Verdict:
     next_check_at: datetime | None
 
 
-def silence_deadline(last_heard: datetime, policy: Policy) -> datetime:
+def silence_deadline(
+    last_heard: datetime, policy: Policy, calendar: WorkingCalendar = OFFICIAL
+) -> datetime:
     """Return the moment the lead becomes silent: the start of the first working day past
     report_every + grace working days after the day it was last heard from."""
-    last_ok_day = add_working_days(local_day(last_heard), policy.allowed_silence)
-    return start_of_local_day(add_working_days(last_ok_day, 1))
+    last_ok_day = calendar.add_working_days(local_day(last_heard), policy.allowed_silence)
+    return start_of_local_day(calendar.add_working_days(last_ok_day, 1))
 
 
-def judge(*, now: datetime, last_heard: datetime, any_blocked: bool, policy: Policy) -> Verdict:
+def judge(
+    *,
+    now: datetime,
+    last_heard: datetime,
+    any_blocked: bool,
+    policy: Policy,
+    calendar: WorkingCalendar = OFFICIAL,
+) -> Verdict:
     """Judge a work point.
 
     1. Count working days since the lead was last heard from (a report, or tracking start).
@@ -57,10 +61,10 @@ def judge(*, now: datetime, last_heard: datetime, any_blocked: bool, policy: Pol
     4. The next check is the silence deadline, unless already silent (then only a report can
        change the verdict, and it re-judges the work point at once).
     """
-    silent_days = working_days_between(local_day(last_heard), local_day(now))
+    silent_days = calendar.working_days_between(local_day(last_heard), local_day(now))
     silent = silent_days > policy.allowed_silence
     reason = StallReason.BLOCKED if any_blocked else StallReason.SILENT if silent else None
-    next_check = None if silent else silence_deadline(last_heard, policy)
+    next_check = None if silent else silence_deadline(last_heard, policy, calendar)
     return Verdict(reason=reason, silent_working_days=silent_days, next_check_at=next_check)
 
 

@@ -15,6 +15,7 @@ from duban_shared.kafka import make_consumer, make_producer, run_batch_consumer
 from duban_shared.outbox import OutboxRelay
 from duban_shared.runtime import Background
 from duban_shared.telemetry import create_tracer_provider
+from duban_shared.workdays import WorkingCalendar
 from fastapi import FastAPI
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Tracer
@@ -125,6 +126,8 @@ def build(
         skip_locked=skip_locked,
         topic_prefix=settings.topic_prefix,
     )
+    # Read now, not at import: a broken year file stops the service here, naming the file.
+    calendar = WorkingCalendar.from_folder(settings.calendar_dir)
     sweeper = Sweeper(
         sessions,
         clock,
@@ -132,6 +135,7 @@ def build(
         relay,
         batch_size=settings.sweep_batch_size,
         skip_locked=skip_locked,
+        calendar=calendar,
     )
     owned_http = None
     if jwks_http is None:
@@ -147,9 +151,15 @@ def build(
         relay=relay,
         sweeper=sweeper,
         status_consumer=StatusConsumer(
-            sessions, producer, tracer, clock, relay, topic_prefix=settings.topic_prefix
+            sessions,
+            producer,
+            tracer,
+            clock,
+            relay,
+            topic_prefix=settings.topic_prefix,
+            calendar=calendar,
         ),
-        work_point_consumer=WorkPointConsumer(sessions, tracer, clock),
+        work_point_consumer=WorkPointConsumer(sessions, tracer, clock, calendar),
         verifier=jwks_verifier(settings, clock, jwks_http),
         owned_http=owned_http,
     )

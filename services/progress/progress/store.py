@@ -18,6 +18,7 @@ from duban_shared.events import (
 )
 from duban_shared.kafka import current_traceparent
 from duban_shared.outbox import outbox_row
+from duban_shared.workdays import OFFICIAL, WorkingCalendar
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -32,7 +33,11 @@ from progress.models import (
 
 
 async def upsert_view(
-    session: AsyncSession, snap: WorkPointSnapshot, traceparent: str | None, now: datetime
+    session: AsyncSession,
+    snap: WorkPointSnapshot,
+    traceparent: str | None,
+    now: datetime,
+    calendar: WorkingCalendar = OFFICIAL,
 ) -> None:
     """Apply a registry snapshot to the read model; start tracking a new work point."""
     view = await session.get(WorkPointView, snap.work_point_id)
@@ -63,11 +68,15 @@ async def upsert_view(
     if state is None:
         state = WorkPointState(work_point_id=snap.work_point_id, tracking_since=now)
     blocked = await _any_blocked(session, snap.work_point_id)
-    _rejudge(session, view, state, now, any_blocked=blocked, trigger=None)
+    _rejudge(session, view, state, now, any_blocked=blocked, trigger=None, calendar=calendar)
 
 
 async def apply_report(
-    session: AsyncSession, event: StatusEvent, view: WorkPointView, now: datetime
+    session: AsyncSession,
+    event: StatusEvent,
+    view: WorkPointView,
+    now: datetime,
+    calendar: WorkingCalendar = OFFICIAL,
 ) -> StallTransition | None:
     """Store a report, update the agency's and the work point's state, and judge again.
 
@@ -113,7 +122,9 @@ async def apply_report(
         await session.flush()
     state.last_traceparent = current_traceparent()
     any_blocked = await _any_blocked(session, event.work_point_id)
-    return _rejudge(session, view, state, now, any_blocked=any_blocked, trigger=event)
+    return _rejudge(
+        session, view, state, now, any_blocked=any_blocked, trigger=event, calendar=calendar
+    )
 
 
 async def _any_blocked(session: AsyncSession, wp_id: str) -> bool:
@@ -134,10 +145,17 @@ def _rejudge(
     *,
     any_blocked: bool,
     trigger: StatusEvent | None,
+    calendar: WorkingCalendar,
 ) -> StallTransition | None:
     """Judge the work point, persist the verdict, and queue a transition if one happened."""
     policy = Policy(view.report_every_working_days, view.grace_working_days)
-    verdict = judge(now=now, last_heard=state.last_heard(), any_blocked=any_blocked, policy=policy)
+    verdict = judge(
+        now=now,
+        last_heard=state.last_heard(),
+        any_blocked=any_blocked,
+        policy=policy,
+        calendar=calendar,
+    )
     state.next_check_at = verdict.next_check_at
     kind = transition_needed(state.stall_reason, verdict)
     transition = None
@@ -217,7 +235,10 @@ async def claim_due(
 
 
 async def rejudge_due(
-    session: AsyncSession, state: WorkPointState, now: datetime
+    session: AsyncSession,
+    state: WorkPointState,
+    now: datetime,
+    calendar: WorkingCalendar = OFFICIAL,
 ) -> StallTransition | None:
     """Re-judge a claimed due work point; return the transition queued, if any."""
     view = await session.get(WorkPointView, state.work_point_id)
@@ -226,4 +247,4 @@ async def rejudge_due(
         session.add(state)
         return None
     blocked = await _any_blocked(session, state.work_point_id)
-    return _rejudge(session, view, state, now, any_blocked=blocked, trigger=None)
+    return _rejudge(session, view, state, now, any_blocked=blocked, trigger=None, calendar=calendar)

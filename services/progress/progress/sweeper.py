@@ -13,6 +13,7 @@ import logging
 from duban_shared.clock import Clock
 from duban_shared.kafka import link_to
 from duban_shared.outbox import OutboxRelay
+from duban_shared.workdays import OFFICIAL, WorkingCalendar
 from opentelemetry import context as otel_context
 from opentelemetry.trace import Tracer
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -35,6 +36,7 @@ class Sweeper:
         *,
         batch_size: int,
         skip_locked: bool,
+        calendar: WorkingCalendar = OFFICIAL,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
@@ -42,6 +44,7 @@ class Sweeper:
         self._relay = relay
         self._batch_size = batch_size
         self._skip_locked = skip_locked
+        self._calendar = calendar
 
     async def sweep_once(self) -> int:
         """Judge every due work point, batch by batch; return the transitions queued."""
@@ -61,7 +64,7 @@ class Sweeper:
                             links=link_to(state.last_traceparent),
                             attributes={"duban.work_point.id": state.work_point_id},
                         ):
-                            if await rejudge_due(session, state, now) is not None:
+                            if await rejudge_due(session, state, now, self._calendar) is not None:
                                 total += 1
                 if total:
                     self._relay.wake()

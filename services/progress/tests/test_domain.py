@@ -9,6 +9,7 @@ Tue 22 Oct 2024, starts the silence: at 00:00 Asia/Shanghai (16:00 UTC on 21 Oct
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from duban_shared.events import StallReason
@@ -138,3 +139,27 @@ def test_no_transition_while_the_stall_state_is_unchanged(
     open_reason: str | None, reason: StallReason | None
 ) -> None:
     assert transition_needed(open_reason, _verdict(reason)) is None
+
+
+def test_silence_is_counted_on_the_calendar_it_is_given(tmp_path: Path) -> None:
+    from duban_shared.workdays import WorkingCalendar
+
+    (tmp_path / "2099.toml").write_text(
+        "year = 2099\nholidays = [2099-03-02, 2099-03-03, 2099-03-04]\n", encoding="utf-8"
+    )
+    calendar = WorkingCalendar.from_folder(tmp_path)
+    last = datetime.fromisoformat("2099-02-27T10:00:00+08:00")  # a Friday
+    policy = Policy(report_every=2, grace=0)
+    # Mon 2 to Wed 4 March are holidays in the file: the two working days are Thu 5 and Fri 6,
+    # so silence starts on Mon 9 March.
+    assert silence_deadline(last, policy, calendar) == datetime.fromisoformat(
+        "2099-03-09T00:00:00+08:00"
+    )
+    verdict = judge(
+        now=datetime.fromisoformat("2099-03-06T18:00:00+08:00"),
+        last_heard=last,
+        any_blocked=False,
+        policy=policy,
+        calendar=calendar,
+    )
+    assert (verdict.reason, verdict.silent_working_days) == (None, 2)
