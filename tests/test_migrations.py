@@ -153,3 +153,45 @@ def test_registry_0003_carries_existing_plans_agencies_and_targets_both_ways(
         restored = conn.execute(text("SELECT targets FROM workpoint")).scalar_one()
     restored = json.loads(restored) if isinstance(restored, str) else restored
     assert [(t["metric"], t["value"], t["unit"]) for t in restored] == [("林分优化", 13.0, "万亩")]
+
+
+async def test_progress_0003_chains_reports_stored_before_it_so_they_verify(
+    empty_database: Callable[[str], str], sync_engine: Callable[[str], Engine]
+) -> None:
+    from duban_shared.db import create_engine as create_async_engine
+    from duban_shared.db import session_factory
+    from progress import history
+
+    url = empty_database("progress")
+    upgrade(MIGRATIONS["progress"], url, "0002")
+    engine = sync_engine(url)
+    agency = uuid.uuid4()
+    insert = text(
+        "INSERT INTO status_report (event_id, work_point_id, agency_id, status, percent, note, "
+        "occurred_at, received_at, stored_at, out_of_order) VALUES "
+        "(:id, 'p/35', :agency, :status, :pct, :note, :at, NULL, :at, false)"
+    )
+    with engine.begin() as conn:
+        for minute, status in enumerate(["on_track", "at_risk", "blocked"]):
+            at = datetime(2024, 9, 2, 1, minute, tzinfo=UTC)
+            ids = (uuid.uuid4(), agency)
+            conn.execute(
+                insert,
+                {
+                    "id": ids[0] if not is_sqlite(url) else ids[0].hex,
+                    "agency": ids[1] if not is_sqlite(url) else ids[1].hex,
+                    "status": status,
+                    "pct": 10 * minute,
+                    "note": f"第{minute}次",
+                    "at": at if not is_sqlite(url) else at.replace(tzinfo=None),
+                },
+            )
+    upgrade(MIGRATIONS["progress"], url, "0003")
+
+    async_engine = create_async_engine(url)
+    try:
+        async with session_factory(async_engine)() as session:
+            result = await history.verify(session)
+    finally:
+        await async_engine.dispose()
+    assert (result.ok, result.rows_checked) == (True, 3)

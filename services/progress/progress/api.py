@@ -10,13 +10,14 @@ from aiokafka.errors import KafkaError
 from duban_shared import topics
 from duban_shared.api import ApiError
 from duban_shared.app import SessionDep
-from duban_shared.auth import Principal, PrincipalDep, require_agency_access
+from duban_shared.auth import Principal, PrincipalDep, require_agency_access, require_office
 from duban_shared.events import ReportStatus, StatusEvent, WorkPointId
 from duban_shared.kafka import link_to, send_traced
 from fastapi import APIRouter, Depends, Request
 from opentelemetry import trace
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from progress import history
 from progress.models import WorkPointState, WorkPointView
 
 router = APIRouter()
@@ -178,6 +179,52 @@ async def work_point_progress(
         last_lead_report_at=state.last_lead_report_at,
         next_check_at=state.next_check_at,
     )
+
+
+class BrokenRowOut(BaseModel):
+    """The first row where the report history does not hold."""
+
+    work_point_id: str
+    chain_seq: int
+    event_id: str
+    problem: str = Field(description="content_changed, link_broken or sequence_gap")
+
+
+class VerificationOut(BaseModel):
+    """Whether the hash-chained report history is intact."""
+
+    ok: bool
+    rows_checked: int
+    first_broken: BrokenRowOut | None
+
+
+def _verification_out(result: history.Verification) -> VerificationOut:
+    broken = result.first_broken
+    return VerificationOut(
+        ok=result.ok,
+        rows_checked=result.rows_checked,
+        first_broken=BrokenRowOut(**vars(broken)) if broken else None,
+    )
+
+
+@router.get("/v1/history/verify")
+async def verify_all_history(session: SessionDep, principal: PrincipalDep) -> VerificationOut:
+    """Check the report history of every work point (office only); name the first broken row."""
+    require_office(principal)
+    return _verification_out(await history.verify(session))
+
+
+@router.get("/v1/work-points/{plan_slug}/{number}/history/verify")
+async def verify_work_point_history(
+    plan_slug: str, number: int, session: SessionDep, principal: PrincipalDep
+) -> VerificationOut:
+    """Check one work point's report history (an agency: only its own work points)."""
+    wp_id = f"{plan_slug}/{number}"
+    view = await session.get(WorkPointView, wp_id)
+    if view is None:
+        raise ApiError(404, "unknown_work_point", f"No work point '{wp_id}' is tracked.")
+    _may_see(principal, view)
+    return _verification_out(await history.verify(session, wp_id))
 
 
 def _may_see(principal: Principal, view: WorkPointView) -> None:

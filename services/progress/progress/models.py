@@ -9,7 +9,7 @@ from typing import Any
 from duban_shared.db import utc_column as _ts
 from duban_shared.inbox import InboxFields
 from duban_shared.outbox import OutboxFields
-from sqlalchemy import JSON
+from sqlalchemy import JSON, UniqueConstraint
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -43,9 +43,12 @@ class WorkPointView(ProgressBase, table=True):
 
 
 class StatusReport(ProgressBase, table=True):
-    """Every status event ever applied, append-only."""
+    """Every status event ever applied: append-only, hash-chained per work point."""
 
     __tablename__ = "status_report"
+    __table_args__ = (
+        UniqueConstraint("work_point_id", "chain_seq", name="uq_status_report_chain"),
+    )
 
     event_id: uuid.UUID = Field(primary_key=True)
     work_point_id: str = Field(max_length=120, index=True)
@@ -57,6 +60,9 @@ class StatusReport(ProgressBase, table=True):
     received_at: datetime | None = _ts(nullable=True)
     stored_at: datetime = _ts()
     out_of_order: bool = False
+    chain_seq: int = Field(description="1, 2, 3, ... within the work point's chain.")
+    prev_hash: str = Field(max_length=64)
+    row_hash: str = Field(max_length=64)
 
 
 class AgencyProgress(ProgressBase, table=True):

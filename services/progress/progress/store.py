@@ -22,6 +22,7 @@ from duban_shared.workdays import OFFICIAL, WorkingCalendar
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from progress import history
 from progress.domain import Policy, judge, transition_needed
 from progress.models import (
     AgencyProgress,
@@ -85,7 +86,8 @@ async def apply_report(
     """
     latest = await session.get(AgencyProgress, (event.work_point_id, event.agency_id))
     out_of_order = latest is not None and event.occurred_at < latest.last_report_at
-    session.add(
+    await history.append(
+        session,
         StatusReport(
             event_id=event.event_id,
             work_point_id=event.work_point_id,
@@ -97,7 +99,10 @@ async def apply_report(
             received_at=event.received_at,
             stored_at=now,
             out_of_order=out_of_order,
-        )
+            chain_seq=0,
+            prev_hash="",
+            row_hash="",
+        ),
     )
     state = await session.get(WorkPointState, event.work_point_id)
     if state is None:

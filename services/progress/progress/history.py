@@ -1,0 +1,124 @@
+"""The report history's hash chain: each row hashes its content with the previous row's hash.
+
+One chain per work point (reports of a work point arrive in order on one partition, so one
+writer extends it at a time). Changing, removing or reordering any stored row breaks the chain
+at that row; verification names the first broken row and why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from progress.models import StatusReport
+
+GENESIS = "0" * 64
+
+
+def row_content(row: StatusReport) -> dict[str, Any]:
+    """The fields a row's hash covers."""
+    return {
+        "event_id": str(row.event_id),
+        "work_point_id": row.work_point_id,
+        "agency_id": str(row.agency_id),
+        "status": row.status,
+        "percent": row.percent,
+        "note": row.note,
+        "occurred_at": _utc(row.occurred_at),
+        "received_at": _utc(row.received_at) if row.received_at else None,
+        "stored_at": _utc(row.stored_at),
+        "out_of_order": row.out_of_order,
+        "chain_seq": row.chain_seq,
+    }
+
+
+def _utc(moment: datetime) -> str:
+    """One spelling per instant, whatever offset it was given with."""
+    return moment.astimezone(UTC).isoformat()
+
+
+def hash_row(prev_hash: str, row: StatusReport) -> str:
+    """SHA-256 of the previous hash and the row's canonical JSON."""
+    canonical = json.dumps(
+        row_content(row), sort_keys=True, ensure_ascii=False, separators=(",", ":")
+    )
+    return hashlib.sha256(f"{prev_hash}\n{canonical}".encode()).hexdigest()
+
+
+async def append(session: AsyncSession, row: StatusReport) -> None:
+    """Give a new row its place in its work point's chain, then add it."""
+    last = (
+        await session.exec(
+            select(StatusReport)
+            .where(StatusReport.work_point_id == row.work_point_id)
+            .order_by(col(StatusReport.chain_seq).desc())
+            .limit(1)
+        )
+    ).first()
+    row.chain_seq = 1 if last is None else last.chain_seq + 1
+    row.prev_hash = GENESIS if last is None else last.row_hash
+    row.row_hash = hash_row(row.prev_hash, row)
+    session.add(row)
+    await session.flush()
+
+
+@dataclass(frozen=True)
+class Broken:
+    """The first row where a chain does not hold."""
+
+    work_point_id: str
+    chain_seq: int
+    event_id: str
+    problem: str  # content_changed, link_broken, sequence_gap
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The result of checking chains."""
+
+    rows_checked: int
+    first_broken: Broken | None
+
+    @property
+    def ok(self) -> bool:
+        """Tell whether every chain holds."""
+        return self.first_broken is None
+
+
+async def verify(session: AsyncSession, work_point_id: str | None = None) -> Verification:
+    """Check one work point's chain, or all of them, in order; stop at the first broken row.
+
+    1. Rows are read in (work point, sequence) order.
+    2. A sequence must go 1, 2, 3, ... (a gap means a row was removed).
+    3. Each row's prev_hash must be the previous row's row_hash (GENESIS for the first).
+    4. Each row's row_hash must be the hash of its own content now.
+    """
+    query = select(StatusReport).order_by(
+        col(StatusReport.work_point_id), col(StatusReport.chain_seq)
+    )
+    if work_point_id is not None:
+        query = query.where(StatusReport.work_point_id == work_point_id)
+    checked = 0
+    current, expected_seq, prev = None, 1, GENESIS
+    for row in (await session.exec(query)).all():
+        if row.work_point_id != current:
+            current, expected_seq, prev = row.work_point_id, 1, GENESIS
+        checked += 1
+        problem = None
+        if row.chain_seq != expected_seq:
+            problem = "sequence_gap"
+        elif row.prev_hash != prev:
+            problem = "link_broken"
+        elif row.row_hash != hash_row(row.prev_hash, row):
+            problem = "content_changed"
+        if problem is not None:
+            broken = Broken(row.work_point_id, row.chain_seq, str(row.event_id), problem)
+            return Verification(checked, broken)
+        expected_seq, prev = row.chain_seq + 1, row.row_hash
+    return Verification(checked, None)
