@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Protocol
@@ -11,6 +12,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from duban_shared.api import install_error_handlers
 from duban_shared.auth import TokenVerifier
@@ -49,7 +51,56 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-def service_app(title: str, service: Service, router: APIRouter, *, owned: bool) -> FastAPI:
+class BodyLimit:
+    """Refuse request bodies over a size before they are read (413), or of unknown size (411)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check the declared length of a request with a body, then pass it on."""
+        if scope["type"] == "http" and scope["method"] in {"POST", "PUT", "PATCH"}:
+            headers = dict(scope["headers"])
+            declared = headers.get(b"content-length")
+            if declared is None and b"transfer-encoding" in headers:
+                await _refuse(send, 411, "length_required", "Send the body with a Content-Length.")
+                return
+            if declared is not None and int(declared) > self.max_bytes:
+                await _refuse(
+                    send,
+                    413,
+                    "body_too_large",
+                    f"The body has {int(declared)} bytes; this service accepts at most "
+                    f"{self.max_bytes}. Split it into smaller requests.",
+                )
+                return
+        await self.app(scope, receive, send)
+
+
+async def _refuse(send: Send, status: int, code: str, message: str) -> None:
+    body = json.dumps({"code": code, "message": message, "details": None}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def service_app(
+    title: str,
+    service: Service,
+    router: APIRouter,
+    *,
+    owned: bool,
+    max_body_bytes: int = 64 * 1024,
+) -> FastAPI:
     """Build a service's app; an owned service is started and closed with the app."""
 
     @asynccontextmanager
@@ -67,5 +118,6 @@ def service_app(title: str, service: Service, router: APIRouter, *, owned: bool)
     install_error_handlers(app)
     app.include_router(_health)
     app.include_router(router)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     FastAPIInstrumentor.instrument_app(app, tracer_provider=service.tracer_provider)
     return app

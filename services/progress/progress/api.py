@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from aiokafka.errors import KafkaError
@@ -16,9 +18,10 @@ from duban_shared.kafka import link_to, send_traced
 from fastapi import APIRouter, Depends, Request
 from opentelemetry import trace
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from sqlalchemy.exc import IntegrityError
 
 from progress import history
-from progress.models import WorkPointState, WorkPointView
+from progress.models import IngestedEvent, WorkPointState, WorkPointView
 
 router = APIRouter()
 
@@ -101,6 +104,10 @@ async def post_event(
     """
     service = request.app.state.service
     now: datetime = service.clock.now()
+    digest = _body_digest(report, agency_id)
+    first = await _first_answer(session, report.event_id, digest)
+    if first is not None:
+        return first  # a replay: the same answer, nothing produced again
     skew = timedelta(seconds=service.settings.max_clock_skew_seconds)
     if report.occurred_at > now + skew:
         raise ApiError(
@@ -153,7 +160,51 @@ async def post_event(
             "broker_unavailable",
             "The event could not be stored right now; retry later with the same event_id.",
         ) from exc
-    return Accepted(event_id=event.event_id, partition=meta.partition, offset=meta.offset)
+    accepted = Accepted(event_id=event.event_id, partition=meta.partition, offset=meta.offset)
+    session.add(
+        IngestedEvent(
+            event_id=event.event_id,
+            agency_id=agency_id,
+            body_sha256=digest,
+            partition=meta.partition,
+            offset=meta.offset,
+            accepted_at=now,
+        )
+    )
+    try:
+        await session.commit()
+    except IntegrityError:
+        # The same event_id was accepted concurrently; the consumer's inbox keeps one of the
+        # two, so answer as a replay (same body) or a reuse (different body) would be answered.
+        await session.rollback()
+        first = await _first_answer(session, report.event_id, digest)
+        if first is not None:
+            return first
+    return accepted
+
+
+def _body_digest(report: StatusReportIn, agency_id: uuid.UUID) -> str:
+    """SHA-256 of the agency and the report, with occurred_at in UTC (one spelling per instant)."""
+    body = report.model_dump(mode="json")
+    body["occurred_at"] = report.occurred_at.astimezone(UTC).isoformat()
+    body["agency_id"] = str(agency_id)
+    canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def _first_answer(session: SessionDep, event_id: uuid.UUID, digest: str) -> Accepted | None:
+    """The answer given when this event_id was first accepted; 409 if the body differs."""
+    seen = await session.get(IngestedEvent, event_id)
+    if seen is None:
+        return None
+    if seen.body_sha256 != digest:
+        raise ApiError(
+            409,
+            "event_id_reused",
+            f"event_id {event_id} was already accepted at {seen.accepted_at.isoformat()} for a "
+            "different report; resend that report unchanged, or give a new report a new event_id.",
+        )
+    return Accepted(event_id=event_id, partition=seen.partition, offset=seen.offset)
 
 
 @router.get("/v1/work-points/{plan_slug}/{number}/progress")

@@ -108,3 +108,16 @@ class OutboxMessage(OutboxFields, ProgressBase, table=True):
     """Stall transitions waiting to be relayed."""
 
     __tablename__ = "outbox"
+
+
+class IngestedEvent(ProgressBase, table=True):
+    """An event accepted over HTTP, so a replay gets the first answer and a reuse a 409."""
+
+    __tablename__ = "ingested_event"
+
+    event_id: uuid.UUID = Field(primary_key=True)
+    agency_id: uuid.UUID
+    body_sha256: str = Field(max_length=64)
+    partition: int
+    offset: int
+    accepted_at: datetime = _ts()

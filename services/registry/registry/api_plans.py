@@ -44,7 +44,7 @@ class VersionIn(BaseModel):
         },
     )
 
-    text: str = Field(min_length=1, max_length=2_000_000)
+    text: str = Field(min_length=1, max_length=1_000_000)
     confirm: bool = False
 
 

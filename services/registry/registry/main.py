@@ -119,5 +119,9 @@ def create_app(service: RegistryService | None = None) -> FastAPI:
     router.include_router(auth_api.router)
     router.include_router(api.router)
     return service_app(
-        "Duban registry", service or build(RegistrySettings()), router, owned=service is None
+        "Duban registry",
+        service or build(RegistrySettings()),
+        router,
+        owned=service is None,
+        max_body_bytes=4 * 1024 * 1024,  # a plan text (the 2024 plan is 30 KB)
     )
