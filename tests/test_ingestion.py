@@ -61,3 +61,21 @@ async def test_a_body_over_the_limit_or_of_unknown_length_is_refused_before_it_i
     assert (unknown.status_code, unknown.json()["code"]) == (411, "length_required")
     ends = await end_offsets(stack.kafka_bootstrap, stack.topic_prefix + topics.STATUS, 6)
     assert sum(ends.values()) == 0
+
+
+async def test_a_client_over_its_rate_gets_429_with_retry_after(stack: Stack) -> None:
+    from datetime import timedelta
+
+    from duban_shared.ratelimit import RateLimiter
+
+    stack.progress.rate_limiter = RateLimiter(stack.clock, rate=1, burst=2)
+    token = await stack.token(stack.forestry)
+    assert [(await stack.post_event(token, 35, "on_track")).status_code for _ in range(2)] == [
+        202,
+        202,
+    ]
+    limited = await stack.post_event(token, 35, "on_track")
+    assert (limited.status_code, limited.json()["code"]) == (429, "rate_limited")
+    assert limited.headers["retry-after"] == "1"
+    stack.clock.advance(timedelta(seconds=1))
+    assert (await stack.post_event(token, 35, "on_track")).status_code == 202

@@ -15,6 +15,7 @@ from duban_shared.app import SessionDep
 from duban_shared.auth import Principal, PrincipalDep, require_agency_access, require_office
 from duban_shared.events import ReportStatus, StatusEvent, WorkPointId
 from duban_shared.kafka import link_to, send_traced
+from duban_shared.ratelimit import retry_after_header
 from fastapi import APIRouter, Depends, Request
 from opentelemetry import trace
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -26,7 +27,7 @@ from progress.models import IngestedEvent, WorkPointState, WorkPointView
 router = APIRouter()
 
 
-async def _reporting_agency(principal: PrincipalDep) -> uuid.UUID:
+async def _reporting_agency(principal: PrincipalDep, request: Request) -> uuid.UUID:
     """The agency a status report is from: only agency tokens may report."""
     if principal.role != "agency" or principal.agency_id is None:
         raise ApiError(
@@ -34,6 +35,15 @@ async def _reporting_agency(principal: PrincipalDep) -> uuid.UUID:
             "agency_token_required",
             f"Status reports come from agency systems: use a token of an agency client, not "
             f"of a {principal.role} client.",
+        )
+    wait = request.app.state.service.rate_limiter.acquire(principal.client_id)
+    if wait:
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"Too many requests from client {principal.client_id}; retry in {wait:.1f} s "
+            "with the same event_id, or send reports in fewer requests.",
+            headers=retry_after_header(wait),
         )
     return principal.agency_id
 

@@ -13,6 +13,7 @@ from duban_shared.clock import Clock, SystemClock
 from duban_shared.db import create_engine, is_sqlite, session_factory
 from duban_shared.kafka import make_consumer, make_producer, run_batch_consumer
 from duban_shared.outbox import OutboxRelay
+from duban_shared.ratelimit import RateLimiter
 from duban_shared.runtime import Background
 from duban_shared.telemetry import create_tracer_provider
 from duban_shared.workdays import WorkingCalendar
@@ -46,6 +47,7 @@ class ProgressService:
     status_consumer: StatusConsumer
     work_point_consumer: WorkPointConsumer
     verifier: JwksVerifier
+    rate_limiter: RateLimiter
     owned_http: httpx.AsyncClient | None = None  # the JWKS client, when build() made it
     background: Background = field(default_factory=Background)
     _kafka_consumers: list[AIOKafkaConsumer] = field(default_factory=list)
@@ -161,6 +163,7 @@ def build(
         ),
         work_point_consumer=WorkPointConsumer(sessions, tracer, clock, calendar),
         verifier=jwks_verifier(settings, clock, jwks_http),
+        rate_limiter=RateLimiter(clock, settings.rate_per_second, settings.rate_burst),
         owned_http=owned_http,
     )
 
