@@ -79,3 +79,12 @@ async def test_a_client_over_its_rate_gets_429_with_retry_after(stack: Stack) ->
     assert limited.headers["retry-after"] == "1"
     stack.clock.advance(timedelta(seconds=1))
     assert (await stack.post_event(token, 35, "on_track")).status_code == 202
+
+
+async def test_the_event_schema_is_published_for_agency_systems(stack: Stack) -> None:
+    response = await stack.progress_http.get("/v1/schemas/status-event.v1.json")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/schema+json")
+    assert response.json()["title"] == "StatusEvent"
+    missing = await stack.progress_http.get("/v1/schemas/nope.json")
+    assert (missing.status_code, missing.json()["code"]) == (404, "unknown_schema")

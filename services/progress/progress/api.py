@@ -9,14 +9,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from aiokafka.errors import KafkaError
-from duban_shared import topics
+from duban_shared import schemas, topics
 from duban_shared.api import ApiError
 from duban_shared.app import SessionDep
 from duban_shared.auth import Principal, PrincipalDep, require_agency_access, require_office
 from duban_shared.events import ReportStatus, StatusEvent, WorkPointId
 from duban_shared.kafka import link_to, send_traced
 from duban_shared.ratelimit import retry_after_header
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from opentelemetry import trace
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
@@ -266,6 +266,18 @@ def _verification_out(result: history.Verification) -> VerificationOut:
         rows_checked=result.rows_checked,
         first_broken=BrokenRowOut(**vars(broken)) if broken else None,
     )
+
+
+@router.get("/v1/schemas/{name}", tags=["contracts"])
+async def event_schema(name: str) -> Response:
+    """The JSON Schema of an event, for agency systems that produce to Kafka directly."""
+    if name not in schemas.PUBLISHED:
+        raise ApiError(
+            404,
+            "unknown_schema",
+            f"No schema '{name}'; published: {', '.join(sorted(schemas.PUBLISHED))}.",
+        )
+    return Response(schemas.render(name), media_type="application/schema+json")
 
 
 @router.get("/v1/history/verify")
