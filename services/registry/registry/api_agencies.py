@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated
 
 from duban_shared.app import SessionDep
-from duban_shared.auth import PrincipalDep, require_office
+from duban_shared.auth import Principal, PrincipalDep, require_office
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -83,6 +85,20 @@ class AgencyDetail(AgencyPublic):
     history: list[HistoryOut]
 
 
+@asynccontextmanager
+async def _changing(
+    request: Request, session: SessionDep, principal: Principal
+) -> AsyncIterator[datetime]:
+    """An office-only change in one transaction; yields the time, maps refusals, wakes the relay."""
+    require_office(principal)
+    try:
+        async with session.begin():
+            yield request.app.state.service.clock.now()
+    except AgencyError as exc:
+        raise from_agency_error(exc) from exc
+    request.app.state.service.relay.wake()
+
+
 async def _agency(session: SessionDep, agency_id: uuid.UUID) -> Agency:
     agency = await session.get(Agency, agency_id)
     if agency is None:
@@ -147,15 +163,8 @@ async def create_agency(
     body: AgencyIn, request: Request, session: SessionDep, principal: PrincipalDep
 ) -> AgencyDetail:
     """Create an agency; refused when the name already means another agency."""
-    require_office(principal)
-    try:
-        async with session.begin():
-            agency = await agencies.create(
-                session, body.name, body.kind, request.app.state.service.clock.now()
-            )
-    except AgencyError as exc:
-        raise from_agency_error(exc) from exc
-    request.app.state.service.relay.wake()
+    async with _changing(request, session, principal) as now:
+        agency = await agencies.create(session, body.name, body.kind, now)
     return await _detail(session, agency)
 
 
@@ -168,13 +177,11 @@ async def change_agency(
     principal: PrincipalDep,
 ) -> AgencyDetail:
     """Change an agency's kind."""
-    require_office(principal)
-    async with session.begin():
+    async with _changing(request, session, principal) as now:
         agency = await _agency(session, agency_id)
         agency.kind = body.kind
         session.add(agency)
-        await agencies.publish(session, agency, request.app.state.service.clock.now())
-    request.app.state.service.relay.wake()
+        await agencies.publish(session, agency, now)
     return await _detail(session, agency)
 
 
@@ -187,16 +194,9 @@ async def add_alias(
     principal: PrincipalDep,
 ) -> AgencyDetail:
     """Let an agency be found by another name (e.g. 市政数局)."""
-    require_office(principal)
-    try:
-        async with session.begin():
-            agency = await _agency(session, agency_id)
-            await agencies.add_alias(
-                session, agency, body.name, request.app.state.service.clock.now()
-            )
-    except AgencyError as exc:
-        raise from_agency_error(exc) from exc
-    request.app.state.service.relay.wake()
+    async with _changing(request, session, principal) as now:
+        agency = await _agency(session, agency_id)
+        await agencies.add_alias(session, agency, body.name, now)
     return await _detail(session, agency)
 
 
@@ -209,17 +209,10 @@ async def rename_agency(
     principal: PrincipalDep,
 ) -> AgencyDetail:
     """Rename an agency; the old name stays an alias and its work points are republished."""
-    require_office(principal)
-    now = request.app.state.service.clock.now()
-    try:
-        async with session.begin():
-            agency = await _agency(session, agency_id)
-            await agencies.rename(session, agency, body.name, now)
-            ids = await agencies.work_points_of(session, agency.id)
-            await publish_work_points(session, ids, now)
-    except AgencyError as exc:
-        raise from_agency_error(exc) from exc
-    request.app.state.service.relay.wake()
+    async with _changing(request, session, principal) as now:
+        agency = await _agency(session, agency_id)
+        await agencies.rename(session, agency, body.name, now)
+        await publish_work_points(session, await agencies.work_points_of(session, agency.id), now)
     return await _detail(session, agency)
 
 
@@ -232,15 +225,8 @@ async def merge_agency(
     principal: PrincipalDep,
 ) -> AgencyDetail:
     """Merge this agency into another; responsibilities and shares move there."""
-    require_office(principal)
-    now = request.app.state.service.clock.now()
-    try:
-        async with session.begin():
-            source = await _agency(session, agency_id)
-            target = await _agency(session, body.into)
-            touched = await agencies.merge(session, source, target, now)
-            await publish_work_points(session, touched, now)
-    except AgencyError as exc:
-        raise from_agency_error(exc) from exc
-    request.app.state.service.relay.wake()
+    async with _changing(request, session, principal) as now:
+        source = await _agency(session, agency_id)
+        target = await _agency(session, body.into)
+        await publish_work_points(session, await agencies.merge(session, source, target, now), now)
     return await _detail(session, target)
