@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -78,3 +78,12 @@ class ServiceSettings(BaseSettings):
     )
     database_url: str = "sqlite+aiosqlite:///.run/duban.db"
     outbox_poll_seconds: float = 1.0
+
+    @model_validator(mode="after")
+    def _no_embedded_database_in_production(self) -> ServiceSettings:
+        if self.environment == "production" and self.database_url.startswith("sqlite"):
+            raise ValueError(
+                "DUBAN_ENVIRONMENT=production but the database is the embedded SQLite default; "
+                "set this service's DUBAN_<SERVICE>_DATABASE_URL to a PostgreSQL URL"
+            )
+        return self
