@@ -156,21 +156,6 @@ OFFICIAL = WorkingCalendar()
 """chinese-calendar alone, for callers that were given no calendar folder."""
 
 
-def is_working_day(day: date) -> bool:
-    """Tell whether a day is a working day by chinese-calendar alone."""
-    return OFFICIAL.is_working_day(day)
-
-
-def add_working_days(start: date, count: int) -> date:
-    """`count` working days after `start`, by chinese-calendar alone."""
-    return OFFICIAL.add_working_days(start, count)
-
-
-def working_days_between(start: date, end: date) -> int:
-    """Working days after `start` up to `end`, by chinese-calendar alone."""
-    return OFFICIAL.working_days_between(start, end)
-
-
 def local_day(moment: datetime) -> date:
     """Return the Asia/Shanghai calendar day of an aware moment."""
     return moment.astimezone(SHANGHAI).date()

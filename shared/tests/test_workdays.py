@@ -6,14 +6,16 @@ from datetime import date, datetime
 
 import pytest
 from duban_shared.workdays import (
+    OFFICIAL,
     SHANGHAI,
     CalendarDataMissing,
-    add_working_days,
-    is_working_day,
     local_day,
     start_of_local_day,
-    working_days_between,
 )
+
+is_working_day = OFFICIAL.is_working_day
+add_working_days = OFFICIAL.add_working_days
+working_days_between = OFFICIAL.working_days_between
 
 
 @pytest.mark.parametrize(

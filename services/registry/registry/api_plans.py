@@ -230,9 +230,7 @@ async def import_version(
                 source_sha256=sha256_text(body.text),
                 source_text=body.text,
                 now=service.clock.now(),
-                defaults=Defaults(
-                    settings.default_report_every_working_days, settings.default_grace_working_days
-                ),
+                defaults=Defaults.of(settings),
                 confirm=body.confirm,
             )
     except ConfirmationRequired as exc:

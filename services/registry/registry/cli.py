@@ -3,55 +3,32 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import re
 import shlex
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import TypeVar
 
 from duban_shared.cli import add_migrate, add_serve, agency_id
-from duban_shared.clock import SystemClock
-from duban_shared.db import create_engine, session_factory
-from duban_shared.migrations import upgrade
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from registry import auth_store, cli_plans, keys
 from registry.auth_models import ApiClient
+from registry.cli_common import MIGRATIONS, PROG, in_transaction
 from registry.settings import RegistrySettings
 
-MIGRATIONS = Path(__file__).parent / "migrations"
-PROG = "duban-registry"
 T = TypeVar("T")
 
 
 # ---------------------------------------------------------------- API clients and keys
 
 
-def _migrated() -> RegistrySettings:
-    settings = RegistrySettings()
-    upgrade(MIGRATIONS, settings.database_url)
-    print(f"registry: database at head ({settings.database_url})", file=sys.stderr)
-    return settings
-
-
 def _in_transaction(work: Callable[[AsyncSession, datetime], Awaitable[T]]) -> T:
     """Run `work` in one transaction of the registry database; client errors exit clearly."""
-    settings = _migrated()
-
-    async def run() -> T:
-        engine = create_engine(settings.database_url)
-        try:
-            async with session_factory(engine)() as session, session.begin():
-                return await work(session, SystemClock().now())
-        finally:
-            await engine.dispose()
-
     try:
-        return asyncio.run(run())
+        return in_transaction(work)
     except auth_store.ClientError as exc:
         raise SystemExit(f"{PROG}: [{exc.code}] {exc.message}") from None
 

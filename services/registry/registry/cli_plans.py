@@ -3,28 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 import tomllib
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from duban_shared.clock import SystemClock
-from duban_shared.db import create_engine, session_factory
-from duban_shared.migrations import upgrade
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from registry import agencies
+from registry.cli_common import PROG, in_transaction
 from registry.plan_parser import ParsedPlan, PlanParseError, parse_plan
 from registry.settings import RegistrySettings
 from registry.store import ConfirmationRequired, Defaults, ImportReport, import_plan, sha256_text
 from registry.versions import PlanDiff
 
-PROG = "duban-registry"
-MIGRATIONS = Path(__file__).parent / "migrations"
 EXIT_NEEDS_CONFIRMATION = 3
 T = TypeVar("T")
 
@@ -44,23 +38,6 @@ def _parse_or_exit(path: str) -> tuple[str, ParsedPlan]:
         return text, parse_plan(text)
     except PlanParseError as exc:
         raise SystemExit(f"{PROG}: {path}: [{exc.code}] {exc.message}") from None
-
-
-def _in_transaction(work: Callable[[AsyncSession, datetime], Awaitable[T]]) -> T:
-    """Migrate the registry database, then run `work` in one transaction."""
-    settings = RegistrySettings()
-    upgrade(MIGRATIONS, settings.database_url)
-    print(f"registry: database at head ({settings.database_url})", file=sys.stderr)
-
-    async def run() -> T:
-        engine = create_engine(settings.database_url)
-        try:
-            async with session_factory(engine)() as session, session.begin():
-                return await work(session, SystemClock().now())
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(run())
 
 
 def cmd_parse(args: argparse.Namespace) -> int:
@@ -128,14 +105,12 @@ def cmd_import(args: argparse.Namespace) -> int:
             source_sha256=sha256_text(text),
             source_text=text,
             now=now,
-            defaults=Defaults(
-                settings.default_report_every_working_days, settings.default_grace_working_days
-            ),
+            defaults=Defaults.of(settings),
             confirm=args.confirm,
         )
 
     try:
-        report = _in_transaction(work)
+        report = in_transaction(work)
     except ConfirmationRequired as exc:
         print(f"plan {slug}: this text would change: {summary(exc.diff)}")
         _print_details(exc.diff)
@@ -158,7 +133,7 @@ def cmd_load_aliases(args: argparse.Namespace) -> int:
     async def work(session: AsyncSession, now: datetime) -> tuple[int, list[str]]:
         return await agencies.load_aliases(session, aliases, now)
 
-    added, refused = _in_transaction(work)
+    added, refused = in_transaction(work)
     print(f"aliases: {added} added, {len(aliases) - added - len(refused)} already there")
     for problem in refused:
         print(f"  refused: {problem}", file=sys.stderr)

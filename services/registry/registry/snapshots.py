@@ -13,6 +13,7 @@ from duban_shared.outbox import outbox_row
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from registry import queries
 from registry.models import (
     Agency,
     OutboxMessage,
@@ -25,41 +26,33 @@ from registry.models import (
 from registry.policies import effective_policy
 
 
-async def roles_of(session: AsyncSession, wp_id: str) -> list[tuple[Responsibility, Agency]]:
-    """A work point's responsibilities with their agencies, leads first as stored."""
-    rows = await session.exec(
-        select(Responsibility, Agency)
-        .join(Agency)
-        .where(Responsibility.work_point_id == wp_id)
-        .order_by(col(Responsibility.position))
-    )
-    return list(rows.all())
-
-
-async def targets_of(session: AsyncSession, wp_id: str) -> list[tuple[Target, list[TargetShare]]]:
-    """A work point's targets in order, each with its shares."""
-    targets = (
-        await session.exec(
-            select(Target).where(Target.work_point_id == wp_id).order_by(col(Target.position))
-        )
-    ).all()
-    out = []
-    for target in targets:
-        shares = (
-            await session.exec(select(TargetShare).where(TargetShare.target_id == target.id))
-        ).all()
-        out.append((target, list(shares)))
-    return out
-
-
 async def publish_work_point(session: AsyncSession, wp: WorkPoint, now: datetime) -> None:
     """Queue the full snapshot of a work point (responsibilities, targets, policy)."""
-    plan = await session.get(Plan, wp.plan_id)
-    assert plan is not None
+    await publish_work_points(session, [wp.id], now)
+
+
+async def publish_work_points(session: AsyncSession, wp_ids: Iterable[str], now: datetime) -> None:
+    """Queue snapshots of several work points, loading their details in bulk."""
+    ids = sorted(set(wp_ids))
+    if not ids:
+        return
+    wps = (await session.exec(select(WorkPoint).where(col(WorkPoint.id).in_(ids)))).all()
+    roles, targets = await queries.details(session, ids)
+    for wp in sorted(wps, key=lambda w: w.number):
+        plan = await session.get(Plan, wp.plan_id)  # from the identity map after the first
+        assert plan is not None
+        queue(session, _snapshot(plan, wp, roles.get(wp.id, []), targets.get(wp.id, []), now), now)
+
+
+def _snapshot(
+    plan: Plan,
+    wp: WorkPoint,
+    roles: list[tuple[Responsibility, Agency]],
+    targets: list[tuple[Target, list[TargetShare]]],
+    now: datetime,
+) -> WorkPointSnapshot:
     policy = effective_policy(plan, wp)
-    roles = await roles_of(session, wp.id)
-    targets = await targets_of(session, wp.id)
-    snapshot = WorkPointSnapshot(
+    return WorkPointSnapshot(
         event_id=uuid.uuid4(),
         occurred_at=now,
         work_point_id=wp.id,
@@ -92,15 +85,6 @@ async def publish_work_point(session: AsyncSession, wp: WorkPoint, now: datetime
         ],
         coordinating_agency_id=plan.coordinating_agency_id,
     )
-    queue(session, snapshot, now)
-
-
-async def publish_work_points(session: AsyncSession, wp_ids: Iterable[str], now: datetime) -> None:
-    """Queue snapshots of several work points."""
-    for wp_id in sorted(set(wp_ids)):
-        wp = await session.get(WorkPoint, wp_id)
-        if wp is not None:
-            await publish_work_point(session, wp, now)
 
 
 def publish_tombstone(session: AsyncSession, wp: WorkPoint, plan_slug: str, now: datetime) -> None:

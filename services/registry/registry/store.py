@@ -16,7 +16,7 @@ from duban_shared.events import work_point_id
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from registry import agencies
+from registry import agencies, queries
 from registry.agencies import agency_id_for
 from registry.agency_names import agency_kind
 from registry.models import (
@@ -32,7 +32,8 @@ from registry.models import (
 from registry.plan_parser import ParsedPlan
 from registry.plan_parser import WorkPoint as WorkPointSpec
 from registry.policies import year_end
-from registry.snapshots import publish_tombstone, publish_work_point, roles_of, targets_of
+from registry.settings import RegistrySettings
+from registry.snapshots import publish_tombstone, publish_work_points
 from registry.versions import PlanDiff, WorkPointShape, diff_work_points
 
 __all__ = [
@@ -71,6 +72,11 @@ class Defaults:
     warn_before_due_working_days: int = 10
     pace_tolerance_pct: float = 10.0
     flatline_reports: int = 3
+
+    @classmethod
+    def of(cls, settings: RegistrySettings) -> Defaults:
+        """The defaults a registry's settings give new plans."""
+        return cls(settings.default_report_every_working_days, settings.default_grace_working_days)
 
 
 @dataclass
@@ -163,6 +169,7 @@ async def import_plan(
     await _write_sections(session, plan.id, parsed)
 
     specs = {spec.number: spec for spec in parsed.work_points}
+    changed: list[str] = []
     for number in diff.added + diff.changed():
         spec = specs[number]
         wp = stored[number][0] if number in stored else None
@@ -189,7 +196,8 @@ async def import_plan(
             await replace_roles(session, wp.id, [(role, by_name[n]) for role, n in roles])
         if number in diff.added or number in diff.targets_changed:
             await _replace_targets(session, wp.id, spec)
-        await publish_work_point(session, wp, now)
+        changed.append(wp.id)
+    await publish_work_points(session, changed, now)
     for number in diff.removed:
         wp = stored[number][0]
         await replace_roles(session, wp.id, [])
@@ -224,10 +232,11 @@ async def _stored_work_points(
     if plan is None:
         return {}
     wps = (await session.exec(select(WorkPoint).where(WorkPoint.plan_id == plan.id))).all()
+    all_roles, all_targets = await queries.details(session, [wp.id for wp in wps])
     out = {}
     for wp in wps:
-        roles = await roles_of(session, wp.id)
-        targets = await targets_of(session, wp.id)
+        roles = all_roles.get(wp.id, [])
+        targets = all_targets.get(wp.id, [])
         out[wp.number] = (
             wp,
             WorkPointShape(
