@@ -39,6 +39,10 @@ async def test_blocked_report_emails_the_lead_agency_within_one_trace(stack: Sta
     assert "市林业局" in body and "报告工作受阻" in body and "林分优化用地审批未完成" in body
 
     # One trace from the POST to the SMTP send, parent to child across Kafka twice.
+    async def smtp_span_ended() -> bool:  # the mail arrives before the client span ends
+        return any(s.name == "smtp send" for s in stack.spans.all())
+
+    await wait_for(smtp_span_ended, what="the SMTP client span to end")
     smtp_span = next(s for s in stack.spans.all() if s.name == "smtp send")
 
     async def chain_complete() -> bool:  # the notifier's consumer span ends after the send
@@ -70,7 +74,7 @@ async def test_blocked_report_emails_the_lead_agency_within_one_trace(stack: Sta
 
 
 async def test_silent_lead_agency_stalls_after_period_and_grace(stack: Stack) -> None:
-    response = await stack.post_event(stack.forestry, 35, "on_track", percent=10)
+    response = await stack.post_event(stack.forestry, 35, "on_track", percent=70)
     assert response.status_code == 202
     await wait_for(
         lambda: _consumed(

@@ -61,6 +61,18 @@ class ReportStatus(StrEnum):
     DONE = "done"
 
 
+MetricName = Annotated[str, Field(min_length=1, max_length=100)]
+MetricValue = Annotated[float, Field(allow_inf_nan=False)]
+EvidenceUrl = Annotated[
+    str,
+    Field(
+        max_length=500,
+        pattern=r"^https?://[^\s]+$",
+        description="A link to evidence: a document, a photo, a system page (http or https).",
+    ),
+]
+
+
 class StatusEvent(Event):
     """An agency's status report on one work point (topic duban.status.v1, key work_point_id)."""
 
@@ -68,7 +80,14 @@ class StatusEvent(Event):
     agency_id: uuid.UUID = Field(description="The reporting agency (lead or co-agency).")
     status: ReportStatus
     percent: int | None = Field(default=None, ge=0, le=100)
+    kpis: dict[MetricName, MetricValue] = Field(
+        default_factory=dict,
+        max_length=20,
+        description="KPI actuals, metric -> value; metrics are the work point's target metrics.",
+        examples=[{"林分优化提升": 8.2}],
+    )
     note: str | None = Field(default=None, max_length=2000)
+    evidence: list[EvidenceUrl] = Field(default_factory=list, max_length=10)
     received_at: AwareDatetime | None = Field(
         default=None, description="When ingestion accepted it; absent when produced directly."
     )
@@ -138,6 +157,9 @@ class WorkPointSnapshot(Event):
     warn_before_due_working_days: int = Field(default=10, ge=0)
     pace_tolerance_pct: float = Field(default=10.0, ge=0, le=100)
     flatline_reports: int = Field(default=3, ge=2)
+    starts_on: str | None = Field(
+        default=None, description="ISO date the plan starts: where the pace line begins."
+    )
     due_on: str | None = Field(default=None, description="ISO date the work point is due.")
     targets: list[TargetRef] = Field(default_factory=list)
     coordinating_agency_id: uuid.UUID | None = None
@@ -149,26 +171,73 @@ class WorkPointSnapshot(Event):
 
 
 class StallReason(StrEnum):
-    """Why a work point is judged stalled."""
+    """Why a work point needs attention; each reason has a level (see REASON_LEVEL)."""
 
-    SILENT = "silent"
     BLOCKED = "blocked"
+    OVERDUE = "overdue"
+    SILENT = "silent"
+    BEHIND_PACE = "behind_pace"
+    FLATLINE = "flatline"
+    DUE_SOON = "due_soon"
+
+
+class Level(StrEnum):
+    """A work point's colour: green on track, blue due soon (预警), yellow behind (未达序时进度),
+    red stalled."""
+
+    GREEN = "green"
+    BLUE = "blue"
+    YELLOW = "yellow"
+    RED = "red"
+
+    @property
+    def rank(self) -> int:
+        """0 for green up to 3 for red."""
+        return list(Level).index(self)
+
+
+REASON_LEVEL: dict[StallReason, Level] = {
+    StallReason.BLOCKED: Level.RED,
+    StallReason.OVERDUE: Level.RED,
+    StallReason.SILENT: Level.RED,
+    StallReason.BEHIND_PACE: Level.YELLOW,
+    StallReason.FLATLINE: Level.YELLOW,
+    StallReason.DUE_SOON: Level.BLUE,
+}
+"""The colour each reason gives; a work point takes the highest of its reasons'."""
 
 
 class StallTransitionKind(StrEnum):
-    """What happened to a stall episode."""
+    """What happened to a stall episode (one episode runs from leaving green to green again)."""
 
     OPENED = "opened"
+    LEVEL_CHANGED = "level_changed"
     RECOVERED = "recovered"
+    CLOSED = "closed"
 
 
 class StallTransition(Event):
-    """A change in a work point's stall episode (topic duban.stalls.v1, key work_point_id)."""
+    """A change in a work point's stall episode (topic duban.stalls.v1, key work_point_id).
+
+    `closed` is the work point's closure (办结销号) approved by the coordinating office; it ends
+    the open episode, if any (then `episode_id` is that episode's, else null).
+    """
 
     work_point_id: WorkPointId
-    episode_id: uuid.UUID = Field(description="One stall episode; an alert follows one episode.")
+    episode_id: uuid.UUID | None = Field(
+        description="One stall episode; an alert follows one episode. Null only for a closure "
+        "without an open episode."
+    )
     kind: StallTransitionKind
-    reason: StallReason
+    level: Level = Field(description="The colour after the transition (green once recovered).")
+    previous_level: Level | None = Field(
+        default=None, description="The colour before it; null when an episode opens."
+    )
+    reason: StallReason | None = Field(
+        description="The headline reason: the most severe of `reasons` (of the episode's last "
+        "verdict once it recovers or closes)."
+    )
+    reasons: list[StallReason] = Field(default_factory=list)
     work_point_number: int
     work_point_title: str
     lead_agencies: list[AgencyRef]

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from duban_shared.events import (
     AgencyRef,
+    Level,
     ReportStatus,
     Responsibility,
     StallReason,
@@ -136,7 +137,9 @@ def test_snapshot_and_transition_survive_a_json_round_trip() -> None:
         work_point_id="zhaoqing-digital-2024/35",
         episode_id=uuid.uuid4(),
         kind=StallTransitionKind.OPENED,
+        level=Level.RED,
         reason=StallReason.SILENT,
+        reasons=[StallReason.SILENT],
         work_point_number=35,
         work_point_title="加强林业数字化应用",
         lead_agencies=[AgencyRef(agency_id=AGENCY, name="市林业局")],

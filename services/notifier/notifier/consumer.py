@@ -57,8 +57,10 @@ class StallConsumer:
                     )
                     continue
                 span.set_attribute("duban.work_point.id", transition.work_point_id)
-                span.set_attribute("duban.stall.reason", transition.reason.value)
+                if transition.reason is not None:
+                    span.set_attribute("duban.stall.reason", transition.reason.value)
                 span.set_attribute("duban.stall.transition", transition.kind.value)
+                span.set_attribute("duban.stall.level", transition.level.value)
                 await self.handle(transition, record.topic)
 
     async def handle(self, transition: StallTransition, topic: str) -> None:
@@ -107,7 +109,8 @@ class StallConsumer:
                 session.add(
                     NotificationLog(
                         transition_event_id=transition.event_id,
-                        episode_id=transition.episode_id,
+                        # A closure without an open episode is its own one-message episode.
+                        episode_id=transition.episode_id or transition.event_id,
                         work_point_id=transition.work_point_id,
                         agency_id=agency.agency_id,
                         channel=EMAIL,

@@ -12,6 +12,7 @@ from duban_shared import topics
 from duban_shared.clock import ManualClock
 from duban_shared.events import (
     AgencyRef,
+    Level,
     StallReason,
     StallTransition,
     StallTransitionKind,
@@ -68,7 +69,9 @@ def _transition(
         work_point_id="zhaoqing-digital-2024/35",
         episode_id=uuid.uuid4(),
         kind=kind,
+        level=Level.GREEN if kind == StallTransitionKind.RECOVERED else Level.RED,
         reason=reason,
+        reasons=[] if kind == StallTransitionKind.RECOVERED else [reason],
         work_point_number=35,
         work_point_title="加强林业数字化应用",
         lead_agencies=leads if leads is not None else [FORESTRY],

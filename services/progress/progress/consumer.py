@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from duban_shared import topics
@@ -24,8 +25,9 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from progress.checks import ReportProblem, check_report
 from progress.models import Inbox, WorkPointView
-from progress.store import apply_report, upsert_view
+from progress.store import DEFAULT_LATE_AFTER, apply_report, upsert_view
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,7 @@ class StatusConsumer:
     relay: OutboxRelay
     topic_prefix: str = ""
     calendar: WorkingCalendar = OFFICIAL
+    late_after: timedelta = DEFAULT_LATE_AFTER
 
     async def handle_batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
         """Apply a batch in one transaction; dead-letter what can never be applied."""
@@ -70,18 +73,20 @@ class StatusConsumer:
             event = StatusEvent.model_validate_json(record.value or b"")
         except ValidationError as exc:
             raise Rejected("invalid_event", str(exc)) from exc
-        view = await session.get(WorkPointView, event.work_point_id)
-        if view is None or view.deleted:
-            raise Rejected("unknown_work_point", f"no work point {event.work_point_id}")
-        if view.role_of(event.agency_id) is None:
-            raise Rejected(
-                "agency_not_responsible",
-                f"agency {event.agency_id} is not responsible for {event.work_point_id}",
+        try:
+            view = check_report(
+                await session.get(WorkPointView, event.work_point_id),
+                event.work_point_id,
+                event.agency_id,
+                event.kpis,
             )
+        except ReportProblem as problem:
+            raise Rejected(problem.code, problem.message) from problem
         now = self.clock.now()
         if not await first_delivery(session, Inbox, event.event_id, record.topic, now):
             return False
-        return await apply_report(session, event, view, now, self.calendar) is not None
+        transition = await apply_report(session, event, view, now, self.calendar, self.late_after)
+        return transition is not None
 
     async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], rejected: Rejected) -> None:
         log.warning("status event dead-lettered: %s (%s)", rejected.code, rejected)

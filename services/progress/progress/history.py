@@ -22,8 +22,12 @@ GENESIS = "0" * 64
 
 
 def row_content(row: StatusReport) -> dict[str, Any]:
-    """The fields a row's hash covers."""
-    return {
+    """The fields a row's hash covers.
+
+    Fields added after the first rows were written join only when set (non-empty, true, not
+    null), so rows written before them still verify.
+    """
+    content: dict[str, Any] = {
         "event_id": str(row.event_id),
         "work_point_id": row.work_point_id,
         "agency_id": str(row.agency_id),
@@ -36,6 +40,14 @@ def row_content(row: StatusReport) -> dict[str, Any]:
         "out_of_order": row.out_of_order,
         "chain_seq": row.chain_seq,
     }
+    later = {
+        "kpis": row.kpis or None,
+        "evidence": row.evidence or None,
+        "late": row.late or None,
+        "delay_working_days": row.delay_working_days,
+    }
+    content.update({k: v for k, v in later.items() if v is not None})
+    return content
 
 
 def _utc(moment: datetime) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from duban_shared.db import utc_column as _ts
@@ -28,8 +28,16 @@ class WorkPointView(ProgressBase, table=True):
     number: int
     title: str = Field(max_length=200)
     responsibilities: list[dict[str, Any]] = Field(sa_type=JSON, nullable=False)
+    section: int = 0
     report_every_working_days: int
     grace_working_days: int
+    warn_before_due_working_days: int = 10
+    pace_tolerance_pct: float = 10.0
+    flatline_reports: int = 3
+    starts_on: date | None = None
+    due_on: date | None = None
+    targets: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON, nullable=False)
+    coordinating_agency_id: uuid.UUID | None = None
     deleted: bool = False
     registry_traceparent: str | None = Field(default=None, max_length=100)
     snapshot_at: datetime = _ts()
@@ -40,6 +48,14 @@ class WorkPointView(ProgressBase, table=True):
             if r["agency_id"] == str(agency_id):
                 return str(r["role"])
         return None
+
+    def agency_ids(self, role: str | None = None) -> list[uuid.UUID]:
+        """The responsible agencies (of one role, if given)."""
+        return [
+            uuid.UUID(r["agency_id"])
+            for r in self.responsibilities
+            if role is None or r["role"] == role
+        ]
 
 
 class StatusReport(ProgressBase, table=True):
@@ -55,11 +71,19 @@ class StatusReport(ProgressBase, table=True):
     agency_id: uuid.UUID
     status: str = Field(max_length=20)
     percent: int | None = None
+    kpis: dict[str, float] = Field(default_factory=dict, sa_type=JSON, nullable=False)
     note: str | None = None
+    evidence: list[str] = Field(default_factory=list, sa_type=JSON, nullable=False)
     occurred_at: datetime = _ts()
     received_at: datetime | None = _ts(nullable=True)
     stored_at: datetime = _ts()
     out_of_order: bool = False
+    late: bool = Field(default=False, description="Reported long after the fact.")
+    delay_working_days: int | None = Field(
+        default=None,
+        description="Working days past the agency's report period since its previous report on "
+        "this work point (0 when on time; null for an out-of-order report).",
+    )
     chain_seq: int = Field(description="1, 2, 3, ... within the work point's chain.")
     prev_hash: str = Field(max_length=64)
     row_hash: str = Field(max_length=64)
@@ -74,6 +98,7 @@ class AgencyProgress(ProgressBase, table=True):
     agency_id: uuid.UUID = Field(primary_key=True)
     status: str = Field(max_length=20)
     percent: int | None = None
+    kpis: dict[str, float] = Field(default_factory=dict, sa_type=JSON, nullable=False)
     last_report_at: datetime = _ts()
 
 
@@ -87,15 +112,56 @@ class WorkPointState(ProgressBase, table=True):
     last_lead_report_at: datetime | None = _ts(nullable=True)
     status: str | None = Field(default=None, max_length=20)
     percent: int | None = None
+    kpis: dict[str, float] = Field(default_factory=dict, sa_type=JSON, nullable=False)
+    recent_percents: list[int | None] = Field(
+        default_factory=list, sa_type=JSON, nullable=False, description="The leads' last reports."
+    )
+    level: str = Field(default="green", max_length=10)
+    reasons: list[str] = Field(default_factory=list, sa_type=JSON, nullable=False)
+    expected_percent: float | None = None
+    judged_at: datetime | None = _ts(nullable=True)
     stall_episode_id: uuid.UUID | None = None
     stall_reason: str | None = Field(default=None, max_length=20)
+    stall_level: str | None = Field(default=None, max_length=10)
     stalled_since: datetime | None = _ts(nullable=True)
+    closure: str | None = Field(default=None, max_length=12, description="in_review or closed.")
+    closure_requested_at: datetime | None = _ts(nullable=True)
+    closed_at: datetime | None = _ts(nullable=True)
     next_check_at: datetime | None = _ts(nullable=True, index=True)
     last_traceparent: str | None = Field(default=None, max_length=100)
 
     def last_heard(self) -> datetime:
         """When the lead was last heard from (tracking start if never)."""
         return self.last_lead_report_at or self.tracking_since
+
+
+class TransitionRecord(ProgressBase, table=True):
+    """Every stall transition emitted, for the work point's timeline (append-only)."""
+
+    __tablename__ = "stall_transition"
+
+    event_id: uuid.UUID = Field(primary_key=True)
+    work_point_id: str = Field(max_length=120, index=True)
+    episode_id: uuid.UUID | None = None
+    kind: str = Field(max_length=20)
+    level: str = Field(max_length=10)
+    previous_level: str | None = Field(default=None, max_length=10)
+    reasons: list[str] = Field(default_factory=list, sa_type=JSON, nullable=False)
+    triggered_by_event_id: uuid.UUID | None = None
+    occurred_at: datetime = _ts()
+
+
+class ClosureDecision(ProgressBase, table=True):
+    """The coordinating office's decisions on closure requests (append-only)."""
+
+    __tablename__ = "closure_decision"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    work_point_id: str = Field(max_length=120, index=True)
+    decision: str = Field(max_length=10, description="approved or rejected")
+    reason: str | None = None
+    decided_by: str = Field(max_length=120, description="The office client that decided.")
+    decided_at: datetime = _ts()
 
 
 class Inbox(InboxFields, ProgressBase, table=True):

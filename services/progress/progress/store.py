@@ -1,14 +1,20 @@
-"""Progress persistence: read model upkeep, applying reports, judging, and claiming due rows."""
+"""Progress persistence: read model upkeep, applying reports, judging, closure, due rows.
+
+Every change to a work point's facts re-judges it at once (progress.domain); a change of its
+episode (opened, level changed, recovered, closed) is recorded in `stall_transition` and queued in
+the outbox in the same transaction.
+"""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Any
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, timedelta
 
 from duban_shared import topics
 from duban_shared.events import (
     AgencyRef,
+    Level,
     ReportStatus,
     StallReason,
     StallTransition,
@@ -18,19 +24,28 @@ from duban_shared.events import (
 )
 from duban_shared.kafka import current_traceparent
 from duban_shared.outbox import outbox_row
-from duban_shared.workdays import OFFICIAL, WorkingCalendar
+from duban_shared.workdays import OFFICIAL, WorkingCalendar, local_day
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from progress import history
-from progress.domain import Policy, judge, transition_needed
+from progress.domain import Facts, Policy, Target, Verdict, judge, transition_needed
 from progress.models import (
     AgencyProgress,
+    ClosureDecision,
     OutboxMessage,
     StatusReport,
+    TransitionRecord,
     WorkPointState,
     WorkPointView,
 )
+
+IN_REVIEW = "in_review"
+CLOSED = "closed"
+RECENT_PERCENTS_KEPT = 20
+
+DEFAULT_LATE_AFTER = timedelta(days=7)
+"""A report arriving this long after the moment it describes is marked late."""
 
 
 async def upsert_view(
@@ -39,18 +54,26 @@ async def upsert_view(
     traceparent: str | None,
     now: datetime,
     calendar: WorkingCalendar = OFFICIAL,
-) -> None:
+) -> StallTransition | None:
     """Apply a registry snapshot to the read model; start tracking a new work point."""
     view = await session.get(WorkPointView, snap.work_point_id)
     if view is not None and view.snapshot_at > snap.occurred_at:
-        return  # an older snapshot redelivered after a newer one
+        return None  # an older snapshot redelivered after a newer one
     fields = {
         "plan_slug": snap.plan_slug,
         "number": snap.number,
+        "section": snap.section,
         "title": snap.title,
         "responsibilities": [r.model_dump(mode="json") for r in snap.responsibilities],
         "report_every_working_days": snap.report_every_working_days,
         "grace_working_days": snap.grace_working_days,
+        "warn_before_due_working_days": snap.warn_before_due_working_days,
+        "pace_tolerance_pct": snap.pace_tolerance_pct,
+        "flatline_reports": snap.flatline_reports,
+        "starts_on": _date(snap.starts_on),
+        "due_on": _date(snap.due_on),
+        "targets": [t.model_dump(mode="json") for t in snap.targets],
+        "coordinating_agency_id": snap.coordinating_agency_id,
         "deleted": snap.deleted,
         "registry_traceparent": traceparent,
         "snapshot_at": snap.occurred_at,
@@ -65,11 +88,15 @@ async def upsert_view(
         if state is not None:
             state.next_check_at = None
             session.add(state)
-        return
+        return None
     if state is None:
         state = WorkPointState(work_point_id=snap.work_point_id, tracking_since=now)
-    blocked = await _any_blocked(session, snap.work_point_id)
-    _rejudge(session, view, state, now, any_blocked=blocked, trigger=None, calendar=calendar)
+    blocked = await blocked_work_points(session, [snap.work_point_id])
+    return rejudge(session, view, state, now, blocked=bool(blocked), calendar=calendar)
+
+
+def _date(text: str | None) -> date | None:
+    return date.fromisoformat(text) if text else None
 
 
 async def apply_report(
@@ -78,14 +105,29 @@ async def apply_report(
     view: WorkPointView,
     now: datetime,
     calendar: WorkingCalendar = OFFICIAL,
+    late_after: timedelta = DEFAULT_LATE_AFTER,
 ) -> StallTransition | None:
     """Store a report, update the agency's and the work point's state, and judge again.
 
-    An out-of-order report (older than the agency's latest) is stored and flagged but does not
-    move any state backwards.
+    1. The report joins the work point's hash-chained history, flagged late when it arrived
+       more than `late_after` after the moment it describes, and out of order when older than
+       the agency's latest report. An out-of-order report moves no state.
+    2. The agency's latest status, percent and KPIs (merged by metric) are updated, with its
+       delay: working days past its report period since its previous report.
+    3. A lead's report sets the work point's status, percent and recent percents; `done` from
+       every lead puts the work point in closure review, anything else from a lead withdraws a
+       pending review. A closed work point keeps its reports but is judged no more.
     """
     latest = await session.get(AgencyProgress, (event.work_point_id, event.agency_id))
+    state = await session.get(WorkPointState, event.work_point_id)
+    if state is None:
+        state = WorkPointState(work_point_id=event.work_point_id, tracking_since=now)
     out_of_order = latest is not None and event.occurred_at < latest.last_report_at
+    delay = None
+    if not out_of_order:
+        previous = latest.last_report_at if latest is not None else state.tracking_since
+        waited = calendar.working_days_between(local_day(previous), local_day(event.occurred_at))
+        delay = max(0, waited - view.report_every_working_days)
     await history.append(
         session,
         StatusReport(
@@ -94,134 +136,295 @@ async def apply_report(
             agency_id=event.agency_id,
             status=event.status.value,
             percent=event.percent,
+            kpis=dict(event.kpis),
             note=event.note,
+            evidence=list(event.evidence),
             occurred_at=event.occurred_at,
             received_at=event.received_at,
             stored_at=now,
             out_of_order=out_of_order,
+            late=(event.received_at or now) - event.occurred_at > late_after,
+            delay_working_days=delay,
             chain_seq=0,
             prev_hash="",
             row_hash="",
         ),
     )
-    state = await session.get(WorkPointState, event.work_point_id)
-    if state is None:
-        state = WorkPointState(work_point_id=event.work_point_id, tracking_since=now)
-    if not out_of_order:
-        if latest is None:
-            latest = AgencyProgress(
-                work_point_id=event.work_point_id,
-                agency_id=event.agency_id,
-                status=event.status.value,
-                last_report_at=event.occurred_at,
-            )
-        latest.status, latest.percent = event.status.value, event.percent
-        latest.last_report_at = event.occurred_at
-        session.add(latest)
-        # With several leads, an older report of one lead must not replace a newer one's.
-        if view.role_of(event.agency_id) == "lead" and (
-            state.last_lead_report_at is None or event.occurred_at >= state.last_lead_report_at
-        ):
-            state.status, state.percent = event.status.value, event.percent
-            state.last_lead_report_at = event.occurred_at
-        await session.flush()
     state.last_traceparent = current_traceparent()
-    any_blocked = await _any_blocked(session, event.work_point_id)
-    return _rejudge(
-        session, view, state, now, any_blocked=any_blocked, trigger=event, calendar=calendar
+    if out_of_order:
+        session.add(state)
+        return None
+    if latest is None:
+        latest = AgencyProgress(
+            work_point_id=event.work_point_id,
+            agency_id=event.agency_id,
+            status=event.status.value,
+            last_report_at=event.occurred_at,
+        )
+    latest.status, latest.percent = event.status.value, event.percent
+    latest.kpis = {**latest.kpis, **event.kpis}
+    latest.last_report_at = event.occurred_at
+    session.add(latest)
+    await session.flush()
+    if state.closure == CLOSED:
+        session.add(state)
+        return None
+    # With several leads, an older report of one lead must not replace a newer one's.
+    if view.role_of(event.agency_id) == "lead" and (
+        state.last_lead_report_at is None or event.occurred_at >= state.last_lead_report_at
+    ):
+        state.status, state.percent = event.status.value, event.percent
+        state.last_lead_report_at = event.occurred_at
+        state.recent_percents = [*state.recent_percents, event.percent][-RECENT_PERCENTS_KEPT:]
+        await _review_on_lead_report(session, view, state, event, now)
+    if event.kpis:
+        state.kpis = await _work_point_kpis(session, view)
+    blocked = await blocked_work_points(session, [view.id])
+    return rejudge(
+        session, view, state, now, blocked=bool(blocked), trigger=event, calendar=calendar
     )
 
 
-async def _any_blocked(session: AsyncSession, wp_id: str) -> bool:
+async def _review_on_lead_report(
+    session: AsyncSession,
+    view: WorkPointView,
+    state: WorkPointState,
+    event: StatusEvent,
+    now: datetime,
+) -> None:
+    if event.status != ReportStatus.DONE:
+        state.closure = state.closure_requested_at = None
+        return
+    statuses = (
+        await session.exec(
+            select(AgencyProgress.status).where(
+                AgencyProgress.work_point_id == view.id,
+                col(AgencyProgress.agency_id).in_(view.agency_ids("lead")),
+            )
+        )
+    ).all()
+    every_lead_done = len(statuses) == len(view.agency_ids("lead")) and all(
+        s == ReportStatus.DONE.value for s in statuses
+    )
+    if every_lead_done and state.closure is None:
+        state.closure, state.closure_requested_at = IN_REVIEW, now
+
+
+async def _work_point_kpis(session: AsyncSession, view: WorkPointView) -> dict[str, float]:
+    """A work point's KPI actuals: for a target split into shares, the sum of the share-holders'
+    latest values; otherwise the latest value a lead agency reported."""
+    rows = (
+        await session.exec(select(AgencyProgress).where(AgencyProgress.work_point_id == view.id))
+    ).all()
+    leads = {str(a) for a in view.agency_ids("lead")}
+    kpis: dict[str, float] = {}
+    for target in view.targets:
+        metric = target["metric"]
+        holders = {s["agency_id"] for s in target.get("shares", [])}
+        if holders:
+            values = [
+                r.kpis[metric] for r in rows if str(r.agency_id) in holders and metric in r.kpis
+            ]
+            if values:
+                kpis[metric] = sum(values)
+            continue
+        from_leads = [r for r in rows if str(r.agency_id) in leads and metric in r.kpis]
+        if from_leads:
+            kpis[metric] = max(from_leads, key=lambda r: r.last_report_at).kpis[metric]
+    return kpis
+
+
+async def blocked_work_points(session: AsyncSession, wp_ids: Sequence[str]) -> set[str]:
+    """The work points among `wp_ids` where some agency's latest report is `blocked`."""
     rows = await session.exec(
-        select(AgencyProgress.agency_id).where(
-            AgencyProgress.work_point_id == wp_id,
+        select(AgencyProgress.work_point_id)
+        .where(
+            col(AgencyProgress.work_point_id).in_(wp_ids),
             AgencyProgress.status == ReportStatus.BLOCKED.value,
         )
+        .distinct()
     )
-    return rows.first() is not None
+    return set(rows.all())
 
 
-def _rejudge(
+def policy_of(view: WorkPointView) -> Policy:
+    """The stall policy the registry's snapshot carries."""
+    return Policy(
+        report_every=view.report_every_working_days,
+        grace=view.grace_working_days,
+        warn_before_due=view.warn_before_due_working_days,
+        pace_tolerance_pct=view.pace_tolerance_pct,
+        flatline_reports=view.flatline_reports,
+        starts_on=view.starts_on,
+        due_on=view.due_on,
+    )
+
+
+def facts_of(view: WorkPointView, state: WorkPointState, *, blocked: bool) -> Facts:
+    """What the domain needs to judge a work point."""
+    return Facts(
+        last_heard=state.last_heard(),
+        any_blocked=blocked,
+        percent=state.percent,
+        recent_percents=tuple(state.recent_percents),
+        kpis=state.kpis,
+        targets=tuple(
+            Target(metric=t["metric"], value=float(t["value"]), comparator=t["comparator"])
+            for t in view.targets
+        ),
+        settled=state.closure is not None,
+    )
+
+
+def rejudge(
     session: AsyncSession,
     view: WorkPointView,
     state: WorkPointState,
     now: datetime,
     *,
-    any_blocked: bool,
-    trigger: StatusEvent | None,
-    calendar: WorkingCalendar,
+    blocked: bool,
+    trigger: StatusEvent | None = None,
+    calendar: WorkingCalendar = OFFICIAL,
 ) -> StallTransition | None:
     """Judge the work point, persist the verdict, and queue a transition if one happened."""
-    policy = Policy(view.report_every_working_days, view.grace_working_days)
     verdict = judge(
         now=now,
-        last_heard=state.last_heard(),
-        any_blocked=any_blocked,
-        policy=policy,
+        facts=facts_of(view, state, blocked=blocked),
+        policy=policy_of(view),
         calendar=calendar,
     )
+    state.level = verdict.level.value
+    state.reasons = [r.value for r in verdict.reasons]
+    state.expected_percent = verdict.expected_percent
+    state.judged_at = now
     state.next_check_at = verdict.next_check_at
-    kind = transition_needed(state.stall_reason, verdict)
+    open_level = Level(state.stall_level) if state.stall_level else None
+    kind = transition_needed(open_level, verdict)
     transition = None
-    if kind == "opened":
+    if kind == StallTransitionKind.OPENED:
+        state.stall_episode_id, state.stalled_since = uuid.uuid4(), now
+    if kind is not None:
+        transition = _emit(session, view, state, kind, verdict, open_level, now, trigger)
+    if kind == StallTransitionKind.RECOVERED:
+        _end_episode(state)
+    elif verdict.reasons:
         assert verdict.reason is not None
-        state.stall_episode_id = uuid.uuid4()
-        state.stall_reason = verdict.reason.value
-        state.stalled_since = now
-        transition = _transition(view, state, StallTransitionKind.OPENED, verdict.reason, now)
-    elif kind == "recovered":
-        assert state.stall_reason is not None
-        transition = _transition(
-            view, state, StallTransitionKind.RECOVERED, StallReason(state.stall_reason), now
-        )
-        state.stall_episode_id = state.stall_reason = state.stalled_since = None
+        state.stall_reason, state.stall_level = verdict.reason.value, verdict.level.value
     session.add(state)
-    if transition is not None:
-        transition = transition.model_copy(
-            update={
-                "triggered_by_event_id": trigger.event_id if trigger else None,
-                "silent_working_days": verdict.silent_working_days,
-                "note": trigger.note if trigger else None,
-            }
-        )
-        session.add(outbox_row(OutboxMessage, topics.STALLS, view.id, transition.to_bytes(), now))
     return transition
 
 
-def _transition(
+def _end_episode(state: WorkPointState) -> None:
+    state.stall_episode_id = state.stall_reason = state.stall_level = state.stalled_since = None
+
+
+def _emit(
+    session: AsyncSession,
     view: WorkPointView,
     state: WorkPointState,
     kind: StallTransitionKind,
-    reason: StallReason,
+    verdict: Verdict,
+    previous: Level | None,
     now: datetime,
+    trigger: StatusEvent | None,
+    note: str | None = None,
 ) -> StallTransition:
-    assert state.stall_episode_id is not None
-    refs = view.responsibilities
-    return StallTransition(
+    """Record a transition for the timeline and queue it for the notifier."""
+    ended = kind in (StallTransitionKind.RECOVERED, StallTransitionKind.CLOSED)
+    headline = StallReason(state.stall_reason) if ended and state.stall_reason else verdict.reason
+    transition = StallTransition(
         event_id=uuid.uuid4(),
         occurred_at=now,
         work_point_id=view.id,
         episode_id=state.stall_episode_id,
         kind=kind,
-        reason=reason,
+        level=verdict.level,
+        previous_level=previous,
+        reason=headline,
+        reasons=list(verdict.reasons),
         work_point_number=view.number,
         work_point_title=view.title,
-        lead_agencies=[
-            AgencyRef(agency_id=r["agency_id"], name=r["name"]) for r in refs if r["role"] == "lead"
-        ],
-        co_agencies=[
-            AgencyRef(agency_id=r["agency_id"], name=r["name"]) for r in refs if r["role"] == "co"
-        ],
+        lead_agencies=_refs(view, "lead"),
+        co_agencies=_refs(view, "co"),
+        silent_working_days=verdict.silent_working_days,
+        triggered_by_event_id=trigger.event_id if trigger else None,
+        note=trigger.note if trigger else note,
     )
+    session.add(
+        TransitionRecord(
+            event_id=transition.event_id,
+            work_point_id=view.id,
+            episode_id=transition.episode_id,
+            kind=kind.value,
+            level=transition.level.value,
+            previous_level=previous.value if previous else None,
+            reasons=[r.value for r in verdict.reasons],
+            triggered_by_event_id=transition.triggered_by_event_id,
+            occurred_at=now,
+        )
+    )
+    session.add(outbox_row(OutboxMessage, topics.STALLS, view.id, transition.to_bytes(), now))
+    return transition
 
 
-def _refs(responsibilities: list[dict[str, Any]], role: str) -> list[AgencyRef]:
+def _refs(view: WorkPointView, role: str) -> list[AgencyRef]:
     return [
         AgencyRef(agency_id=r["agency_id"], name=r["name"])
-        for r in responsibilities
+        for r in view.responsibilities
         if r["role"] == role
     ]
+
+
+class ClosureConflict(Exception):
+    """A closure decision on a work point that is not in review."""
+
+    def __init__(self, closure: str | None) -> None:
+        super().__init__(closure)
+        self.closure = closure
+
+
+async def decide_closure(
+    session: AsyncSession,
+    view: WorkPointView,
+    state: WorkPointState,
+    *,
+    approve: bool,
+    reason: str | None,
+    decided_by: str,
+    now: datetime,
+    calendar: WorkingCalendar = OFFICIAL,
+) -> StallTransition | None:
+    """The coordinating office's decision on a work point in review (办结销号).
+
+    Approved: closed, no more checks; an open episode ends with a `closed` transition (one is
+    emitted without an episode too, so the lead hears of it). Rejected: back in progress with the
+    reason on record, judged again at once.
+    """
+    if state.closure != IN_REVIEW:
+        raise ClosureConflict(state.closure)
+    session.add(
+        ClosureDecision(
+            work_point_id=view.id,
+            decision="approved" if approve else "rejected",
+            reason=reason,
+            decided_by=decided_by,
+            decided_at=now,
+        )
+    )
+    if not approve:
+        state.closure = state.closure_requested_at = None
+        blocked = await blocked_work_points(session, [view.id])
+        return rejudge(session, view, state, now, blocked=bool(blocked), calendar=calendar)
+    state.closure, state.closed_at, state.next_check_at = CLOSED, now, None
+    state.level, state.reasons = Level.GREEN.value, []
+    verdict = Verdict(reasons=(), silent_working_days=0, next_check_at=None)
+    previous = Level(state.stall_level) if state.stall_level else None
+    transition = _emit(
+        session, view, state, StallTransitionKind.CLOSED, verdict, previous, now, None, reason
+    )
+    _end_episode(state)
+    session.add(state)
+    return transition
 
 
 async def claim_due(
@@ -239,17 +442,32 @@ async def claim_due(
     return list((await session.exec(query)).all())
 
 
-async def rejudge_due(
+async def rejudge_claimed(
     session: AsyncSession,
-    state: WorkPointState,
+    states: Iterable[WorkPointState],
     now: datetime,
     calendar: WorkingCalendar = OFFICIAL,
-) -> StallTransition | None:
-    """Re-judge a claimed due work point; return the transition queued, if any."""
-    view = await session.get(WorkPointView, state.work_point_id)
-    if view is None or view.deleted:
-        state.next_check_at = None
-        session.add(state)
-        return None
-    blocked = await _any_blocked(session, state.work_point_id)
-    return _rejudge(session, view, state, now, any_blocked=blocked, trigger=None, calendar=calendar)
+) -> list[tuple[WorkPointState, StallTransition | None]]:
+    """Re-judge claimed due work points, loading their views and blocked flags in two queries."""
+    claimed = list(states)
+    ids = [s.work_point_id for s in claimed]
+    views = {
+        v.id: v
+        for v in (
+            await session.exec(select(WorkPointView).where(col(WorkPointView.id).in_(ids)))
+        ).all()
+    }
+    blocked = await blocked_work_points(session, ids)
+    results: list[tuple[WorkPointState, StallTransition | None]] = []
+    for state in claimed:
+        view = views.get(state.work_point_id)
+        if view is None or view.deleted:
+            state.next_check_at = None
+            session.add(state)
+            results.append((state, None))
+            continue
+        transition = rejudge(
+            session, view, state, now, blocked=state.work_point_id in blocked, calendar=calendar
+        )
+        results.append((state, transition))
+    return results

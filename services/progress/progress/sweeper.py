@@ -2,7 +2,8 @@
 
 Cost follows the due rows (an indexed `next_check_at`), not all rows. On PostgreSQL due rows are
 claimed with FOR UPDATE SKIP LOCKED, so replicas side by side never judge the same row twice.
-Each sweep is a new trace; each judged work point's span links to its last status event's span.
+Each sweep is a new trace; each transition it causes gets a span linked to the work point's last
+status event's span (the trace the report started).
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ from opentelemetry.trace import Tracer
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from progress.store import claim_due, rejudge_due
+from progress.store import claim_due, rejudge_claimed
 
 log = logging.getLogger(__name__)
 
 
 class Sweeper:
-    """Finds silent work points; run sweep_once() from a timer or a test."""
+    """Judges work points whose verdict may have changed with time; run sweep_once() from a timer
+    or a test."""
 
     def __init__(
         self,
@@ -58,14 +60,22 @@ class Sweeper:
                     due = await claim_due(
                         session, now, self._batch_size, skip_locked=self._skip_locked
                     )
-                    for state in due:
-                        with self._tracer.start_as_current_span(
-                            "judge work point",
+                    judged = await rejudge_claimed(session, due, now, self._calendar)
+                    for state, transition in judged:
+                        if transition is None:
+                            continue
+                        total += 1
+                        # A span per transition, linked to the last report's trace: a sweep
+                        # judging thousands of rows stays one small trace.
+                        self._tracer.start_span(
+                            "stall transition",
                             links=link_to(state.last_traceparent),
-                            attributes={"duban.work_point.id": state.work_point_id},
-                        ):
-                            if await rejudge_due(session, state, now, self._calendar) is not None:
-                                total += 1
+                            attributes={
+                                "duban.work_point.id": state.work_point_id,
+                                "duban.stall.transition": transition.kind.value,
+                                "duban.stall.level": transition.level.value,
+                            },
+                        ).end()
                 if total:
                     self._relay.wake()
                 if len(due) < self._batch_size:

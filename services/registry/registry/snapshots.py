@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import date, datetime
 
 from duban_shared import topics
 from duban_shared.events import Responsibility as ResponsibilityRef
@@ -72,6 +72,7 @@ def _snapshot(
         warn_before_due_working_days=policy["warn_before_due_working_days"],
         pace_tolerance_pct=policy["pace_tolerance_pct"],
         flatline_reports=policy["flatline_reports"],
+        starts_on=date(plan.year, 1, 1).isoformat(),
         due_on=policy["due_on"].isoformat(),
         targets=[
             TargetRef(
