@@ -26,7 +26,7 @@ from notifier.settings import NotifierSettings
 from progress.main import ProgressService
 from progress.main import build as build_progress
 from progress.main import create_app as progress_app
-from progress.models import WorkPointView
+from progress.models import StatusReport, WorkPointView
 from progress.settings import ProgressSettings
 from registry import auth_store
 from registry.main import RegistryService
@@ -35,7 +35,7 @@ from registry.main import create_app as registry_app
 from registry.plan_parser import parse_plan
 from registry.settings import RegistrySettings
 from registry.store import Defaults, agency_id_for, import_plan, sha256_text
-from sqlmodel import func, select
+from sqlmodel import col, func, select
 
 from tests.harness import PLAN_PATH, SmtpSink, Spans, wait_for
 
@@ -175,6 +175,25 @@ class Stack:
             **extra,
         }
         return await self.progress_http.post("/v1/events", json=body, headers=await self.auth(who))
+
+    async def until_applied(self, *responses: httpx.Response) -> None:
+        """Wait until progress has applied the events these 202 answers accepted."""
+        ids = [uuid.UUID(r.json()["event_id"]) for r in responses]
+        for r in responses:
+            assert r.status_code == 202, r.text
+
+        async def applied() -> bool:
+            async with self.progress.sessions() as session:
+                query = select(func.count()).where(col(StatusReport.event_id).in_(ids))
+                return int((await session.exec(query)).one()) == len(ids)
+
+        await wait_for(applied, what=f"progress to apply {len(ids)} event(s)")
+
+    async def office_get(self, path: str, **params: object) -> httpx.Response:
+        """GET a progress path as the coordinating office."""
+        return await self.progress_http.get(
+            path, params=params, headers=await self.auth(self.office)
+        )
 
 
 async def import_plan_into(registry: RegistryService) -> None:

@@ -48,10 +48,11 @@ async def test_a_body_over_the_limit_or_of_unknown_length_is_refused_before_it_i
         "Authorization": f"Bearer {await stack.token(stack.forestry)}",
         "Content-Type": "application/json",
     }
-    huge = b'{"note": "' + b"x" * 70_000 + b'"}'
+    limit = stack.progress.settings.max_body_bytes
+    huge = b'{"note": "' + b"x" * limit + b'"}'
     too_large = await stack.progress_http.post("/v1/events", content=huge, headers=headers)
     assert (too_large.status_code, too_large.json()["code"]) == (413, "body_too_large")
-    assert "at most 65536" in too_large.json()["message"]
+    assert f"at most {limit}" in too_large.json()["message"]
 
     async def chunks() -> AsyncIterator[bytes]:
         yield b'{"event_id": '

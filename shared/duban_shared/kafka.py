@@ -36,7 +36,11 @@ def make_producer(bootstrap_servers: str, client_id: str) -> AIOKafkaProducer:
 
 
 def make_consumer(
-    bootstrap_servers: str, group_id: str, *topics: str, client_id: str
+    bootstrap_servers: str,
+    group_id: str,
+    *topics: str,
+    client_id: str,
+    max_poll_records: int = 500,
 ) -> AIOKafkaConsumer:
     """Create a consumer that commits only when told to, after the database transaction."""
     return AIOKafkaConsumer(
@@ -47,7 +51,7 @@ def make_consumer(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         isolation_level="read_committed",
-        max_poll_records=500,
+        max_poll_records=max_poll_records,
     )
 
 

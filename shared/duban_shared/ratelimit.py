@@ -26,8 +26,10 @@ class RateLimiter:
         self._max_keys = max_keys
         self._buckets: dict[str, _Bucket] = {}
 
-    def acquire(self, key: str) -> float:
-        """Take one token for `key`: 0.0 if allowed, else the seconds until one is available."""
+    def acquire(self, key: str, cost: int = 1) -> float:
+        """Take `cost` tokens for `key` (at most the burst): 0.0 if allowed, else the seconds
+        until they are available."""
+        need = float(min(cost, self._burst))
         now = self._clock.now().timestamp()
         bucket = self._buckets.get(key)
         if bucket is None:
@@ -36,10 +38,10 @@ class RateLimiter:
             bucket = self._buckets[key] = _Bucket(self._burst, now)
         bucket.tokens = min(self._burst, bucket.tokens + (now - bucket.at) * self._rate)
         bucket.at = now
-        if bucket.tokens >= 1:
-            bucket.tokens -= 1
+        if bucket.tokens >= need:
+            bucket.tokens -= need
             return 0.0
-        return (1 - bucket.tokens) / self._rate
+        return (need - bucket.tokens) / self._rate
 
 
 def retry_after_header(seconds: float) -> dict[str, str]:

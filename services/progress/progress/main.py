@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -48,6 +49,7 @@ class ProgressService:
     work_point_consumer: WorkPointConsumer
     verifier: JwksVerifier
     rate_limiter: RateLimiter
+    calendar: WorkingCalendar
     owned_http: httpx.AsyncClient | None = None  # the JWKS client, when build() made it
     background: Background = field(default_factory=Background)
     _kafka_consumers: list[AIOKafkaConsumer] = field(default_factory=list)
@@ -160,10 +162,12 @@ def build(
             relay,
             topic_prefix=settings.topic_prefix,
             calendar=calendar,
+            late_after=timedelta(days=settings.late_after_days),
         ),
         work_point_consumer=WorkPointConsumer(sessions, tracer, clock, calendar),
         verifier=jwks_verifier(settings, clock, jwks_http),
         rate_limiter=RateLimiter(clock, settings.rate_per_second, settings.rate_burst),
+        calendar=calendar,
         owned_http=owned_http,
     )
 
@@ -172,6 +176,12 @@ def create_app(service: ProgressService | None = None) -> FastAPI:
     """Build the HTTP app; with no service given it builds and runs its own from settings."""
     from progress.api import router
 
+    owned = service is None
+    service = service or build(ProgressSettings())
     return service_app(
-        "Duban progress", service or build(ProgressSettings()), router, owned=service is None
+        "Duban progress",
+        service,
+        router,
+        owned=owned,
+        max_body_bytes=service.settings.max_body_bytes,
     )

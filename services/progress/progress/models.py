@@ -110,6 +110,7 @@ class WorkPointState(ProgressBase, table=True):
     work_point_id: str = Field(primary_key=True, max_length=120)
     tracking_since: datetime = _ts()
     last_lead_report_at: datetime | None = _ts(nullable=True)
+    report_seq: int = Field(default=0, description="The last chain_seq of its report history.")
     status: str | None = Field(default=None, max_length=20)
     percent: int | None = None
     kpis: dict[str, float] = Field(default_factory=dict, sa_type=JSON, nullable=False)
@@ -148,6 +149,7 @@ class TransitionRecord(ProgressBase, table=True):
     previous_level: str | None = Field(default=None, max_length=10)
     reasons: list[str] = Field(default_factory=list, sa_type=JSON, nullable=False)
     triggered_by_event_id: uuid.UUID | None = None
+    after_report_seq: int = Field(default=0, description="Reports in the history before it.")
     occurred_at: datetime = _ts()
 
 
@@ -161,6 +163,7 @@ class ClosureDecision(ProgressBase, table=True):
     decision: str = Field(max_length=10, description="approved or rejected")
     reason: str | None = None
     decided_by: str = Field(max_length=120, description="The office client that decided.")
+    after_report_seq: int = Field(default=0, description="Reports in the history before it.")
     decided_at: datetime = _ts()
 
 
@@ -186,4 +189,5 @@ class IngestedEvent(ProgressBase, table=True):
     body_sha256: str = Field(max_length=64)
     partition: int
     offset: int
+    late: bool = False
     accepted_at: datetime = _ts()

@@ -19,3 +19,8 @@ class ProgressSettings(ServiceSettings):
     run_sweeper: bool = True
     rate_per_second: float = Field(default=20.0, gt=0, description="Per client, per replica.")
     rate_burst: int = Field(default=200, ge=1)
+    late_after_days: int = Field(
+        default=7, ge=1, description="A report this much older than its arrival is marked late."
+    )
+    batch_max_events: int = Field(default=100, ge=1, le=1000)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)

@@ -128,28 +128,27 @@ async def apply_report(
         previous = latest.last_report_at if latest is not None else state.tracking_since
         waited = calendar.working_days_between(local_day(previous), local_day(event.occurred_at))
         delay = max(0, waited - view.report_every_working_days)
-    await history.append(
-        session,
-        StatusReport(
-            event_id=event.event_id,
-            work_point_id=event.work_point_id,
-            agency_id=event.agency_id,
-            status=event.status.value,
-            percent=event.percent,
-            kpis=dict(event.kpis),
-            note=event.note,
-            evidence=list(event.evidence),
-            occurred_at=event.occurred_at,
-            received_at=event.received_at,
-            stored_at=now,
-            out_of_order=out_of_order,
-            late=(event.received_at or now) - event.occurred_at > late_after,
-            delay_working_days=delay,
-            chain_seq=0,
-            prev_hash="",
-            row_hash="",
-        ),
+    report = StatusReport(
+        event_id=event.event_id,
+        work_point_id=event.work_point_id,
+        agency_id=event.agency_id,
+        status=event.status.value,
+        percent=event.percent,
+        kpis=dict(event.kpis),
+        note=event.note,
+        evidence=list(event.evidence),
+        occurred_at=event.occurred_at,
+        received_at=event.received_at,
+        stored_at=now,
+        out_of_order=out_of_order,
+        late=(event.received_at or now) - event.occurred_at > late_after,
+        delay_working_days=delay,
+        chain_seq=0,
+        prev_hash="",
+        row_hash="",
     )
+    await history.append(session, report)
+    state.report_seq = report.chain_seq
     state.last_traceparent = current_traceparent()
     if out_of_order:
         session.add(state)
@@ -360,6 +359,7 @@ def _emit(
             previous_level=previous.value if previous else None,
             reasons=[r.value for r in verdict.reasons],
             triggered_by_event_id=transition.triggered_by_event_id,
+            after_report_seq=state.report_seq,
             occurred_at=now,
         )
     )
@@ -408,6 +408,7 @@ async def decide_closure(
             decision="approved" if approve else "rejected",
             reason=reason,
             decided_by=decided_by,
+            after_report_seq=state.report_seq,
             decided_at=now,
         )
     )

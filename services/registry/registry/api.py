@@ -8,29 +8,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Annotated, Generic, TypeVar
 
 from duban_shared.api import ApiError
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from pydantic import BaseModel
 
 from registry.agencies import AgencyError
 from registry.models import Agency, Plan, Responsibility, Target, TargetShare, WorkPoint
 from registry.policies import StallPolicy, effective_policy, plan_policy
-
-T = TypeVar("T")
-
-Limit = Annotated[int, Query(ge=1, le=500, description="Page size")]
-Offset = Annotated[int, Query(ge=0, description="Rows to skip")]
-
-
-class Page(BaseModel, Generic[T]):
-    """One page of a list."""
-
-    items: list[T]
-    total: int
-    limit: int
-    offset: int
 
 
 class AgencyPublic(BaseModel):

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated
 
+from duban_shared.api import Limit, Offset, Page
 from duban_shared.app import SessionDep
 from duban_shared.auth import Principal, PrincipalDep, require_office
 from fastapi import APIRouter, Query, Request
@@ -18,9 +19,6 @@ from registry.agencies import AgencyError
 from registry.agency_names import AgencyKind
 from registry.api import (
     AgencyPublic,
-    Limit,
-    Offset,
-    Page,
     agency_out,
     from_agency_error,
     unknown_agency,

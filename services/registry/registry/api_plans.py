@@ -6,7 +6,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from duban_shared.api import ApiError
+from duban_shared.api import ApiError, Limit, Offset, Page
 from duban_shared.app import SessionDep
 from duban_shared.auth import PrincipalDep, require_office
 from fastapi import APIRouter, Request
@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import select
 
 from registry import queries
-from registry.api import Limit, Offset, Page, PlanPublic, plan_out, unknown_agency, unknown_plan
+from registry.api import PlanPublic, plan_out, unknown_agency, unknown_plan
 from registry.models import Agency, Plan, PlanVersion, Section, WorkPoint
 from registry.plan_parser import PlanParseError, parse_plan
 from registry.policies import POLICY_FIELDS, StallPolicy

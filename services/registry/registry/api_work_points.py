@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
 
-from duban_shared.api import ApiError
+from duban_shared.api import ApiError, Limit, Offset, Page
 from duban_shared.app import SessionDep
 from duban_shared.auth import Principal, PrincipalDep, require_office
 from fastapi import APIRouter, Query, Request
@@ -16,9 +16,6 @@ from sqlmodel import func, select
 
 from registry import queries
 from registry.api import (
-    Limit,
-    Offset,
-    Page,
     WorkPointPublic,
     unknown_agency,
     unknown_plan,

@@ -30,6 +30,7 @@ def upgrade() -> None:
         sa.Column("decision", sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
         sa.Column("reason", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("decided_by", sqlmodel.sql.sqltypes.AutoString(length=120), nullable=False),
+        sa.Column("after_report_seq", sa.Integer(), nullable=False),
         sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
@@ -48,6 +49,7 @@ def upgrade() -> None:
         sa.Column("previous_level", sqlmodel.sql.sqltypes.AutoString(length=10), nullable=True),
         sa.Column("reasons", sa.JSON(), nullable=False),
         sa.Column("triggered_by_event_id", sa.Uuid(), nullable=True),
+        sa.Column("after_report_seq", sa.Integer(), nullable=False),
         sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("event_id"),
     )
@@ -59,6 +61,11 @@ def upgrade() -> None:
     with op.batch_alter_table("agency_progress", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("kpis", sa.JSON(), nullable=False, server_default=sa.text("'{}'"))
+        )
+
+    with op.batch_alter_table("ingested_event", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("late", sa.Boolean(), nullable=False, server_default=sa.false())
         )
 
     with op.batch_alter_table("status_report", schema=None) as batch_op:
@@ -74,6 +81,9 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("delay_working_days", sa.Integer(), nullable=True))
 
     with op.batch_alter_table("work_point_state", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("report_seq", sa.Integer(), nullable=False, server_default="0")
+        )
         batch_op.add_column(
             sa.Column("kpis", sa.JSON(), nullable=False, server_default=sa.text("'{}'"))
         )
@@ -124,13 +134,23 @@ def upgrade() -> None:
         )
         batch_op.add_column(sa.Column("coordinating_agency_id", sa.Uuid(), nullable=True))
 
-    reasons = "'[\"' || stall_reason || '\"]'"
-    if op.get_bind().dialect.name == "postgresql":
-        reasons = f"CAST({reasons} AS json)"
+    # Existing histories: the state remembers how long its chain is.
     op.execute(
-        "UPDATE work_point_state SET level = 'red', stall_level = 'red', "
-        f"reasons = {reasons} WHERE stall_reason IS NOT NULL"
+        """UPDATE work_point_state SET report_seq = COALESCE((SELECT MAX(chain_seq)
+        FROM status_report WHERE status_report.work_point_id = work_point_state.work_point_id), 0)"""
     )
+    # Open episodes were red; their one reason becomes a JSON array.
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(
+            """UPDATE work_point_state SET level = 'red', stall_level = 'red',
+            reasons = CAST('["' || stall_reason || '"]' AS json)
+            WHERE stall_reason IS NOT NULL"""
+        )
+    else:
+        op.execute(
+            """UPDATE work_point_state SET level = 'red', stall_level = 'red',
+            reasons = '["' || stall_reason || '"]' WHERE stall_reason IS NOT NULL"""
+        )
     # ### end Alembic commands ###
 
 
@@ -148,6 +168,7 @@ def downgrade() -> None:
 
     with op.batch_alter_table("work_point_state", schema=None) as batch_op:
         batch_op.drop_column("closed_at")
+        batch_op.drop_column("report_seq")
         batch_op.drop_column("closure_requested_at")
         batch_op.drop_column("closure")
         batch_op.drop_column("stall_level")
@@ -166,6 +187,9 @@ def downgrade() -> None:
 
     with op.batch_alter_table("agency_progress", schema=None) as batch_op:
         batch_op.drop_column("kpis")
+
+    with op.batch_alter_table("ingested_event", schema=None) as batch_op:
+        batch_op.drop_column("late")
 
     with op.batch_alter_table("stall_transition", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_stall_transition_work_point_id"))

@@ -1,0 +1,435 @@
+"""Status ingestion for agency systems: one report, or a batch of them.
+
+Every report is checked before anything reaches Kafka (work point, responsibility, KPI metrics,
+clock skew); it is answered `accepted` only once the broker acknowledged it (acks=all). The
+`event_id` is the idempotency key: a replay of the same report gets the first answer, a different
+report under a used id gets 409 `event_id_reused`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from aiokafka.errors import KafkaError
+from aiokafka.structs import RecordMetadata
+from duban_shared import topics
+from duban_shared.api import ApiError
+from duban_shared.app import SessionDep
+from duban_shared.auth import PrincipalDep
+from duban_shared.events import (
+    EvidenceUrl,
+    MetricName,
+    MetricValue,
+    ReportStatus,
+    StatusEvent,
+    WorkPointId,
+)
+from duban_shared.kafka import link_to, send_traced
+from duban_shared.ratelimit import retry_after_header
+from fastapi import APIRouter, Body, Request
+from opentelemetry import trace
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from progress.checks import ReportProblem, check_report
+from progress.models import IngestedEvent, WorkPointView
+
+router = APIRouter(tags=["ingestion"])
+
+
+EXAMPLE: dict[str, Any] = {
+    "event_id": "5f0c6a4e-8f5e-4d1c-9d7a-0b1c2d3e4f50",
+    "work_point_id": "zhaoqing-digital-2024/35",
+    "status": "at_risk",
+    "percent": 40,
+    "kpis": {"林分优化提升": 5.2},
+    "note": "林分优化用地审批未完成",
+    "evidence": ["https://lyj.zhaoqing.gov.cn/reports/2024-09.pdf"],
+    "occurred_at": "2024-09-02T09:30:00+08:00",
+}
+
+
+class StatusReportIn(BaseModel):
+    """A status report as an agency system posts it; the agency comes from the token."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE]})
+
+    event_id: uuid.UUID = Field(description="Your idempotency key: resend with the same id.")
+    work_point_id: WorkPointId
+    status: ReportStatus
+    percent: int | None = Field(default=None, ge=0, le=100)
+    kpis: dict[MetricName, MetricValue] = Field(
+        default_factory=dict,
+        max_length=20,
+        description="KPI actuals, metric -> value; metrics are the work point's target metrics "
+        "(GET the registry's work point to see them).",
+    )
+    note: str | None = Field(default=None, max_length=2000)
+    evidence: list[EvidenceUrl] = Field(default_factory=list, max_length=10)
+    occurred_at: AwareDatetime = Field(description="When the status was true, with an offset.")
+
+
+class Accepted(BaseModel):
+    """The broker has the event; progress applies it shortly."""
+
+    event_id: uuid.UUID
+    status: Literal["accepted"] = "accepted"
+    partition: int
+    offset: int
+    late: bool = Field(
+        default=False, description="Accepted, but marked late: it describes a moment long past."
+    )
+
+
+class ItemError(BaseModel):
+    """Why one report of a batch was not accepted."""
+
+    code: str
+    message: str
+    details: Any | None = None
+
+
+class BatchItemOut(BaseModel):
+    """The answer for one report of a batch, in the order sent."""
+
+    index: int
+    event_id: uuid.UUID | None
+    status: Literal["accepted", "rejected"]
+    http_status: int = Field(description="What POST /v1/events would have answered.")
+    partition: int | None = None
+    offset: int | None = None
+    late: bool = False
+    error: ItemError | None = None
+
+
+class BatchOut(BaseModel):
+    """Per-report answers: resend only the rejected ones that a retry can help (5xx, 429)."""
+
+    accepted: int
+    rejected: int
+    results: list[BatchItemOut]
+
+
+@dataclass
+class _Ready:
+    """A checked report, ready to produce."""
+
+    event: StatusEvent
+    digest: str
+    late: bool
+
+
+def _reporting_agency(principal: PrincipalDep) -> uuid.UUID:
+    """The agency a status report is from: only agency tokens may report."""
+    if principal.role != "agency" or principal.agency_id is None:
+        raise ApiError(
+            403,
+            "agency_token_required",
+            f"Status reports come from agency systems: use a token of an agency client, not "
+            f"of a {principal.role} client.",
+        )
+    return principal.agency_id
+
+
+def _take_tokens(request: Request, client_id: str, cost: int) -> None:
+    wait = request.app.state.service.rate_limiter.acquire(client_id, cost)
+    if wait:
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"Too many reports from client {client_id}; retry in {wait:.1f} s with the same "
+            "event_ids, or send reports in fewer requests.",
+            headers=retry_after_header(wait),
+        )
+
+
+@router.post("/v1/events", status_code=202)
+async def post_event(
+    report: StatusReportIn, request: Request, session: SessionDep, principal: PrincipalDep
+) -> Accepted:
+    """Accept one status report: answered 202 only after Kafka acknowledged it (acks=all).
+
+    Checked first, so nothing reaches Kafka when it fails: the work point must exist, the
+    reporting agency must be responsible for it, KPI metrics must be its targets', and
+    `occurred_at` may not lie in the future beyond the allowed clock skew. A report of a moment
+    long past is accepted and marked `late`.
+    """
+    agency_id = _reporting_agency(principal)
+    _take_tokens(request, principal.client_id, 1)
+    service = request.app.state.service
+    ready = await _check(session, service, report, agency_id)
+    if isinstance(ready, Accepted):
+        return ready  # a replay: the same answer, nothing produced again
+    meta = await _produce(service, ready)
+    [answer] = await _record(session, [(ready, meta)], service.clock.now())
+    return answer
+
+
+@router.post("/v1/events/batch")
+async def post_events_batch(
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
+    body: Annotated[
+        dict[str, Any],
+        Body(
+            examples=[{"events": [EXAMPLE]}],
+            description='{"events": [report, ...]}: each report as for POST /v1/events.',
+        ),
+    ],
+) -> BatchOut:
+    """Accept up to `batch_max_events` reports in one request, each answered on its own.
+
+    A report that fails its checks is rejected alone (with the code and HTTP status the single
+    endpoint would give); the others are produced to Kafka concurrently and accepted once the
+    broker acknowledged them. The same `event_id` twice in one batch counts as a replay.
+    """
+    agency_id = _reporting_agency(principal)
+    service = request.app.state.service
+    items = body.get("events")
+    limit = service.settings.batch_max_events
+    if not isinstance(items, list) or not items or set(body) != {"events"}:
+        raise ApiError(
+            422,
+            "invalid_batch",
+            'Send {"events": [report, ...]} with at least one report and nothing else.',
+        )
+    if len(items) > limit:
+        raise ApiError(
+            413,
+            "batch_too_large",
+            f"The batch has {len(items)} reports; send at most {limit} per request.",
+        )
+    _take_tokens(request, principal.client_id, len(items))
+    results: list[BatchItemOut | None] = [None] * len(items)
+    ready: dict[int, _Ready] = {}
+    first_index: dict[uuid.UUID, int] = {}
+    for index, item in enumerate(items):
+        event_id = _event_id_of(item)
+        try:
+            report = StatusReportIn.model_validate(item)
+            checked = await _check(session, service, report, agency_id)
+        except ValidationError as exc:
+            results[index] = _rejected(index, event_id, 422, "invalid_event", str(exc))
+            continue
+        except ApiError as exc:
+            results[index] = _rejected(index, event_id, exc.status, exc.code, exc.message)
+            continue
+        if isinstance(checked, Accepted):
+            results[index] = _accepted(index, checked)
+        elif report.event_id in first_index:
+            earlier = ready[first_index[report.event_id]]
+            if earlier.digest != checked.digest:
+                results[index] = _rejected(
+                    index,
+                    event_id,
+                    409,
+                    "event_id_reused",
+                    f"event_id {report.event_id} is used by another report of this batch; give "
+                    "each report its own event_id.",
+                )
+        else:
+            first_index[report.event_id] = index
+            ready[index] = checked
+    produced = await asyncio.gather(
+        *(_produce(service, r) for r in ready.values()), return_exceptions=True
+    )
+    stored: list[tuple[_Ready, RecordMetadata]] = []
+    for index, outcome in zip(ready, produced, strict=True):
+        if isinstance(outcome, ApiError):
+            results[index] = _rejected(
+                index, ready[index].event.event_id, outcome.status, outcome.code, outcome.message
+            )
+        elif isinstance(outcome, BaseException):
+            raise outcome
+        else:
+            stored.append((ready[index], outcome))
+    answers = await _record(session, stored, service.clock.now())
+    by_event = {a.event_id: a for a in answers}
+    for index, item in enumerate(items):
+        if results[index] is None:  # produced, or a repeat within the batch of a produced one
+            event_id = _event_id_of(item)
+            assert event_id is not None
+            answer = by_event.get(event_id)
+            first = results[first_index[event_id]]
+            if answer is not None:
+                results[index] = _accepted(index, answer)
+            elif first is not None:  # the first one could not be produced: the same error
+                results[index] = first.model_copy(update={"index": index})
+    final = [r for r in results if r is not None]
+    accepted = sum(1 for r in final if r.status == "accepted")
+    return BatchOut(accepted=accepted, rejected=len(final) - accepted, results=final)
+
+
+def _event_id_of(item: object) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(item["event_id"])) if isinstance(item, dict) else None
+    except (KeyError, ValueError):
+        return None
+
+
+def _accepted(index: int, answer: Accepted) -> BatchItemOut:
+    return BatchItemOut(
+        index=index,
+        event_id=answer.event_id,
+        status="accepted",
+        http_status=202,
+        partition=answer.partition,
+        offset=answer.offset,
+        late=answer.late,
+    )
+
+
+def _rejected(
+    index: int, event_id: uuid.UUID | None, status: int, code: str, message: str
+) -> BatchItemOut:
+    return BatchItemOut(
+        index=index,
+        event_id=event_id,
+        status="rejected",
+        http_status=status,
+        error=ItemError(code=code, message=message),
+    )
+
+
+async def _check(
+    session: AsyncSession, service: Any, report: StatusReportIn, agency_id: uuid.UUID
+) -> _Ready | Accepted:
+    """The first answer for a replayed event_id, or the checked event ready to produce."""
+    now: datetime = service.clock.now()
+    digest = _body_digest(report, agency_id)
+    first = await _first_answer(session, report.event_id, digest)
+    if first is not None:
+        return first
+    skew = timedelta(seconds=service.settings.max_clock_skew_seconds)
+    if report.occurred_at > now + skew:
+        raise ApiError(
+            422,
+            "occurred_at_in_future",
+            f"occurred_at {report.occurred_at.isoformat()} is in the future (server time "
+            f"{now.isoformat()}); send the time the status was observed, with its UTC offset.",
+        )
+    try:
+        view = check_report(
+            await session.get(WorkPointView, report.work_point_id),
+            report.work_point_id,
+            agency_id,
+            report.kpis,
+        )
+    except ReportProblem as problem:
+        raise ApiError(problem.status, problem.code, problem.message) from problem
+    span = trace.get_current_span()
+    span.set_attribute("duban.work_point.id", view.id)
+    span.set_attribute("duban.agency.id", str(agency_id))
+    for link in link_to(view.registry_traceparent):
+        span.add_link(link.context, {"duban.link": "registry work point snapshot"})
+    event = StatusEvent(
+        event_id=report.event_id,
+        occurred_at=report.occurred_at,
+        work_point_id=report.work_point_id,
+        agency_id=agency_id,
+        status=report.status,
+        percent=report.percent,
+        kpis=report.kpis,
+        note=report.note,
+        evidence=report.evidence,
+        received_at=now,
+    )
+    late = now - report.occurred_at > timedelta(days=service.settings.late_after_days)
+    return _Ready(event=event, digest=digest, late=late)
+
+
+async def _produce(service: Any, ready: _Ready) -> RecordMetadata:
+    try:
+        meta: RecordMetadata = await send_traced(
+            service.producer,
+            service.tracer,
+            service.settings.topic_prefix + topics.STATUS,
+            ready.event.work_point_id,
+            ready.event.to_bytes(),
+        )
+    except KafkaError as exc:
+        raise ApiError(
+            503,
+            "broker_unavailable",
+            "The event could not be stored right now; retry later with the same event_id.",
+        ) from exc
+    return meta
+
+
+async def _record(
+    session: AsyncSession, produced: list[tuple[_Ready, RecordMetadata]], now: datetime
+) -> list[Accepted]:
+    """Remember the answers, so replays get them; return them in order."""
+    rows = [
+        IngestedEvent(
+            event_id=r.event.event_id,
+            agency_id=r.event.agency_id,
+            body_sha256=r.digest,
+            partition=meta.partition,
+            offset=meta.offset,
+            late=r.late,
+            accepted_at=now,
+        )
+        for r, meta in produced
+    ]
+    session.add_all(rows)
+    try:
+        await session.commit()
+    except IntegrityError:
+        # An event_id was accepted concurrently by another request; the consumer's inbox keeps
+        # one of the two. Record the rows one by one and answer those as replays would be.
+        await session.rollback()
+        answers = []
+        for r, row in zip((r for r, _ in produced), rows, strict=True):
+            session.add(IngestedEvent.model_validate(row.model_dump()))
+            try:
+                await session.commit()
+                answers.append(_answer(row))
+            except IntegrityError:
+                await session.rollback()
+                first = await _first_answer(session, r.event.event_id, r.digest)
+                assert first is not None
+                answers.append(first)
+        return answers
+    return [_answer(row) for row in rows]
+
+
+def _answer(row: IngestedEvent) -> Accepted:
+    return Accepted(
+        event_id=row.event_id, partition=row.partition, offset=row.offset, late=row.late
+    )
+
+
+def _body_digest(report: StatusReportIn, agency_id: uuid.UUID) -> str:
+    """SHA-256 of the agency and the report, with occurred_at in UTC (one spelling per instant)."""
+    body = report.model_dump(mode="json")
+    for later in ("kpis", "evidence"):  # fields added later count only when given, so replays
+        if not body[later]:  # of reports accepted before them still match
+            del body[later]
+    body["occurred_at"] = report.occurred_at.astimezone(UTC).isoformat()
+    body["agency_id"] = str(agency_id)
+    canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def _first_answer(session: AsyncSession, event_id: uuid.UUID, digest: str) -> Accepted | None:
+    """The answer given when this event_id was first accepted; 409 if the body differs."""
+    seen = await session.get(IngestedEvent, event_id)
+    if seen is None:
+        return None
+    if seen.body_sha256 != digest:
+        raise ApiError(
+            409,
+            "event_id_reused",
+            f"event_id {event_id} was already accepted at {seen.accepted_at.isoformat()} for a "
+            "different report; resend that report unchanged, or give a new report a new event_id.",
+        )
+    return _answer(seen)

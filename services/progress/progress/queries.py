@@ -1,0 +1,247 @@
+"""Read-side questions: a work point's timeline, an agency's scorecard, a plan's counts.
+
+Each takes the work points a caller may see (an agency: its own; the office: all), so access is
+decided once, by the API, and the sums here never mix in what the caller may not see.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from duban_shared.events import Level
+from sqlalchemy import case, func
+from sqlalchemy import select as sa_select
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from progress.models import (
+    ClosureDecision,
+    StatusReport,
+    TransitionRecord,
+    WorkPointState,
+    WorkPointView,
+)
+from progress.store import CLOSED, IN_REVIEW
+
+
+async def work_points(
+    session: AsyncSession, plan_slug: str, agency_id: uuid.UUID | None = None
+) -> list[tuple[WorkPointView, WorkPointState]]:
+    """The tracked work points of a plan, by number (only an agency's own when given)."""
+    rows = (
+        await session.exec(
+            select(WorkPointView, WorkPointState)
+            .join(WorkPointState, col(WorkPointState.work_point_id) == col(WorkPointView.id))
+            .where(WorkPointView.plan_slug == plan_slug, col(WorkPointView.deleted).is_(False))
+            .order_by(col(WorkPointView.number))
+        )
+    ).all()
+    return [
+        (view, state)
+        for view, state in rows
+        if agency_id is None or view.role_of(agency_id) is not None
+    ]
+
+
+@dataclass
+class Counts:
+    """Work points by colour, with those in review and closed apart."""
+
+    work_points: int = 0
+    by_level: dict[str, int] = field(default_factory=lambda: {lv.value: 0 for lv in Level})
+    by_reason: dict[str, int] = field(default_factory=dict)
+    in_review: int = 0
+    closed: int = 0
+
+    def add(self, state: WorkPointState) -> None:
+        """Count one work point."""
+        self.work_points += 1
+        if state.closure == CLOSED:
+            self.closed += 1
+            return
+        if state.closure == IN_REVIEW:
+            self.in_review += 1
+            return
+        self.by_level[state.level] = self.by_level.get(state.level, 0) + 1
+        for reason in state.reasons:
+            self.by_reason[reason] = self.by_reason.get(reason, 0) + 1
+
+
+def plan_counts(
+    rows: Sequence[tuple[WorkPointView, WorkPointState]],
+) -> tuple[Counts, dict[int, Counts]]:
+    """Counts for the whole plan and per section."""
+    total, sections = Counts(), dict[int, Counts]()
+    for view, state in rows:
+        total.add(state)
+        sections.setdefault(view.section, Counts()).add(state)
+    return total, dict(sorted(sections.items()))
+
+
+@dataclass
+class Scorecard:
+    """How one agency does on the work points it is responsible for."""
+
+    agency_id: uuid.UUID
+    name: str
+    lead_of: int = 0
+    co_of: int = 0
+    reports: int = 0
+    reports_on_time: int = 0
+    late_reports: int = 0
+    average_delay_working_days: float | None = None
+    open_stalls: dict[str, int] = field(default_factory=dict)
+    silent_now: int = 0
+
+    @property
+    def on_time_rate(self) -> float | None:
+        """Share of its in-order reports that came within the report period."""
+        return self.reports_on_time / self.reports if self.reports else None
+
+
+async def scorecards(
+    session: AsyncSession,
+    rows: Sequence[tuple[WorkPointView, WorkPointState]],
+    only: uuid.UUID | None = None,
+) -> list[Scorecard]:
+    """Scorecards of every agency responsible for the given work points (or of one).
+
+    Reports: in-order reports on these work points; on time when no later than the report
+    period after the agency's previous report (delay 0). Open stalls: episodes open on work
+    points it leads, by colour. Silent now: work points it leads that are silent.
+    """
+    cards: dict[uuid.UUID, Scorecard] = {}
+    for view, state in rows:
+        for r in view.responsibilities:
+            agency = uuid.UUID(r["agency_id"])
+            if only is not None and agency != only:
+                continue
+            card = cards.setdefault(agency, Scorecard(agency_id=agency, name=r["name"]))
+            if r["role"] != "lead":
+                card.co_of += 1
+                continue
+            card.lead_of += 1
+            if state.stall_level is not None:
+                card.open_stalls[state.stall_level] = card.open_stalls.get(state.stall_level, 0) + 1
+            if "silent" in state.reasons:
+                card.silent_now += 1
+    if not cards:
+        return []
+    wp_ids = [view.id for view, _ in rows]
+    connection = await session.connection()  # a five-column aggregate: plain SQLAlchemy
+    stats = await connection.execute(
+        sa_select(
+            col(StatusReport.agency_id),
+            func.count(),
+            func.sum(case((col(StatusReport.delay_working_days) == 0, 1), else_=0)),
+            func.sum(case((col(StatusReport.late), 1), else_=0)),
+            func.avg(col(StatusReport.delay_working_days)),
+        )
+        .where(
+            col(StatusReport.work_point_id).in_(wp_ids),
+            col(StatusReport.agency_id).in_(list(cards)),
+            col(StatusReport.out_of_order).is_(False),
+        )
+        .group_by(col(StatusReport.agency_id))
+    )
+    for agency, count, on_time, late, avg_delay in stats.all():
+        card = cards[agency]
+        card.reports, card.reports_on_time, card.late_reports = count, on_time or 0, late or 0
+        card.average_delay_working_days = (
+            round(float(avg_delay), 2) if avg_delay is not None else None
+        )
+    return sorted(cards.values(), key=_worst_first)
+
+
+def _worst_first(card: Scorecard) -> tuple[int, int, float, str]:
+    red = card.open_stalls.get(Level.RED.value, 0)
+    return (
+        -red,
+        -sum(card.open_stalls.values()),
+        -(card.average_delay_working_days or 0),
+        card.name,
+    )
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One line of a work point's timeline."""
+
+    at: datetime
+    kind: str  # report, transition, closure_decision
+    detail: dict[str, Any]
+
+
+async def timeline(
+    session: AsyncSession, wp_id: str, limit: int, offset: int
+) -> tuple[list[Entry], int]:
+    """A work point's reports, transitions and closure decisions, newest first, as recorded."""
+    reports = (
+        await session.exec(select(StatusReport).where(StatusReport.work_point_id == wp_id))
+    ).all()
+    transitions = (
+        await session.exec(select(TransitionRecord).where(TransitionRecord.work_point_id == wp_id))
+    ).all()
+    decisions = (
+        await session.exec(select(ClosureDecision).where(ClosureDecision.work_point_id == wp_id))
+    ).all()
+    # Ordered by time, then (for entries at one instant) by the reports before each: a report,
+    # then the decision taken after it, then the transition either caused.
+    keyed = [((r.stored_at, r.chain_seq, 0), _report_entry(r)) for r in reports]
+    keyed += [
+        (
+            (d.decided_at, d.after_report_seq, 1),
+            Entry(
+                d.decided_at,
+                "closure_decision",
+                {"decision": d.decision, "reason": d.reason, "decided_by": d.decided_by},
+            ),
+        )
+        for d in decisions
+    ]
+    keyed += [((t.occurred_at, t.after_report_seq, 2), _transition_entry(t)) for t in transitions]
+    keyed.sort(key=lambda pair: pair[0], reverse=True)
+    return [entry for _, entry in keyed[offset : offset + limit]], len(keyed)
+
+
+def _report_entry(r: StatusReport) -> Entry:
+    return Entry(
+        r.stored_at,
+        "report",
+        {
+            "chain_seq": r.chain_seq,
+            "event_id": str(r.event_id),
+            "agency_id": str(r.agency_id),
+            "status": r.status,
+            "percent": r.percent,
+            "kpis": r.kpis,
+            "note": r.note,
+            "evidence": r.evidence,
+            "occurred_at": r.occurred_at.isoformat(),
+            "late": r.late,
+            "out_of_order": r.out_of_order,
+            "delay_working_days": r.delay_working_days,
+        },
+    )
+
+
+def _transition_entry(t: TransitionRecord) -> Entry:
+    return Entry(
+        t.occurred_at,
+        "transition",
+        {
+            "event_id": str(t.event_id),
+            "transition": t.kind,
+            "episode_id": str(t.episode_id) if t.episode_id else None,
+            "level": t.level,
+            "previous_level": t.previous_level,
+            "reasons": t.reasons,
+            "triggered_by_event_id": (
+                str(t.triggered_by_event_id) if t.triggered_by_event_id else None
+            ),
+        },
+    )
