@@ -69,6 +69,14 @@ async def test_unapplicable_events_are_dead_lettered_and_the_partition_keeps_flo
         agency_id=stack.forestry_id,
         status=ReportStatus.BLOCKED,
     )
+    wrong_metric = StatusEvent(  # work point 35's targets are 林分优化 and 森林抚育
+        event_id=uuid.uuid4(),
+        occurred_at=stack.clock.now(),
+        work_point_id=f"{PLAN}/35",
+        agency_id=stack.forestry_id,
+        status=ReportStatus.ON_TRACK,
+        kpis={"5G网络基站总量": 100.0},
+    )
     valid = StatusEvent(
         event_id=uuid.uuid4(),
         occurred_at=stack.clock.now(),
@@ -77,9 +85,10 @@ async def test_unapplicable_events_are_dead_lettered_and_the_partition_keeps_flo
         status=ReportStatus.AT_RISK,
         percent=55,
     )
+    bad = (invalid, unknown.to_bytes(), not_responsible.to_bytes(), wrong_metric.to_bytes())
     sent = [
         await producer.send_and_wait(status_topic, value, key=KEY)
-        for value in (invalid, unknown.to_bytes(), not_responsible.to_bytes(), valid.to_bytes())
+        for value in (*bad, valid.to_bytes())
     ]
     assert len({m.partition for m in sent}) == 1  # one key, one partition, in this order
 
@@ -98,10 +107,19 @@ async def test_unapplicable_events_are_dead_lettered_and_the_partition_keeps_flo
         "stalled"
     ] is False  # the refused "blocked" report changed nothing
 
-    records = await _dead_letters(stack, expected=3)
-    assert len(records) == 3
+    records = await _dead_letters(stack, expected=4)
+    assert len(records) == 4
     by_code = {headers_to_dict(r.headers)["duban.error.code"]: r for r in records}
-    assert set(by_code) == {"invalid_event", "unknown_work_point", "agency_not_responsible"}
+    assert set(by_code) == {
+        "invalid_event",
+        "unknown_work_point",
+        "agency_not_responsible",
+        "unknown_metric",
+    }
+    assert (
+        "'林分优化', '森林抚育'"
+        in headers_to_dict(by_code["unknown_metric"].headers)["duban.error.message"]
+    )
     assert by_code["invalid_event"].value == invalid  # the original bytes, untouched
     assert by_code["unknown_work_point"].value == unknown.to_bytes()
     assert all(r.key == KEY for r in records)

@@ -3,13 +3,16 @@ produces nothing; another body under the same id is refused), and bodies are siz
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 
 from duban_shared import topics
 
-from tests.harness import end_offsets
-from tests.stack import Stack
+from tests.harness import end_offsets, wait_for
+from tests.stack import PLAN, Stack
+
+EVIDENCE = "https://lyj.zhaoqing.gov.cn/reports/2024-09.pdf"
 
 
 async def test_a_replay_gets_the_first_answer_and_a_reuse_is_refused(stack: Stack) -> None:
@@ -89,3 +92,104 @@ async def test_the_event_schema_is_published_for_agency_systems(stack: Stack) ->
     assert response.json()["title"] == "StatusEvent"
     missing = await stack.progress_http.get("/v1/schemas/nope.json")
     assert (missing.status_code, missing.json()["code"]) == (404, "unknown_schema")
+
+
+def _report(number: int, status: str, **extra: object) -> dict[str, object]:
+    return {
+        "event_id": str(extra.pop("event_id", uuid.uuid4())),
+        "work_point_id": f"{PLAN}/{number}",
+        "status": status,
+        "occurred_at": extra.pop("occurred_at", "2024-09-02T09:00:00+08:00"),
+        **extra,
+    }
+
+
+async def test_a_batch_answers_each_report_on_its_own_and_produces_only_the_good_ones(
+    stack: Stack,
+) -> None:
+    headers = await stack.auth(stack.forestry)
+    earlier = await stack.post_event(stack.forestry, 35, "on_track", percent=70)
+    assert earlier.status_code == 202
+    good = _report(35, "at_risk", percent=70, kpis={"林分优化": 8.0}, evidence=[EVIDENCE])
+    old = _report(35, "on_track", percent=71, occurred_at="2024-08-01T10:00:00+08:00")
+    replay = json.loads(earlier.request.content)  # sent again in the batch
+    batch = [
+        good,
+        _report(35, "on_track", percent=200),  # out of range
+        _report(35, "on_track", kpis={"5G网络基站总量": 1.0}),  # not a target of 35
+        _report(41, "on_track"),  # 市林业局 is not responsible for 41
+        dict(good),  # the same report twice: a replay
+        {**good, "percent": 10},  # its event_id with another body
+        old,
+        replay,
+        _report(35, "on_track", evidence=["ftp://example.cn/x"]),  # not http(s)
+    ]
+    response = await stack.progress_http.post(
+        "/v1/events/batch", json={"events": batch}, headers=headers
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    results = body["results"]
+    assert [(r["index"], r["status"], r["http_status"]) for r in results] == [
+        (0, "accepted", 202),
+        (1, "rejected", 422),
+        (2, "rejected", 422),
+        (3, "rejected", 403),
+        (4, "accepted", 202),
+        (5, "rejected", 409),
+        (6, "accepted", 202),
+        (7, "accepted", 202),
+        (8, "rejected", 422),
+    ]
+    assert (body["accepted"], body["rejected"]) == (4, 5)
+    codes = {r["index"]: r["error"]["code"] for r in results if r["error"]}
+    assert codes == {
+        1: "invalid_event",
+        2: "unknown_metric",
+        3: "agency_not_responsible",
+        5: "event_id_reused",
+        8: "invalid_event",
+    }
+    assert (results[4]["partition"], results[4]["offset"]) == (
+        results[0]["partition"],
+        results[0]["offset"],
+    )
+    assert results[7]["offset"] == earlier.json()["offset"]
+    assert (results[0]["late"], results[6]["late"]) == (False, True)
+
+    ends = await end_offsets(stack.kafka_bootstrap, stack.topic_prefix + topics.STATUS, 6)
+    assert sum(ends.values()) == 3  # the earlier report, the good one and the old one
+
+    async def both_applied() -> bool:
+        items = (await stack.office_get(f"/v1/work-points/{PLAN}/35/timeline")).json()["items"]
+        return sum(1 for e in items if e["kind"] == "report") == 3
+
+    await wait_for(both_applied, what="the batch's reports to be applied")
+    timeline = await stack.office_get(f"/v1/work-points/{PLAN}/35/timeline")
+    reports = [e["detail"] for e in timeline.json()["items"] if e["kind"] == "report"]
+    by_id = {r["event_id"]: r for r in reports}
+    assert by_id[good["event_id"]]["evidence"] == [EVIDENCE]
+    assert by_id[good["event_id"]]["kpis"] == {"林分优化": 8.0}
+    assert by_id[old["event_id"]]["late"] is True
+    assert by_id[old["event_id"]]["out_of_order"] is True  # older than 市林业局's latest
+
+
+async def test_a_batch_must_hold_between_one_and_the_maximum_of_reports(stack: Stack) -> None:
+    headers = await stack.auth(stack.forestry)
+    limit = stack.progress.settings.batch_max_events
+    too_many = [_report(35, "on_track") for _ in range(limit + 1)]
+    big = await stack.progress_http.post(
+        "/v1/events/batch", json={"events": too_many}, headers=headers
+    )
+    assert (big.status_code, big.json()["code"]) == (413, "batch_too_large")
+    for body in ({"events": []}, {"reports": [_report(35, "on_track")]}, {"events": "x"}):
+        empty = await stack.progress_http.post("/v1/events/batch", json=body, headers=headers)
+        assert (empty.status_code, empty.json()["code"]) == (422, "invalid_batch")
+    office = await stack.progress_http.post(
+        "/v1/events/batch",
+        json={"events": [_report(35, "on_track")]},
+        headers=await stack.auth(stack.office),
+    )
+    assert (office.status_code, office.json()["code"]) == (403, "agency_token_required")
+    ends = await end_offsets(stack.kafka_bootstrap, stack.topic_prefix + topics.STATUS, 6)
+    assert sum(ends.values()) == 0
