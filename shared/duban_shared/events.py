@@ -242,6 +242,10 @@ class StallTransition(Event):
     work_point_title: str
     lead_agencies: list[AgencyRef]
     co_agencies: list[AgencyRef] = Field(default_factory=list)
+    coordinating_agency_id: uuid.UUID | None = Field(
+        default=None, description="The plan's coordinating office, for escalations."
+    )
+    plan_slug: str | None = None
     silent_working_days: int | None = None
     triggered_by_event_id: uuid.UUID | None = Field(
         default=None, description="The status event that caused it; absent for the sweeper."

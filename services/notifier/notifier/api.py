@@ -1,4 +1,5 @@
-"""Notifier HTTP API: agency email contacts and the notification log (office tokens only)."""
+"""Notifier HTTP API: alerts and their acknowledgement; agency contacts and the notification log
+(office tokens only)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, EmailStr, Field
 from sqlmodel import col, select
 
+from notifier import api_alerts
 from notifier.models import AgencyView, Contact, NotificationLog
 from notifier.store import replace_email_contacts
 
 router = APIRouter()
+router.include_router(api_alerts.router)
 
 
 def _office(principal: PrincipalDep) -> Principal:

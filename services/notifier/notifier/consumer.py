@@ -26,9 +26,10 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from notifier.alerts import RESOLVED, AckLinks, apply_transition
 from notifier.mailer import DeliveryError, SmtpMailer
 from notifier.messages import stall_email
-from notifier.models import Contact, Inbox, NotificationLog
+from notifier.models import Alert, Contact, Inbox, NotificationLog
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class StallConsumer:
     mailer: SmtpMailer
     tracer: Tracer
     clock: Clock
+    ack_links: AckLinks
 
     async def handle_batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
         """Handle records in order; a transient delivery failure fails the whole batch."""
@@ -68,7 +70,8 @@ class StallConsumer:
         async with self.sessions() as session, session.begin():
             if await session.get(Inbox, transition.event_id) is not None:
                 return
-            await self._plan(session, transition)
+            alert = await apply_transition(session, transition, self.clock.now())
+            await self._plan(session, transition, alert)
         async with self.sessions() as session:
             rows = (
                 await session.exec(
@@ -85,7 +88,9 @@ class StallConsumer:
         async with self.sessions() as session, session.begin():
             await first_delivery(session, Inbox, transition.event_id, topic, self.clock.now())
 
-    async def _plan(self, session: AsyncSession, transition: StallTransition) -> None:
+    async def _plan(
+        self, session: AsyncSession, transition: StallTransition, alert: Alert | None
+    ) -> None:
         existing = (
             await session.exec(
                 select(NotificationLog).where(
@@ -111,6 +116,7 @@ class StallConsumer:
                         transition_event_id=transition.event_id,
                         # A closure without an open episode is its own one-message episode.
                         episode_id=transition.episode_id or transition.event_id,
+                        alert_id=alert.id if alert else None,
                         work_point_id=transition.work_point_id,
                         agency_id=agency.agency_id,
                         channel=EMAIL,
@@ -130,7 +136,11 @@ class StallConsumer:
         agency_name = next(
             (a.name for a in transition.lead_agencies if a.agency_id == row.agency_id), ""
         )
-        subject, body = stall_email(transition, agency_name)
+        alert = await session.get(Alert, row.alert_id) if row.alert_id else None
+        ack_url = None
+        if alert is not None and alert.state != RESOLVED:
+            ack_url = self.ack_links.url(alert.id, row.agency_id, self.clock.now())
+        subject, body = stall_email(transition, agency_name, ack_url)
         row.status = "sending"
         row.attempts += 1
         session.add(row)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import httpx
 from aiokafka import AIOKafkaConsumer
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from notifier.agencies import AgencyConsumer
+from notifier.alerts import AckLinks
 from notifier.consumer import StallConsumer
 from notifier.mailer import SmtpMailer
 from notifier.settings import NotifierSettings
@@ -41,6 +43,7 @@ class NotifierService:
     stall_consumer: StallConsumer
     agency_consumer: AgencyConsumer
     verifier: JwksVerifier
+    ack_links: AckLinks
     owned_http: httpx.AsyncClient | None = None  # the JWKS client, when build() made it
     background: Background = field(default_factory=Background)
     _kafka_consumers: list[AIOKafkaConsumer] = field(default_factory=list)
@@ -102,7 +105,12 @@ def build(
     tracer = provider.get_tracer("duban.notifier")
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
-    consumer = StallConsumer(sessions, SmtpMailer(settings), tracer, clock)
+    ack_links = AckLinks(
+        settings.ack_secret.get_secret_value(),
+        settings.public_url,
+        timedelta(hours=settings.ack_link_hours),
+    )
+    consumer = StallConsumer(sessions, SmtpMailer(settings), tracer, clock, ack_links)
     owned_http = None
     if jwks_http is None:
         jwks_http = owned_http = httpx.AsyncClient(timeout=settings.auth_jwks_timeout_seconds)
@@ -116,6 +124,7 @@ def build(
         consumer,
         AgencyConsumer(sessions, tracer),
         verifier=jwks_verifier(settings, clock, jwks_http),
+        ack_links=ack_links,
         owned_http=owned_http,
     )
 

@@ -48,7 +48,9 @@ def chinese_number(n: int) -> str:
     return head + "十" + (_DIGITS[ones] if ones else "")
 
 
-def stall_email(transition: StallTransition, agency_name: str) -> tuple[str, str]:
+def stall_email(
+    transition: StallTransition, agency_name: str, ack_url: str | None = None
+) -> tuple[str, str]:
     """Return the subject and plain-text body of a stall email to one agency."""
     item = f"第{chinese_number(transition.work_point_number)}项"
     title = transition.work_point_title
@@ -72,6 +74,8 @@ def stall_email(transition: StallTransition, agency_name: str) -> tuple[str, str
         if transition.note:
             lines.append(f"报送说明:{transition.note}")
         lines += ["", "请尽快报送最新进展或说明困难。"]
+        if ack_url:
+            lines.append(f"确认已知悉请点击:{ack_url}")
     if transition.kind == StallTransitionKind.CLOSED and transition.note:
         lines.append(f"审核意见:{transition.note}")
     lines += ["", f"工作要点编号:{transition.work_point_id}", "—— 督办系统(自动发送,请勿回复)"]

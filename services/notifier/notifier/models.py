@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from duban_shared.db import utc_column
 from duban_shared.inbox import InboxFields
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import JSON, UniqueConstraint
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -37,6 +38,7 @@ class NotificationLog(NotifierBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
     transition_event_id: uuid.UUID = Field(index=True)
     episode_id: uuid.UUID = Field(index=True)
+    alert_id: uuid.UUID | None = Field(default=None, index=True)
     work_point_id: str = Field(max_length=120, index=True)
     agency_id: uuid.UUID
     channel: str = Field(max_length=16)
@@ -46,6 +48,52 @@ class NotificationLog(NotifierBase, table=True):
     last_error: str | None = Field(default=None, max_length=1000)
     created_at: datetime = utc_column()
     sent_at: datetime | None = utc_column(nullable=True)
+
+
+class Alert(NotifierBase, table=True):
+    """One stall episode of one work point, as the people alerted see it.
+
+    firing -> acknowledged -> resolved (recovered, or closed with the work point).
+    """
+
+    __tablename__ = "alert"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    episode_id: uuid.UUID = Field(unique=True)
+    work_point_id: str = Field(max_length=120, index=True)
+    plan_slug: str | None = Field(default=None, max_length=80)
+    number: int
+    title: str = Field(max_length=200)
+    level: str = Field(max_length=10)
+    previous_level: str | None = Field(default=None, max_length=10)
+    reasons: list[str] = Field(default_factory=list, sa_type=JSON, nullable=False)
+    lead_agencies: list[dict[str, Any]] = Field(sa_type=JSON, nullable=False)
+    co_agencies: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON, nullable=False)
+    coordinating_agency_id: uuid.UUID | None = None
+    state: str = Field(default="firing", max_length=14, index=True)
+    fired_at: datetime = utc_column()
+    updated_at: datetime = utc_column()
+    acknowledged_at: datetime | None = utc_column(nullable=True)
+    acknowledged_by: str | None = Field(default=None, max_length=160)
+    resolved_at: datetime | None = utc_column(nullable=True)
+    resolution: str | None = Field(default=None, max_length=10, description="recovered or closed")
+    silent_working_days: int | None = None
+    note: str | None = None
+
+    def agency_ids(self) -> set[uuid.UUID]:
+        """The agencies alerted: leads and co-agencies."""
+        return {uuid.UUID(a["agency_id"]) for a in [*self.lead_agencies, *self.co_agencies]}
+
+
+class AckLinkUse(NotifierBase, table=True):
+    """A signed acknowledgement link that was used (links are single-use)."""
+
+    __tablename__ = "ack_link_use"
+
+    nonce: str = Field(primary_key=True, max_length=40)
+    alert_id: uuid.UUID
+    agency_id: uuid.UUID
+    used_at: datetime = utc_column()
 
 
 class Inbox(InboxFields, NotifierBase, table=True):

@@ -1,8 +1,10 @@
 """Notifier settings (environment prefix DUBAN_NOTIFIER_)."""
 
 from duban_shared.settings import ServiceSettings
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
+
+DEVELOPMENT_ACK_SECRET = "development-only-ack-secret-do-not-use-in-production"  # noqa: S105
 
 
 class NotifierSettings(ServiceSettings):
@@ -22,6 +24,27 @@ class NotifierSettings(ServiceSettings):
     smtp_timeout_seconds: float = Field(default=15.0, gt=0)
     mail_from: str = "督办系统 <duban@localhost>"
     retry_seconds: float = Field(default=5.0, gt=0)
+    public_url: str = Field(
+        default="http://127.0.0.1:8003",
+        description="Where people reach the notifier: acknowledgement links point here.",
+    )
+    ack_secret: SecretStr = Field(
+        default=SecretStr(DEVELOPMENT_ACK_SECRET),
+        description="Signs acknowledgement links; production refuses the development default.",
+    )
+    ack_link_hours: int = Field(default=72, ge=1, le=24 * 30)
+
+    @model_validator(mode="after")
+    def _real_secret_in_production(self) -> "NotifierSettings":
+        if (
+            self.environment == "production"
+            and self.ack_secret.get_secret_value() == DEVELOPMENT_ACK_SECRET
+        ):
+            raise ValueError(
+                "DUBAN_ENVIRONMENT=production needs DUBAN_NOTIFIER_ACK_SECRET: a random string "
+                "of at least 32 characters that signs acknowledgement links"
+            )
+        return self
 
     @model_validator(mode="after")
     def _one_tls_mode(self) -> "NotifierSettings":

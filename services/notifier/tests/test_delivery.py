@@ -252,3 +252,26 @@ def test_recovered_email_says_the_reminder_is_lifted() -> None:
     assert "您单位牵头的第三十五项“加强林业数字化应用”已恢复正常推进,此前的督办提醒解除。" in body
     assert "原因" not in body
     assert body.endswith("—— 督办系统(自动发送,请勿回复)\n")
+
+
+async def test_a_closure_resolves_every_alert_its_work_point_still_has(
+    notifier: NotifierService, smtp: SmtpSink
+) -> None:
+    from notifier.models import Alert
+
+    opened = _transition()
+    await notifier.stall_consumer.handle(opened, topics.STALLS)
+    closed = _transition(kind=StallTransitionKind.CLOSED).model_copy(
+        update={"episode_id": None, "note": "验收通过"}
+    )
+    await notifier.stall_consumer.handle(closed, topics.STALLS)
+
+    async with notifier.sessions() as session:
+        [alert] = (await session.exec(select(Alert))).all()
+    assert (alert.episode_id, alert.state, alert.resolution) == (
+        opened.episode_id,
+        "resolved",
+        "closed",
+    )
+    subjects = [m["Subject"] for m in smtp.mailbox(FORESTRY_MAIL)]
+    assert subjects[-1] == "【督办】第三十五项“加强林业数字化应用”已办结销号"

@@ -345,6 +345,8 @@ def _emit(
         work_point_title=view.title,
         lead_agencies=_refs(view, "lead"),
         co_agencies=_refs(view, "co"),
+        coordinating_agency_id=view.coordinating_agency_id,
+        plan_slug=view.plan_slug,
         silent_working_days=verdict.silent_working_days,
         triggered_by_event_id=trigger.event_id if trigger else None,
         note=trigger.note if trigger else note,

@@ -1,0 +1,157 @@
+"""Alerts over HTTP: list them, acknowledge with a token, or with a signed link from a message.
+
+A link opens a small confirmation page; only its POST acknowledges, so mail scanners that
+prefetch links cannot acknowledge on someone's behalf.
+"""
+
+from __future__ import annotations
+
+import html
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from duban_shared.api import ApiError, Limit, Offset, Page
+from duban_shared.app import SessionDep
+from duban_shared.auth import PrincipalDep, require_agency_access
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel
+from sqlmodel import col, select
+
+from notifier.alerts import AckRefused, acknowledge, use_link
+from notifier.models import Alert
+
+router = APIRouter(tags=["alerts"])
+
+
+class AlertOut(BaseModel):
+    """An alert: one stall episode of one work point."""
+
+    id: uuid.UUID
+    episode_id: uuid.UUID
+    work_point_id: str
+    number: int
+    title: str
+    level: str
+    reasons: list[str]
+    state: str
+    fired_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    resolved_at: datetime | None
+    resolution: str | None
+    lead_agencies: list[str]
+
+
+def _out(alert: Alert) -> AlertOut:
+    return AlertOut(
+        id=alert.id,
+        episode_id=alert.episode_id,
+        work_point_id=alert.work_point_id,
+        number=alert.number,
+        title=alert.title,
+        level=alert.level,
+        reasons=alert.reasons,
+        state=alert.state,
+        fired_at=alert.fired_at,
+        acknowledged_at=alert.acknowledged_at,
+        acknowledged_by=alert.acknowledged_by,
+        resolved_at=alert.resolved_at,
+        resolution=alert.resolution,
+        lead_agencies=[a["name"] for a in alert.lead_agencies],
+    )
+
+
+def _refused(exc: AckRefused) -> ApiError:
+    return ApiError(exc.status, exc.code, exc.message)
+
+
+@router.get("/v1/alerts")
+async def list_alerts(
+    session: SessionDep,
+    principal: PrincipalDep,
+    state: Literal["firing", "acknowledged", "resolved"] | None = None,
+    work_point_id: str | None = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> Page[AlertOut]:
+    """Alerts, newest first: the office sees all, an agency those it was alerted about."""
+    query = select(Alert)
+    if state is not None:
+        query = query.where(Alert.state == state)
+    if work_point_id is not None:
+        query = query.where(Alert.work_point_id == work_point_id)
+    rows = list((await session.exec(query.order_by(col(Alert.fired_at).desc()))).all())
+    if not principal.is_office():
+        rows = [a for a in rows if principal.agency_id in a.agency_ids()]
+    return Page(
+        items=[_out(a) for a in rows[offset : offset + limit]],
+        total=len(rows),
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.post("/v1/alerts/{alert_id}/ack")
+async def ack_alert(
+    alert_id: uuid.UUID, request: Request, session: SessionDep, principal: PrincipalDep
+) -> AlertOut:
+    """Acknowledge an alert: the agencies alerted, or the coordinating office."""
+    alert = await session.get(Alert, alert_id, with_for_update=True)
+    if alert is None:
+        raise ApiError(404, "unknown_alert", f"No alert {alert_id}; list them at GET /v1/alerts.")
+    require_agency_access(
+        principal,
+        alert.agency_ids(),
+        f"the alert on work point {alert.number} ({alert.title})",
+        code="not_your_alert",
+    )
+    try:
+        acknowledge(alert, principal.client_id, request.app.state.service.clock.now())
+    except AckRefused as exc:
+        raise _refused(exc) from exc
+    session.add(alert)
+    await session.commit()
+    return _out(alert)
+
+
+@router.get("/v1/ack/{token}", response_class=HTMLResponse, include_in_schema=False)
+async def ack_page(token: str, request: Request, session: SessionDep) -> HTMLResponse:
+    """The page a link opens: what the alert is, and one button to acknowledge it."""
+    service = request.app.state.service
+    try:
+        link = service.ack_links.read(token, service.clock.now())
+    except AckRefused as exc:
+        return _page(exc.message, status=exc.status)
+    alert = await session.get(Alert, link.alert_id)
+    if alert is None:
+        return _page("没有找到这条督办提醒。", status=404)
+    item = f"第{alert.number}项“{alert.title}”"
+    return _page(
+        f"{item}:点击下方按钮确认已知悉。",
+        form='<form method="post"><button type="submit">确认已知悉</button></form>',
+    )
+
+
+@router.post("/v1/ack/{token}", response_class=HTMLResponse, include_in_schema=False)
+async def ack_by_link(token: str, request: Request, session: SessionDep) -> HTMLResponse:
+    """Acknowledge through a signed, expiring, single-use link."""
+    service = request.app.state.service
+    now = service.clock.now()
+    try:
+        link = service.ack_links.read(token, now)
+        alert = await use_link(session, link, now)
+    except AckRefused as exc:
+        await session.rollback()
+        return _page(exc.message, status=exc.status)
+    await session.commit()
+    return _page(f"已确认:第{alert.number}项“{alert.title}”。谢谢。")
+
+
+def _page(message: str, *, status: int = 200, form: str = "") -> HTMLResponse:
+    body = (
+        '<!doctype html><html lang="zh-CN"><meta charset="utf-8"><title>督办确认</title>'
+        f"<body><p>{html.escape(message)}</p>{form}</body></html>"
+    )
+    return HTMLResponse(body, status_code=status)
