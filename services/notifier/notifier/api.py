@@ -14,12 +14,14 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, EmailStr, Field
 from sqlmodel import col, select
 
-from notifier import api_alerts
-from notifier.models import AgencyView, Contact, NotificationLog
+from notifier import api_alerts, api_contacts
+from notifier.contacts import ContactProblem, published_agency
+from notifier.models import Contact, NotificationLog
 from notifier.store import replace_email_contacts
 
 router = APIRouter()
 router.include_router(api_alerts.router)
+router.include_router(api_contacts.router)
 
 
 def _office(principal: PrincipalDep) -> Principal:
@@ -63,22 +65,11 @@ async def put_email_contacts(
     """Replace an agency's email contacts; the agency must be one the registry published."""
     now = request.app.state.service.clock.now()
     async with session.begin():
-        agency = await session.get(AgencyView, agency_id)
-        if agency is None:
-            raise ApiError(
-                404,
-                "unknown_agency",
-                f"The registry has published no agency {agency_id}; find ids with "
-                "GET /v1/agencies?name=... on the registry (a new agency arrives within seconds).",
-            )
-        if agency.merged_into_id is not None:
-            raise ApiError(
-                409,
-                "agency_merged",
-                f"{agency.name} was merged into agency {agency.merged_into_id}; "
-                "set the contacts there.",
-                {"merged_into": str(agency.merged_into_id)},
-            )
+        try:
+            await published_agency(session, agency_id)
+        except ContactProblem as problem:
+            status = api_contacts.STATUS.get(problem.code, 422)
+            raise ApiError(status, problem.code, problem.message, problem.details) from problem
         await replace_email_contacts(session, agency_id, [str(a) for a in contacts.addresses], now)
     return contacts
 
@@ -91,7 +82,7 @@ async def get_email_contacts(
     rows = await session.exec(
         select(Contact)
         .where(Contact.agency_id == agency_id, Contact.channel == "email")
-        .order_by(col(Contact.id))
+        .order_by(col(Contact.position), col(Contact.id))
     )
     return EmailContacts(addresses=[r.address for r in rows.all()])
 

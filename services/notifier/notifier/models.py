@@ -18,14 +18,19 @@ class NotifierBase(SQLModel, registry=registry()):
 
 
 class Contact(NotifierBase, table=True):
-    """A way to reach an agency."""
+    """A way to reach an agency; `failed` once a provider refused it for good."""
 
     __table_args__ = (UniqueConstraint("agency_id", "channel", "address"),)
 
     id: int | None = Field(default=None, primary_key=True)
     agency_id: uuid.UUID = Field(index=True)
-    channel: str = Field(max_length=16)
-    address: str = Field(max_length=320)
+    channel: str = Field(max_length=16, description="email, sms or wecom")
+    address: str = Field(max_length=320, description="email, E.164 number, or robot name")
+    label: str | None = Field(default=None, max_length=60)
+    position: int = Field(default=0, description="The order contacts are tried in.")
+    status: str = Field(default="active", max_length=10, description="active or failed")
+    failed_reason: str | None = Field(default=None, max_length=500)
+    failed_at: datetime | None = utc_column(nullable=True)
     created_at: datetime = utc_column()
 
 

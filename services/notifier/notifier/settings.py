@@ -4,6 +4,8 @@ from duban_shared.settings import ServiceSettings
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from notifier.channels.settings import ChannelsSettings
+
 DEVELOPMENT_ACK_SECRET = "development-only-ack-secret-do-not-use-in-production"  # noqa: S105
 
 
@@ -11,7 +13,10 @@ class NotifierSettings(ServiceSettings):
     """What the notifier needs to run."""
 
     model_config = SettingsConfigDict(
-        env_prefix="DUBAN_NOTIFIER_", extra="ignore", populate_by_name=True
+        env_prefix="DUBAN_NOTIFIER_",
+        extra="ignore",
+        populate_by_name=True,
+        env_nested_delimiter="__",
     )
 
     database_url: str = "sqlite+aiosqlite:///.run/notifier.db"
@@ -33,6 +38,15 @@ class NotifierSettings(ServiceSettings):
         description="Signs acknowledgement links; production refuses the development default.",
     )
     ack_link_hours: int = Field(default=72, ge=1, le=24 * 30)
+    channels: ChannelsSettings = Field(
+        default_factory=ChannelsSettings,
+        description="SMS and WeCom providers, e.g. DUBAN_NOTIFIER_CHANNELS__WECOM__ROBOTS="
+        '\'{"office": "<key>"}\'',
+    )
+
+    def wecom_robots(self) -> list[str]:
+        """Names of the configured WeCom robots (contacts may name only these)."""
+        return sorted(self.channels.wecom.robots) if self.channels.wecom else []
 
     @model_validator(mode="after")
     def _real_secret_in_production(self) -> "NotifierSettings":

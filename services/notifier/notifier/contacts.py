@@ -1,0 +1,237 @@
+"""Agency contacts: the only place addresses live. Validated on the way in (email syntax, E.164
+phone numbers, configured WeCom robots), kept in the order they are tried, masked wherever they
+would be shown to someone other than the office (logs, spans)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import uuid
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from email_validator import EmailNotValidError, validate_email
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from notifier.channels.phone import InvalidPhoneNumber, normalize_phone
+from notifier.models import AgencyView, Contact
+
+Channel = Literal["email", "sms", "wecom"]
+CHANNELS: tuple[Channel, ...] = ("email", "sms", "wecom")
+MAX_PER_AGENCY = 20
+CSV_COLUMNS = ("agency", "channel", "address", "label")
+
+
+class ContactProblem(ValueError):
+    """A contact that cannot be kept, with a stable code."""
+
+    def __init__(self, code: str, message: str, details: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.details = code, message, details
+
+
+@dataclass(frozen=True)
+class ContactIn:
+    """A contact as given: channel, address in any usual writing, an optional label."""
+
+    channel: str
+    address: str
+    label: str | None = None
+
+
+def normalize(
+    contact: ContactIn, *, wecom_robots: Collection[str], region: str = "CN"
+) -> ContactIn:
+    """The contact as stored: a valid email, an E.164 mobile number, or a configured robot."""
+    address = contact.address.strip()
+    label = (contact.label or "").strip() or None
+    if contact.channel == "email":
+        try:
+            address = validate_email(address, check_deliverability=False).normalized
+        except EmailNotValidError as exc:
+            raise ContactProblem(
+                "invalid_email", f"{address!r} is not an email address: {exc}"
+            ) from exc
+    elif contact.channel == "sms":
+        try:
+            address = normalize_phone(address, region)
+        except InvalidPhoneNumber as exc:
+            raise ContactProblem(
+                "invalid_phone",
+                f"{mask('sms', address)} is not a usable mobile number: {exc.reason}; write it "
+                "as 13800138000 or +8613800138000.",
+            ) from exc
+    elif contact.channel == "wecom":
+        if address not in wecom_robots:
+            configured = ", ".join(sorted(wecom_robots)) or "none"
+            raise ContactProblem(
+                "unknown_wecom_robot",
+                f"No WeCom robot named {address!r} is configured (configured: {configured}); "
+                "robots and their webhook keys are set in the notifier's settings, contacts "
+                "name them.",
+            )
+    else:
+        raise ContactProblem(
+            "unknown_channel",
+            f"Channel {contact.channel!r} is not one of {', '.join(CHANNELS)}.",
+        )
+    if label is not None and len(label) > 60:
+        raise ContactProblem("label_too_long", "A label has at most 60 characters.")
+    return ContactIn(contact.channel, address, label)
+
+
+def mask(channel: str, address: str) -> str:
+    """An address as logs and spans may show it: enough to tell two apart, not to use one."""
+    if channel == "email" and "@" in address:
+        local, _, domain = address.partition("@")
+        return f"{local[:2]}***@{domain}"
+    if channel == "sms":
+        digits = re.sub(r"\D", "", address)
+        head = f"+{digits[:2]}" if address.startswith("+") else digits[:3]
+        return f"{head}***{digits[-4:]}" if len(digits) > 6 else "***"
+    return address  # a robot name is not personal data
+
+
+async def published_agency(session: AsyncSession, agency_id: uuid.UUID) -> AgencyView:
+    """The agency, if the registry published it and it was not merged away."""
+    agency = await session.get(AgencyView, agency_id)
+    if agency is None:
+        raise ContactProblem(
+            "unknown_agency",
+            f"The registry has published no agency {agency_id}; find ids with "
+            "GET /v1/agencies?name=... on the registry (a new agency arrives within seconds).",
+        )
+    if agency.merged_into_id is not None:
+        raise ContactProblem(
+            "agency_merged",
+            f"{agency.name} was merged into agency {agency.merged_into_id}; "
+            "set the contacts there.",
+            {"merged_into": str(agency.merged_into_id)},
+        )
+    return agency
+
+
+async def replace_contacts(
+    session: AsyncSession,
+    agency_id: uuid.UUID,
+    contacts: Iterable[ContactIn],
+    now: datetime,
+    *,
+    channel: str | None = None,
+) -> list[Contact]:
+    """Make `contacts` (already normalized) the agency's, in order: the order is the order they
+    are tried. With `channel`, only that channel's contacts are replaced."""
+    query = select(Contact).where(Contact.agency_id == agency_id)
+    if channel is not None:
+        query = query.where(Contact.channel == channel)
+    for row in (await session.exec(query)).all():
+        await session.delete(row)
+    await session.flush()
+    rows = []
+    seen: set[tuple[str, str]] = set()
+    for position, c in enumerate(contacts):
+        if (c.channel, c.address) in seen:
+            continue
+        seen.add((c.channel, c.address))
+        row = Contact(
+            agency_id=agency_id,
+            channel=c.channel,
+            address=c.address,
+            label=c.label,
+            position=position,
+            created_at=now,
+        )
+        session.add(row)
+        rows.append(row)
+    await session.flush()
+    return rows
+
+
+async def agency_contacts(session: AsyncSession, agency_id: uuid.UUID) -> list[Contact]:
+    """An agency's contacts in the order they are tried."""
+    rows = await session.exec(
+        select(Contact)
+        .where(Contact.agency_id == agency_id)
+        .order_by(col(Contact.position), col(Contact.id))
+    )
+    return list(rows.all())
+
+
+@dataclass(frozen=True)
+class CsvError:
+    """A problem on one line of an imported file."""
+
+    line: int
+    code: str
+    message: str
+
+
+async def parse_csv(
+    session: AsyncSession, text: str, *, wecom_robots: Collection[str]
+) -> tuple[dict[uuid.UUID, list[ContactIn]], list[CsvError]]:
+    """Read `agency,channel,address,label` rows (agency by registry name or id), all checked:
+    the contacts per agency in file order, and every problem with its line number."""
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    header = tuple(h.strip().lower() for h in reader.fieldnames or ())
+    if header[:3] != CSV_COLUMNS[:3]:
+        return {}, [
+            CsvError(
+                1,
+                "invalid_header",
+                f"The first line must be the header {','.join(CSV_COLUMNS)} (label optional); "
+                f"found {','.join(header) or 'nothing'}.",
+            )
+        ]
+    agencies = {a.name: a for a in (await session.exec(select(AgencyView))).all()}
+    by_id = {a.id: a for a in agencies.values()}
+    found: dict[uuid.UUID, list[ContactIn]] = {}
+    errors: list[CsvError] = []
+    for line, row in enumerate(reader, start=2):
+        values = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
+        agency = agencies.get(values.get("agency", ""))
+        if agency is None:
+            try:
+                agency = by_id.get(uuid.UUID(values.get("agency", "")))
+            except ValueError:
+                agency = None
+        if agency is None:
+            errors.append(
+                CsvError(
+                    line,
+                    "unknown_agency",
+                    f"No agency {values.get('agency')!r}: use its registry name, e.g. 市林业局, "
+                    "or its id.",
+                )
+            )
+            continue
+        if agency.merged_into_id is not None:
+            errors.append(
+                CsvError(line, "agency_merged", f"{agency.name} was merged into another agency.")
+            )
+            continue
+        try:
+            contact = normalize(
+                ContactIn(
+                    values.get("channel", ""), values.get("address", ""), values.get("label")
+                ),
+                wecom_robots=wecom_robots,
+            )
+        except ContactProblem as problem:
+            errors.append(CsvError(line, problem.code, problem.message))
+            continue
+        found.setdefault(agency.id, []).append(contact)
+    for agency_id, contacts in found.items():
+        if len(contacts) > MAX_PER_AGENCY:
+            errors.append(
+                CsvError(
+                    0,
+                    "too_many_contacts",
+                    f"{by_id[agency_id].name} has {len(contacts)} contacts; at most "
+                    f"{MAX_PER_AGENCY}.",
+                )
+            )
+    return found, errors
