@@ -37,7 +37,7 @@ from registry.settings import RegistrySettings
 from registry.store import Defaults, agency_id_for, import_plan, sha256_text
 from sqlmodel import col, func, select
 
-from tests.harness import PLAN_PATH, SmtpSink, Spans, wait_for
+from tests.harness import PLAN_PATH, ROOT, SmtpSink, Spans, wait_for
 
 PLAN = "zhaoqing-digital-2024"
 FORESTRY = "市林业局"
@@ -251,6 +251,8 @@ async def stack(
             database_url=make_database("notifier"),
             smtp_port=smtp.port,
             retry_seconds=0.2,
+            escalation_dir=ROOT / "tests" / "data" / "escalation",
+            dispatch_interval_seconds=0.2,
             **common,  # type: ignore[arg-type]
         ),
         clock=clock,

@@ -33,7 +33,7 @@ async def _stall_35(stack: Stack) -> tuple[dict[str, object], str]:
     match = re.search(r"确认已知悉请点击:(\S+)", body)
     assert match, body
     link = match.group(1)
-    assert link.startswith("http://127.0.0.1:8003/v1/ack/")
+    assert link.startswith("http://127.0.0.1:8003/a/")
     return alert, link.removeprefix("http://127.0.0.1:8003")
 
 

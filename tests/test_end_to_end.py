@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
+from functools import partial
 
 from aiokafka import AIOKafkaProducer
 from duban_shared import topics
@@ -40,10 +42,10 @@ async def test_blocked_report_emails_the_lead_agency_within_one_trace(stack: Sta
 
     # One trace from the POST to the SMTP send, parent to child across Kafka twice.
     async def smtp_span_ended() -> bool:  # the mail arrives before the client span ends
-        return any(s.name == "smtp send" for s in stack.spans.all())
+        return any(s.name == "email send" for s in stack.spans.all())
 
     await wait_for(smtp_span_ended, what="the SMTP client span to end")
-    smtp_span = next(s for s in stack.spans.all() if s.name == "smtp send")
+    smtp_span = next(s for s in stack.spans.all() if s.name == "email send")
 
     async def chain_complete() -> bool:  # the notifier's consumer span ends after the send
         return stack.spans.chain_to_root(smtp_span)[-1].parent is None
@@ -189,18 +191,35 @@ async def test_invalid_events_get_a_clear_4xx_and_nothing_reaches_kafka(stack: S
     assert ends == {p: 0 for p in range(6)}
 
 
-async def test_transient_smtp_failure_is_retried_from_kafka_and_sends_once(stack: Stack) -> None:
-    # The SMTP server refuses twice with a transient error: the notifier's batch fails, the
-    # consumer rewinds to the transition and tries again until the server accepts.
+async def test_transient_smtp_failure_is_retried_with_backoff_and_sends_once(
+    stack: Stack,
+) -> None:
+    # The SMTP server refuses twice with a transient error: the dispatcher retries after an
+    # exponential backoff (on the injected clock) until the server accepts.
     stack.smtp.fail_next.extend(["451 4.3.0 try again later"] * 2)
     response = await stack.post_event(stack.forestry, 35, "blocked")
     assert response.status_code == 202
 
+    async def row(attempts: int) -> NotificationLog | None:
+        async with stack.notifier.sessions() as session:
+            query = select(NotificationLog).where(NotificationLog.attempts == attempts)
+            return (await session.exec(query)).first()
+
+    for attempts in (1, 2):
+        await wait_for(partial(_pending_after, row, attempts), what=f"refusal {attempts}")
+        failed = await row(attempts)
+        assert failed is not None and failed.next_attempt_at is not None
+        stack.clock.set(failed.next_attempt_at)
+        stack.notifier.dispatcher.wake()
     await wait_for(lambda: _mail_count(stack, 1), what="the email after two refusals")
     assert stack.smtp.fail_next == []
-    async with stack.notifier.sessions() as session:
-        row = (
-            await session.exec(select(NotificationLog).where(NotificationLog.status == "sent"))
-        ).one()
-    assert row.attempts == 3
+    sent = await row(3)
+    assert sent is not None and sent.status == "sent"
     assert len(stack.smtp.mailbox(FORESTRY_MAIL)) == 1
+
+
+async def _pending_after(
+    row: Callable[[int], Awaitable[NotificationLog | None]], attempts: int
+) -> bool:
+    found = await row(attempts)
+    return found is not None and found.status == "pending" and found.error_code is not None

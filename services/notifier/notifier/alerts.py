@@ -3,39 +3,38 @@
 Stall transitions drive the lifecycle (opened fires an alert, level_changed updates it,
 recovered and closed resolve it; a closed work point resolves every alert it still has). People
 acknowledge an alert with a token (the alerted agency or the coordinating office) or with a
-signed, expiring, single-use link from the message they received.
+short signed, expiring, single-use link from the message they received.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import secrets
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from duban_shared.events import StallTransition, StallTransitionKind
-from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from notifier.models import AckLinkUse, Alert
+from notifier.models import AckCode, Alert
 
 FIRING, ACKNOWLEDGED, RESOLVED = "firing", "acknowledged", "resolved"
 
 
 async def apply_transition(
     session: AsyncSession, transition: StallTransition, now: datetime
-) -> Alert | None:
-    """Move the episode's alert along; return it (None for a closure without an episode)."""
-    alert = None
-    if transition.episode_id is not None:
-        alert = (
-            await session.exec(select(Alert).where(Alert.episode_id == transition.episode_id))
-        ).first()
-    if alert is None and transition.episode_id is not None:
+) -> Alert:
+    """Move the episode's alert along; return it."""
+    # A closure without an open episode still tells the leads: it gets an alert record of its
+    # own, resolved from the start, keyed by the transition.
+    episode = transition.episode_id or transition.event_id
+    alert = (await session.exec(select(Alert).where(Alert.episode_id == episode))).first()
+    if alert is None:
         alert = Alert(
-            episode_id=transition.episode_id,
+            episode_id=episode,
             work_point_id=transition.work_point_id,
             plan_slug=transition.plan_slug,
             number=transition.work_point_number,
@@ -51,9 +50,7 @@ async def apply_transition(
         _update(alert, transition, now)
         session.add(alert)
     if transition.kind == StallTransitionKind.CLOSED:
-        await _resolve_all(
-            session, transition.work_point_id, now, except_id=alert.id if alert else None
-        )
+        await _resolve_all(session, transition.work_point_id, now, except_id=alert.id)
     return alert
 
 
@@ -117,79 +114,87 @@ def acknowledge(alert: Alert, by: str, now: datetime) -> bool:
     return True
 
 
-@dataclass(frozen=True)
-class AckLink:
-    """What a signed acknowledgement link says."""
-
-    alert_id: uuid.UUID
-    agency_id: uuid.UUID
-    expires_at: datetime
-    nonce: str
-
-
 class AckLinks:
-    """Signs and checks acknowledgement links (HMAC via itsdangerous; expiry on our clock)."""
+    """Short acknowledgement links that fit in an SMS: `{public_url}/a/<code><signature>`.
+
+    The code (12 characters, 72 random bits) is stored with its alert, agency and expiry; the
+    signature (an HMAC-SHA256 of the code with the notifier's secret, 8 characters) lets a
+    forged or mistyped link be refused before the database is asked. Expiry is checked on the
+    injected clock; a stored code is used once.
+    """
+
+    CODE, SIGNATURE = 12, 8
 
     def __init__(self, secret: str, base_url: str, lifetime: timedelta) -> None:
-        self._serializer = URLSafeSerializer(secret, salt="duban.ack.v1")
+        self._key = secret.encode()
         self._base_url = base_url.rstrip("/")
         self._lifetime = lifetime
 
-    def url(self, alert_id: uuid.UUID, agency_id: uuid.UUID, now: datetime) -> str:
-        """A link acknowledging `alert_id` on behalf of `agency_id`, valid for the lifetime."""
-        token = self._serializer.dumps(
-            {
-                "a": str(alert_id),
-                "g": str(agency_id),
-                "x": int((now + self._lifetime).timestamp()),
-                "n": secrets.token_urlsafe(12),
-            }
-        )
-        return f"{self._base_url}/v1/ack/{token}"
+    def _sign(self, code: str) -> str:
+        digest = hmac.new(self._key, code.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest[:6]).decode()
 
-    def read(self, token: str, now: datetime) -> AckLink:
-        """Check a link's signature and expiry; refuse with a clear code otherwise."""
-        try:
-            data = self._serializer.loads(token)
-            link = AckLink(
-                alert_id=uuid.UUID(data["a"]),
-                agency_id=uuid.UUID(data["g"]),
-                expires_at=datetime.fromtimestamp(int(data["x"]), tz=now.tzinfo),
-                nonce=str(data["n"]),
+    async def issue(
+        self, session: AsyncSession, alert_id: uuid.UUID, agency_id: uuid.UUID, now: datetime
+    ) -> str:
+        """Store a new code for (alert, agency) and return its link."""
+        code = secrets.token_urlsafe(9)
+        session.add(
+            AckCode(
+                code=code,
+                alert_id=alert_id,
+                agency_id=agency_id,
+                created_at=now,
+                expires_at=now + self._lifetime,
             )
-        except (BadSignature, KeyError, TypeError, ValueError) as exc:
+        )
+        return f"{self._base_url}/a/{code}{self._sign(code)}"
+
+    def code_of(self, token: str) -> str:
+        """The code of a link whose signature holds; refuse anything else."""
+        code, signature = token[: self.CODE], token[self.CODE :]
+        if len(token) != self.CODE + self.SIGNATURE or not hmac.compare_digest(
+            signature, self._sign(code)
+        ):
             raise AckRefused(
                 400,
                 "invalid_link",
                 "This acknowledgement link is not valid (it may have been cut or altered); "
                 "open it from the message again, or acknowledge in the system.",
-            ) from exc
-        if now >= link.expires_at:
-            raise AckRefused(
-                410,
-                "link_expired",
-                f"This acknowledgement link expired at {link.expires_at.isoformat()}; "
-                "acknowledge the alert in the system, or use a link from a newer message.",
             )
-        return link
+        return code
 
 
-async def use_link(session: AsyncSession, link: AckLink, now: datetime) -> Alert:
-    """Acknowledge through a link, once: a second use of the same link is refused."""
-    alert = await session.get(Alert, link.alert_id, with_for_update=True)
-    if alert is None:
-        raise AckRefused(404, "unknown_alert", f"No alert {link.alert_id}.")
-    session.add(
-        AckLinkUse(nonce=link.nonce, alert_id=alert.id, agency_id=link.agency_id, used_at=now)
-    )
-    try:
-        await session.flush()
-    except IntegrityError as exc:
+async def ack_code(session: AsyncSession, code: str, now: datetime) -> AckCode:
+    """The stored code, if it may still be used."""
+    row = await session.get(AckCode, code, with_for_update=True)
+    if row is None:
+        raise AckRefused(404, "unknown_link", "This acknowledgement link is not known here.")
+    if now >= row.expires_at:
+        raise AckRefused(
+            410,
+            "link_expired",
+            f"This acknowledgement link expired at {row.expires_at.isoformat()}; acknowledge "
+            "the alert in the system, or use a link from a newer message.",
+        )
+    if row.used_at is not None:
         raise AckRefused(
             410,
             "link_used",
             "This acknowledgement link was already used; the alert stays acknowledged.",
-        ) from exc
-    acknowledge(alert, f"link:{link.agency_id}", now)
+        )
+    return row
+
+
+async def use_code(session: AsyncSession, code: str, now: datetime) -> Alert:
+    """Acknowledge through a link, once."""
+    row = await ack_code(session, code, now)
+    alert = await session.get(Alert, row.alert_id, with_for_update=True)
+    if alert is None:
+        raise AckRefused(404, "unknown_alert", f"No alert {row.alert_id}.")
+    acknowledge(alert, f"link:{row.agency_id}", now)
+    alert.next_step_at = now  # re-plan: steps that run while acknowledged may start
+    row.used_at = now
+    session.add(row)
     session.add(alert)
     return alert

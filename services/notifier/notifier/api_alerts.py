@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 from sqlmodel import col, select
 
-from notifier.alerts import AckRefused, acknowledge, use_link
+from notifier.alerts import AckRefused, ack_code, acknowledge, use_code
 from notifier.models import Alert
 
 router = APIRouter(tags=["alerts"])
@@ -111,41 +111,42 @@ async def ack_alert(
         acknowledge(alert, principal.client_id, request.app.state.service.clock.now())
     except AckRefused as exc:
         raise _refused(exc) from exc
+    alert.next_step_at = request.app.state.service.clock.now()  # re-plan: `acknowledged` steps
     session.add(alert)
     await session.commit()
+    request.app.state.service.escalator_wake()
     return _out(alert)
 
 
-@router.get("/v1/ack/{token}", response_class=HTMLResponse, include_in_schema=False)
+@router.get("/a/{token}", response_class=HTMLResponse, include_in_schema=False)
 async def ack_page(token: str, request: Request, session: SessionDep) -> HTMLResponse:
     """The page a link opens: what the alert is, and one button to acknowledge it."""
     service = request.app.state.service
     try:
-        link = service.ack_links.read(token, service.clock.now())
+        row = await ack_code(session, service.ack_links.code_of(token), service.clock.now())
     except AckRefused as exc:
         return _page(exc.message, status=exc.status)
-    alert = await session.get(Alert, link.alert_id)
+    alert = await session.get(Alert, row.alert_id)
     if alert is None:
         return _page("没有找到这条督办提醒。", status=404)
-    item = f"第{alert.number}项“{alert.title}”"
     return _page(
-        f"{item}:点击下方按钮确认已知悉。",
+        f"第{alert.number}项“{alert.title}”:点击下方按钮确认已知悉。",
         form='<form method="post"><button type="submit">确认已知悉</button></form>',
     )
 
 
-@router.post("/v1/ack/{token}", response_class=HTMLResponse, include_in_schema=False)
+@router.post("/a/{token}", response_class=HTMLResponse, include_in_schema=False)
 async def ack_by_link(token: str, request: Request, session: SessionDep) -> HTMLResponse:
     """Acknowledge through a signed, expiring, single-use link."""
     service = request.app.state.service
     now = service.clock.now()
     try:
-        link = service.ack_links.read(token, now)
-        alert = await use_link(session, link, now)
+        alert = await use_code(session, service.ack_links.code_of(token), now)
     except AckRefused as exc:
         await session.rollback()
         return _page(exc.message, status=exc.status)
     await session.commit()
+    service.escalator_wake()
     return _page(f"已确认:第{alert.number}项“{alert.title}”。谢谢。")
 
 

@@ -1,39 +1,43 @@
-"""Turns stall transitions into emails to the lead agencies, each sent at most once.
+"""Turns stall transitions into alerts and planned deliveries; never sends by itself.
 
-Per transition:
+Per transition, in one transaction:
 1. Skip it if the inbox says it was handled.
-2. Plan the deliveries: one notification-log row per (transition, channel, recipient), or a
-   `no_contact` row for a lead agency without an address (operators see who was not told).
-3. Send each row not yet `sent` (a `sending` row means the server's answer was lost: send again),
-   recording attempts; a permanent refusal marks the row `failed`; a transient failure raises so
-   the batch is retried from Kafka later.
+2. Move the episode's alert along (notifier.alerts).
+3. Plan deliveries: `opened` runs the policy's steps due at once (and schedules the rest);
+   `level_changed` tells the lead agencies and re-plans the policy (urgency may change);
+   `recovered` and `closed` drop deliveries not yet sent and tell every agency that was told.
 4. Record the transition in the inbox.
+Then the dispatcher is woken. Sending lives in the dispatcher, so a slow or failing provider
+never holds up the stall topic.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from aiokafka import ConsumerRecord
 from duban_shared.clock import Clock
-from duban_shared.events import StallTransition
+from duban_shared.events import StallTransition, StallTransitionKind
 from duban_shared.inbox import first_delivery
 from duban_shared.kafka import process_span
-from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+from duban_shared.workdays import WorkingCalendar
+from opentelemetry.trace import Status, StatusCode, Tracer
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import col, select
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from notifier.alerts import RESOLVED, AckLinks, apply_transition
-from notifier.mailer import DeliveryError, SmtpMailer
-from notifier.messages import stall_email
-from notifier.models import Alert, Contact, Inbox, NotificationLog
+from notifier.alerts import apply_transition
+from notifier.delivery import Recipient, plan, recipients, supersede_pending
+from notifier.escalation import advance
+from notifier.models import Alert, Inbox, NotificationLog
+from notifier.policy import PolicySet
 
 log = logging.getLogger(__name__)
-
-EMAIL = "email"
 
 
 @dataclass
@@ -41,13 +45,14 @@ class StallConsumer:
     """Handles batches of the stall topic."""
 
     sessions: async_sessionmaker[AsyncSession]
-    mailer: SmtpMailer
+    policies: PolicySet
+    calendar: WorkingCalendar
     tracer: Tracer
     clock: Clock
-    ack_links: AckLinks
+    wake_dispatcher: Callable[[], None] = lambda: None
 
     async def handle_batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
-        """Handle records in order; a transient delivery failure fails the whole batch."""
+        """Handle records in order, each in its own transaction."""
         for record in records:
             with process_span(self.tracer, record) as span:
                 try:
@@ -66,109 +71,62 @@ class StallConsumer:
                 await self.handle(transition, record.topic)
 
     async def handle(self, transition: StallTransition, topic: str) -> None:
-        """Deliver one transition's emails (steps 1-4 above)."""
+        """Apply one transition (steps 1-4 above)."""
+        now = self.clock.now()
         async with self.sessions() as session, session.begin():
             if await session.get(Inbox, transition.event_id) is not None:
                 return
-            alert = await apply_transition(session, transition, self.clock.now())
-            await self._plan(session, transition, alert)
-        async with self.sessions() as session:
-            rows = (
-                await session.exec(
-                    select(NotificationLog)
-                    .where(
-                        NotificationLog.transition_event_id == transition.event_id,
-                        col(NotificationLog.status).in_(["pending", "sending"]),
-                    )
-                    .order_by(col(NotificationLog.id))
-                )
-            ).all()
-            for row in rows:
-                await self._deliver(session, row, transition)
-        async with self.sessions() as session, session.begin():
-            await first_delivery(session, Inbox, transition.event_id, topic, self.clock.now())
+            alert = await apply_transition(session, transition, now)
+            if alert is not None:
+                await self._plan(session, alert, transition)
+            await first_delivery(session, Inbox, transition.event_id, topic, now)
+        self.wake_dispatcher()
 
-    async def _plan(
-        self, session: AsyncSession, transition: StallTransition, alert: Alert | None
-    ) -> None:
-        existing = (
-            await session.exec(
-                select(NotificationLog).where(
-                    NotificationLog.transition_event_id == transition.event_id
-                )
-            )
-        ).first()
-        if existing is not None:
-            return  # planned before a crash; deliver what is left
+    async def _plan(self, session: AsyncSession, alert: Alert, transition: StallTransition) -> None:
         now = self.clock.now()
-        for agency in transition.lead_agencies:
-            contacts = (
-                await session.exec(
-                    select(Contact)
-                    .where(Contact.agency_id == agency.agency_id, Contact.channel == EMAIL)
-                    .order_by(col(Contact.id))
-                )
-            ).all()
-            targets: list[str | None] = [c.address for c in contacts] or [None]
-            for address in targets:
-                session.add(
-                    NotificationLog(
-                        transition_event_id=transition.event_id,
-                        # A closure without an open episode is its own one-message episode.
-                        episode_id=transition.episode_id or transition.event_id,
-                        alert_id=alert.id if alert else None,
-                        work_point_id=transition.work_point_id,
-                        agency_id=agency.agency_id,
-                        channel=EMAIL,
-                        recipient=address or f"agency:{agency.agency_id}",
-                        status="pending" if address else "no_contact",
-                        created_at=now,
-                    )
-                )
-                if address is None:
-                    log.warning(
-                        "no email contact for agency %s (%s)", agency.agency_id, agency.name
-                    )
+        kind = transition.kind
+        if kind == StallTransitionKind.OPENED:
+            await advance(session, alert, self.policies, now, self.calendar)
+        elif kind == StallTransitionKind.LEVEL_CHANGED:
+            await plan(
+                session,
+                alert,
+                await recipients(session, alert, "lead"),
+                occurrence=f"level@{transition.event_id}",
+                event="level_changed",
+                now=now,
+                group_wait=self._group_wait(alert),
+            )
+            await advance(session, alert, self.policies, now, self.calendar)
+        else:
+            closed = kind == StallTransitionKind.CLOSED
+            await supersede_pending(session, alert, whole_work_point=closed)
+            await plan(
+                session,
+                alert,
+                await self._told(session, alert) or await recipients(session, alert, "lead"),
+                occurrence=f"{kind.value}@{transition.event_id}",
+                event=kind.value,
+                now=now,
+                group_wait=self._group_wait(alert),
+            )
+            alert.next_step_at = None
+            session.add(alert)
 
-    async def _deliver(
-        self, session: AsyncSession, row: NotificationLog, transition: StallTransition
-    ) -> None:
-        agency_name = next(
-            (a.name for a in transition.lead_agencies if a.agency_id == row.agency_id), ""
+    def _group_wait(self, alert: Alert) -> timedelta:
+        return timedelta(minutes=self.policies.for_plan(alert.plan_slug or "").group_window_minutes)
+
+    async def _told(self, session: AsyncSession, alert: Alert) -> list[Recipient]:
+        """Every agency a message about this alert went to (or is planned to)."""
+        rows = await session.exec(
+            select(NotificationLog.agency_id, NotificationLog.role)
+            .where(NotificationLog.alert_id == alert.id)
+            .distinct()
         )
-        alert = await session.get(Alert, row.alert_id) if row.alert_id else None
-        ack_url = None
-        if alert is not None and alert.state != RESOLVED:
-            ack_url = self.ack_links.url(alert.id, row.agency_id, self.clock.now())
-        subject, body = stall_email(transition, agency_name, ack_url)
-        row.status = "sending"
-        row.attempts += 1
-        session.add(row)
-        await session.commit()
-        with self.tracer.start_as_current_span(
-            "smtp send",
-            kind=SpanKind.CLIENT,
-            attributes={
-                "duban.agency.id": str(row.agency_id),
-                "duban.notification.channel": EMAIL,
-                "duban.notification.id": row.id or 0,
-            },
-        ) as span:
-            try:
-                await self.mailer.send(row.recipient, subject, body)
-            except DeliveryError as exc:
-                span.set_status(
-                    Status(StatusCode.ERROR, "permanent" if exc.permanent else "transient")
-                )
-                row.last_error = str(exc)[:1000]
-                if exc.permanent:
-                    row.status = "failed"
-                session.add(row)
-                await session.commit()
-                if not exc.permanent:
-                    raise
-                return
-        row.status = "sent"
-        row.sent_at = self.clock.now()
-        session.add(row)
-        await session.commit()
+        names = {
+            uuid.UUID(a["agency_id"]): a["name"] for a in [*alert.lead_agencies, *alert.co_agencies]
+        }
+        seen: dict[uuid.UUID, Recipient] = {}
+        for agency_id, role in rows.all():
+            seen.setdefault(agency_id, Recipient(agency_id, names.get(agency_id, ""), role))
+        return list(seen.values())

@@ -11,10 +11,12 @@ from duban_shared import topics
 from duban_shared.app import service_app
 from duban_shared.auth import JwksVerifier, jwks_verifier
 from duban_shared.clock import Clock, SystemClock
-from duban_shared.db import create_engine, session_factory
+from duban_shared.db import create_engine, is_sqlite, session_factory
 from duban_shared.kafka import make_consumer, run_batch_consumer
+from duban_shared.ratelimit import RateLimiter
 from duban_shared.runtime import Background
 from duban_shared.telemetry import create_tracer_provider
+from duban_shared.workdays import WorkingCalendar
 from fastapi import FastAPI
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Tracer
@@ -23,11 +25,19 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from notifier.agencies import AgencyConsumer
 from notifier.alerts import AckLinks
+from notifier.channels.base import Channel
+from notifier.channels.build import build_channels
+from notifier.channels.email import EmailChannel
 from notifier.consumer import StallConsumer
+from notifier.delivery import Backoff, Dispatcher
+from notifier.escalation import Escalator
 from notifier.mailer import SmtpMailer
+from notifier.policy import load_policies
 from notifier.settings import NotifierSettings
 
 SERVICE = "duban-notifier"
+SMS_PREFERENCE = ("aliyun_sms", "tencent_sms", "http_sms")
+"""The SMS provider used when several are configured."""
 
 
 @dataclass
@@ -42,6 +52,9 @@ class NotifierService:
     sessions: async_sessionmaker[AsyncSession]
     stall_consumer: StallConsumer
     agency_consumer: AgencyConsumer
+    dispatcher: Dispatcher
+    escalator: Escalator
+    channels: dict[str, Channel]
     verifier: JwksVerifier
     ack_links: AckLinks
     owned_http: httpx.AsyncClient | None = None  # the JWKS client, when build() made it
@@ -76,6 +89,21 @@ class NotifierService:
             "notifier-agencies",
             run_batch_consumer(agencies, self.agency_consumer.handle_batch, stop, name="agencies"),
         )
+        if self.settings.run_loops:
+            self.background.spawn(
+                "notifier-dispatcher",
+                self.dispatcher.run(stop, self.settings.dispatch_interval_seconds),
+            )
+            self.background.spawn(
+                "notifier-escalator",
+                self.escalator.run(
+                    stop, self.settings.escalate_interval_seconds, self.dispatcher.wake
+                ),
+            )
+
+    def escalator_wake(self) -> None:
+        """An alert changed by hand (acknowledged): let the escalator re-plan it soon."""
+        self.escalator.wake()
 
     async def close(self) -> None:
         """Stop consuming, then close the engine."""
@@ -83,6 +111,8 @@ class NotifierService:
         for consumer in self._kafka_consumers:
             await consumer.stop()
         self._kafka_consumers.clear()
+        for channel in self.channels.values():
+            await channel.aclose()
         if self.owned_http is not None:
             await self.owned_http.aclose()
         await self.engine.dispose()
@@ -110,7 +140,37 @@ def build(
         settings.public_url,
         timedelta(hours=settings.ack_link_hours),
     )
-    consumer = StallConsumer(sessions, SmtpMailer(settings), tracer, clock, ack_links)
+    policies = load_policies(settings.escalation_dir)
+    calendar = WorkingCalendar.from_folder(settings.calendar_dir)
+    channels: dict[str, Channel] = {"email": EmailChannel(SmtpMailer(settings))}
+    configured = build_channels(settings.channels, clock=clock)
+    sms = next((configured[n] for n in SMS_PREFERENCE if n in configured), None)
+    if sms is not None:
+        channels["sms"] = sms
+    if "wecom" in configured:
+        channels["wecom"] = configured["wecom"]
+    skip_locked = not is_sqlite(settings.database_url)
+    dispatcher = Dispatcher(
+        sessions,
+        channels,
+        policies,
+        calendar,
+        clock,
+        tracer,
+        ack_links,
+        skip_locked=skip_locked,
+        backoff=Backoff(
+            base=timedelta(seconds=settings.retry_base_seconds),
+            cap=timedelta(seconds=settings.retry_cap_seconds),
+            max_attempts=settings.max_attempts,
+        ),
+        recipient_limiter=RateLimiter(
+            clock, settings.per_recipient_per_hour / 3600, settings.per_recipient_burst
+        ),
+        max_sms_segments=settings.max_sms_segments,
+    )
+    escalator = Escalator(sessions, policies, calendar, clock, tracer, skip_locked=skip_locked)
+    consumer = StallConsumer(sessions, policies, calendar, tracer, clock, dispatcher.wake)
     owned_http = None
     if jwks_http is None:
         jwks_http = owned_http = httpx.AsyncClient(timeout=settings.auth_jwks_timeout_seconds)
@@ -123,6 +183,9 @@ def build(
         sessions,
         consumer,
         AgencyConsumer(sessions, tracer),
+        dispatcher,
+        escalator,
+        channels,
         verifier=jwks_verifier(settings, clock, jwks_http),
         ack_links=ack_links,
         owned_http=owned_http,

@@ -35,7 +35,11 @@ class Contact(NotifierBase, table=True):
 
 
 class NotificationLog(NotifierBase, table=True):
-    """One intended delivery: at most one send per (transition, channel, recipient)."""
+    """One intended delivery: at most one send per (alert, step, channel, recipient).
+
+    `transition_event_id` is the delivery's cause: a uuid5 of the alert and the step occurrence
+    (see notifier.delivery.cause_id), so the unique constraint is that promise.
+    """
 
     __tablename__ = "notification_log"
     __table_args__ = (UniqueConstraint("transition_event_id", "channel", "recipient"),)
@@ -44,11 +48,22 @@ class NotificationLog(NotifierBase, table=True):
     transition_event_id: uuid.UUID = Field(index=True)
     episode_id: uuid.UUID = Field(index=True)
     alert_id: uuid.UUID | None = Field(default=None, index=True)
+    step: str = Field(default="lead", max_length=80)
+    role: str = Field(default="lead", max_length=10, description="lead, co or office")
+    event: str = Field(default="fired", max_length=16)
+    contact_id: int | None = None
+    urgent: bool = False
+    next_attempt_at: datetime | None = utc_column(nullable=True, index=True)
+    lease_until: datetime | None = utc_column(nullable=True)
+    error_code: str | None = Field(default=None, max_length=40)
+    provider_id: str | None = Field(default=None, max_length=120)
+    message_ref: str | None = Field(default=None, max_length=40, description="Digest id.")
+    traceparent: str | None = Field(default=None, max_length=100)
     work_point_id: str = Field(max_length=120, index=True)
     agency_id: uuid.UUID
     channel: str = Field(max_length=16)
     recipient: str = Field(max_length=320)
-    status: str = Field(max_length=16)  # pending, sending, sent, failed, no_contact
+    status: str = Field(max_length=16)  # pending held sending sent failed superseded no_contact
     attempts: int = 0
     last_error: str | None = Field(default=None, max_length=1000)
     created_at: datetime = utc_column()
@@ -84,21 +99,28 @@ class Alert(NotifierBase, table=True):
     resolution: str | None = Field(default=None, max_length=10, description="recovered or closed")
     silent_working_days: int | None = None
     note: str | None = None
+    urgent: bool = False
+    next_step_at: datetime | None = utc_column(nullable=True, index=True)
+    steps_done: dict[str, list[str]] = Field(
+        default_factory=dict, sa_type=JSON, nullable=False, description="step -> ISO times"
+    )
 
     def agency_ids(self) -> set[uuid.UUID]:
         """The agencies alerted: leads and co-agencies."""
         return {uuid.UUID(a["agency_id"]) for a in [*self.lead_agencies, *self.co_agencies]}
 
 
-class AckLinkUse(NotifierBase, table=True):
-    """A signed acknowledgement link that was used (links are single-use)."""
+class AckCode(NotifierBase, table=True):
+    """A one-click acknowledgement link handed to one agency about one alert."""
 
-    __tablename__ = "ack_link_use"
+    __tablename__ = "ack_code"
 
-    nonce: str = Field(primary_key=True, max_length=40)
-    alert_id: uuid.UUID
+    code: str = Field(primary_key=True, max_length=16)
+    alert_id: uuid.UUID = Field(index=True)
     agency_id: uuid.UUID
-    used_at: datetime = utc_column()
+    created_at: datetime = utc_column()
+    expires_at: datetime = utc_column()
+    used_at: datetime | None = utc_column(nullable=True)
 
 
 class Inbox(InboxFields, NotifierBase, table=True):

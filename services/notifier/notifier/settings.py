@@ -1,5 +1,7 @@
 """Notifier settings (environment prefix DUBAN_NOTIFIER_)."""
 
+from pathlib import Path
+
 from duban_shared.settings import ServiceSettings
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -38,6 +40,21 @@ class NotifierSettings(ServiceSettings):
         description="Signs acknowledgement links; production refuses the development default.",
     )
     ack_link_hours: int = Field(default=72, ge=1, le=24 * 30)
+    escalation_dir: Path = Field(
+        default=Path("data/escalation"),
+        description="Escalation policies: <plan-slug>.yaml, default.yaml for the others.",
+    )
+    dispatch_interval_seconds: float = Field(default=5.0, gt=0)
+    escalate_interval_seconds: float = Field(default=60.0, gt=0)
+    run_loops: bool = Field(default=True, description="Run the dispatcher and the escalator.")
+    retry_base_seconds: float = Field(default=30.0, gt=0)
+    retry_cap_seconds: float = Field(default=3600.0, gt=0)
+    max_attempts: int = Field(default=8, ge=1)
+    per_recipient_per_hour: float = Field(
+        default=30.0, gt=0, description="Messages to one address per hour (per replica)."
+    )
+    per_recipient_burst: int = Field(default=10, ge=1)
+    max_sms_segments: int = Field(default=2, ge=1, le=10)
     channels: ChannelsSettings = Field(
         default_factory=ChannelsSettings,
         description="SMS and WeCom providers, e.g. DUBAN_NOTIFIER_CHANNELS__WECOM__ROBOTS="
