@@ -435,3 +435,24 @@ async def test_a_closure_resolves_every_alert_its_work_point_still_has(
     assert subjects == [
         "【督办】第三十五项“加强林业数字化应用”已办结销号"
     ]  # the stall was never sent
+
+
+async def test_a_recipient_over_its_rate_waits_for_the_next_token(
+    notifier: NotifierService, smtp: SmtpSink
+) -> None:
+    from duban_shared.ratelimit import RateLimiter
+
+    clock = _clock(notifier)
+    notifier.dispatcher._limiter = RateLimiter(clock, rate=1 / 3600, burst=1)
+    await _handle(notifier, _opened(5))
+    await notifier.dispatcher.dispatch_once()
+    clock.advance(timedelta(minutes=1))
+    await _handle(notifier, _opened(6))
+    await notifier.dispatcher.dispatch_once()
+    assert len(smtp.mailbox(FORESTRY_MAIL)) == 1
+    waiting = [r for r in await _rows(notifier) if r.status == "pending"]
+    assert {r.agency_id for r in waiting} == {FORESTRY.agency_id, NATURE.agency_id}
+    assert all(r.next_attempt_at == clock.now() + timedelta(minutes=59) for r in waiting)
+    clock.advance(timedelta(minutes=59))
+    await notifier.dispatcher.dispatch_once()
+    assert len(smtp.mailbox(FORESTRY_MAIL)) == 2
