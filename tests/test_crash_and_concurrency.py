@@ -63,14 +63,10 @@ class FirstProcessSpan(SpanProcessor):
             self.applied.set()
 
 
-@pytest.fixture
-async def sessions(
-    make_database: Callable[[str], str],
-) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(make_database("progress"))
-    factory = session_factory(engine)
-    async with factory() as session, session.begin():
-        for number in range(1, WORK_POINTS + 1):
+async def _track(sessions: async_sessionmaker[AsyncSession], count: int) -> None:
+    """Progress learns `count` work points led by one agency, as the registry would tell it."""
+    async with sessions() as session, session.begin():
+        for number in range(1, count + 1):
             snapshot = WorkPointSnapshot(
                 event_id=uuid.uuid4(),
                 occurred_at=START,
@@ -82,6 +78,15 @@ async def sessions(
                 responsibilities=[Responsibility(agency_id=LEAD, name="市林业局", role="lead")],
             )
             await upsert_view(session, snapshot, None, START)
+
+
+@pytest.fixture
+async def sessions(
+    make_database: Callable[[str], str],
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = create_engine(make_database("progress"))
+    factory = session_factory(engine)
+    await _track(factory, WORK_POINTS)
     yield factory
     await engine.dispose()
 
@@ -232,19 +237,7 @@ async def test_two_sweepers_side_by_side_emit_each_transition_once(
     sessions = session_factory(engine)
     clock = ManualClock(START)
     count = 240
-    async with sessions() as session, session.begin():
-        for number in range(1, count + 1):
-            snapshot = WorkPointSnapshot(
-                event_id=uuid.uuid4(),
-                occurred_at=START,
-                work_point_id=f"{PLAN}/{number}",
-                plan_slug=PLAN,
-                number=number,
-                section=1,
-                title=f"工作要点{number}",
-                responsibilities=[Responsibility(agency_id=LEAD, name="市林业局", role="lead")],
-            )
-            await upsert_view(session, snapshot, None, START)
+    await _track(sessions, count)
     clock.set(datetime.fromisoformat("2024-10-31T09:00:00+08:00"))  # every lead long silent
     tracer = TracerProvider().get_tracer("sweepers")
     producer = make_producer("127.0.0.1:1", "unused")  # never started: the relay only wakes

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -37,3 +37,33 @@ class Background:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+
+
+async def run_periodically(
+    work: Callable[[], Awaitable[object]],
+    stop: asyncio.Event,
+    interval_seconds: float,
+    *,
+    name: str,
+    wake: asyncio.Event | None = None,
+    log: logging.Logger | None = None,
+) -> None:
+    """Run `work` every interval, or as soon as `wake` is set, until `stop` is set.
+
+    A failure is logged and the next round comes as usual: a background loop must outlive a
+    database or broker hiccup.
+    """
+    logger = log or logging.getLogger(__name__)
+    while not stop.is_set():
+        try:
+            await work()
+        except Exception:
+            logger.exception("%s failed; next attempt in %.0fs", name, interval_seconds)
+        waiters = {asyncio.ensure_future(stop.wait())}
+        if wake is not None:
+            waiters.add(asyncio.ensure_future(wake.wait()))
+        await asyncio.wait(waiters, timeout=interval_seconds, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in waiters:
+            waiter.cancel()
+        if wake is not None:
+            wake.clear()

@@ -36,6 +36,7 @@ from duban_shared.clock import Clock
 from duban_shared.events import Level, StallReason
 from duban_shared.kafka import current_traceparent, link_to
 from duban_shared.ratelimit import RateLimiter
+from duban_shared.runtime import run_periodically
 from duban_shared.workdays import WorkingCalendar
 from opentelemetry.propagate import extract
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
@@ -263,19 +264,9 @@ class Dispatcher:
 
     async def run(self, stop: asyncio.Event, interval_seconds: float) -> None:
         """Dispatch on every tick or wake-up until stopped; failures are logged and retried."""
-        while not stop.is_set():
-            try:
-                await self.dispatch_once()
-            except Exception:
-                log.exception("dispatch failed; next attempt in %.0fs", interval_seconds)
-            waiter = asyncio.ensure_future(self._wake.wait())
-            stopper = asyncio.ensure_future(stop.wait())
-            await asyncio.wait(
-                {waiter, stopper}, timeout=interval_seconds, return_when=asyncio.FIRST_COMPLETED
-            )
-            waiter.cancel()
-            stopper.cancel()
-            self._wake.clear()
+        await run_periodically(
+            self.dispatch_once, stop, interval_seconds, name="dispatch", wake=self._wake, log=log
+        )
 
     async def dispatch_once(self) -> int:
         """Send every due message (fallbacks planned on the way included); return how many

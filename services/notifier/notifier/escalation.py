@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from duban_shared.clock import Clock
 from duban_shared.events import Level, StallReason
+from duban_shared.runtime import run_periodically
 from duban_shared.workdays import WorkingCalendar
 from opentelemetry import context as otel_context
 from opentelemetry.trace import Tracer
@@ -129,19 +131,15 @@ class Escalator:
                 if len(alerts) < self._batch_size:
                     return planned
 
-    async def run(self, stop: asyncio.Event, interval_seconds: float, on_planned: object) -> None:
-        """Escalate every interval until stopped; `on_planned()` is called after new rows."""
-        while not stop.is_set():
-            try:
-                if await self.escalate_once() and callable(on_planned):
-                    on_planned()
-            except Exception:
-                log.exception("escalation failed; next attempt in %.0fs", interval_seconds)
-            waiter = asyncio.ensure_future(self._wake.wait())
-            stopper = asyncio.ensure_future(stop.wait())
-            await asyncio.wait(
-                {waiter, stopper}, timeout=interval_seconds, return_when=asyncio.FIRST_COMPLETED
-            )
-            waiter.cancel()
-            stopper.cancel()
-            self._wake.clear()
+    async def run(
+        self, stop: asyncio.Event, interval_seconds: float, on_planned: Callable[[], None]
+    ) -> None:
+        """Escalate every interval (or when woken) until stopped; `on_planned()` after new rows."""
+
+        async def once() -> None:
+            if await self.escalate_once():
+                on_planned()
+
+        await run_periodically(
+            once, stop, interval_seconds, name="escalation", wake=self._wake, log=log
+        )

@@ -14,6 +14,7 @@ import logging
 from duban_shared.clock import Clock
 from duban_shared.kafka import link_to
 from duban_shared.outbox import OutboxRelay
+from duban_shared.runtime import run_periodically
 from duban_shared.workdays import OFFICIAL, WorkingCalendar
 from opentelemetry import context as otel_context
 from opentelemetry.trace import Tracer
@@ -85,12 +86,4 @@ class Sweeper:
 
     async def run(self, stop: asyncio.Event, interval_seconds: float) -> None:
         """Sweep every interval until stopped; a failed sweep is logged and retried."""
-        while not stop.is_set():
-            try:
-                await self.sweep_once()
-            except Exception:
-                log.exception("sweep failed; next attempt in %.0fs", interval_seconds)
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=interval_seconds)
-            except TimeoutError:
-                continue
+        await run_periodically(self.sweep_once, stop, interval_seconds, name="sweep", log=log)
