@@ -86,6 +86,8 @@ elif [[ $status != 0 ]]; then
   die "importing $PLAN failed (exit $status)"
 fi
 duban-registry load-aliases data/agencies/zhaoqing-aliases.toml 2>&1 | grep -v 'database at head' | sed 's/^/up: /'
+# Snapshots again, so services upgraded since the last run learn the fields they now read.
+duban-registry republish 2>&1 | grep -v 'database at head' | sed 's/^/up: /'
 duban-progress migrate | sed 's/^/up: /'
 duban-notifier migrate | sed 's/^/up: /'
 

@@ -1,4 +1,5 @@
-"""duban-registry plan commands: parse-plan, import-plan (diff, then --confirm), load-aliases."""
+"""duban-registry plan commands: parse-plan, import-plan (diff, then --confirm), load-aliases,
+republish."""
 
 from __future__ import annotations
 
@@ -10,12 +11,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from registry import agencies
 from registry.cli_common import PROG, in_transaction
+from registry.models import Agency, Plan, WorkPoint
 from registry.plan_parser import ParsedPlan, PlanParseError, parse_plan
 from registry.settings import RegistrySettings
+from registry.snapshots import publish_work_points
 from registry.store import ConfirmationRequired, Defaults, ImportReport, import_plan, sha256_text
 from registry.versions import PlanDiff
 
@@ -140,6 +144,33 @@ def cmd_load_aliases(args: argparse.Namespace) -> int:
     return 1 if refused else 0
 
 
+def cmd_republish(args: argparse.Namespace) -> int:
+    """Publish every agency and work point snapshot again (all plans, or one).
+
+    Consumers keep read models of these compacted topics and ignore what they already have; a
+    new version of a service that reads more fields of a snapshot learns them this way.
+    """
+
+    async def work(session: AsyncSession, now: datetime) -> tuple[int, int]:
+        query = select(WorkPoint.id)
+        if args.plan:
+            plan = (await session.exec(select(Plan).where(Plan.slug == args.plan))).first()
+            if plan is None:
+                raise SystemExit(f"{PROG}: no plan {args.plan!r}; import it first")
+            query = query.where(WorkPoint.plan_id == plan.id)
+        ids = list((await session.exec(query)).all())
+        await publish_work_points(session, ids, now)
+        published = 0
+        for agency in (await session.exec(select(Agency))).all():
+            await agencies.publish(session, agency, now)
+            published += 1
+        return len(ids), published
+
+    work_points, agency_count = in_transaction(work)
+    print(f"republished {work_points} work point(s) and {agency_count} agencies")
+    return 0
+
+
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the plan commands to the CLI."""
     p = sub.add_parser("parse-plan", help="print a plan text parsed as JSON")
@@ -155,3 +186,8 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p = sub.add_parser("load-aliases", help="add agency aliases from a TOML file")
     p.add_argument("path")
     p.set_defaults(func=cmd_load_aliases)
+    p = sub.add_parser(
+        "republish", help="publish every work point and agency snapshot again (idempotent)"
+    )
+    p.add_argument("--plan", help="only this plan's work points")
+    p.set_defaults(func=cmd_republish)

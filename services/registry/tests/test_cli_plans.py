@@ -66,3 +66,30 @@ def test_aliases_load_once_and_bad_files_get_a_clear_error(
         cli(["load-aliases", str(broken)])
     with pytest.raises(SystemExit, match="no such file"):
         cli(["import-plan", str(tmp_path / "missing.txt")])
+
+
+def test_republish_queues_every_snapshot_again(
+    plan_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+    import os
+
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    assert cli(["import-plan", str(plan_file)]) == 0
+    url = make_url(os.environ["DUBAN_REGISTRY_DATABASE_URL"]).set(drivername="postgresql")
+
+    def queued() -> list[dict[str, object]]:
+        with psycopg.connect(url.render_as_string(hide_password=False)) as conn:
+            rows = conn.execute("SELECT payload FROM outbox WHERE topic LIKE '%work-points%'")
+            return [json.loads(bytes(r[0])) for r in rows.fetchall()]
+
+    before = len(queued())
+    assert cli(["republish", "--plan", "zhaoqing-digital-2024"]) == 0
+    assert "republished 50 work point(s) and 52 agencies" in capsys.readouterr().out
+    snapshots = queued()[before:]
+    assert len(snapshots) == 50
+    assert {s["starts_on"] for s in snapshots} == {"2024-01-01"}
+    with pytest.raises(SystemExit, match="no plan 'no-such-plan'"):
+        cli(["republish", "--plan", "no-such-plan"])
