@@ -90,6 +90,9 @@ duban-registry load-aliases data/agencies/zhaoqing-aliases.toml 2>&1 | grep -v '
 duban-registry republish 2>&1 | grep -v 'database at head' | sed 's/^/up: /'
 duban-progress migrate | sed 's/^/up: /'
 duban-notifier migrate | sed 's/^/up: /'
+# The demo agency's address, before the notifier runs: the plan's first alerts reach it.
+demo_agency_id=$(python -c "import sys; from registry.agencies import agency_id_for; print(agency_id_for(sys.argv[1]))" "$DEMO_AGENCY")
+duban-notifier set-email --agency-id "$demo_agency_id" --email "$DEMO_MAIL" | grep -v 'database at head' | sed 's/^/up: /'
 
 start registry duban-registry serve --port "$REGISTRY_PORT"
 start progress duban-progress serve --port "$PROGRESS_PORT"

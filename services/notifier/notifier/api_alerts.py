@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from sqlmodel import col, select
 
 from notifier.alerts import AckRefused, ack_code, acknowledge, use_code
+from notifier.messages import chinese_number
 from notifier.models import Alert
 
 router = APIRouter(tags=["alerts"])
@@ -130,7 +131,7 @@ async def ack_page(token: str, request: Request, session: SessionDep) -> HTMLRes
     if alert is None:
         return _page("没有找到这条督办提醒。", status=404)
     return _page(
-        f"第{alert.number}项“{alert.title}”:点击下方按钮确认已知悉。",
+        f"第{chinese_number(alert.number)}项“{alert.title}”:点击下方按钮确认已知悉。",
         form='<form method="post"><button type="submit">确认已知悉</button></form>',
     )
 
@@ -147,7 +148,7 @@ async def ack_by_link(token: str, request: Request, session: SessionDep) -> HTML
         return _page(exc.message, status=exc.status)
     await session.commit()
     service.escalator_wake()
-    return _page(f"已确认:第{alert.number}项“{alert.title}”。谢谢。")
+    return _page(f"已确认:第{chinese_number(alert.number)}项“{alert.title}”。谢谢。")
 
 
 def _page(message: str, *, status: int = 200, form: str = "") -> HTMLResponse:
