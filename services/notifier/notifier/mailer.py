@@ -41,6 +41,7 @@ class SmtpMailer:
                 password=self._s.smtp_password,
                 start_tls=self._s.smtp_start_tls,
                 use_tls=self._s.smtp_use_tls,
+                cert_bundle=str(self._s.smtp_ca_file) if self._s.smtp_ca_file else None,
                 timeout=self._s.smtp_timeout_seconds,
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:

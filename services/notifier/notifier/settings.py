@@ -29,6 +29,11 @@ class NotifierSettings(ServiceSettings):
     smtp_start_tls: bool = False
     smtp_use_tls: bool = False
     smtp_timeout_seconds: float = Field(default=15.0, gt=0)
+    smtp_ca_file: Path | None = Field(
+        default=None,
+        description="CA bundle to trust for the SMTP server's certificate (e.g. an internal CA); "
+        "the system's trust store when unset.",
+    )
     mail_from: str = "督办系统 <duban@localhost>"
     retry_seconds: float = Field(default=5.0, gt=0)
     public_url: str = Field(
