@@ -15,6 +15,9 @@ lint:          ## ruff and mypy only
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .
 	.venv/bin/mypy shared/duban_shared services/registry/registry services/progress/progress services/notifier/notifier
 
+bench::        ## benchmarks, not tests (bench/run.sh; figures in docs/benchmarks.md)
+	bash bench/run.sh
+
 down:          ## stop the broker and PostgreSQL started by up or test
 	bash scripts/kafka.sh stop
 	bash scripts/postgres.sh stop
