@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
@@ -90,19 +91,28 @@ class OutboxRelay:
             if self._skip_locked:
                 query = query.with_for_update(skip_locked=True)
             rows = list((await session.exec(query)).all())
+            # One key's rows in order (one partition, one consumer's order); keys side by side,
+            # so a batch costs about one broker round trip, not one per row.
+            by_key: dict[tuple[str, str], list[Any]] = defaultdict(list)
             for row in rows:
-                parent = propagate.extract({"traceparent": row.traceparent or ""})
-                await send_traced(
-                    self._producer,
-                    self._tracer,
-                    self._topic_prefix + row.topic,
-                    row.key,
-                    row.payload,
-                    parent=parent,
-                )
-                row.published_at = self._clock.now()
+                by_key[(row.topic, row.key)].append(row)
+            await asyncio.gather(*(self._send_in_order(key_rows) for key_rows in by_key.values()))
+            for row in rows:
                 session.add(row)
         return len(rows)
+
+    async def _send_in_order(self, rows: list[Any]) -> None:
+        for row in rows:
+            parent = propagate.extract({"traceparent": row.traceparent or ""})
+            await send_traced(
+                self._producer,
+                self._tracer,
+                self._topic_prefix + row.topic,
+                row.key,
+                row.payload,
+                parent=parent,
+            )
+            row.published_at = self._clock.now()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until stopped; a failed batch is retried at the next poll."""

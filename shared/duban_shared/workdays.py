@@ -107,6 +107,7 @@ class WorkingCalendar:
     def __init__(self, years: Iterable[YearArrangement] = (), folder: Path | None = None) -> None:
         self._years = {y.year: y for y in years}
         self._folder = folder
+        self._known: dict[date, bool] = {}  # chinese-calendar is slow per call; a day never changes
 
     @classmethod
     def from_folder(cls, folder: Path | None) -> WorkingCalendar:
@@ -121,6 +122,12 @@ class WorkingCalendar:
 
     def is_working_day(self, day: date) -> bool:
         """Tell whether a Shanghai calendar day is a working day."""
+        known = self._known.get(day)
+        if known is None:
+            known = self._known[day] = self._look_up(day)
+        return known
+
+    def _look_up(self, day: date) -> bool:
         arrangement = self._years.get(day.year)
         if arrangement is not None:
             return arrangement.is_working_day(day)

@@ -9,25 +9,26 @@ header: it is never dropped silently, and never blocks the partition.
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from duban_shared import topics
 from duban_shared.clock import Clock
 from duban_shared.events import StatusEvent, WorkPointSnapshot
-from duban_shared.inbox import first_delivery
 from duban_shared.kafka import headers_to_dict, process_span, send_traced
 from duban_shared.outbox import OutboxRelay
 from duban_shared.workdays import OFFICIAL, WorkingCalendar
 from opentelemetry.trace import Status, StatusCode, Tracer
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from progress.checks import ReportProblem, check_report
 from progress.models import Inbox, WorkPointView
-from progress.store import DEFAULT_LATE_AFTER, apply_report, upsert_view
+from progress.store import DEFAULT_LATE_AFTER, Loaded, apply_report, load, upsert_view
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,27 @@ class Rejected(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+@dataclass
+class _Batch:
+    """What a batch of status events needs from the database, read once."""
+
+    views: dict[str, WorkPointView]
+    loaded: dict[str, Loaded]
+    seen: set[uuid.UUID]
+
+    @classmethod
+    async def read(cls, session: AsyncSession, events: list[StatusEvent]) -> _Batch:
+        wp_ids = {e.work_point_id for e in events}
+        views = await session.exec(select(WorkPointView).where(col(WorkPointView.id).in_(wp_ids)))
+        ids = [e.event_id for e in events]
+        seen = await session.exec(select(Inbox.event_id).where(col(Inbox.event_id).in_(ids)))
+        return cls(
+            views={v.id: v for v in views.all()},
+            loaded=await load(session, wp_ids),
+            seen=set(seen.all()),
+        )
 
 
 @dataclass
@@ -54,13 +76,26 @@ class StatusConsumer:
     late_after: timedelta = DEFAULT_LATE_AFTER
 
     async def handle_batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
-        """Apply a batch in one transaction; dead-letter what can never be applied."""
+        """Apply a batch in one transaction; dead-letter what can never be applied.
+
+        The batch's work points, their states, the agencies' latest reports and the inbox
+        entries are read up front in four queries; each event is then applied in memory and
+        everything is written at the commit.
+        """
+        events: list[StatusEvent | Rejected] = []
+        for record in records:
+            try:
+                events.append(StatusEvent.model_validate_json(record.value or b""))
+            except ValidationError as exc:
+                events.append(Rejected("invalid_event", str(exc)))
         transitions = 0
         async with self.sessions() as session, session.begin():
-            for record in records:
+            batch = await _Batch.read(session, [e for e in events if isinstance(e, StatusEvent)])
+            now = self.clock.now()
+            for record, event in zip(records, events, strict=True):
                 with process_span(self.tracer, record) as span:
                     try:
-                        if await self._apply(session, record):
+                        if await self._apply(session, batch, record, event, now):
                             transitions += 1
                     except Rejected as rejected:
                         span.set_status(Status(StatusCode.ERROR, rejected.code))
@@ -68,24 +103,38 @@ class StatusConsumer:
         if transitions:
             self.relay.wake()
 
-    async def _apply(self, session: AsyncSession, record: ConsumerRecord[bytes, bytes]) -> bool:
-        try:
-            event = StatusEvent.model_validate_json(record.value or b"")
-        except ValidationError as exc:
-            raise Rejected("invalid_event", str(exc)) from exc
+    async def _apply(
+        self,
+        session: AsyncSession,
+        batch: _Batch,
+        record: ConsumerRecord[bytes, bytes],
+        event: StatusEvent | Rejected,
+        now: datetime,
+    ) -> bool:
+        if isinstance(event, Rejected):
+            raise event
         try:
             view = check_report(
-                await session.get(WorkPointView, event.work_point_id),
+                batch.views.get(event.work_point_id),
                 event.work_point_id,
                 event.agency_id,
                 event.kpis,
             )
         except ReportProblem as problem:
             raise Rejected(problem.code, problem.message) from problem
-        now = self.clock.now()
-        if not await first_delivery(session, Inbox, event.event_id, record.topic, now):
+        if event.event_id in batch.seen:
             return False
-        transition = await apply_report(session, event, view, now, self.calendar, self.late_after)
+        batch.seen.add(event.event_id)
+        session.add(Inbox(event_id=event.event_id, topic=record.topic, processed_at=now))
+        transition = await apply_report(
+            session,
+            event,
+            view,
+            now,
+            self.calendar,
+            self.late_after,
+            batch.loaded[event.work_point_id],
+        )
         return transition is not None
 
     async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], rejected: Rejected) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from progress.models import StatusReport
+from progress.models import StatusReport, WorkPointState
 
 GENESIS = "0" * 64
 
@@ -63,21 +63,12 @@ def hash_row(prev_hash: str, row: StatusReport) -> str:
     return hashlib.sha256(f"{prev_hash}\n{canonical}".encode()).hexdigest()
 
 
-async def append(session: AsyncSession, row: StatusReport) -> None:
-    """Give a new row its place in its work point's chain, then add it."""
-    last = (
-        await session.exec(
-            select(StatusReport)
-            .where(StatusReport.work_point_id == row.work_point_id)
-            .order_by(col(StatusReport.chain_seq).desc())
-            .limit(1)
-        )
-    ).first()
-    row.chain_seq = 1 if last is None else last.chain_seq + 1
-    row.prev_hash = GENESIS if last is None else last.row_hash
+def extend(state: WorkPointState, row: StatusReport) -> None:
+    """Give a new row its place in its work point's chain, from the head the state keeps."""
+    row.chain_seq = state.report_seq + 1
+    row.prev_hash = state.chain_head or GENESIS
     row.row_hash = hash_row(row.prev_hash, row)
-    session.add(row)
-    await session.flush()
+    state.report_seq, state.chain_head = row.chain_seq, row.row_hash
 
 
 @dataclass(frozen=True)

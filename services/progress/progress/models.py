@@ -111,6 +111,9 @@ class WorkPointState(ProgressBase, table=True):
     tracking_since: datetime = _ts()
     last_lead_report_at: datetime | None = _ts(nullable=True)
     report_seq: int = Field(default=0, description="The last chain_seq of its report history.")
+    chain_head: str | None = Field(
+        default=None, max_length=64, description="The row_hash of that last report."
+    )
     status: str | None = Field(default=None, max_length=20)
     percent: int | None = None
     kpis: dict[str, float] = Field(default_factory=dict, sa_type=JSON, nullable=False)

@@ -8,7 +8,8 @@ the outbox in the same transaction.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from duban_shared import topics
@@ -99,6 +100,35 @@ def _date(text: str | None) -> date | None:
     return date.fromisoformat(text) if text else None
 
 
+@dataclass
+class Loaded:
+    """A work point's mutable rows, loaded once (for a whole batch of reports) and kept current
+    in memory, so applying a report needs no queries of its own."""
+
+    state: WorkPointState | None
+    progress: dict[uuid.UUID, AgencyProgress] = field(default_factory=dict)
+
+    def any_blocked(self) -> bool:
+        """Some agency's latest report says `blocked`."""
+        return any(p.status == ReportStatus.BLOCKED.value for p in self.progress.values())
+
+
+async def load(session: AsyncSession, wp_ids: Collection[str]) -> dict[str, Loaded]:
+    """Load the states and agencies' latest reports of some work points, in two queries."""
+    states = await session.exec(
+        select(WorkPointState).where(col(WorkPointState.work_point_id).in_(wp_ids))
+    )
+    loaded = {wp: Loaded(state=None) for wp in wp_ids}
+    for state in states.all():
+        loaded[state.work_point_id].state = state
+    rows = await session.exec(
+        select(AgencyProgress).where(col(AgencyProgress.work_point_id).in_(wp_ids))
+    )
+    for row in rows.all():
+        loaded[row.work_point_id].progress[row.agency_id] = row
+    return loaded
+
+
 async def apply_report(
     session: AsyncSession,
     event: StatusEvent,
@@ -106,6 +136,7 @@ async def apply_report(
     now: datetime,
     calendar: WorkingCalendar = OFFICIAL,
     late_after: timedelta = DEFAULT_LATE_AFTER,
+    loaded: Loaded | None = None,
 ) -> StallTransition | None:
     """Store a report, update the agency's and the work point's state, and judge again.
 
@@ -117,11 +148,15 @@ async def apply_report(
     3. A lead's report sets the work point's status, percent and recent percents; `done` from
        every lead puts the work point in closure review, anything else from a lead withdraws a
        pending review. A closed work point keeps its reports but is judged no more.
+
+    `loaded` is the work point's rows when the caller loaded them for a batch (see load()).
     """
-    latest = await session.get(AgencyProgress, (event.work_point_id, event.agency_id))
-    state = await session.get(WorkPointState, event.work_point_id)
+    if loaded is None:
+        loaded = (await load(session, [event.work_point_id]))[event.work_point_id]
+    latest = loaded.progress.get(event.agency_id)
+    state = loaded.state
     if state is None:
-        state = WorkPointState(work_point_id=event.work_point_id, tracking_since=now)
+        state = loaded.state = WorkPointState(work_point_id=event.work_point_id, tracking_since=now)
     out_of_order = latest is not None and event.occurred_at < latest.last_report_at
     delay = None
     if not out_of_order:
@@ -147,14 +182,14 @@ async def apply_report(
         prev_hash="",
         row_hash="",
     )
-    await history.append(session, report)
-    state.report_seq = report.chain_seq
+    history.extend(state, report)
+    session.add(report)
     state.last_traceparent = current_traceparent()
     if out_of_order:
         session.add(state)
         return None
     if latest is None:
-        latest = AgencyProgress(
+        latest = loaded.progress[event.agency_id] = AgencyProgress(
             work_point_id=event.work_point_id,
             agency_id=event.agency_id,
             status=event.status.value,
@@ -164,7 +199,6 @@ async def apply_report(
     latest.kpis = {**latest.kpis, **event.kpis}
     latest.last_report_at = event.occurred_at
     session.add(latest)
-    await session.flush()
     if state.closure == CLOSED:
         session.add(state)
         return None
@@ -175,46 +209,34 @@ async def apply_report(
         state.status, state.percent = event.status.value, event.percent
         state.last_lead_report_at = event.occurred_at
         state.recent_percents = [*state.recent_percents, event.percent][-RECENT_PERCENTS_KEPT:]
-        await _review_on_lead_report(session, view, state, event, now)
+        _review_on_lead_report(view, state, loaded, event, now)
     if event.kpis:
-        state.kpis = await _work_point_kpis(session, view)
-    blocked = await blocked_work_points(session, [view.id])
+        state.kpis = _work_point_kpis(view, loaded)
     return rejudge(
-        session, view, state, now, blocked=bool(blocked), trigger=event, calendar=calendar
+        session, view, state, now, blocked=loaded.any_blocked(), trigger=event, calendar=calendar
     )
 
 
-async def _review_on_lead_report(
-    session: AsyncSession,
+def _review_on_lead_report(
     view: WorkPointView,
     state: WorkPointState,
+    loaded: Loaded,
     event: StatusEvent,
     now: datetime,
 ) -> None:
     if event.status != ReportStatus.DONE:
         state.closure = state.closure_requested_at = None
         return
-    statuses = (
-        await session.exec(
-            select(AgencyProgress.status).where(
-                AgencyProgress.work_point_id == view.id,
-                col(AgencyProgress.agency_id).in_(view.agency_ids("lead")),
-            )
-        )
-    ).all()
-    every_lead_done = len(statuses) == len(view.agency_ids("lead")) and all(
-        s == ReportStatus.DONE.value for s in statuses
-    )
+    leads = [loaded.progress.get(a) for a in view.agency_ids("lead")]
+    every_lead_done = all(p is not None and p.status == ReportStatus.DONE.value for p in leads)
     if every_lead_done and state.closure is None:
         state.closure, state.closure_requested_at = IN_REVIEW, now
 
 
-async def _work_point_kpis(session: AsyncSession, view: WorkPointView) -> dict[str, float]:
+def _work_point_kpis(view: WorkPointView, loaded: Loaded) -> dict[str, float]:
     """A work point's KPI actuals: for a target split into shares, the sum of the share-holders'
     latest values; otherwise the latest value a lead agency reported."""
-    rows = (
-        await session.exec(select(AgencyProgress).where(AgencyProgress.work_point_id == view.id))
-    ).all()
+    rows = list(loaded.progress.values())
     leads = {str(a) for a in view.agency_ids("lead")}
     kpis: dict[str, float] = {}
     for target in view.targets:
