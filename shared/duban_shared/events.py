@@ -193,8 +193,10 @@ class Level(StrEnum):
     @property
     def rank(self) -> int:
         """0 for green up to 3 for red."""
-        return list(Level).index(self)
+        return _LEVEL_RANK[self]
 
+
+_LEVEL_RANK = {level: rank for rank, level in enumerate(Level)}
 
 REASON_LEVEL: dict[StallReason, Level] = {
     StallReason.BLOCKED: Level.RED,

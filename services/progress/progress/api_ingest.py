@@ -167,6 +167,7 @@ async def post_event(
     ready = await _check(session, service, report, agency_id)
     if isinstance(ready, Accepted):
         return ready  # a replay: the same answer, nothing produced again
+    await session.commit()  # hand the connection back while the broker answers
     meta = await _produce(service, ready)
     [answer] = await _record(session, [(ready, meta)], service.clock.now())
     return answer
@@ -238,6 +239,7 @@ async def post_events_batch(
         else:
             first_index[report.event_id] = index
             ready[index] = checked
+    await session.commit()  # hand the connection back while the broker answers
     produced = await asyncio.gather(
         *(_produce(service, r) for r in ready.values()), return_exceptions=True
     )
