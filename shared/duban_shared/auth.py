@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -103,9 +104,20 @@ class JwtVerifier:
         self._audience = audience
         self._clock = clock
         self._leeway = leeway_seconds
+        # An agency system sends many requests with one token: its signature is checked once.
+        # Times and the key's publication are checked on every request.
+        self._verified: OrderedDict[str, tuple[str, dict[str, Any]]] = OrderedDict()
+
+    VERIFIED_KEPT = 10_000
 
     async def verify(self, token: str) -> Principal:
         """Return the token's Principal, or raise AuthError saying why it is refused."""
+        known = self._verified.get(token)
+        if known is not None:
+            if await self._keys.key(known[0]) is not None:
+                self._check_times(known[1])
+                return principal_from_claims(known[1])
+            del self._verified[token]
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -132,7 +144,11 @@ class JwtVerifier:
             )
         claims = self._decode(token, key)
         self._check_times(claims)
-        return principal_from_claims(claims)
+        principal = principal_from_claims(claims)
+        self._verified[token] = (kid, claims)
+        if len(self._verified) > self.VERIFIED_KEPT:
+            self._verified.popitem(last=False)
+        return principal
 
     def _decode(self, token: str, key: jwt.PyJWK) -> dict[str, Any]:
         try:
