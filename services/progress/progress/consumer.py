@@ -28,7 +28,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from progress.checks import ReportProblem, check_report
 from progress.models import Inbox, WorkPointView
-from progress.store import DEFAULT_LATE_AFTER, Loaded, apply_report, load, upsert_view
+from progress.store import (
+    DEFAULT_LATE_AFTER,
+    Loaded,
+    apply_report,
+    load,
+    upsert_view,
+    write_back,
+)
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +107,7 @@ class StatusConsumer:
                     except Rejected as rejected:
                         span.set_status(Status(StatusCode.ERROR, rejected.code))
                         await self._dead_letter(record, rejected)
+            await write_back(session, batch.loaded.values())
         if transitions:
             self.relay.wake()
 

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from duban_shared import topics
 from duban_shared.events import (
@@ -26,6 +27,8 @@ from duban_shared.events import (
 from duban_shared.kafka import current_traceparent
 from duban_shared.outbox import outbox_row
 from duban_shared.workdays import OFFICIAL, WorkingCalendar, local_day
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -127,6 +130,29 @@ async def load(session: AsyncSession, wp_ids: Collection[str]) -> dict[str, Load
     for row in rows.all():
         loaded[row.work_point_id].progress[row.agency_id] = row
     return loaded
+
+
+async def write_back(session: AsyncSession, loaded: Iterable[Loaded]) -> None:
+    """Write the changed states and agency rows of a batch as two executemany UPDATEs.
+
+    The unit of work would update them one statement per row (their changed columns differ);
+    taking them out of the session and updating every column by primary key costs one round
+    trip per table. New rows stay with the session, which inserts them in bulk already.
+    """
+    changed: dict[type[Any], list[dict[str, Any]]] = {WorkPointState: [], AgencyProgress: []}
+    for item in loaded:
+        rows: list[Any] = [item.state, *item.progress.values()]
+        for row in rows:
+            if row is None or row not in session.dirty or not sa_inspect(row).persistent:
+                continue
+            model = type(row)
+            changed[model].append(
+                {a.key: getattr(row, a.key) for a in sa_inspect(model).column_attrs}
+            )
+            session.expunge(row)
+    for model, values in changed.items():
+        if values:
+            await session.exec(update(model), params=values)
 
 
 async def apply_report(
