@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
@@ -22,6 +22,7 @@ from duban_shared.outbox import OutboxRelay
 from duban_shared.workdays import OFFICIAL, WorkingCalendar
 from opentelemetry.trace import Status, StatusCode, Tracer
 from pydantic import ValidationError
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -55,6 +56,7 @@ class _Batch:
     views: dict[str, WorkPointView]
     loaded: dict[str, Loaded]
     seen: set[uuid.UUID]
+    inbox: list[dict[str, object]] = field(default_factory=list)
 
     @classmethod
     async def read(cls, session: AsyncSession, events: list[StatusEvent]) -> _Batch:
@@ -107,6 +109,8 @@ class StatusConsumer:
                     except Rejected as rejected:
                         span.set_status(Status(StatusCode.ERROR, rejected.code))
                         await self._dead_letter(record, rejected)
+            if batch.inbox:
+                await session.exec(insert(Inbox), params=batch.inbox)
             await write_back(session, batch.loaded.values())
         if transitions:
             self.relay.wake()
@@ -133,7 +137,7 @@ class StatusConsumer:
         if event.event_id in batch.seen:
             return False
         batch.seen.add(event.event_id)
-        session.add(Inbox(event_id=event.event_id, topic=record.topic, processed_at=now))
+        batch.inbox.append({"event_id": event.event_id, "topic": record.topic, "processed_at": now})
         transition = await apply_report(
             session,
             event,

@@ -27,8 +27,8 @@ from duban_shared.events import (
 from duban_shared.kafka import current_traceparent
 from duban_shared.outbox import outbox_row
 from duban_shared.workdays import OFFICIAL, WorkingCalendar, local_day
+from sqlalchemy import insert, update
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -110,6 +110,8 @@ class Loaded:
 
     state: WorkPointState | None
     progress: dict[uuid.UUID, AgencyProgress] = field(default_factory=dict)
+    reports: list[StatusReport] = field(default_factory=list)
+    """Reports applied and not yet written (see write_back)."""
 
     def any_blocked(self) -> bool:
         """Some agency's latest report says `blocked`."""
@@ -133,26 +135,33 @@ async def load(session: AsyncSession, wp_ids: Collection[str]) -> dict[str, Load
 
 
 async def write_back(session: AsyncSession, loaded: Iterable[Loaded]) -> None:
-    """Write the changed states and agency rows of a batch as two executemany UPDATEs.
+    """Write what a batch changed: its reports in one executemany INSERT, its changed states and
+    agency rows in one executemany UPDATE per table.
 
     The unit of work would update them one statement per row (their changed columns differ);
     taking them out of the session and updating every column by primary key costs one round
-    trip per table. New rows stay with the session, which inserts them in bulk already.
+    trip per table. Other new rows stay with the session, which inserts them in bulk already.
     """
     changed: dict[type[Any], list[dict[str, Any]]] = {WorkPointState: [], AgencyProgress: []}
+    reports: list[dict[str, Any]] = []
     for item in loaded:
+        reports += [_columns(r) for r in item.reports]
+        item.reports.clear()
         rows: list[Any] = [item.state, *item.progress.values()]
         for row in rows:
             if row is None or row not in session.dirty or not sa_inspect(row).persistent:
                 continue
-            model = type(row)
-            changed[model].append(
-                {a.key: getattr(row, a.key) for a in sa_inspect(model).column_attrs}
-            )
+            changed[type(row)].append(_columns(row))
             session.expunge(row)
+    if reports:
+        await session.exec(insert(StatusReport), params=reports)
     for model, values in changed.items():
         if values:
             await session.exec(update(model), params=values)
+
+
+def _columns(row: Any) -> dict[str, Any]:
+    return {a.key: getattr(row, a.key) for a in sa_inspect(type(row)).column_attrs}
 
 
 async def apply_report(
@@ -175,10 +184,14 @@ async def apply_report(
        every lead puts the work point in closure review, anything else from a lead withdraws a
        pending review. A closed work point keeps its reports but is judged no more.
 
-    `loaded` is the work point's rows when the caller loaded them for a batch (see load()).
+    `loaded` is the work point's rows when the caller loaded them for a batch (see load()); the
+    caller then writes them back (write_back) once the batch is applied.
     """
     if loaded is None:
-        loaded = (await load(session, [event.work_point_id]))[event.work_point_id]
+        alone = (await load(session, [event.work_point_id]))[event.work_point_id]
+        transition = await apply_report(session, event, view, now, calendar, late_after, alone)
+        await write_back(session, [alone])
+        return transition
     latest = loaded.progress.get(event.agency_id)
     state = loaded.state
     if state is None:
@@ -209,7 +222,7 @@ async def apply_report(
         row_hash="",
     )
     history.extend(state, report)
-    session.add(report)
+    loaded.reports.append(report)
     state.last_traceparent = current_traceparent()
     if out_of_order:
         session.add(state)
