@@ -125,14 +125,22 @@ class WorkPointState(ProgressBase, table=True):
     expected_percent: float | None = None
     judged_at: datetime | None = _ts(nullable=True)
     stall_episode_id: uuid.UUID | None = None
-    stall_reason: str | None = Field(default=None, max_length=20)
-    stall_level: str | None = Field(default=None, max_length=10)
     stalled_since: datetime | None = _ts(nullable=True)
     closure: str | None = Field(default=None, max_length=12, description="in_review or closed.")
     closure_requested_at: datetime | None = _ts(nullable=True)
     closed_at: datetime | None = _ts(nullable=True)
     next_check_at: datetime | None = _ts(nullable=True, index=True)
     last_traceparent: str | None = Field(default=None, max_length=100)
+
+    @property
+    def open_level(self) -> str | None:
+        """The colour of the open episode (the current one), None without an episode."""
+        return self.level if self.stall_episode_id else None
+
+    @property
+    def stall_reason(self) -> str | None:
+        """The open episode's headline reason (the most severe), None without an episode."""
+        return self.reasons[0] if self.stall_episode_id and self.reasons else None
 
     def last_heard(self) -> datetime:
         """When the lead was last heard from (tracking start if never)."""

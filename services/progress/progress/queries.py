@@ -125,8 +125,8 @@ async def scorecards(
                 card.co_of += 1
                 continue
             card.lead_of += 1
-            if state.stall_level is not None:
-                card.open_stalls[state.stall_level] = card.open_stalls.get(state.stall_level, 0) + 1
+            if state.open_level is not None:
+                card.open_stalls[state.open_level] = card.open_stalls.get(state.open_level, 0) + 1
             if "silent" in state.reasons:
                 card.silent_now += 1
     if not cards:

@@ -353,29 +353,39 @@ def rejudge(
         policy=policy_of(view),
         calendar=calendar,
     )
+    before = _Episode.of(state)
     state.level = verdict.level.value
     state.reasons = [r.value for r in verdict.reasons]
     state.expected_percent = verdict.expected_percent
     state.judged_at = now
     state.next_check_at = verdict.next_check_at
-    open_level = Level(state.stall_level) if state.stall_level else None
-    kind = transition_needed(open_level, verdict)
+    kind = transition_needed(before.level, verdict)
     transition = None
     if kind == StallTransitionKind.OPENED:
         state.stall_episode_id, state.stalled_since = uuid.uuid4(), now
     if kind is not None:
-        transition = _emit(session, view, state, kind, verdict, open_level, now, trigger)
+        transition = _emit(session, view, state, kind, verdict, before, now, trigger)
     if kind == StallTransitionKind.RECOVERED:
         _end_episode(state)
-    elif verdict.reasons:
-        assert verdict.reason is not None
-        state.stall_reason, state.stall_level = verdict.reason.value, verdict.level.value
     session.add(state)
     return transition
 
 
+@dataclass(frozen=True)
+class _Episode:
+    """The open episode's colour and headline reason before a new verdict replaces them."""
+
+    level: Level | None
+    reason: StallReason | None
+
+    @classmethod
+    def of(cls, state: WorkPointState) -> _Episode:
+        level, reason = state.open_level, state.stall_reason
+        return cls(Level(level) if level else None, StallReason(reason) if reason else None)
+
+
 def _end_episode(state: WorkPointState) -> None:
-    state.stall_episode_id = state.stall_reason = state.stall_level = state.stalled_since = None
+    state.stall_episode_id = state.stalled_since = None
 
 
 def _emit(
@@ -384,14 +394,15 @@ def _emit(
     state: WorkPointState,
     kind: StallTransitionKind,
     verdict: Verdict,
-    previous: Level | None,
+    before: _Episode,
     now: datetime,
     trigger: StatusEvent | None,
     note: str | None = None,
 ) -> StallTransition:
     """Record a transition for the timeline and queue it for the notifier."""
     ended = kind in (StallTransitionKind.RECOVERED, StallTransitionKind.CLOSED)
-    headline = StallReason(state.stall_reason) if ended and state.stall_reason else verdict.reason
+    headline = before.reason if ended else verdict.reason
+    previous = before.level
     transition = StallTransition(
         event_id=uuid.uuid4(),
         occurred_at=now,
@@ -479,12 +490,12 @@ async def decide_closure(
         state.closure = state.closure_requested_at = None
         blocked = await blocked_work_points(session, [view.id])
         return rejudge(session, view, state, now, blocked=bool(blocked), calendar=calendar)
+    before = _Episode.of(state)
     state.closure, state.closed_at, state.next_check_at = CLOSED, now, None
     state.level, state.reasons = Level.GREEN.value, []
     verdict = Verdict(reasons=(), silent_working_days=0, next_check_at=None)
-    previous = Level(state.stall_level) if state.stall_level else None
     transition = _emit(
-        session, view, state, StallTransitionKind.CLOSED, verdict, previous, now, None, reason
+        session, view, state, StallTransitionKind.CLOSED, verdict, before, now, None, reason
     )
     _end_episode(state)
     session.add(state)
