@@ -298,10 +298,15 @@ class Dispatcher:
             by_recipient: dict[tuple[str, str], list[NotificationLog]] = defaultdict(list)
             for row in rows:
                 by_recipient[(row.channel, row.recipient)].append(row)
+            ids = {r.alert_id for r in rows if r.alert_id}
+            alerts = {
+                a.id: a
+                for a in (await session.exec(select(Alert).where(col(Alert.id).in_(ids)))).all()
+            }
             ready = []
             for (channel, recipient), group_rows in by_recipient.items():
-                alerts = [await session.get(Alert, r.alert_id) for r in group_rows]
-                wait_until = self._wait(channel, recipient, [a for a in alerts if a], now)
+                mine = [alerts[r.alert_id] for r in group_rows if r.alert_id in alerts]
+                wait_until = self._wait(channel, recipient, mine, now)
                 for row in group_rows:
                     if wait_until is not None:
                         row.status = HELD if wait_until[1] else PENDING

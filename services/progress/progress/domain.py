@@ -24,6 +24,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from operator import attrgetter
 
 from duban_shared.events import REASON_LEVEL, Level, StallReason, StallTransitionKind
 from duban_shared.workdays import OFFICIAL, WorkingCalendar, local_day, start_of_local_day
@@ -91,16 +92,14 @@ class Verdict:
     @property
     def level(self) -> Level:
         """The colour: the highest level among the reasons, green without any."""
-        return max((REASON_LEVEL[r] for r in self.reasons), key=_rank, default=Level.GREEN)
+        return max(
+            (REASON_LEVEL[r] for r in self.reasons), key=attrgetter("rank"), default=Level.GREEN
+        )
 
     @property
     def reason(self) -> StallReason | None:
         """The headline reason: the most severe one."""
         return self.reasons[0] if self.reasons else None
-
-
-def _rank(level: Level) -> int:
-    return level.rank
 
 
 def silence_deadline(
