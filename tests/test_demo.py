@@ -1,0 +1,103 @@
+"""The demo's simulator, played for four weeks against the in-process stack on a moved clock.
+
+The simulator posts through the public APIs as agency systems do (tokens from the registry's
+token endpoint); between its actions the test moves the clock, waits until progress has applied
+what was posted and runs the sweeper, as the running stack does on its timers.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import pytest
+from notifier.models import Alert
+from progress.models import StatusReport
+from sqlmodel import func, select
+
+from scripts.demo.simulator import SHANGHAI, Credentials, Script, Services, Simulator
+from tests.harness import wait_for
+from tests.stack import FORESTRY_MAIL, PLAN, Stack
+
+# The stack's clock starts on Mon 2 September 2024; the script is moved into the weeks after.
+SCRIPT = Script(
+    first_day=date(2024, 9, 3),
+    last_day=date(2024, 10, 31),
+    blocked_on=date(2024, 9, 4),
+    unblocked_on=date(2024, 9, 19),
+    done_on=date(2024, 9, 20),
+    approved_on=date(2024, 9, 25),
+    silent_agencies=("市资源局",),  # leads work point 36 and never reports
+    silent_from=date(2024, 9, 1),
+    quiet_from=date(2024, 9, 1),  # 市卫健局 (work point 30): silent from 23 September
+    quiet_until=date(2024, 9, 25),
+)
+
+
+@pytest.mark.timeout(240)  # four simulated weeks of 50 work points through Kafka
+async def test_the_simulated_agencies_cause_alerts_silence_acks_recovery_and_a_closure(
+    stack: Stack,
+) -> None:
+    lines: list[str] = []
+    services = Services(stack.registry_http, stack.progress_http, stack.notifier_http, stack.clock)
+    office = Credentials(stack.office.client_id, stack.office.secret)
+
+    async def applied(expected: int) -> bool:
+        async with stack.progress.sessions() as session:
+            stored = (await session.exec(select(func.count()).select_from(StatusReport))).one()
+        return int(stored) >= expected
+
+    async def until(moment: datetime) -> None:
+        if moment <= stack.clock.now():
+            return
+        if moment.astimezone(SHANGHAI).date() == stack.clock.now().astimezone(SHANGHAI).date():
+            stack.clock.set(moment)  # within a day: the next report
+            return
+        # A new day: what was posted is applied, then time passes and the sweeper looks.
+        await wait_for(lambda: applied(simulator.tally.reports), what="progress to apply reports")
+        stack.clock.set(moment)
+        await stack.progress.sweeper.sweep_once()
+
+    simulator = Simulator(
+        services, office, clock=stack.clock, until=until, script=SCRIPT, say=lines.append
+    )
+    await simulator.setup()
+    assert len(simulator.work_points) == 50 and len(simulator.clients) == 22
+    summary = await simulator.run(stop_after=date(2024, 9, 26))
+    assert simulator.tally.refused == 0, lines
+
+    # The blocked report of work point 35 reached its lead agency by email at once.
+    forestry_mail = FORESTRY_MAIL
+
+    async def blocked_mail() -> bool:
+        return any("报告工作受阻" in m.get_content() for m in stack.smtp.mailbox(forestry_mail))
+
+    await wait_for(blocked_mail, what="the blocked alert's email to 市林业局")
+
+    # 市资源局 never reported: its work point is silent, and it was told so.
+    land = (await stack.get_progress(stack.office, 36)).json()
+    assert "silent" in land["reasons"], land
+    land_mail = f"dept-{simulator.agencies['市资源局'].id.hex[:8]}@zhaoqing.example.cn"
+
+    async def silence_mail() -> bool:
+        return any("逾期未报送" in m.get_content() for m in stack.smtp.mailbox(land_mail))
+
+    await wait_for(silence_mail, what="the silence email to 市资源局")
+
+    # Work point 38 reported done and the office approved: closed for good.
+    closed = (await stack.get_progress(stack.office, 38)).json()
+    assert closed["closure"] == "closed", closed
+
+    # Some alerts were acknowledged by their agencies; 35 and 30 recovered.
+    async with stack.notifier.sessions() as session:
+        alerts = list((await session.exec(select(Alert))).all())
+    by_point = {}  # the first alert of each work point
+    for alert in sorted(alerts, key=lambda a: a.fired_at, reverse=True):
+        if alert.work_point_id.startswith(PLAN):
+            by_point[alert.number] = alert
+    assert simulator.tally.acks >= 1
+    assert any(a.acknowledged_by for a in alerts)
+    assert by_point[35].resolution == "recovered"
+    assert by_point[30].resolution == "recovered"
+    assert by_point[36].state != "resolved" and by_point[36].acknowledged_at is None
+    assert any("受阻" in line for line in lines) and any("销号" in line for line in lines)
+    assert summary[0].startswith(f"报送 {simulator.tally.reports} 次")
