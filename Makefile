@@ -1,8 +1,11 @@
 # Duban: the two commands are `make up` (run the system) and `make test` (run every test).
-.PHONY: up test deps lint down clean
+.PHONY: up demo test deps lint deploy-check down clean
 
 up:            ## run broker, SMTP sink and the three services on SQLite, plan imported
 	bash scripts/up.sh
+
+demo:          ## replay 2024 in about 9 minutes on a stack of its own (.run/demo-stack)
+	bash scripts/demo.sh
 
 test:          ## lint, types and the whole test suite on real Kafka and PostgreSQL
 	bash scripts/test.sh
@@ -13,14 +16,18 @@ deps:          ## create .venv with the pinned dependencies
 lint:          ## ruff and mypy only
 	bash scripts/bootstrap.sh
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .
-	.venv/bin/mypy shared/duban_shared services/registry/registry services/progress/progress services/notifier/notifier
+	.venv/bin/mypy shared/duban_shared services/registry/registry services/progress/progress services/notifier/notifier scripts/demo
+
+deploy-check:  ## static checks of docker-compose.yml, deploy/Dockerfile and deploy/k8s (no Docker needed)
+	bash scripts/check-deploy.sh
 
 bench::        ## benchmarks, not tests (bench/run.sh; figures in docs/benchmarks.md)
 	bash bench/run.sh
 
-down:          ## stop the broker and PostgreSQL started by up or test
+down:          ## stop the broker, PostgreSQL and Jaeger started by up or test
 	bash scripts/kafka.sh stop
 	bash scripts/postgres.sh stop
+	bash scripts/jaeger.sh stop
 
 clean: down    ## also delete local state (.run); caches in .cache stay
 	rm -rf .run test-artifacts

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: dependencies, a real Kafka broker and PostgreSQL
-# (started if not running, left running for the next run), lint and types, then pytest.
+# The whole test suite, as CI runs it: dependencies, a real Kafka broker, PostgreSQL and the
+# Jaeger trace backend (started if not running, left running for the next run), lint and types,
+# then pytest.
 # Extra arguments go to pytest, e.g. scripts/test.sh -k end_to_end
 set -euo pipefail
 
@@ -11,16 +12,25 @@ started=$(date +%s)
 bash scripts/bootstrap.sh
 bash scripts/kafka.sh start
 bash scripts/postgres.sh start
+# The trace backend of tests/test_trace_backend.py (built with go the first time, then cached).
+bash scripts/jaeger.sh start
+export DUBAN_TEST_JAEGER_OTLP="http://127.0.0.1:${DUBAN_JAEGER_OTLP_HTTP_PORT:-14318}"
+export DUBAN_TEST_JAEGER_QUERY="http://127.0.0.1:${DUBAN_JAEGER_UI_PORT:-16686}"
 
 echo "test: ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 echo "test: mypy (strict)"
 .venv/bin/mypy shared/duban_shared services/registry/registry services/progress/progress \
-  services/notifier/notifier
+  services/notifier/notifier scripts/demo
+
+echo "test: deployment files (compose schema, hadolint, kustomize + Kubernetes schemas, settings)"
+bash scripts/check-deploy.sh
 
 echo "test: pytest"
-mkdir -p test-artifacts
+# Headless Chromium for the board's browser tests (Debian's package; Playwright drives it).
+bash scripts/chromium.sh
+mkdir -p test-artifacts/screenshots
 set +e
 .venv/bin/pytest --junitxml=test-artifacts/junit.xml "$@"
 status=$?

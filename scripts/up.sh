@@ -1,22 +1,29 @@
 #!/usr/bin/env bash
 # Runs Duban on this machine with the embedded defaults: SQLite databases under .run/, a local
-# Kafka broker, an SMTP sink that keeps every message (Maildir .run/mail), the three services,
-# and the Digital Zhaoqing 2024 plan imported. Ctrl-C stops everything it started.
+# Kafka broker, the Jaeger trace backend (scripts/jaeger.sh), an SMTP sink that keeps every
+# message (Maildir .run/mail), the three services, and the Digital Zhaoqing 2024 plan imported.
+# Ctrl-C stops everything it started.
 # A second run reuses the caches and the data in .run/ (make clean wipes the data).
 #
-# Environment: DUBAN_CONFIRM_PLAN=1 applies a changed plan text; DUBAN_REGISTRY_PORT [8001],
-#   DUBAN_PROGRESS_PORT [8002], DUBAN_NOTIFIER_PORT [8003], DUBAN_SMTP_PORT [1025], DUBAN_PROGRESS_SWEEP_INTERVAL_SECONDS [60], OTEL_* (traces are not
-#   exported unless OTEL_TRACES_EXPORTER is set, e.g. to otlp or console).
+# Environment: DUBAN_CONFIRM_PLAN=1 applies a changed plan text; DUBAN_RUN_DIR [.run] (data,
+#   logs, sinks; scripts/demo.sh uses .run/demo-stack), DUBAN_SMS_PORT [1026] (the SMS sink),
+#   DUBAN_SIM_CLOCK_START/_RATE/_END (a simulated clock; its epoch is the services' start),
+#   DUBAN_REGISTRY_PORT [8001],
+#   DUBAN_PROGRESS_PORT [8002], DUBAN_NOTIFIER_PORT [8003], DUBAN_SMTP_PORT [1025], DUBAN_PROGRESS_SWEEP_INTERVAL_SECONDS [60], OTEL_* (traces go to
+#   Jaeger over OTLP unless OTEL_TRACES_EXPORTER or an OTLP endpoint is set; with DUBAN_JAEGER=0
+#   Jaeger is not started and traces are not exported unless OTEL_TRACES_EXPORTER says so).
 set -euo pipefail
 
 REPO_ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
 cd "$REPO_ROOT"
-RUN=.run
+RUN=${DUBAN_RUN_DIR:-.run}
 PLAN=data/plans/zhaoqing-digital-2024.txt
 REGISTRY_PORT=${DUBAN_REGISTRY_PORT:-8001}
 PROGRESS_PORT=${DUBAN_PROGRESS_PORT:-8002}
 NOTIFIER_PORT=${DUBAN_NOTIFIER_PORT:-8003}
 SMTP_PORT=${DUBAN_SMTP_PORT:-1025}
+SMS_PORT=${DUBAN_SMS_PORT:-1026}
+SMS_TOKEN=local-sms-sink # the sink listens on 127.0.0.1 only
 DEMO_AGENCY=市林业局
 DEMO_MAIL=linye@zhaoqing.example.cn
 
@@ -27,7 +34,24 @@ bash scripts/bootstrap.sh
 broker_was_running=0
 bash scripts/kafka.sh status >/dev/null 2>&1 && broker_was_running=1
 bash scripts/kafka.sh start
-mkdir -p "$RUN/logs" "$RUN/demo" "$RUN/mail/tmp" "$RUN/mail/new" "$RUN/mail/cur"
+# The trace backend; the services export to it unless OTEL_TRACES_EXPORTER or an OTLP endpoint
+# is set already. DUBAN_JAEGER=0 skips it.
+jaeger_was_running=1
+if [[ ${DUBAN_JAEGER:-1} == 0 ]]; then
+  say "Jaeger skipped (DUBAN_JAEGER=0)"
+  jaeger_line="Jaeger    skipped (DUBAN_JAEGER=0)"
+else
+  bash scripts/jaeger.sh status >/dev/null 2>&1 || jaeger_was_running=0
+  bash scripts/jaeger.sh start
+  jaeger_query="http://127.0.0.1:${DUBAN_JAEGER_UI_PORT:-16686}"
+  export OTEL_TRACES_EXPORTER=${OTEL_TRACES_EXPORTER:-otlp}
+  if [[ -z ${OTEL_EXPORTER_OTLP_ENDPOINT:-}${OTEL_EXPORTER_OTLP_TRACES_ENDPOINT:-} ]]; then
+    export OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:${DUBAN_JAEGER_OTLP_HTTP_PORT:-14318}"
+  fi
+  jaeger_line="Jaeger    $jaeger_query/api/traces?service=duban-progress&limit=20 (query API; built from source, $jaeger_query has no UI)"
+fi
+mkdir -p "$RUN/logs" "$RUN/demo" "$RUN/mail/tmp" "$RUN/mail/new" "$RUN/mail/cur" "$RUN/sms"
+rm -f "$RUN/up.ready"
 
 export PATH="$REPO_ROOT/.venv/bin:$PATH"
 export DUBAN_REGISTRY_DATABASE_URL=${DUBAN_REGISTRY_DATABASE_URL:-sqlite+aiosqlite:///$REPO_ROOT/$RUN/registry.db}
@@ -36,27 +60,55 @@ export DUBAN_NOTIFIER_DATABASE_URL=${DUBAN_NOTIFIER_DATABASE_URL:-sqlite+aiosqli
 export DUBAN_NOTIFIER_SMTP_HOST=127.0.0.1 DUBAN_NOTIFIER_SMTP_PORT=$SMTP_PORT
 export DUBAN_AUTH_JWKS_URL=${DUBAN_AUTH_JWKS_URL:-http://127.0.0.1:$REGISTRY_PORT/.well-known/jwks.json}
 export OTEL_TRACES_EXPORTER=${OTEL_TRACES_EXPORTER:-none}
+export OTEL_METRICS_EXPORTER=${OTEL_METRICS_EXPORTER:-none}  # GET /metrics on each port still works
+export DUBAN_LOG_FORMAT=${DUBAN_LOG_FORMAT:-text}
+# The supervision board (progress, /board) reads alerts from the notifier and links them to traces.
+export DUBAN_PROGRESS_NOTIFIER_URL=${DUBAN_PROGRESS_NOTIFIER_URL:-http://127.0.0.1:$NOTIFIER_PORT}
+if [[ -n ${jaeger_query:-} ]]; then
+  # This Jaeger has no web UI: the board shows traces itself, read from Jaeger's query API.
+  export DUBAN_PROGRESS_TRACE_QUERY_URL=${DUBAN_PROGRESS_TRACE_QUERY_URL:-$jaeger_query}
+fi
 export DUBAN_CALENDAR_DIR=${DUBAN_CALENDAR_DIR:-$REPO_ROOT/data/calendar}
 export DUBAN_NOTIFIER_ESCALATION_DIR=${DUBAN_NOTIFIER_ESCALATION_DIR:-$REPO_ROOT/data/escalation}
 export DUBAN_NOTIFIER_PUBLIC_URL=${DUBAN_NOTIFIER_PUBLIC_URL:-http://127.0.0.1:$NOTIFIER_PORT}
+export DUBAN_PROGRESS_NOTIFIER_URL=${DUBAN_PROGRESS_NOTIFIER_URL:-http://127.0.0.1:$NOTIFIER_PORT}
+# The sms channel: the generic HTTP gateway, played by the SMS sink.
+export DUBAN_NOTIFIER_CHANNELS__HTTP_SMS__URL=${DUBAN_NOTIFIER_CHANNELS__HTTP_SMS__URL:-http://127.0.0.1:$SMS_PORT/v1/sms}
+export DUBAN_NOTIFIER_CHANNELS__HTTP_SMS__TOKEN=${DUBAN_NOTIFIER_CHANNELS__HTTP_SMS__TOKEN:-$SMS_TOKEN}
+# A simulated clock (scripts/demo.sh) starts when the services do; the commands before them
+# (imports, migrations) need a valid setting too.
+sim_epoch_given=${DUBAN_SIM_CLOCK_EPOCH:+1}
+start_sim_clock() {
+  if [[ -n ${DUBAN_SIM_CLOCK_START:-} && -z $sim_epoch_given ]]; then
+    DUBAN_SIM_CLOCK_EPOCH=$(date +%s.%N)
+    export DUBAN_SIM_CLOCK_EPOCH
+  fi
+}
+start_sim_clock
 
 pids=()
 # shellcheck disable=SC2317  # called from traps
 cleanup() {
-  trap - INT TERM EXIT
+  trap - EXIT
+  # Finish cleaning up whatever comes: a second Ctrl-C, the terminal closing, or whoever read
+  # our output (tee) being gone already.
+  trap '' INT TERM HUP PIPE
   say "stopping services"
+  rm -f "$RUN/up.ready"
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   # Stop the broker only if this run started it (tests or another stack may be using it).
   [[ $broker_was_running == 1 ]] || bash scripts/kafka.sh stop || true
+  [[ $jaeger_was_running == 1 ]] || bash scripts/jaeger.sh stop || true
   say "stopped"
 }
 trap 'cleanup; exit 130' INT
 trap 'cleanup; exit 143' TERM
+trap 'cleanup; exit 129' HUP
 trap cleanup EXIT
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for port in "$REGISTRY_PORT" "$PROGRESS_PORT" "$NOTIFIER_PORT" "$SMTP_PORT"; do
+for port in "$REGISTRY_PORT" "$PROGRESS_PORT" "$NOTIFIER_PORT" "$SMTP_PORT" "$SMS_PORT"; do
   port_free "$port" || die "port $port on 127.0.0.1 is in use (another 'make up'?); stop it or set DUBAN_*_PORT"
 done
 
@@ -76,6 +128,8 @@ start() { # name command...
 
 say "SMTP sink on 127.0.0.1:$SMTP_PORT (Maildir $RUN/mail)"
 start smtp python -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" -c aiosmtpd.handlers.Mailbox "$RUN/mail"
+say "SMS sink on http://127.0.0.1:$SMS_PORT/ (messages in $RUN/sms)"
+start sms duban-notifier sms-sink --port "$SMS_PORT" --dir "$RUN/sms" --token "$SMS_TOKEN"
 
 # A plan text changed since the last run is shown as a diff and applied only when confirmed.
 status=0
@@ -94,6 +148,7 @@ duban-notifier migrate | sed 's/^/up: /'
 demo_agency_id=$(python -c "import sys; from registry.agencies import agency_id_for; print(agency_id_for(sys.argv[1]))" "$DEMO_AGENCY")
 duban-notifier set-email --agency-id "$demo_agency_id" --email "$DEMO_MAIL" | grep -v 'database at head' | sed 's/^/up: /'
 
+start_sim_clock # again: simulated time starts now
 start registry duban-registry serve --port "$REGISTRY_PORT"
 start progress duban-progress serve --port "$PROGRESS_PORT"
 start notifier duban-notifier serve --port "$NOTIFIER_PORT"
@@ -138,6 +193,9 @@ for _ in $(seq 1 150); do # progress learns the work points from Kafka
   sleep 0.2
 done
 
+clock_line=''
+[[ -z ${DUBAN_SIM_CLOCK_START:-} ]] || clock_line="
+  clock     simulated: $DUBAN_SIM_CLOCK_START at ${DUBAN_SIM_CLOCK_RATE:-1}x since the services started"
 cat <<MSG
 
 Duban is running (Ctrl-C stops it):
@@ -146,12 +204,25 @@ Duban is running (Ctrl-C stops it):
   progress  http://127.0.0.1:$PROGRESS_PORT/docs   agency reports: POST /v1/events
   notifier  http://127.0.0.1:$NOTIFIER_PORT/docs   contacts and notification log (office tokens)
   Kafka     127.0.0.1:${DUBAN_KAFKA_PORT:-19092}
+  $jaeger_line
+  board     http://127.0.0.1:$PROGRESS_PORT/board
   SMTP sink 127.0.0.1:$SMTP_PORT, every message kept in $RUN/mail/new/
-  logs      $RUN/logs/
+  SMS sink  http://127.0.0.1:$SMS_PORT/ (every message kept in $RUN/sms/)
+  logs      $RUN/logs/$clock_line
 Demo agency $DEMO_AGENCY ($agency_id): API client in $RUN/demo/forestry.client, mail to $DEMO_MAIL
 Operator API client (contacts, notification log): $RUN/demo/operator.client
+Supervision board (督办看板): http://127.0.0.1:$PROGRESS_PORT/board
+  log in with client_id and client_secret of $RUN/demo/operator.client (the office: everything)
+  or of $RUN/demo/forestry.client ($DEMO_AGENCY: its own work points)
 
 MSG
+# For scripts that run on this stack (scripts/demo.sh): where it is and its clock.
+cat >"$RUN/up.ready" <<READY
+registry_url=http://127.0.0.1:$REGISTRY_PORT
+progress_url=http://127.0.0.1:$PROGRESS_PORT
+notifier_url=http://127.0.0.1:$NOTIFIER_PORT
+sim_clock_epoch=${DUBAN_SIM_CLOCK_EPOCH:-}
+READY
 
 # Exit (and clean up) as soon as any process dies.
 set +e

@@ -35,6 +35,8 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parents[1]
 PLAN_PATH = ROOT / "data" / "plans" / "zhaoqing-digital-2024.txt"
 TOPICS_FILE = ROOT / "deploy" / "kafka" / "topics.txt"
+# Tests read metrics from each service's /metrics; nothing is pushed to a collector.
+os.environ.setdefault("OTEL_METRICS_EXPORTER", "none")
 MIGRATIONS = {
     name: ROOT / "services" / name / name / "migrations"
     for name in ("registry", "progress", "notifier")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -23,6 +24,7 @@ from notifier.main import build as build_notifier
 from notifier.main import create_app as notifier_app
 from notifier.models import AgencyView
 from notifier.settings import NotifierSettings
+from opentelemetry.sdk.trace import TracerProvider
 from progress.main import ProgressService
 from progress.main import build as build_progress
 from progress.main import create_app as progress_app
@@ -224,6 +226,26 @@ async def stack(
     spans: Spans,
 ) -> AsyncIterator[Stack]:
     """Start registry, progress and notifier; import the plan; wait until progress has it."""
+    async with running_stack(kafka_bootstrap, topic_prefix, make_database, smtp, spans) as st:
+        yield st
+
+
+ProviderFactory = Callable[[str], TracerProvider]  # service name -> that service's provider
+
+
+@asynccontextmanager
+async def running_stack(
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    make_database: Callable[[str], str],
+    smtp: SmtpSink,
+    spans: Spans,
+    *,
+    tracer_provider: ProviderFactory | None = None,
+) -> AsyncIterator[Stack]:
+    """The `stack` fixture's system; `tracer_provider` makes each service's provider (by
+    default `spans.provider`: in memory only), e.g. one that also exports to a trace backend."""
+    provider = tracer_provider or spans.provider
     clock = ManualClock(START)
     common: dict[str, object] = {
         "kafka_bootstrap_servers": kafka_bootstrap,
@@ -234,7 +256,7 @@ async def stack(
     registry = build_registry(
         RegistrySettings(database_url=make_database("registry"), **common),  # type: ignore[arg-type]
         clock=clock,
-        tracer_provider=spans.provider("duban-registry"),
+        tracer_provider=provider("duban-registry"),
     )
     registry_asgi = registry_app(registry)
     link = RegistryLink(registry_asgi)
@@ -243,7 +265,7 @@ async def stack(
     progress = build_progress(
         ProgressSettings(database_url=make_database("progress"), run_sweeper=False, **common),  # type: ignore[arg-type]
         clock=clock,
-        tracer_provider=spans.provider("duban-progress"),
+        tracer_provider=provider("duban-progress"),
         jwks_http=jwks_http,
     )
     notifier = build_notifier(
@@ -256,7 +278,7 @@ async def stack(
             **common,  # type: ignore[arg-type]
         ),
         clock=clock,
-        tracer_provider=spans.provider("duban-notifier"),
+        tracer_provider=provider("duban-notifier"),
         jwks_http=jwks_http,
     )
     services = [registry, progress, notifier]

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Protocol
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -16,12 +16,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from duban_shared.api import install_error_handlers
 from duban_shared.auth import TokenVerifier
+from duban_shared.metrics import PROMETHEUS_CONTENT_TYPE, ServiceMetrics
 
 
 class Service(Protocol):
     """What a service's wiring offers its HTTP app."""
 
     tracer_provider: TracerProvider
+    metrics: ServiceMetrics
     sessions: async_sessionmaker[AsyncSession]
 
     @property
@@ -49,6 +51,13 @@ _health = APIRouter()
 async def healthz() -> dict[str, str]:
     """Liveness."""
     return {"status": "ok"}
+
+
+@_health.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    """This service's metrics for Prometheus to scrape (no other service's)."""
+    service_metrics: ServiceMetrics = request.app.state.service.metrics
+    return Response(await service_metrics.exposition(), media_type=PROMETHEUS_CONTENT_TYPE)
 
 
 class BodyLimit:
@@ -119,5 +128,10 @@ def service_app(
     app.include_router(_health)
     app.include_router(router)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
-    FastAPIInstrumentor.instrument_app(app, tracer_provider=service.tracer_provider)
+    FastAPIInstrumentor.instrument_app(
+        app,
+        tracer_provider=service.tracer_provider,
+        meter_provider=service.metrics.provider,
+        excluded_urls="/metrics",
+    )
     return app

@@ -27,6 +27,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from opentelemetry import trace
 
+from duban_shared import attributes as attr
 from duban_shared.api import ApiError
 from duban_shared.clock import Clock
 
@@ -477,10 +478,10 @@ async def current_principal(
         headers = _challenge("invalid_token") if exc.status == 401 else None
         raise ApiError(exc.status, exc.code, exc.message, headers=headers) from None
     span = trace.get_current_span()
-    span.set_attribute("duban.client.id", principal.client_id)
-    span.set_attribute("duban.client.role", principal.role)
+    span.set_attribute(attr.CLIENT_ID, principal.client_id)
+    span.set_attribute(attr.CLIENT_ROLE, principal.role)
     if principal.agency_id is not None:
-        span.set_attribute("duban.agency.id", str(principal.agency_id))
+        span.set_attribute(attr.AGENCY_ID, str(principal.agency_id))
     return principal
 
 

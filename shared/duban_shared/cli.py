@@ -43,12 +43,16 @@ def add_migrate(
 def add_serve(
     sub: argparse._SubParsersAction[argparse.ArgumentParser], app_factory: str, port: int
 ) -> None:
-    """Add `serve`: run the service's app factory under uvicorn."""
+    """Add `serve`: run the service's app factory under uvicorn, logging as duban_shared.logs
+    configures it (DUBAN_LOG_FORMAT)."""
 
     def run(args: argparse.Namespace) -> int:
         import uvicorn
 
-        uvicorn.run(app_factory, factory=True, host=args.host, port=args.port)
+        from duban_shared.logs import configure_logging, uvicorn_options
+
+        configure_logging("duban-" + app_factory.partition(".")[0])
+        uvicorn.run(app_factory, factory=True, host=args.host, port=args.port, **uvicorn_options())
         return 0
 
     parser = sub.add_parser("serve", help="run the HTTP API and background work")

@@ -10,13 +10,18 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.structs import RecordMetadata
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, SpanKind, Tracer
+
+from duban_shared import attributes as attr
+
+if TYPE_CHECKING:
+    from duban_shared.metrics import LagTracker
 
 log = logging.getLogger(__name__)
 
@@ -74,13 +79,13 @@ def extract_context(headers: Sequence[tuple[str, bytes]] | None) -> otel_context
 
 def _messaging_attributes(topic: str, key: bytes | None, operation: str) -> dict[str, Any]:
     attrs: dict[str, Any] = {
-        "messaging.system": "kafka",
-        "messaging.destination.name": topic,
-        "messaging.operation.type": operation,
-        "messaging.operation.name": operation,
+        attr.MESSAGING_SYSTEM: attr.MESSAGING_SYSTEM_KAFKA,
+        attr.MESSAGING_DESTINATION_NAME: topic,
+        attr.MESSAGING_OPERATION_TYPE: operation,
+        attr.MESSAGING_OPERATION_NAME: operation,
     }
     if key is not None:
-        attrs["messaging.kafka.message.key"] = key.decode("utf-8", "replace")
+        attrs[attr.MESSAGING_KAFKA_MESSAGE_KEY] = key.decode("utf-8", "replace")
     return attrs
 
 
@@ -106,8 +111,8 @@ async def send_traced(
         meta: RecordMetadata = await producer.send_and_wait(
             topic, value=value, key=key_bytes, headers=headers
         )
-        span.set_attribute("messaging.destination.partition.id", str(meta.partition))
-        span.set_attribute("messaging.kafka.offset", meta.offset)
+        span.set_attribute(attr.MESSAGING_DESTINATION_PARTITION_ID, str(meta.partition))
+        span.set_attribute(attr.MESSAGING_KAFKA_OFFSET, meta.offset)
         return meta
 
 
@@ -115,8 +120,8 @@ async def send_traced(
 def process_span(tracer: Tracer, record: ConsumerRecord[bytes, bytes]) -> Iterator[Span]:
     """Run the handling of one record inside a CONSUMER span continued from its headers."""
     attrs = _messaging_attributes(record.topic, record.key, "process")
-    attrs["messaging.destination.partition.id"] = str(record.partition)
-    attrs["messaging.kafka.offset"] = record.offset
+    attrs[attr.MESSAGING_DESTINATION_PARTITION_ID] = str(record.partition)
+    attrs[attr.MESSAGING_KAFKA_OFFSET] = record.offset
     parent = extract_context(record.headers)
     with tracer.start_as_current_span(
         f"process {record.topic}", context=parent, kind=SpanKind.CONSUMER, attributes=attrs
@@ -135,6 +140,7 @@ async def run_batch_consumer(
     name: str,
     retry_seconds: float = 1.0,
     poll_timeout_ms: int = 200,
+    lag: LagTracker | None = None,
 ) -> None:
     """Poll batches, hand each to the handler, and commit offsets only after it returned.
 
@@ -143,21 +149,31 @@ async def run_batch_consumer(
     3. Commit the consumed offsets. If the handler raised, rewind every partition of the batch
        to its first record and try again after a pause: nothing is skipped, and the inbox makes
        the redelivery harmless.
+
+    `lag` (duban_shared.metrics) is updated after every poll and every commit.
     """
-    while not stop.is_set():
-        batches = await consumer.getmany(timeout_ms=poll_timeout_ms)
-        records = [r for part in batches.values() for r in part]
-        if not records:
-            continue
-        try:
-            await handle_batch(records)
-        except Exception:
-            log.exception("%s: batch of %d failed; rewinding and retrying", name, len(records))
-            for tp, part in batches.items():
-                consumer.seek(TopicPartition(tp.topic, tp.partition), part[0].offset)
-            await _sleep_unless_stopped(stop, retry_seconds)
-            continue
-        await consumer.commit()
+    try:
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=poll_timeout_ms)
+            records = [r for part in batches.values() for r in part]
+            if lag is not None:
+                await lag.update(consumer, {tp: part[0].offset for tp, part in batches.items()})
+            if not records:
+                continue
+            try:
+                await handle_batch(records)
+            except Exception:
+                log.exception("%s: batch of %d failed; rewinding and retrying", name, len(records))
+                for tp, part in batches.items():
+                    consumer.seek(TopicPartition(tp.topic, tp.partition), part[0].offset)
+                await _sleep_unless_stopped(stop, retry_seconds)
+                continue
+            await consumer.commit()
+            if lag is not None:
+                await lag.update(consumer)
+    finally:
+        if lag is not None:
+            lag.clear()
 
 
 async def _sleep_unless_stopped(stop: asyncio.Event, seconds: float) -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from duban_shared.clock import Clock, ScaledClock, SystemClock
 
 
 class ServiceSettings(BaseSettings):
@@ -78,6 +81,72 @@ class ServiceSettings(BaseSettings):
     )
     database_url: str = "sqlite+aiosqlite:///.run/duban.db"
     outbox_poll_seconds: float = 1.0
+    sim_clock_start: datetime | None = Field(
+        default=None,
+        description="Run domain time on a simulated clock from this aware moment (demos); "
+        "unset: the wall clock.",
+        validation_alias=AliasChoices("sim_clock_start", "DUBAN_SIM_CLOCK_START"),
+    )
+    sim_clock_rate: float = Field(
+        default=1.0,
+        gt=0,
+        description="Simulated seconds per real second.",
+        validation_alias=AliasChoices("sim_clock_rate", "DUBAN_SIM_CLOCK_RATE"),
+    )
+    sim_clock_epoch: float | None = Field(
+        default=None,
+        gt=0,
+        description="The wall moment (unix seconds) the simulated clock shows its start; the "
+        "same for every process of a stack, so they agree on the time.",
+        validation_alias=AliasChoices("sim_clock_epoch", "DUBAN_SIM_CLOCK_EPOCH"),
+    )
+    sim_clock_end: datetime | None = Field(
+        default=None,
+        description="The simulated clock stops at this aware moment (optional).",
+        validation_alias=AliasChoices("sim_clock_end", "DUBAN_SIM_CLOCK_END"),
+    )
+
+    def domain_clock(self, wall: Clock | None = None) -> Clock:
+        """The clock of domain time: a ScaledClock when DUBAN_SIM_CLOCK_* is set, else `wall`."""
+        wall = wall or SystemClock()
+        if self.sim_clock_start is None or self.sim_clock_epoch is None:
+            return wall
+        return ScaledClock(
+            self.sim_clock_start,
+            self.sim_clock_rate,
+            datetime.fromtimestamp(self.sim_clock_epoch, UTC),
+            wall=wall,
+            end=self.sim_clock_end,
+        )
+
+    @model_validator(mode="after")
+    def _complete_sim_clock(self) -> ServiceSettings:
+        start, end = self.sim_clock_start, self.sim_clock_end
+        if start is not None and start.tzinfo is None:
+            raise ValueError(
+                "DUBAN_SIM_CLOCK_START needs a time zone, e.g. 2024-01-02T08:30:00+08:00"
+            )
+        if end is not None and end.tzinfo is None:
+            raise ValueError(
+                "DUBAN_SIM_CLOCK_END needs a time zone, e.g. 2024-12-31T18:00:00+08:00"
+            )
+        if start is None and (
+            self.sim_clock_epoch is not None or end is not None or self.sim_clock_rate != 1.0
+        ):
+            raise ValueError(
+                "DUBAN_SIM_CLOCK_RATE, _EPOCH and _END need DUBAN_SIM_CLOCK_START (the simulated "
+                "moment the clock starts from)"
+            )
+        if start is not None and self.sim_clock_epoch is None:
+            raise ValueError(
+                "DUBAN_SIM_CLOCK_START needs DUBAN_SIM_CLOCK_EPOCH: the wall moment in unix "
+                "seconds (date +%s) it corresponds to, the same for every process"
+            )
+        if start is not None and end is not None and end <= start:
+            raise ValueError("DUBAN_SIM_CLOCK_END must come after DUBAN_SIM_CLOCK_START")
+        if self.environment == "production" and start is not None:
+            raise ValueError("DUBAN_SIM_CLOCK_* is for demos; production runs on the wall clock")
+        return self
 
     @model_validator(mode="after")
     def _no_embedded_database_in_production(self) -> ServiceSettings:

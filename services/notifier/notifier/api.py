@@ -40,18 +40,44 @@ class EmailContacts(BaseModel):
 
 
 class NotificationOut(BaseModel):
-    """One entry of the notification log (addresses are shown to the office only)."""
+    """One entry of the notification log (addresses are shown to the office only).
+
+    The entry answers an operator's "why did this agency get (or not get) this message?":
+    `status` (pending, held for quiet hours, sending, sent, failed, superseded when the stall
+    recovered first, no_contact), `next_attempt_at` when it waits, `last_error` when a channel
+    refused it, and `trace_id`, the trace that planned it (the stall transition or escalation
+    step), to open in the trace viewer or on the board's `/board/traces/{trace_id}`.
+    """
 
     id: int
+    alert_id: uuid.UUID | None
     work_point_id: str
     agency_id: uuid.UUID
     channel: str
     recipient: str
+    role: str
+    event: str
+    step: str
     status: str
     attempts: int
     last_error: str | None
     created_at: datetime
+    next_attempt_at: datetime | None
     sent_at: datetime | None
+    trace_id: str | None = Field(
+        description="The trace of the transition or escalation step that planned the message "
+        "(W3C trace id, 32 hex), from the traceparent the entry kept."
+    )
+
+
+def _notification_out(row: NotificationLog) -> NotificationOut:
+    parts = (row.traceparent or "").split("-")
+    return NotificationOut.model_validate(
+        {
+            **row.model_dump(),
+            "trace_id": parts[1] if len(parts) == 4 else None,
+        }
+    )
 
 
 @router.put("/v1/agencies/{agency_id}/contacts/email")
@@ -92,13 +118,16 @@ async def notifications(
     session: SessionDep,
     _office: OfficeDep,
     work_point_id: Annotated[str | None, Query()] = None,
+    alert_id: Annotated[uuid.UUID | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[NotificationOut]:
-    """List the newest notification log entries, optionally for one work point."""
-    query = select(NotificationLog).order_by(col(NotificationLog.id).desc()).limit(limit)
+    """List the newest notification log entries, optionally for one work point or alert."""
+    query = (
+        select(NotificationLog).order_by(col(NotificationLog.id).desc()).limit(limit).offset(offset)
+    )
     if work_point_id:
         query = query.where(NotificationLog.work_point_id == work_point_id)
-    return [
-        NotificationOut.model_validate(r, from_attributes=True)
-        for r in (await session.exec(query)).all()
-    ]
+    if alert_id:
+        query = query.where(NotificationLog.alert_id == alert_id)
+    return [_notification_out(r) for r in (await session.exec(query)).all()]

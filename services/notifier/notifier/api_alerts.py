@@ -14,14 +14,15 @@ from typing import Literal
 from duban_shared.api import ApiError, Limit, Offset, Page
 from duban_shared.app import SessionDep
 from duban_shared.auth import PrincipalDep, require_agency_access
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
-from notifier.alerts import AckRefused, ack_code, acknowledge, use_code
+from notifier.alerts import RESOLVED, AckRefused, ack_code, acknowledge, use_code
 from notifier.messages import chinese_number
-from notifier.models import Alert
+from notifier.models import Alert, NotificationLog
 
 router = APIRouter(tags=["alerts"])
 
@@ -43,9 +44,14 @@ class AlertOut(BaseModel):
     resolved_at: datetime | None
     resolution: str | None
     lead_agencies: list[str]
+    trace_id: str | None = Field(
+        default=None,
+        description="The trace of the stall transition that fired it (W3C trace id, 32 hex), "
+        "from the traceparent its first planned delivery kept; null when none was planned.",
+    )
 
 
-def _out(alert: Alert) -> AlertOut:
+def _out(alert: Alert, trace_id: str | None = None) -> AlertOut:
     return AlertOut(
         id=alert.id,
         episode_id=alert.episode_id,
@@ -61,7 +67,28 @@ def _out(alert: Alert) -> AlertOut:
         resolved_at=alert.resolved_at,
         resolution=alert.resolution,
         lead_agencies=[a["name"] for a in alert.lead_agencies],
+        trace_id=trace_id,
     )
+
+
+async def _trace_ids(session: AsyncSession, alert_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The trace id of each alert: that of its first planned delivery's traceparent."""
+    if not alert_ids:
+        return {}
+    rows = await session.exec(
+        select(NotificationLog.alert_id, NotificationLog.traceparent)
+        .where(
+            col(NotificationLog.alert_id).in_(alert_ids),
+            col(NotificationLog.traceparent).is_not(None),
+        )
+        .order_by(col(NotificationLog.id))
+    )
+    found: dict[uuid.UUID, str] = {}
+    for alert_id, traceparent in rows.all():
+        parts = (traceparent or "").split("-")
+        if alert_id is not None and alert_id not in found and len(parts) == 4:
+            found[alert_id] = parts[1]
+    return found
 
 
 def _refused(exc: AckRefused) -> ApiError:
@@ -72,22 +99,28 @@ def _refused(exc: AckRefused) -> ApiError:
 async def list_alerts(
     session: SessionDep,
     principal: PrincipalDep,
-    state: Literal["firing", "acknowledged", "resolved"] | None = None,
+    state: Literal["firing", "acknowledged", "resolved", "open"] | None = Query(
+        default=None, description="open: firing or acknowledged"
+    ),
     work_point_id: str | None = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> Page[AlertOut]:
     """Alerts, newest first: the office sees all, an agency those it was alerted about."""
     query = select(Alert)
-    if state is not None:
+    if state == "open":
+        query = query.where(col(Alert.state) != RESOLVED)
+    elif state is not None:
         query = query.where(Alert.state == state)
     if work_point_id is not None:
         query = query.where(Alert.work_point_id == work_point_id)
     rows = list((await session.exec(query.order_by(col(Alert.fired_at).desc()))).all())
     if not principal.is_office():
         rows = [a for a in rows if principal.agency_id in a.agency_ids()]
+    page = rows[offset : offset + limit]
+    traces = await _trace_ids(session, [a.id for a in page])
     return Page(
-        items=[_out(a) for a in rows[offset : offset + limit]],
+        items=[_out(a, traces.get(a.id)) for a in page],
         total=len(rows),
         limit=limit,
         offset=offset,

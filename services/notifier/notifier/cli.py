@@ -1,4 +1,4 @@
-"""duban-notifier command line: migrate, set-email, serve."""
+"""duban-notifier command line: migrate, set-email, serve, sms-sink."""
 
 from __future__ import annotations
 
@@ -38,6 +38,14 @@ def cmd_set_email(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sms_sink(args: argparse.Namespace) -> int:
+    """Run a local SMS gateway that keeps every message (for demos and `make up`)."""
+    from notifier.sms_sink import serve
+
+    serve(Path(args.dir), args.token, args.host, args.port)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `duban-notifier`."""
     parser = argparse.ArgumentParser(prog="duban-notifier", description=__doc__)
@@ -48,6 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--email", required=True, action="append", help="repeat for several")
     p.set_defaults(func=cmd_set_email)
     add_serve(sub, "notifier.main:create_app", 8003)
+    p = sub.add_parser("sms-sink", help="run a local SMS gateway (http_sms) that keeps messages")
+    p.add_argument("--dir", required=True, help="folder the messages are kept in (JSON files)")
+    p.add_argument("--token", required=True, help="bearer token the channel must send")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=1026)
+    p.set_defaults(func=cmd_sms_sink)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

@@ -15,16 +15,20 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
 from aiokafka import ConsumerRecord
+from duban_shared import attributes as attr
 from duban_shared.clock import Clock
 from duban_shared.events import StallTransition, StallTransitionKind
 from duban_shared.inbox import first_delivery
 from duban_shared.kafka import process_span
+from duban_shared.metrics import ServiceMetrics
 from duban_shared.workdays import WorkingCalendar
+from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode, Tracer
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -32,7 +36,13 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from notifier.alerts import apply_transition
-from notifier.delivery import Recipient, plan, recipients, supersede_pending
+from notifier.delivery import (
+    Recipient,
+    count_notifications,
+    plan,
+    recipients,
+    supersede_pending,
+)
 from notifier.escalation import advance
 from notifier.models import Alert, Inbox, NotificationLog
 from notifier.policy import PolicySet
@@ -50,6 +60,7 @@ class StallConsumer:
     tracer: Tracer
     clock: Clock
     wake_dispatcher: Callable[[], None] = lambda: None
+    metrics: ServiceMetrics | None = None
 
     async def handle_batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
         """Handle records in order, each in its own transaction."""
@@ -63,27 +74,36 @@ class StallConsumer:
                         "unreadable stall transition %s:%s skipped", record.partition, record.offset
                     )
                     continue
-                span.set_attribute("duban.work_point.id", transition.work_point_id)
+                span.set_attribute(attr.WORK_POINT_ID, transition.work_point_id)
+                span.set_attribute(attr.PLAN_SLUG, transition.work_point_id.rpartition("/")[0])
                 if transition.reason is not None:
-                    span.set_attribute("duban.stall.reason", transition.reason.value)
-                span.set_attribute("duban.stall.transition", transition.kind.value)
-                span.set_attribute("duban.stall.level", transition.level.value)
+                    span.set_attribute(attr.STALL_REASON, transition.reason.value)
+                span.set_attribute(attr.STALL_TRANSITION, transition.kind.value)
+                span.set_attribute(attr.STALL_LEVEL, transition.level.value)
                 await self.handle(transition, record.topic)
 
     async def handle(self, transition: StallTransition, topic: str) -> None:
         """Apply one transition (steps 1-4 above)."""
         now = self.clock.now()
+        dropped: Counter[str] = Counter()
         async with self.sessions() as session, session.begin():
             if await session.get(Inbox, transition.event_id) is not None:
                 return
             alert = await apply_transition(session, transition, now)
             if alert is not None:
-                await self._plan(session, alert, transition)
+                trace.get_current_span().set_attribute(attr.ALERT_ID, str(alert.id))
+                dropped = await self._plan(session, alert, transition)
             await first_delivery(session, Inbox, transition.event_id, topic, now)
+        for channel, n in dropped.items():
+            count_notifications(self.metrics, channel, "dropped", n)
         self.wake_dispatcher()
 
-    async def _plan(self, session: AsyncSession, alert: Alert, transition: StallTransition) -> None:
+    async def _plan(
+        self, session: AsyncSession, alert: Alert, transition: StallTransition
+    ) -> Counter[str]:
+        """Plan the transition's deliveries; return the deliveries dropped, per channel."""
         now = self.clock.now()
+        dropped: Counter[str] = Counter()
         kind = transition.kind
         if kind == StallTransitionKind.OPENED:
             await advance(session, alert, self.policies, now, self.calendar)
@@ -100,7 +120,7 @@ class StallConsumer:
             await advance(session, alert, self.policies, now, self.calendar)
         else:
             closed = kind == StallTransitionKind.CLOSED
-            await supersede_pending(session, alert, whole_work_point=closed)
+            dropped = await supersede_pending(session, alert, whole_work_point=closed)
             await plan(
                 session,
                 alert,
@@ -112,6 +132,7 @@ class StallConsumer:
             )
             alert.next_step_at = None
             session.add(alert)
+        return dropped
 
     def _group_wait(self, alert: Alert) -> timedelta:
         return timedelta(minutes=self.policies.for_plan(alert.plan_slug or "").group_window_minutes)

@@ -27,14 +27,16 @@ import asyncio
 import logging
 import random
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from duban_shared.clock import Clock
+from duban_shared import attributes as attr
+from duban_shared.clock import Clock, domain_span
 from duban_shared.events import Level, StallReason
 from duban_shared.kafka import current_traceparent, link_to
+from duban_shared.metrics import ServiceMetrics
 from duban_shared.ratelimit import RateLimiter
 from duban_shared.runtime import run_periodically
 from duban_shared.workdays import WorkingCalendar
@@ -178,9 +180,9 @@ async def _first_contact(
 
 async def supersede_pending(
     session: AsyncSession, alert: Alert, *, whole_work_point: bool = False
-) -> None:
+) -> Counter[str]:
     """Drop deliveries not yet sent about the alert (or every alert of its work point, for a
-    closure): after recovery they would only mislead."""
+    closure): after recovery they would only mislead. Return how many per channel."""
     scope = (
         NotificationLog.work_point_id == alert.work_point_id
         if whole_work_point
@@ -193,9 +195,20 @@ async def supersede_pending(
             col(NotificationLog.event).not_in(["recovered", "closed"]),
         )
     )
+    dropped: Counter[str] = Counter()
     for row in rows.all():
         row.status = SUPERSEDED
         session.add(row)
+        dropped[row.channel] += 1
+    return dropped
+
+
+def count_notifications(
+    metrics: ServiceMetrics | None, channel: str, outcome: str, n: int = 1
+) -> None:
+    """Add to `duban.notifications` (outcome: sent, failed, retried, dropped)."""
+    if metrics is not None and n:
+        metrics.notifications.add(n, {attr.NOTIFICATION_CHANNEL: channel, attr.OUTCOME: outcome})
 
 
 @dataclass(frozen=True)
@@ -241,8 +254,10 @@ class Dispatcher:
         recipient_limiter: RateLimiter | None = None,
         rng: random.Random | None = None,
         max_sms_segments: int = 2,
+        metrics: ServiceMetrics | None = None,
     ) -> None:
         self._sessions = sessions
+        self._metrics = metrics
         self._channels = channels
         self._policies = policies
         self._calendar = calendar
@@ -312,8 +327,10 @@ class Dispatcher:
                         row.status = HELD if wait_until[1] else PENDING
                         row.next_attempt_at = wait_until[0]
                     else:
-                        row.status, row.lease_until = SENDING, now + self._lease
-                        row.next_attempt_at = now + self._lease  # due again if we die
+                        # The lease is real seconds, stored on the domain clock's scale.
+                        lease_until = now + domain_span(self._clock, self._lease)
+                        row.status, row.lease_until = SENDING, lease_until
+                        row.next_attempt_at = lease_until  # due again if we die
                         row.attempts += 1
                     session.add(row)
                 if wait_until is None:
@@ -336,7 +353,7 @@ class Dispatcher:
         if self._limiter is not None:
             seconds = self._limiter.acquire(f"{channel}:{recipient}")
             if seconds:
-                return now + timedelta(seconds=seconds), False
+                return now + domain_span(self._clock, timedelta(seconds=seconds)), False
         return None
 
     def _policy(self, alerts: Sequence[Alert]) -> EscalationPolicy:
@@ -364,10 +381,12 @@ class Dispatcher:
             kind=SpanKind.CLIENT,
             links=links,
             attributes={
-                "duban.agency.id": str(first.agency_id),
-                "duban.notification.channel": group.channel,
-                "duban.notification.recipient": mask(group.channel, group.recipient),
-                "duban.notification.rows": len(group.rows),
+                attr.AGENCY_ID: str(first.agency_id),
+                attr.ALERT_ID: str(first.alert_id) if first.alert_id else "",
+                attr.WORK_POINT_ID: first.work_point_id,
+                attr.NOTIFICATION_CHANNEL: group.channel,
+                attr.NOTIFICATION_RECIPIENT: mask(group.channel, group.recipient),
+                attr.NOTIFICATION_ROWS: len(group.rows),
             },
         ) as span:
             try:
@@ -382,6 +401,13 @@ class Dispatcher:
                 span.set_status(Status(StatusCode.ERROR, exc.code.value))
                 await self._failed(group, exc)
                 return False
+            log.info(
+                "message sent to %s over %s (%d deliveries)",
+                mask(group.channel, group.recipient),
+                group.channel,
+                len(group.rows),
+                extra={"channel": group.channel, "alert_id": str(first.alert_id or "")},
+            )
         now = self._clock.now()
         async with self._sessions() as session, session.begin():
             for row in group.rows:
@@ -393,7 +419,19 @@ class Dispatcher:
                 stored.provider_id = receipt.provider_id
                 stored.message_ref = message.reference
                 session.add(stored)
+        self._count_sent(group, now)
         return True
+
+    def _count_sent(self, group: _Group, now: datetime) -> None:
+        """One message sent; each planned delivery it carried took its own time."""
+        count_notifications(self._metrics, group.channel, SENT)
+        if self._metrics is None:
+            return
+        for row in group.rows:
+            self._metrics.notification_delivery_duration.record(
+                max((now - row.created_at).total_seconds(), 0.0),
+                {attr.NOTIFICATION_CHANNEL: group.channel},
+            )
 
     async def _message(
         self,
@@ -442,6 +480,7 @@ class Dispatcher:
             max(r.attempts for r in group.rows),
             "; falling back" if give_up else "; will retry",
         )
+        count_notifications(self._metrics, group.channel, FAILED if give_up else "retried")
         async with self._sessions() as session, session.begin():
             if give_up and error.code in ADDRESS_ERRORS and group.rows[0].contact_id is not None:
                 contact = await session.get(Contact, group.rows[0].contact_id)
@@ -460,7 +499,8 @@ class Dispatcher:
                     wait = self._backoff.delay(stored.attempts, self._rng)
                     if error.retry_after:
                         wait = max(wait, timedelta(seconds=error.retry_after))
-                    stored.status, stored.next_attempt_at = PENDING, now + wait
+                    stored.status = PENDING
+                    stored.next_attempt_at = now + domain_span(self._clock, wait)
                     session.add(stored)
                     continue
                 stored.status, stored.next_attempt_at = FAILED, None

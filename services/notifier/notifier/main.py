@@ -13,9 +13,10 @@ from duban_shared.auth import JwksVerifier, jwks_verifier
 from duban_shared.clock import Clock, SystemClock
 from duban_shared.db import create_engine, is_sqlite, session_factory
 from duban_shared.kafka import make_consumer, run_batch_consumer
+from duban_shared.metrics import ServiceMetrics, create_service_metrics
 from duban_shared.ratelimit import RateLimiter
 from duban_shared.runtime import Background
-from duban_shared.telemetry import create_tracer_provider
+from duban_shared.telemetry import create_tracer_provider, instrument_engine
 from duban_shared.workdays import WorkingCalendar
 from fastapi import FastAPI
 from opentelemetry.sdk.trace import TracerProvider
@@ -45,7 +46,8 @@ class NotifierService:
     """Everything the notifier runs, built once and closed once."""
 
     settings: NotifierSettings
-    clock: Clock
+    clock: Clock  # domain time: alerts, escalation, quiet hours; may be simulated
+    wall_clock: Clock  # real seconds: token checks, JWKS cache, rate limits, provider answers
     tracer_provider: TracerProvider
     tracer: Tracer
     engine: AsyncEngine
@@ -57,6 +59,7 @@ class NotifierService:
     channels: dict[str, Channel]
     verifier: JwksVerifier
     ack_links: AckLinks
+    metrics: ServiceMetrics
     owned_http: httpx.AsyncClient | None = None  # the JWKS client, when build() made it
     background: Background = field(default_factory=Background)
     _kafka_consumers: list[AIOKafkaConsumer] = field(default_factory=list)
@@ -65,12 +68,12 @@ class NotifierService:
         """Fetch the registry's keys (best effort), then consume stall transitions and agencies."""
         await self.verifier.prefetch()
         prefix, bootstrap = self.settings.topic_prefix, self.settings.kafka_bootstrap_servers
-        stalls = make_consumer(
-            bootstrap, f"{prefix}{SERVICE}.stalls", prefix + topics.STALLS, client_id=SERVICE
-        )
+        stalls_group, agencies_group = f"{prefix}{SERVICE}.stalls", f"{prefix}{SERVICE}.agencies"
+        stalls = make_consumer(bootstrap, stalls_group, prefix + topics.STALLS, client_id=SERVICE)
         agencies = make_consumer(
-            bootstrap, f"{prefix}{SERVICE}.agencies", prefix + topics.AGENCIES, client_id=SERVICE
+            bootstrap, agencies_group, prefix + topics.AGENCIES, client_id=SERVICE
         )
+        lag = self.metrics.consumer_lag
         for consumer in (stalls, agencies):
             await consumer.start()
             self._kafka_consumers.append(consumer)
@@ -83,11 +86,18 @@ class NotifierService:
                 stop,
                 name="stalls",
                 retry_seconds=self.settings.retry_seconds,
+                lag=lag.tracker(stalls_group),
             ),
         )
         self.background.spawn(
             "notifier-agencies",
-            run_batch_consumer(agencies, self.agency_consumer.handle_batch, stop, name="agencies"),
+            run_batch_consumer(
+                agencies,
+                self.agency_consumer.handle_batch,
+                stop,
+                name="agencies",
+                lag=lag.tracker(agencies_group),
+            ),
         )
         if self.settings.run_loops:
             self.background.spawn(
@@ -116,25 +126,32 @@ class NotifierService:
         if self.owned_http is not None:
             await self.owned_http.aclose()
         await self.engine.dispose()
+        self.metrics.shutdown()
 
 
 def build(
     settings: NotifierSettings,
     *,
     clock: Clock | None = None,
+    wall_clock: Clock | None = None,
     tracer_provider: TracerProvider | None = None,
     jwks_http: httpx.AsyncClient | None = None,
 ) -> NotifierService:
     """Wire the notifier from its settings; nothing connects until start().
 
     `jwks_http` fetches the registry's JWKS (tests route it to the registry app); by default
-    build() makes a client of its own, closed with the service.
+    build() makes a client of its own, closed with the service. `clock` tells domain time,
+    `wall_clock` real time (docs/architecture.md, Clocks); a test that injects only `clock`
+    moves both.
     """
-    clock = clock or SystemClock()
+    wall_clock = wall_clock or clock or SystemClock()
+    clock = clock or settings.domain_clock(wall_clock)
     provider = tracer_provider or create_tracer_provider(SERVICE)
     tracer = provider.get_tracer("duban.notifier")
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
+    metrics = create_service_metrics(SERVICE)
+    instrument_engine(engine, provider, metrics.provider)
     ack_links = AckLinks(
         settings.ack_secret.get_secret_value(),
         settings.public_url,
@@ -143,7 +160,7 @@ def build(
     policies = load_policies(settings.escalation_dir)
     calendar = WorkingCalendar.from_folder(settings.calendar_dir)
     channels: dict[str, Channel] = {"email": EmailChannel(SmtpMailer(settings))}
-    configured = build_channels(settings.channels, clock=clock)
+    configured = build_channels(settings.channels, clock=wall_clock)
     sms = next((configured[n] for n in SMS_PREFERENCE if n in configured), None)
     if sms is not None:
         channels["sms"] = sms
@@ -165,18 +182,22 @@ def build(
             max_attempts=settings.max_attempts,
         ),
         recipient_limiter=RateLimiter(
-            clock, settings.per_recipient_per_hour / 3600, settings.per_recipient_burst
+            wall_clock, settings.per_recipient_per_hour / 3600, settings.per_recipient_burst
         ),
         max_sms_segments=settings.max_sms_segments,
+        metrics=metrics,
     )
     escalator = Escalator(sessions, policies, calendar, clock, tracer, skip_locked=skip_locked)
-    consumer = StallConsumer(sessions, policies, calendar, tracer, clock, dispatcher.wake)
+    consumer = StallConsumer(
+        sessions, policies, calendar, tracer, clock, dispatcher.wake, metrics=metrics
+    )
     owned_http = None
     if jwks_http is None:
         jwks_http = owned_http = httpx.AsyncClient(timeout=settings.auth_jwks_timeout_seconds)
     return NotifierService(
         settings,
         clock,
+        wall_clock,
         provider,
         tracer,
         engine,
@@ -186,8 +207,9 @@ def build(
         dispatcher,
         escalator,
         channels,
-        verifier=jwks_verifier(settings, clock, jwks_http),
+        verifier=jwks_verifier(settings, wall_clock, jwks_http),
         ack_links=ack_links,
+        metrics=metrics,
         owned_http=owned_http,
     )
 

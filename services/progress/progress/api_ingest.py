@@ -12,16 +12,19 @@ import asyncio
 import hashlib
 import json
 import uuid
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from aiokafka.errors import KafkaError
 from aiokafka.structs import RecordMetadata
+from duban_shared import attributes as attr
 from duban_shared import topics
 from duban_shared.api import ApiError
 from duban_shared.app import SessionDep
 from duban_shared.auth import PrincipalDep
+from duban_shared.clock import domain_span
 from duban_shared.events import (
     EvidenceUrl,
     MetricName,
@@ -32,7 +35,9 @@ from duban_shared.events import (
 )
 from duban_shared.kafka import link_to, send_traced
 from duban_shared.ratelimit import retry_after_header
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from opentelemetry import trace
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.exc import IntegrityError
@@ -41,7 +46,41 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from progress.checks import ReportProblem, check_report
 from progress.models import IngestedEvent, WorkPointView
 
-router = APIRouter(tags=["ingestion"])
+ACCEPTED, REPLAYED, REJECTED = "accepted", "replayed", "rejected"
+
+
+def _count(request: Request, outcome: str, error: str | None = None, n: int = 1) -> None:
+    """Add to `duban.ingest.events` (outcome, and error.type for a rejection)."""
+    attributes = {attr.OUTCOME: outcome}
+    if error is not None:
+        attributes[attr.ERROR_TYPE] = error
+    request.app.state.service.metrics.ingest_events.add(n, attributes)
+
+
+class _CountedRoute(APIRoute):
+    """Counts a request refused as a whole (token, body, rate limit...) as one rejected event.
+
+    What the handler itself judges (each report of a batch, accepted or replayed reports) it
+    counts itself.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def counted(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except ApiError as exc:
+                _count(request, REJECTED, exc.code)
+                raise
+            except RequestValidationError:
+                _count(request, REJECTED, "invalid_request")
+                raise
+
+        return counted
+
+
+router = APIRouter(tags=["ingestion"], route_class=_CountedRoute)
 
 
 EXAMPLE: dict[str, Any] = {
@@ -166,10 +205,12 @@ async def post_event(
     service = request.app.state.service
     ready = await _check(session, service, report, agency_id)
     if isinstance(ready, Accepted):
+        _count(request, REPLAYED)
         return ready  # a replay: the same answer, nothing produced again
     await session.commit()  # hand the connection back while the broker answers
     meta = await _produce(service, ready)
     [answer] = await _record(session, [(ready, meta)], service.clock.now())
+    _count(request, ACCEPTED)
     return answer
 
 
@@ -210,6 +251,7 @@ async def post_events_batch(
         )
     _take_tokens(request, principal.client_id, len(items))
     results: list[BatchItemOut | None] = [None] * len(items)
+    replays: set[int] = set()  # answered with an earlier answer: nothing produced again
     ready: dict[int, _Ready] = {}
     first_index: dict[uuid.UUID, int] = {}
     for index, item in enumerate(items):
@@ -225,6 +267,7 @@ async def post_events_batch(
             continue
         if isinstance(checked, Accepted):
             results[index] = _accepted(index, checked)
+            replays.add(index)
         elif report.event_id in first_index:
             earlier = ready[first_index[report.event_id]]
             if earlier.digest != checked.digest:
@@ -236,6 +279,8 @@ async def post_events_batch(
                     f"event_id {report.event_id} is used by another report of this batch; give "
                     "each report its own event_id.",
                 )
+            else:
+                replays.add(index)
         else:
             first_index[report.event_id] = index
             ready[index] = checked
@@ -266,6 +311,11 @@ async def post_events_batch(
             elif first is not None:  # the first one could not be produced: the same error
                 results[index] = first.model_copy(update={"index": index})
     final = [r for r in results if r is not None]
+    for r in final:
+        if r.status == "rejected":
+            _count(request, REJECTED, r.error.code if r.error else None)
+        else:
+            _count(request, REPLAYED if r.index in replays else ACCEPTED)
     accepted = sum(1 for r in final if r.status == "accepted")
     return BatchOut(accepted=accepted, rejected=len(final) - accepted, results=final)
 
@@ -310,7 +360,8 @@ async def _check(
     first = await _first_answer(session, report.event_id, digest)
     if first is not None:
         return first
-    skew = timedelta(seconds=service.settings.max_clock_skew_seconds)
+    # Clocks disagree by real seconds: on a simulated clock that is more simulated time.
+    skew = domain_span(service.clock, timedelta(seconds=service.settings.max_clock_skew_seconds))
     if report.occurred_at > now + skew:
         raise ApiError(
             422,
@@ -328,10 +379,11 @@ async def _check(
     except ReportProblem as problem:
         raise ApiError(problem.status, problem.code, problem.message) from problem
     span = trace.get_current_span()
-    span.set_attribute("duban.work_point.id", view.id)
-    span.set_attribute("duban.agency.id", str(agency_id))
+    span.set_attribute(attr.WORK_POINT_ID, view.id)
+    span.set_attribute(attr.PLAN_SLUG, view.id.rpartition("/")[0])
+    span.set_attribute(attr.AGENCY_ID, str(agency_id))
     for link in link_to(view.registry_traceparent):
-        span.add_link(link.context, {"duban.link": "registry work point snapshot"})
+        span.add_link(link.context, {attr.LINK_KIND: "registry work point snapshot"})
     event = StatusEvent(
         event_id=report.event_id,
         occurred_at=report.occurred_at,

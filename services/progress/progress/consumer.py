@@ -9,7 +9,9 @@ header: it is never dropped silently, and never blocks the partition.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -18,6 +20,7 @@ from duban_shared import topics
 from duban_shared.clock import Clock
 from duban_shared.events import StatusEvent, WorkPointSnapshot
 from duban_shared.kafka import headers_to_dict, process_span, send_traced
+from duban_shared.metrics import ServiceMetrics
 from duban_shared.outbox import OutboxRelay
 from duban_shared.workdays import OFFICIAL, WorkingCalendar
 from opentelemetry.trace import Status, StatusCode, Tracer
@@ -83,6 +86,8 @@ class StatusConsumer:
     topic_prefix: str = ""
     calendar: WorkingCalendar = OFFICIAL
     late_after: timedelta = DEFAULT_LATE_AFTER
+    metrics: ServiceMetrics | None = None
+    seconds: Callable[[], float] = time.time  # real time, as Kafka's record timestamps
 
     async def handle_batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
         """Apply a batch in one transaction; dead-letter what can never be applied.
@@ -98,14 +103,18 @@ class StatusConsumer:
             except ValidationError as exc:
                 events.append(Rejected("invalid_event", str(exc)))
         transitions = 0
+        applied: list[ConsumerRecord[bytes, bytes]] = []
         async with self.sessions() as session, session.begin():
             batch = await _Batch.read(session, [e for e in events if isinstance(e, StatusEvent)])
             now = self.clock.now()
             for record, event in zip(records, events, strict=True):
                 with process_span(self.tracer, record) as span:
                     try:
+                        inbox_before = len(batch.inbox)
                         if await self._apply(session, batch, record, event, now):
                             transitions += 1
+                        if len(batch.inbox) > inbox_before:
+                            applied.append(record)
                     except Rejected as rejected:
                         span.set_status(Status(StatusCode.ERROR, rejected.code))
                         await self._dead_letter(record, rejected)
@@ -114,6 +123,15 @@ class StatusConsumer:
             await write_back(session, batch.loaded.values())
         if transitions:
             self.relay.wake()
+        self._record_durations(applied)
+
+    def _record_durations(self, applied: list[ConsumerRecord[bytes, bytes]]) -> None:
+        """Acceptance (the record's broker timestamp) to application, for each applied event."""
+        if self.metrics is None:
+            return
+        done = self.seconds()
+        for record in applied:
+            self.metrics.event_processing_duration.record(max(done - record.timestamp / 1000, 0.0))
 
     async def _apply(
         self,

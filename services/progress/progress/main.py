@@ -13,10 +13,11 @@ from duban_shared.auth import JwksVerifier, jwks_verifier
 from duban_shared.clock import Clock, SystemClock
 from duban_shared.db import create_engine, is_sqlite, session_factory
 from duban_shared.kafka import make_consumer, make_producer, run_batch_consumer
+from duban_shared.metrics import ServiceMetrics, create_service_metrics
 from duban_shared.outbox import OutboxRelay
 from duban_shared.ratelimit import RateLimiter
 from duban_shared.runtime import Background
-from duban_shared.telemetry import create_tracer_provider
+from duban_shared.telemetry import create_tracer_provider, instrument_engine
 from duban_shared.workdays import WorkingCalendar
 from fastapi import FastAPI
 from opentelemetry.sdk.trace import TracerProvider
@@ -27,6 +28,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from progress.consumer import StatusConsumer, WorkPointConsumer
 from progress.models import OutboxMessage
 from progress.settings import ProgressSettings
+from progress.stall_metrics import register_open_stalls
 from progress.sweeper import Sweeper
 
 SERVICE = "duban-progress"
@@ -37,9 +39,11 @@ class ProgressService:
     """Everything progress runs, built once and closed once."""
 
     settings: ProgressSettings
-    clock: Clock
+    clock: Clock  # domain time: judging, sweeps, reports; may be simulated (DUBAN_SIM_CLOCK_*)
+    wall_clock: Clock  # real seconds: token checks, JWKS cache, rate limits, the outbox
     tracer_provider: TracerProvider
     tracer: Tracer
+    metrics: ServiceMetrics
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     producer: AIOKafkaProducer
@@ -51,6 +55,10 @@ class ProgressService:
     rate_limiter: RateLimiter
     calendar: WorkingCalendar
     owned_http: httpx.AsyncClient | None = None  # the JWKS client, when build() made it
+    # The board's client: tokens from the registry, alerts from the notifier.
+    board_http: httpx.AsyncClient = field(
+        default_factory=lambda: httpx.AsyncClient(timeout=httpx.Timeout(5.0, connect=2.0))
+    )
     background: Background = field(default_factory=Background)
     _kafka_consumers: list[AIOKafkaConsumer] = field(default_factory=list)
 
@@ -60,27 +68,35 @@ class ProgressService:
         await self.producer.start()
         bootstrap = self.settings.kafka_bootstrap_servers
         prefix = self.settings.topic_prefix
-        status = make_consumer(
-            bootstrap, f"{prefix}{SERVICE}.status", prefix + topics.STATUS, client_id=SERVICE
-        )
+        status_group = f"{prefix}{SERVICE}.status"
+        work_points_group = f"{prefix}{SERVICE}.work-points"
+        status = make_consumer(bootstrap, status_group, prefix + topics.STATUS, client_id=SERVICE)
         work_points = make_consumer(
-            bootstrap,
-            f"{prefix}{SERVICE}.work-points",
-            prefix + topics.WORK_POINTS,
-            client_id=SERVICE,
+            bootstrap, work_points_group, prefix + topics.WORK_POINTS, client_id=SERVICE
         )
+        lag = self.metrics.consumer_lag
         for consumer in (status, work_points):
             await consumer.start()
             self._kafka_consumers.append(consumer)
         stop = self.background.stop
         self.background.spawn(
             "progress-status",
-            run_batch_consumer(status, self.status_consumer.handle_batch, stop, name="status"),
+            run_batch_consumer(
+                status,
+                self.status_consumer.handle_batch,
+                stop,
+                name="status",
+                lag=lag.tracker(status_group),
+            ),
         )
         self.background.spawn(
             "progress-work-points",
             run_batch_consumer(
-                work_points, self.work_point_consumer.handle_batch, stop, name="work-points"
+                work_points,
+                self.work_point_consumer.handle_batch,
+                stop,
+                name="work-points",
+                lag=lag.tracker(work_points_group),
             ),
         )
         self.background.spawn("progress-outbox", self.relay.run(stop))
@@ -98,26 +114,35 @@ class ProgressService:
         await self.producer.stop()
         if self.owned_http is not None:
             await self.owned_http.aclose()
+        await self.board_http.aclose()
         await self.engine.dispose()
+        self.metrics.shutdown()
 
 
 def build(
     settings: ProgressSettings,
     *,
     clock: Clock | None = None,
+    wall_clock: Clock | None = None,
     tracer_provider: TracerProvider | None = None,
     jwks_http: httpx.AsyncClient | None = None,
 ) -> ProgressService:
     """Wire progress from its settings; nothing connects until start().
 
     `jwks_http` fetches the registry's JWKS (tests route it to the registry app); by default
-    build() makes a client of its own, closed with the service.
+    build() makes a client of its own, closed with the service. `clock` tells domain time,
+    `wall_clock` real time (docs/architecture.md, Clocks); a test that injects only `clock`
+    moves both.
     """
-    clock = clock or SystemClock()
+    wall_clock = wall_clock or clock or SystemClock()
+    clock = clock or settings.domain_clock(wall_clock)
     provider = tracer_provider or create_tracer_provider(SERVICE)
     tracer = provider.get_tracer("duban.progress")
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
+    metrics = create_service_metrics(SERVICE)
+    instrument_engine(engine, provider, metrics.provider)
+    register_open_stalls(metrics, sessions, max_age_seconds=settings.metrics_cache_seconds)
     producer = make_producer(settings.kafka_bootstrap_servers, client_id=SERVICE)
     skip_locked = not is_sqlite(settings.database_url)
     relay = OutboxRelay(
@@ -125,7 +150,7 @@ def build(
         sessions,
         producer,
         tracer,
-        clock,
+        wall_clock,
         poll_seconds=settings.outbox_poll_seconds,
         skip_locked=skip_locked,
         topic_prefix=settings.topic_prefix,
@@ -147,8 +172,10 @@ def build(
     return ProgressService(
         settings=settings,
         clock=clock,
+        wall_clock=wall_clock,
         tracer_provider=provider,
         tracer=tracer,
+        metrics=metrics,
         engine=engine,
         sessions=sessions,
         producer=producer,
@@ -163,10 +190,11 @@ def build(
             topic_prefix=settings.topic_prefix,
             calendar=calendar,
             late_after=timedelta(days=settings.late_after_days),
+            metrics=metrics,
         ),
         work_point_consumer=WorkPointConsumer(sessions, tracer, clock, calendar),
-        verifier=jwks_verifier(settings, clock, jwks_http),
-        rate_limiter=RateLimiter(clock, settings.rate_per_second, settings.rate_burst),
+        verifier=jwks_verifier(settings, wall_clock, jwks_http),
+        rate_limiter=RateLimiter(wall_clock, settings.rate_per_second, settings.rate_burst),
         calendar=calendar,
         owned_http=owned_http,
     )

@@ -23,4 +23,36 @@ class ProgressSettings(ServiceSettings):
         default=7, ge=1, description="A report this much older than its arrival is marked late."
     )
     batch_max_events: int = Field(default=100, ge=1, le=1000)
+    metrics_cache_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="The open-stalls gauge queries the database at most this often.",
+    )
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    registry_url: str | None = Field(
+        default=None,
+        description="Where the board exchanges client credentials for tokens (POST /oauth/token); "
+        "derived from DUBAN_AUTH_JWKS_URL when unset.",
+    )
+    notifier_url: str = Field(
+        default="http://127.0.0.1:8003",
+        description="The notifier's API: the board reads alerts there with the user's token.",
+    )
+    trace_ui_url: str | None = Field(
+        default=None,
+        description="A trace viewer's page with {trace_id}, e.g. "
+        "http://127.0.0.1:16686/trace/{trace_id}; the board links each alert to its trace.",
+    )
+    trace_query_url: str | None = Field(
+        default=None,
+        description="The trace backend's query API (Jaeger), e.g. http://127.0.0.1:16686: when "
+        "no trace viewer is set, the board shows an alert's trace itself at "
+        "/board/traces/{trace_id} (office only).",
+    )
+
+    @property
+    def registry_base_url(self) -> str:
+        """The registry's base URL: the setting, else the JWKS URL without its path."""
+        if self.registry_url:
+            return self.registry_url.rstrip("/")
+        return self.auth_jwks_url.removesuffix("/.well-known/jwks.json").rstrip("/")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from duban_shared import attributes as attr
 from duban_shared.clock import Clock
 from duban_shared.kafka import link_to
 from duban_shared.outbox import OutboxRelay
@@ -72,16 +73,21 @@ class Sweeper:
                             "stall transition",
                             links=link_to(state.last_traceparent),
                             attributes={
-                                "duban.work_point.id": state.work_point_id,
-                                "duban.stall.transition": transition.kind.value,
-                                "duban.stall.level": transition.level.value,
+                                attr.WORK_POINT_ID: state.work_point_id,
+                                attr.STALL_TRANSITION: transition.kind.value,
+                                attr.STALL_LEVEL: transition.level.value,
+                                **(
+                                    {attr.STALL_REASON: transition.reason.value}
+                                    if transition.reason is not None
+                                    else {}
+                                ),
                             },
                         ).end()
                 if total:
                     self._relay.wake()
                 if len(due) < self._batch_size:
                     break
-            span.set_attribute("duban.sweep.transitions", total)
+            span.set_attribute(attr.SWEEP_TRANSITIONS, total)
         return total
 
     async def run(self, stop: asyncio.Event, interval_seconds: float) -> None:

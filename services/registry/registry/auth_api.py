@@ -117,7 +117,9 @@ async def token(request: Request, session: SessionDep) -> JSONResponse:
             )
         client_id, secret = _credentials(request, form)
         async with session.begin():
-            result = await auth_store.authenticate(session, client_id, secret, service.clock.now())
+            result = await auth_store.authenticate(
+                session, client_id, secret, service.wall_clock.now()
+            )
         if result.client is None:
             log.warning("token refused for client %r: %s", client_id[:64], result.reason)
             raise OAuthError(401, "invalid_client", _INVALID_CLIENT)
@@ -208,10 +210,10 @@ def _credentials(request: Request, form: dict[str, str]) -> tuple[str, str]:
 async def jwks(request: Request, session: SessionDep) -> JSONResponse:
     """The public keys of the active and recently retired signing keys (JWKS)."""
     service = request.app.state.service
-    keys = await published_keys(session, service.clock.now(), service.keys.retention)
+    keys = await published_keys(session, service.wall_clock.now(), service.keys.retention)
     if not any(k.retired_at is None for k in keys):
         await service.keys.load()  # makes the first key
-        keys = await published_keys(session, service.clock.now(), service.keys.retention)
+        keys = await published_keys(session, service.wall_clock.now(), service.keys.retention)
     return JSONResponse(jwks_document(keys), headers={"Cache-Control": "public, max-age=60"})
 
 
@@ -300,7 +302,7 @@ async def create_client(
 ) -> JSONResponse:
     """Create a client and show its secret once (office only)."""
     require_office(principal)
-    now = request.app.state.service.clock.now()
+    now = request.app.state.service.wall_clock.now()
     try:
         async with session.begin():
             agency = None
@@ -345,7 +347,7 @@ async def rotate_client(
     try:
         async with session.begin():
             issued = await auth_store.rotate_secret(
-                session, client_id, request.app.state.service.clock.now()
+                session, client_id, request.app.state.service.wall_clock.now()
             )
             response = await _with_secret(session, issued)
     except auth_store.ClientError as exc:
@@ -363,7 +365,7 @@ async def revoke_client(
     try:
         async with session.begin():
             revoked = await auth_store.revoke_client(
-                session, client_id, request.app.state.service.clock.now()
+                session, client_id, request.app.state.service.wall_clock.now()
             )
             name = await auth_store.agency_name(session, revoked)
     except auth_store.ClientError as exc:

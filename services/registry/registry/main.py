@@ -11,9 +11,10 @@ from duban_shared.auth import JwtVerifier
 from duban_shared.clock import Clock, SystemClock
 from duban_shared.db import create_engine, is_sqlite, session_factory
 from duban_shared.kafka import make_producer
+from duban_shared.metrics import ServiceMetrics, create_service_metrics
 from duban_shared.outbox import OutboxRelay
 from duban_shared.runtime import Background
-from duban_shared.telemetry import create_tracer_provider
+from duban_shared.telemetry import create_tracer_provider, instrument_engine
 from fastapi import APIRouter, FastAPI
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Tracer
@@ -33,9 +34,11 @@ class RegistryService:
     """Everything the registry runs, built once and closed once."""
 
     settings: RegistrySettings
-    clock: Clock
+    clock: Clock  # domain time (plan edits); may be simulated (DUBAN_SIM_CLOCK_*)
+    wall_clock: Clock  # real seconds: tokens, signing keys, clients, the outbox
     tracer_provider: TracerProvider
     tracer: Tracer
+    metrics: ServiceMetrics
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     producer: AIOKafkaProducer
@@ -56,39 +59,50 @@ class RegistryService:
         await self.background.close()
         await self.producer.stop()
         await self.engine.dispose()
+        self.metrics.shutdown()
 
 
 def build(
     settings: RegistrySettings,
     *,
     clock: Clock | None = None,
+    wall_clock: Clock | None = None,
     tracer_provider: TracerProvider | None = None,
 ) -> RegistryService:
-    """Wire the registry from its settings; nothing connects until start()."""
-    clock = clock or SystemClock()
+    """Wire the registry from its settings; nothing connects until start().
+
+    `clock` tells domain time, `wall_clock` real time (see docs/architecture.md, Clocks); a
+    test that injects only `clock` moves both.
+    """
+    wall_clock = wall_clock or clock or SystemClock()
+    clock = clock or settings.domain_clock(wall_clock)
     provider = tracer_provider or create_tracer_provider(SERVICE)
     tracer = provider.get_tracer("duban.registry")
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
+    metrics = create_service_metrics(SERVICE)
+    instrument_engine(engine, provider, metrics.provider)
     producer = make_producer(settings.kafka_bootstrap_servers, client_id=SERVICE)
     relay = OutboxRelay(
         OutboxMessage,
         sessions,
         producer,
         tracer,
-        clock,
+        wall_clock,
         poll_seconds=settings.outbox_poll_seconds,
         skip_locked=not is_sqlite(settings.database_url),
         topic_prefix=settings.topic_prefix,
     )
     keys = KeyRing(
-        sessions, clock, retention=timedelta(seconds=settings.retired_key_retention_seconds)
+        sessions, wall_clock, retention=timedelta(seconds=settings.retired_key_retention_seconds)
     )
     return RegistryService(
         settings=settings,
         clock=clock,
+        wall_clock=wall_clock,
         tracer_provider=provider,
         tracer=tracer,
+        metrics=metrics,
         engine=engine,
         sessions=sessions,
         producer=producer,
@@ -96,7 +110,7 @@ def build(
         keys=keys,
         issuer=TokenIssuer(
             keys,
-            clock,
+            wall_clock,
             issuer=settings.auth_issuer,
             audience=settings.auth_audience,
             lifetime=timedelta(seconds=settings.token_lifetime_seconds),
@@ -105,7 +119,7 @@ def build(
             keys,
             issuer=settings.auth_issuer,
             audience=settings.auth_audience,
-            clock=clock,
+            clock=wall_clock,
             leeway_seconds=settings.auth_leeway_seconds,
         ),
     )

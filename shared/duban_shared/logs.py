@@ -1,0 +1,108 @@
+"""Logs, configured in one place: JSON lines (or text) with the current trace on every record.
+
+`DUBAN_LOG_FORMAT` picks `json` (the default: one JSON object per line, for a log pipeline) or
+`text` (for a terminal, `make up`); `DUBAN_LOG_LEVEL` the level (INFO). Every record carries
+`timestamp`, `level`, `logger`, `message`, `service`, `trace_id` and `span_id` (hex, empty
+outside a span) and the `extra={...}` fields it was given. The service is the one whose span is
+current (the three services share one process in tests), else the one configured.
+
+Personal data never goes into a log message: the notifier logs addresses only masked
+(`notifier.contacts.mask`). httpx logs each request's URL at INFO, and a webhook URL carries its
+key, so httpx and httpcore log from WARNING up.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from typing import Any, TextIO
+
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.semconv.attributes.service_attributes import SERVICE_NAME
+from pythonjsonlogger.json import JsonFormatter
+
+FORMATS = ("json", "text")
+QUIET_LOGGERS = ("httpx", "httpcore")
+"""Loggers that would print credentials (webhook keys in URLs) at INFO."""
+
+TEXT_FORMAT = (
+    "%(asctime)s %(levelname)s %(service)s %(name)s [trace=%(trace_id)s span=%(span_id)s] "
+    "%(message)s"
+)
+
+
+class TraceContext(logging.Filter):
+    """Adds `trace_id`, `span_id` and `service` to every record that passes a handler."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Annotate the record (never drops one)."""
+        span = trace.get_current_span()
+        ctx = span.get_span_context()
+        record.trace_id = trace.format_trace_id(ctx.trace_id) if ctx.is_valid else ""
+        record.span_id = trace.format_span_id(ctx.span_id) if ctx.is_valid else ""
+        service = self.service
+        if isinstance(span, ReadableSpan):
+            service = str(span.resource.attributes.get(SERVICE_NAME, service))
+        record.service = service
+        return True
+
+
+def json_formatter() -> logging.Formatter:
+    """One JSON object per record: the standard fields, the trace, and the record's extras."""
+    return JsonFormatter(
+        "%(levelname)s %(name)s %(message)s %(service)s %(trace_id)s %(span_id)s",
+        rename_fields={"levelname": "level", "name": "logger"},
+        timestamp=True,  # ISO 8601 in UTC, under "timestamp"
+        json_ensure_ascii=False,  # Chinese agency names stay readable
+    )
+
+
+def make_handler(service: str, fmt: str, stream: TextIO) -> logging.Handler:
+    """A handler writing records with their trace to `stream` as `json` or `text`."""
+    fmt = fmt.strip().lower()
+    if fmt not in FORMATS:
+        raise ValueError(f"DUBAN_LOG_FORMAT={fmt!r} is not supported; use json or text")
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(TraceContext(service))
+    handler.setFormatter(json_formatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    return handler
+
+
+def configure_logging(
+    service: str,
+    *,
+    env: Mapping[str, str] | None = None,
+    stream: TextIO | None = None,
+) -> logging.Handler:
+    """Send the root logger's records to `stream` (stderr) in the configured format.
+
+    Replaces the root logger's handlers, so call it once, at the start of `serve`. Returns the
+    handler (tests attach it to a stream of their own).
+    """
+    env = os.environ if env is None else env
+    handler = make_handler(service, env.get("DUBAN_LOG_FORMAT", "json"), stream or sys.stderr)
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(env.get("DUBAN_LOG_LEVEL", "INFO").upper())
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    # uvicorn's own loggers go through the root handler (serve passes log_config=None).
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+    return handler
+
+
+def uvicorn_options() -> dict[str, Any]:
+    """What `uvicorn.run` needs so it keeps the logging configured here."""
+    return {"log_config": None}

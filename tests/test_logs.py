@@ -1,0 +1,85 @@
+"""Structured logs: JSON lines with the trace of the current span, and no raw contact."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+from duban_shared.logs import configure_logging, make_handler
+from duban_shared.telemetry import create_tracer_provider
+
+from tests.stack import FORESTRY_MAIL, Stack
+from tests.test_span_privacy import PHONE, RAW_PHONE, alert_with_fallback_and_retry
+
+
+@pytest.fixture
+def notifier_log() -> Iterator[io.StringIO]:
+    """The notifier's records as the production JSON handler writes them."""
+    stream = io.StringIO()
+    handler = make_handler("duban-test", "json", stream)
+    logger = logging.getLogger("notifier")
+    previous = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    yield stream
+    logger.removeHandler(handler)
+    logger.setLevel(previous)
+
+
+async def test_delivery_logs_carry_the_trace_and_no_raw_contact(
+    stack: Stack, notifier_log: io.StringIO
+) -> None:
+    await alert_with_fallback_and_retry(stack)
+    text = notifier_log.getvalue()
+    for secret in (FORESTRY_MAIL, "linye@", PHONE, RAW_PHONE):
+        assert secret not in text
+    records = [json.loads(line) for line in text.splitlines()]
+    by_message = {r["message"]: r for r in records}
+    failed_sms = next(m for m in by_message if m.startswith("delivery to +86***8000 over sms"))
+    failed_mail = next(
+        m for m in by_message if m.startswith("delivery to li***@zhaoqing.example.cn over email")
+    )
+    sent = "message sent to li***@zhaoqing.example.cn over email (1 deliveries)"
+    assert sent in by_message
+
+    send_spans = {
+        (format(s.context.trace_id, "032x"), format(s.context.span_id, "016x"))
+        for s in stack.spans.all()
+        if s.name in {"sms send", "email send"} and s.context is not None
+    }
+    for message in (failed_sms, failed_mail, sent):
+        record = by_message[message]
+        assert record["service"] == "duban-notifier"  # the service of the current span
+        assert record["level"] in {"INFO", "WARNING"}
+        assert record["logger"] == "notifier.delivery"
+        assert record["timestamp"]
+        # Logged inside the send span: its trace and span ids.
+        assert (record["trace_id"], record["span_id"]) in send_spans
+    assert by_message[sent]["channel"] == "email"  # extra fields come along
+    assert by_message[sent]["alert_id"]
+
+
+def test_text_format_and_configuration() -> None:
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    try:
+        configure_logging("duban-x", env={"DUBAN_LOG_FORMAT": "text"}, stream=stream)
+        provider = create_tracer_provider("duban-progress", env={"OTEL_TRACES_EXPORTER": "none"})
+        with provider.get_tracer("test").start_as_current_span("work") as span:
+            logging.getLogger("progress.test").warning("inside")
+        logging.getLogger("progress.test").warning("outside")
+        assert logging.getLogger("httpx").level == logging.WARNING  # webhook keys in URLs
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    inside, outside = stream.getvalue().splitlines()
+    trace_id = format(span.get_span_context().trace_id, "032x")
+    assert f"WARNING duban-progress progress.test [trace={trace_id} span=" in inside
+    assert inside.endswith("inside")
+    assert "WARNING duban-x progress.test [trace= span=] outside" in outside
+    with pytest.raises(ValueError, match="DUBAN_LOG_FORMAT"):
+        configure_logging("duban-x", env={"DUBAN_LOG_FORMAT": "xml"})
