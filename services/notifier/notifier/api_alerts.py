@@ -14,6 +14,7 @@ from typing import Literal
 from duban_shared.api import ApiError, Limit, Offset, Page
 from duban_shared.app import SessionDep
 from duban_shared.auth import PrincipalDep, require_agency_access
+from duban_shared.numerals import chinese_number
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
@@ -21,7 +22,6 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from notifier.alerts import RESOLVED, AckRefused, ack_code, acknowledge, use_code
-from notifier.messages import chinese_number
 from notifier.models import Alert, NotificationLog
 
 router = APIRouter(tags=["alerts"])

@@ -23,13 +23,13 @@ from functools import cache
 from typing import Any, Final
 
 from duban_shared.events import Level, StallReason
+from duban_shared.numerals import chinese_number
 from duban_shared.workdays import SHANGHAI
 from jinja2 import BaseLoader, Environment, PackageLoader, StrictUndefined, Undefined
 from jinja2.environment import TemplateModule
 
 from notifier.channels.sms_segments import analyze, truncate_to_segments
 from notifier.channels.wecom import MARKDOWN_MAX_BYTES, fit_utf8
-from notifier.messages import chinese_number
 
 EVENTS: Final = frozenset(
     {"fired", "level_changed", "reminder", "escalated", "recovered", "closed"}

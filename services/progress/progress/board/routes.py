@@ -24,6 +24,7 @@ from typing import Any
 from duban_shared.api import ApiError
 from duban_shared.app import SessionDep
 from duban_shared.auth import AuthError, Principal
+from duban_shared.numerals import chinese_number
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader
@@ -73,7 +74,7 @@ _env.globals.update(
 _env.filters.update(
     when=words.when,
     day=words.day,
-    cn=words.chinese_number,
+    cn=chinese_number,
     reasons=words.reasons,
 )
 _CSS = (files("progress.board") / "static" / "board.css").read_text(encoding="utf-8")

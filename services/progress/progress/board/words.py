@@ -41,18 +41,6 @@ PRINCIPALS = {"coordinator": "协调办公室", "operator": "运维(协调办公
 ALERT_STATES = {"firing": "待确认", "acknowledged": "已确认", "resolved": "已解除"}
 RESOLUTIONS = {"recovered": "已恢复正常", "closed": "已办结销号"}
 
-_DIGITS = "零一二三四五六七八九"
-
-
-def chinese_number(n: int) -> str:
-    """1..99 in Chinese numerals (13 -> 十三); other numbers stay Arabic."""
-    if not 1 <= n <= 99:
-        return str(n)
-    tens, ones = divmod(n, 10)
-    if tens == 0:
-        return _DIGITS[ones]
-    return ("" if tens == 1 else _DIGITS[tens]) + "十" + (_DIGITS[ones] if ones else "")
-
 
 def colour_key(level: str, closure: str | None) -> str:
     """A cell's colour: grey for a work point in review or closed, else its level."""

@@ -1,4 +1,4 @@
-"""Chinese numerals for work points (第三十五项); the words of alerts live in templates/."""
+"""Chinese numerals for work points (第三十五项): the notifier's messages and the board."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from notifier.messages import chinese_number
+from duban_shared.numerals import chinese_number
 
 
 @pytest.mark.parametrize(
