@@ -14,6 +14,9 @@ bash scripts/kafka.sh start
 bash scripts/postgres.sh start
 # The trace backend of tests/test_trace_backend.py (built with go the first time, then cached).
 bash scripts/jaeger.sh start
+# The tests reach them on the ports the scripts used (a second stack may run on other ports).
+export DUBAN_TEST_KAFKA_BOOTSTRAP=${DUBAN_TEST_KAFKA_BOOTSTRAP:-127.0.0.1:${DUBAN_KAFKA_PORT:-19092}}
+export DUBAN_TEST_PG_URL=${DUBAN_TEST_PG_URL:-postgresql+psycopg://duban@127.0.0.1:${DUBAN_PG_PORT:-15432}/postgres}
 export DUBAN_TEST_JAEGER_OTLP="http://127.0.0.1:${DUBAN_JAEGER_OTLP_HTTP_PORT:-14318}"
 export DUBAN_TEST_JAEGER_QUERY="http://127.0.0.1:${DUBAN_JAEGER_UI_PORT:-16686}"
 

@@ -118,9 +118,11 @@ class StatusConsumer:
                     except Rejected as rejected:
                         span.set_status(Status(StatusCode.ERROR, rejected.code))
                         await self._dead_letter(record, rejected)
+            # write_back first: any statement autoflushes the session, and a flush would update
+            # the changed states and agency rows one statement each instead of in bulk.
+            await write_back(session, batch.loaded.values())
             if batch.inbox:
                 await session.exec(insert(Inbox), params=batch.inbox)
-            await write_back(session, batch.loaded.values())
         if transitions:
             self.relay.wake()
         self._record_durations(applied)

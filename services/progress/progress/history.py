@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +22,34 @@ from progress.models import StatusReport, WorkPointState
 GENESIS = "0" * 64
 
 
-def row_content(row: StatusReport) -> dict[str, Any]:
+@dataclass
+class NewReport:
+    """A status_report row about to be written, as plain attributes (the columns, by name).
+
+    The status consumer builds one per event; a model instance costs several times more to make,
+    and the batch's rows are inserted with one executemany anyway (progress.store.write_back).
+    """
+
+    event_id: uuid.UUID
+    work_point_id: str
+    agency_id: uuid.UUID
+    status: str
+    percent: int | None
+    kpis: dict[str, float]
+    note: str | None
+    evidence: list[str]
+    occurred_at: datetime
+    received_at: datetime | None
+    stored_at: datetime
+    out_of_order: bool
+    late: bool
+    delay_working_days: int | None
+    chain_seq: int = 0
+    prev_hash: str = ""
+    row_hash: str = ""
+
+
+def row_content(row: StatusReport | NewReport) -> dict[str, Any]:
     """The fields a row's hash covers.
 
     Fields added after the first rows were written join only when set (non-empty, true, not
@@ -55,7 +83,7 @@ def _utc(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
 
-def hash_row(prev_hash: str, row: StatusReport) -> str:
+def hash_row(prev_hash: str, row: StatusReport | NewReport) -> str:
     """SHA-256 of the previous hash and the row's canonical JSON."""
     canonical = json.dumps(
         row_content(row), sort_keys=True, ensure_ascii=False, separators=(",", ":")
@@ -63,7 +91,7 @@ def hash_row(prev_hash: str, row: StatusReport) -> str:
     return hashlib.sha256(f"{prev_hash}\n{canonical}".encode()).hexdigest()
 
 
-def extend(state: WorkPointState, row: StatusReport) -> None:
+def extend(state: WorkPointState, row: StatusReport | NewReport) -> None:
     """Give a new row its place in its work point's chain, from the head the state keeps."""
     row.chain_seq = state.report_seq + 1
     row.prev_hash = state.chain_head or GENESIS

@@ -27,7 +27,7 @@ from duban_shared.events import (
 from duban_shared.kafka import current_traceparent
 from duban_shared.outbox import outbox_row
 from duban_shared.workdays import OFFICIAL, WorkingCalendar, local_day
-from sqlalchemy import insert, update
+from sqlalchemy import Table, insert, update
 from sqlalchemy import inspect as sa_inspect
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -110,7 +110,7 @@ class Loaded:
 
     state: WorkPointState | None
     progress: dict[uuid.UUID, AgencyProgress] = field(default_factory=dict)
-    reports: list[StatusReport] = field(default_factory=list)
+    reports: list[history.NewReport] = field(default_factory=list)
     """Reports applied and not yet written (see write_back)."""
 
     def any_blocked(self) -> bool:
@@ -144,20 +144,28 @@ async def write_back(session: AsyncSession, loaded: Iterable[Loaded]) -> None:
     """
     changed: dict[type[Any], list[dict[str, Any]]] = {WorkPointState: [], AgencyProgress: []}
     reports: list[dict[str, Any]] = []
+    dirty = session.dirty  # computed from the whole session on every access: once
     for item in loaded:
-        reports += [_columns(r) for r in item.reports]
+        reports += [vars(r) for r in item.reports]
         item.reports.clear()
         rows: list[Any] = [item.state, *item.progress.values()]
         for row in rows:
-            if row is None or row not in session.dirty or not sa_inspect(row).persistent:
+            if row is None or row not in dirty or not sa_inspect(row).persistent:
                 continue
             changed[type(row)].append(_columns(row))
             session.expunge(row)
     if reports:
-        await session.exec(insert(StatusReport), params=reports)
+        # Core, not the ORM's bulk insert: that splits the rows by which columns are None (a
+        # statement per pattern); every row here names every column, so one executemany.
+        await session.exec(insert(_table(StatusReport)), params=reports)
     for model, values in changed.items():
         if values:
             await session.exec(update(model), params=values)
+
+
+def _table(model: type[Any]) -> Table:
+    table: Table = model.__table__
+    return table
 
 
 def _columns(row: Any) -> dict[str, Any]:
@@ -202,7 +210,7 @@ async def apply_report(
         previous = latest.last_report_at if latest is not None else state.tracking_since
         waited = calendar.working_days_between(local_day(previous), local_day(event.occurred_at))
         delay = max(0, waited - view.report_every_working_days)
-    report = StatusReport(
+    report = history.NewReport(
         event_id=event.event_id,
         work_point_id=event.work_point_id,
         agency_id=event.agency_id,
@@ -217,9 +225,6 @@ async def apply_report(
         out_of_order=out_of_order,
         late=(event.received_at or now) - event.occurred_at > late_after,
         delay_working_days=delay,
-        chain_seq=0,
-        prev_hash="",
-        row_hash="",
     )
     history.extend(state, report)
     loaded.reports.append(report)
