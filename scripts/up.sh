@@ -48,12 +48,14 @@ else
   if [[ -z ${OTEL_EXPORTER_OTLP_ENDPOINT:-}${OTEL_EXPORTER_OTLP_TRACES_ENDPOINT:-} ]]; then
     export OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:${DUBAN_JAEGER_OTLP_HTTP_PORT:-14318}"
   fi
-  jaeger_line="Jaeger    $jaeger_query/api/traces?service=duban-progress&limit=20 (query API; built from source, $jaeger_query has no UI)"
+  jaeger_line="Jaeger    $jaeger_query/api/traces?service=duban-progress&limit=20 (query API; no UI in this build: an alert's trace is shown on the board, /board/traces/<trace id>)"
 fi
 mkdir -p "$RUN/logs" "$RUN/demo" "$RUN/mail/tmp" "$RUN/mail/new" "$RUN/mail/cur" "$RUN/sms"
 rm -f "$RUN/up.ready"
 
 export PATH="$REPO_ROOT/.venv/bin:$PATH"
+# The services reach the broker this script started (DUBAN_KAFKA_PORT moves both).
+export DUBAN_KAFKA_BOOTSTRAP_SERVERS=${DUBAN_KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:${DUBAN_KAFKA_PORT:-19092}}
 export DUBAN_REGISTRY_DATABASE_URL=${DUBAN_REGISTRY_DATABASE_URL:-sqlite+aiosqlite:///$REPO_ROOT/$RUN/registry.db}
 export DUBAN_PROGRESS_DATABASE_URL=${DUBAN_PROGRESS_DATABASE_URL:-sqlite+aiosqlite:///$REPO_ROOT/$RUN/progress.db}
 export DUBAN_NOTIFIER_DATABASE_URL=${DUBAN_NOTIFIER_DATABASE_URL:-sqlite+aiosqlite:///$REPO_ROOT/$RUN/notifier.db}

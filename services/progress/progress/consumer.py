@@ -35,6 +35,7 @@ from progress.models import Inbox, WorkPointView
 from progress.store import (
     DEFAULT_LATE_AFTER,
     Loaded,
+    among,
     apply_report,
     load,
     upsert_view,
@@ -64,9 +65,13 @@ class _Batch:
     @classmethod
     async def read(cls, session: AsyncSession, events: list[StatusEvent]) -> _Batch:
         wp_ids = {e.work_point_id for e in events}
-        views = await session.exec(select(WorkPointView).where(col(WorkPointView.id).in_(wp_ids)))
+        views = await session.exec(
+            select(WorkPointView).where(among(session, col(WorkPointView.id), wp_ids))
+        )
         ids = [e.event_id for e in events]
-        seen = await session.exec(select(Inbox.event_id).where(col(Inbox.event_id).in_(ids)))
+        seen = await session.exec(
+            select(Inbox.event_id).where(among(session, col(Inbox.event_id), ids))
+        )
         return cls(
             views={v.id: v for v in views.all()},
             loaded=await load(session, wp_ids),

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from duban_shared import topics
 from duban_shared.events import (
@@ -27,7 +27,7 @@ from duban_shared.events import (
 from duban_shared.kafka import current_traceparent
 from duban_shared.outbox import outbox_row
 from duban_shared.workdays import OFFICIAL, WorkingCalendar, local_day
-from sqlalchemy import Table, insert, update
+from sqlalchemy import ARRAY, ColumnElement, Table, any_, bindparam, insert, update
 from sqlalchemy import inspect as sa_inspect
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -118,16 +118,28 @@ class Loaded:
         return any(p.status == ReportStatus.BLOCKED.value for p in self.progress.values())
 
 
+def among(session: AsyncSession, column: Any, values: Collection[Any]) -> ColumnElement[bool]:
+    """`column IN values`; on PostgreSQL `column = ANY(array)`, one parameter for them all.
+
+    An IN list is a parameter per value: the statement's text changes with the batch and is
+    hundreds of parameters long, so the driver parses it again on every batch.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        array = bindparam(None, list(values), type_=ARRAY(column.type))
+        return cast(ColumnElement[bool], column == any_(array))
+    return cast(ColumnElement[bool], column.in_(values))
+
+
 async def load(session: AsyncSession, wp_ids: Collection[str]) -> dict[str, Loaded]:
     """Load the states and agencies' latest reports of some work points, in two queries."""
     states = await session.exec(
-        select(WorkPointState).where(col(WorkPointState.work_point_id).in_(wp_ids))
+        select(WorkPointState).where(among(session, col(WorkPointState.work_point_id), wp_ids))
     )
     loaded = {wp: Loaded(state=None) for wp in wp_ids}
     for state in states.all():
         loaded[state.work_point_id].state = state
     rows = await session.exec(
-        select(AgencyProgress).where(col(AgencyProgress.work_point_id).in_(wp_ids))
+        select(AgencyProgress).where(among(session, col(AgencyProgress.work_point_id), wp_ids))
     )
     for row in rows.all():
         loaded[row.work_point_id].progress[row.agency_id] = row
