@@ -151,6 +151,8 @@ class WorkPointSnapshot(Event):
     section: int
     title: str
     responsibilities: list[Responsibility]
+    plan_title: str = Field(default="", description="The plan's title, for pages and messages.")
+    section_title: str = Field(default="", description="The title of the work point's section.")
     lead_inferred: bool = False
     report_every_working_days: int = Field(default=10, ge=1)
     grace_working_days: int = Field(default=3, ge=0)

@@ -29,6 +29,8 @@ class WorkPointView(ProgressBase, table=True):
     title: str = Field(max_length=200)
     responsibilities: list[dict[str, Any]] = Field(sa_type=JSON, nullable=False)
     section: int = 0
+    plan_title: str = Field(default="", max_length=200)
+    section_title: str = Field(default="", max_length=200)
     report_every_working_days: int
     grace_working_days: int
     warn_before_due_working_days: int = 10

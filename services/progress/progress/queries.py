@@ -107,6 +107,23 @@ async def board_lines(
     return lines
 
 
+async def plan_titles(session: AsyncSession, plan_slug: str) -> tuple[str, dict[int, str]]:
+    """The plan's title and its sections' titles, as the registry's snapshots named them
+    (empty strings until a snapshot carrying them arrived)."""
+    rows = await session.exec(
+        select(WorkPointView.plan_title, WorkPointView.section, WorkPointView.section_title)
+        .where(col(WorkPointView.plan_slug) == plan_slug, col(WorkPointView.deleted).is_(False))
+        .distinct()
+    )
+    plan_title = ""
+    sections: dict[int, str] = {}
+    for title, section, section_title in rows.all():
+        plan_title = plan_title or title
+        if section_title:
+            sections[section] = section_title
+    return plan_title, sections
+
+
 class Judged(Protocol):
     """A work point's verdict as the counts read it (a WorkPointState or a BoardLine)."""
 

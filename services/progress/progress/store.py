@@ -68,6 +68,8 @@ async def upsert_view(
         "number": snap.number,
         "section": snap.section,
         "title": snap.title,
+        "plan_title": snap.plan_title,
+        "section_title": snap.section_title,
         "responsibilities": [r.model_dump(mode="json") for r in snap.responsibilities],
         "report_every_working_days": snap.report_every_working_days,
         "grace_working_days": snap.grace_working_days,

@@ -19,6 +19,7 @@ from registry.models import (
     OutboxMessage,
     Plan,
     Responsibility,
+    Section,
     Target,
     TargetShare,
     WorkPoint,
@@ -38,15 +39,25 @@ async def publish_work_points(session: AsyncSession, wp_ids: Iterable[str], now:
         return
     wps = (await session.exec(select(WorkPoint).where(col(WorkPoint.id).in_(ids)))).all()
     roles, targets = await queries.details(session, ids)
+    plan_ids = {wp.plan_id for wp in wps}
+    section_titles = {
+        (s.plan_id, s.number): s.title
+        for s in (await session.exec(select(Section).where(col(Section.plan_id).in_(plan_ids))))
+    }
     for wp in sorted(wps, key=lambda w: w.number):
         plan = await session.get(Plan, wp.plan_id)  # from the identity map after the first
         assert plan is not None
-        queue(session, _snapshot(plan, wp, roles.get(wp.id, []), targets.get(wp.id, []), now), now)
+        section_title = section_titles.get((wp.plan_id, wp.section_number), "")
+        snapshot = _snapshot(
+            plan, wp, section_title, roles.get(wp.id, []), targets.get(wp.id, []), now
+        )
+        queue(session, snapshot, now)
 
 
 def _snapshot(
     plan: Plan,
     wp: WorkPoint,
+    section_title: str,
     roles: list[tuple[Responsibility, Agency]],
     targets: list[tuple[Target, list[TargetShare]]],
     now: datetime,
@@ -60,6 +71,8 @@ def _snapshot(
         number=wp.number,
         section=wp.section_number,
         title=wp.title,
+        plan_title=plan.title,
+        section_title=section_title,
         lead_inferred=wp.lead_inferred,
         responsibilities=[
             ResponsibilityRef(

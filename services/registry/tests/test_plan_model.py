@@ -342,3 +342,6 @@ async def test_the_seven_targets_are_stored_and_shares_travel_in_the_snapshot(
         await publish_work_point(session, wp, NOW)
     [*_, snap] = await _snapshots(sessions, f"{PLAN}/41")
     assert sorted(s.share for s in snap.targets[0].shares) == [0.25, 0.75]
+    # The snapshot names the plan and the section, so readers need not ask the registry.
+    assert snap.plan_title == "数字肇庆建设2024年工作要点"
+    assert snap.section_title == "夯实数字基础设施建设,打造数字化发展坚实底座"

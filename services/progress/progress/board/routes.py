@@ -219,6 +219,7 @@ async def plan_board(
     """The plan as a colour board: sections as groups, each work point a cell."""
     principal = user.principal
     lines = await queries.board_lines(session, plan_slug, _own(principal))
+    plan_title, section_titles = await queries.plan_titles(session, plan_slug)
     if not lines and principal.is_office():
         return _refusal(user, ApiError(404, "unknown_plan", plan_slug), None)
     totals, sections = queries.plan_counts([(line, line) for line in lines])
@@ -245,6 +246,8 @@ async def plan_board(
         user=user,
         own_name=own_name,
         plan_slug=plan_slug,
+        plan_title=plan_title,
+        section_titles=section_titles,
         totals=totals,
         sections=sections,
         # Cells are HTML with every value escaped by _cell().
