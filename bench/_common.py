@@ -30,6 +30,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from duban_shared.migrations import upgrade
 from duban_shared.telemetry import create_tracer_provider
+from duban_shared.topics import TopicSpec, read_topic_list
 from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy.engine import make_url
 
@@ -219,16 +220,9 @@ def _git_state() -> str:
 # ---------------------------------------------------------------- Kafka
 
 
-def topic_specs() -> list[tuple[str, int, dict[str, str]]]:
+def topic_specs() -> list[TopicSpec]:
     """Read deploy/kafka/topics.txt: the real topics, partition counts and configs."""
-    specs = []
-    for raw in TOPICS_FILE.read_text().splitlines():
-        line = raw.split("#", 1)[0].strip()
-        if not line:
-            continue
-        name, partitions, *configs = line.split()
-        specs.append((name, int(partitions), dict(c.split("=", 1) for c in configs)))
-    return specs
+    return read_topic_list(TOPICS_FILE)
 
 
 def partitions_of(name: str) -> int:

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from duban_shared.topics import read_topic_list
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
@@ -185,10 +186,9 @@ def check_kubernetes_schemas(
 
 def status_partitions(topics: Path = TOPICS) -> int:
     """The partition count of duban.status.v1 in deploy/kafka/topics.txt."""
-    for line in topics.read_text(encoding="utf-8").splitlines():
-        fields = line.split("#", 1)[0].split()
-        if fields and fields[0] == STATUS_TOPIC:
-            return int(fields[1])
+    for spec in read_topic_list(topics):
+        if spec.name == STATUS_TOPIC:
+            return spec.partitions
     raise ValueError(f"{STATUS_TOPIC} is not in {topics}")
 
 

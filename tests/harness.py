@@ -27,6 +27,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from duban_shared.migrations import upgrade
 from duban_shared.telemetry import create_tracer_provider
+from duban_shared.topics import TopicSpec, read_topic_list
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -75,16 +76,9 @@ def kafka_bootstrap() -> str:
     return bootstrap
 
 
-def topic_specs() -> list[tuple[str, int, dict[str, str]]]:
+def topic_specs() -> list[TopicSpec]:
     """Read deploy/kafka/topics.txt: the one list of topics and partition counts."""
-    specs = []
-    for line in TOPICS_FILE.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        name, partitions, *configs = line.split()
-        specs.append((name, int(partitions), dict(c.split("=", 1) for c in configs)))
-    return specs
+    return read_topic_list(TOPICS_FILE)
 
 
 @pytest.fixture

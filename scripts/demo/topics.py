@@ -13,20 +13,14 @@ import sys
 from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from duban_shared.topics import TopicSpec, read_topic_list
 
 TOPICS = Path(__file__).resolve().parents[2] / "deploy" / "kafka" / "topics.txt"
 
 
-def topic_specs(path: Path = TOPICS) -> list[tuple[str, int, dict[str, str]]]:
-    """(name, partitions, configs) of every topic of the topic list."""
-    specs = []
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        line = raw.split("#", 1)[0].strip()
-        if not line:
-            continue
-        name, partitions, *configs = line.split()
-        specs.append((name, int(partitions), dict(c.split("=", 1) for c in configs)))
-    return specs
+def topic_specs(path: Path = TOPICS) -> list[TopicSpec]:
+    """Every topic of the topic list."""
+    return read_topic_list(path)
 
 
 async def prepare(bootstrap: str, prefix: str, drop_older: str | None) -> list[str]:

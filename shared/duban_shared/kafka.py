@@ -197,3 +197,9 @@ def link_to(traceparent: str | None) -> list[trace.Link]:
     span_ctx = trace.get_current_span(propagate.extract({"traceparent": traceparent}))
     ctx = span_ctx.get_span_context()
     return [trace.Link(ctx)] if ctx.is_valid else []
+
+
+def trace_id_of(traceparent: str | None) -> str | None:
+    """The trace id (32 hex digits) of a stored traceparent; None if missing or malformed."""
+    parts = (traceparent or "").split("-")
+    return parts[1] if len(parts) == 4 else None

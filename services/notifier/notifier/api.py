@@ -10,6 +10,7 @@ from typing import Annotated
 from duban_shared.api import ApiError
 from duban_shared.app import SessionDep
 from duban_shared.auth import Principal, PrincipalDep, require_office
+from duban_shared.kafka import trace_id_of
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, EmailStr, Field
 from sqlmodel import col, select
@@ -71,12 +72,8 @@ class NotificationOut(BaseModel):
 
 
 def _notification_out(row: NotificationLog) -> NotificationOut:
-    parts = (row.traceparent or "").split("-")
     return NotificationOut.model_validate(
-        {
-            **row.model_dump(),
-            "trace_id": parts[1] if len(parts) == 4 else None,
-        }
+        {**row.model_dump(), "trace_id": trace_id_of(row.traceparent)}
     )
 
 

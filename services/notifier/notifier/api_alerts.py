@@ -14,6 +14,7 @@ from typing import Literal
 from duban_shared.api import ApiError, Limit, Offset, Page
 from duban_shared.app import SessionDep
 from duban_shared.auth import PrincipalDep, require_agency_access
+from duban_shared.kafka import trace_id_of
 from duban_shared.numerals import chinese_number
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
@@ -85,9 +86,9 @@ async def _trace_ids(session: AsyncSession, alert_ids: list[uuid.UUID]) -> dict[
     )
     found: dict[uuid.UUID, str] = {}
     for alert_id, traceparent in rows.all():
-        parts = (traceparent or "").split("-")
-        if alert_id is not None and alert_id not in found and len(parts) == 4:
-            found[alert_id] = parts[1]
+        trace_id = trace_id_of(traceparent)
+        if alert_id is not None and alert_id not in found and trace_id is not None:
+            found[alert_id] = trace_id
     return found
 
 
