@@ -36,6 +36,9 @@ from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[1]
 TOPICS_FILE = ROOT / "deploy" / "kafka" / "topics.txt"
+# No collector runs beside a benchmark: metrics are not pushed (the default would retry against
+# localhost:4318 in the measured process).
+os.environ.setdefault("OTEL_METRICS_EXPORTER", "none")
 MIGRATIONS = {
     name: ROOT / "services" / name / name / "migrations"
     for name in ("registry", "progress", "notifier")

@@ -20,7 +20,6 @@ Run: .venv/bin/python bench/board.py [--sizes 50,5000] [--requests 30]
 from __future__ import annotations
 
 import argparse
-import os
 import time
 import uuid
 from typing import Any
@@ -179,7 +178,6 @@ def parse_args() -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("OTEL_METRICS_EXPORTER", "none")  # no collector to export to
     setup()
     options = parse_args()
     print_environment("board", vars(options))

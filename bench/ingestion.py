@@ -106,6 +106,7 @@ def service_env(prefix: str, **extra: str) -> dict[str, str]:
             "DUBAN_KAFKA_BOOTSTRAP_SERVERS": KAFKA,
             "DUBAN_TOPIC_PREFIX": prefix,
             "OTEL_TRACES_EXPORTER": "none",
+            "OTEL_METRICS_EXPORTER": "none",
             **extra,
         }
     )
