@@ -133,5 +133,7 @@ def service_app(
         tracer_provider=service.tracer_provider,
         meter_provider=service.metrics.provider,
         excluded_urls="/metrics",
+        # One server span per request; spans per ASGI message cost more than they tell.
+        exclude_spans=["receive", "send"],
     )
     return app
