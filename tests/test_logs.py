@@ -5,6 +5,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -83,3 +86,22 @@ def test_text_format_and_configuration() -> None:
     assert "WARNING duban-x progress.test [trace= span=] outside" in outside
     with pytest.raises(ValueError, match="DUBAN_LOG_FORMAT"):
         configure_logging("duban-x", env={"DUBAN_LOG_FORMAT": "xml"})
+
+
+def test_serve_gives_uvicorn_the_same_logging_for_each_of_its_processes() -> None:
+    # uvicorn applies log_config in every worker process it spawns: run it in a fresh one.
+    script = (
+        "import logging, logging.config\n"
+        "from duban_shared.logs import uvicorn_options\n"
+        "logging.config.dictConfig(uvicorn_options('duban-progress')['log_config'])\n"
+        "logging.getLogger('uvicorn.access').info('POST /v1/events 202')\n"
+        "logging.getLogger('httpx').info('https://qyapi.weixin.qq.com/?key=secret')\n"
+    )
+    env = {**os.environ, "DUBAN_LOG_FORMAT": "json", "DUBAN_LOG_LEVEL": "INFO"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    )
+    lines = [json.loads(line) for line in done.stderr.splitlines()]
+    assert [(r["logger"], r["message"], r["service"]) for r in lines] == [
+        ("uvicorn.access", "POST /v1/events 202", "duban-progress")
+    ]

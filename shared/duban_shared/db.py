@@ -25,9 +25,19 @@ def sync_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def create_engine(url: str) -> AsyncEngine:
-    """Create an async engine; SQLite gets WAL, foreign keys and a busy timeout."""
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    """Create an async engine; SQLite gets WAL, foreign keys and a busy timeout.
+
+    On PostgreSQL the pool keeps `pool_size` connections and opens up to as many again when
+    busy: an async request holds its connection across awaits, so under load more requests
+    hold one at a time than the statement rate suggests, and a pool too small opens and closes
+    connections all the time.
+    """
+    kwargs: dict[str, Any] = {
+        "pool_pre_ping": True,
+        "pool_size": pool_size,
+        "max_overflow": pool_size,
+    }
     if is_sqlite(url):
         database = make_url(url).database
         if database and database != ":memory:":

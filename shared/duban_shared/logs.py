@@ -103,6 +103,26 @@ def configure_logging(
     return handler
 
 
-def uvicorn_options() -> dict[str, Any]:
-    """What `uvicorn.run` needs so it keeps the logging configured here."""
-    return {"log_config": None}
+def logging_config(service: str, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """What configure_logging does, as a `logging.config.dictConfig` dictionary: uvicorn
+    applies it in its own process and in each worker process it spawns (`--workers N`)."""
+    env = os.environ if env is None else env
+    fmt = env.get("DUBAN_LOG_FORMAT", "json")
+    if fmt.strip().lower() not in FORMATS:
+        raise ValueError(f"DUBAN_LOG_FORMAT={fmt!r} is not supported; use json or text")
+    handler = {"()": make_handler, "service": service, "fmt": fmt, "stream": "ext://sys.stderr"}
+    loggers: dict[str, Any] = {name: {"level": "WARNING"} for name in QUIET_LOGGERS}
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):  # through the root handler
+        loggers[name] = {"handlers": [], "propagate": True}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "handlers": {"duban": handler},
+        "root": {"level": env.get("DUBAN_LOG_LEVEL", "INFO").upper(), "handlers": ["duban"]},
+        "loggers": loggers,
+    }
+
+
+def uvicorn_options(service: str) -> dict[str, Any]:
+    """What `uvicorn.run` needs to log as configured here, in every process it runs."""
+    return {"log_config": logging_config(service)}

@@ -23,6 +23,11 @@ class Background:
         task.add_done_callback(self._report)
         self._tasks.append(task)
 
+    @property
+    def names(self) -> list[str]:
+        """The names of the tasks started, in order."""
+        return [task.get_name() for task in self._tasks]
+
     def _report(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None and not self.stop.is_set():
             log.error("background task %s died", task.get_name(), exc_info=task.exception())

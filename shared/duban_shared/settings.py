@@ -80,6 +80,12 @@ class ServiceSettings(BaseSettings):
         validation_alias=AliasChoices("calendar_dir", "DUBAN_CALENDAR_DIR"),
     )
     database_url: str = "sqlite+aiosqlite:///.run/duban.db"
+    database_pool_size: int = Field(
+        default=10,
+        ge=1,
+        description="Connections each process keeps open to PostgreSQL (busy moments may open "
+        "as many again; those are closed when returned).",
+    )
     outbox_poll_seconds: float = 1.0
     sim_clock_start: datetime | None = Field(
         default=None,

@@ -1,4 +1,4 @@
-"""duban-progress command line: migrate, serve."""
+"""duban-progress command line: migrate, serve, worker."""
 
 from __future__ import annotations
 
@@ -13,12 +13,29 @@ from progress.settings import ProgressSettings
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+def _check_workers(workers: int) -> None:
+    """Several API processes leave the background work to one `duban-progress worker`."""
+    if workers > 1 and ProgressSettings().background:
+        raise SystemExit(
+            f"duban-progress: serve --workers {workers} runs the HTTP API only: set "
+            "DUBAN_PROGRESS_BACKGROUND=false and run `duban-progress worker` beside it "
+            "(the consumers, outbox relay and sweeper)"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `duban-progress`."""
     parser = argparse.ArgumentParser(prog="duban-progress", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     add_migrate(sub, "progress", MIGRATIONS, lambda: ProgressSettings().database_url)
-    add_serve(sub, "progress.main:create_app", 8002)
+    add_serve(sub, "progress.main:create_app", 8002, check_workers=_check_workers)
+    add_serve(
+        sub,
+        "progress.main:create_worker_app",
+        8012,
+        command="worker",
+        help_text="run the consumers, outbox relay and sweeper (HTTP: /healthz and /metrics only)",
+    )
     args = parser.parse_args(argv)
     return int(args.func(args))
 

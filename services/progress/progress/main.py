@@ -19,7 +19,7 @@ from duban_shared.ratelimit import RateLimiter
 from duban_shared.runtime import Background
 from duban_shared.telemetry import create_tracer_provider, instrument_engine
 from duban_shared.workdays import WorkingCalendar
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Tracer
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -63,9 +63,15 @@ class ProgressService:
     _kafka_consumers: list[AIOKafkaConsumer] = field(default_factory=list)
 
     async def start(self) -> None:
-        """Fetch the registry's keys (best effort), connect to Kafka, start background work."""
+        """Fetch the registry's keys (best effort), connect to Kafka, and start the background
+        work unless this is an API-only process (settings.background false)."""
         await self.verifier.prefetch()
         await self.producer.start()
+        if self.settings.background:
+            await self._start_background()
+
+    async def _start_background(self) -> None:
+        """The status and work point consumers, the outbox relay and the sweeper."""
         bootstrap = self.settings.kafka_bootstrap_servers
         prefix = self.settings.topic_prefix
         status_group = f"{prefix}{SERVICE}.status"
@@ -138,7 +144,7 @@ def build(
     clock = clock or settings.domain_clock(wall_clock)
     provider = tracer_provider or create_tracer_provider(SERVICE)
     tracer = provider.get_tracer("duban.progress")
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
     sessions = session_factory(engine)
     metrics = create_service_metrics(SERVICE)
     instrument_engine(engine, provider, metrics.provider)
@@ -213,3 +219,10 @@ def create_app(service: ProgressService | None = None) -> FastAPI:
         owned=owned,
         max_body_bytes=service.settings.max_body_bytes,
     )
+
+
+def create_worker_app() -> FastAPI:
+    """`duban-progress worker`: the consumers, the outbox relay and the sweeper, with only
+    /healthz and /metrics over HTTP (the API runs in `serve` processes with background off)."""
+    settings = ProgressSettings().model_copy(update={"background": True})
+    return service_app("Duban progress worker", build(settings), APIRouter(), owned=True)

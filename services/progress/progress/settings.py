@@ -17,6 +17,11 @@ class ProgressSettings(ServiceSettings):
     sweep_batch_size: int = Field(default=500, ge=1)
     max_clock_skew_seconds: int = Field(default=300, ge=0)
     run_sweeper: bool = True
+    background: bool = Field(
+        default=True,
+        description="Run the consumers, the outbox relay and the sweeper in this process. "
+        "False for API-only processes (`serve --workers N`) beside a `duban-progress worker`.",
+    )
     rate_per_second: float = Field(default=20.0, gt=0, description="Per client, per replica.")
     rate_burst: int = Field(default=200, ge=1)
     late_after_days: int = Field(

@@ -78,7 +78,7 @@ def build(
     clock = clock or settings.domain_clock(wall_clock)
     provider = tracer_provider or create_tracer_provider(SERVICE)
     tracer = provider.get_tracer("duban.registry")
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
     sessions = session_factory(engine)
     metrics = create_service_metrics(SERVICE)
     instrument_engine(engine, provider, metrics.provider)
