@@ -3,11 +3,18 @@ produces nothing; another body under the same id is refused), and bodies are siz
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
 
+import pytest
+from aiokafka.structs import RecordMetadata
 from duban_shared import topics
+from duban_shared.api import ApiError
+from progress.api_ingest import StatusReportIn, _check, _Ready, _record
+from progress.models import StatusReport, WorkPointView
+from sqlmodel import col, func, select
 
 from tests.harness import end_offsets, wait_for
 from tests.stack import PLAN, Stack
@@ -193,3 +200,53 @@ async def test_a_batch_must_hold_between_one_and_the_maximum_of_reports(stack: S
     assert (office.status_code, office.json()["code"]) == (403, "agency_token_required")
     ends = await end_offsets(stack.kafka_bootstrap, stack.topic_prefix + topics.STATUS, 6)
     assert sum(ends.values()) == 0
+
+
+async def test_the_same_report_sent_concurrently_is_answered_alike_and_applied_once(
+    stack: Stack,
+) -> None:
+    # Whichever way the requests interleave (a later one sees the first one's answer, or both
+    # pass the look-up and the second one's record collides), every answer is the first one's.
+    body = _report(35, "at_risk", percent=40)
+    headers = await stack.auth(stack.forestry)
+    answers = await asyncio.gather(
+        *(stack.progress_http.post("/v1/events", json=body, headers=headers) for _ in range(12))
+    )
+    assert {a.status_code for a in answers} == {202}
+    assert len({(a.json()["partition"], a.json()["offset"]) for a in answers}) == 1
+    await stack.until_applied(answers[0])
+    async with stack.progress.sessions() as session:
+        query = select(func.count()).where(col(StatusReport.event_id) == body["event_id"])
+        assert (await session.exec(query)).one() == 1
+
+
+async def test_a_record_that_collides_with_a_concurrent_acceptance_gets_that_answer(
+    stack: Stack,
+) -> None:
+    # The collision itself, without relying on timing: the answer for an event_id is already
+    # recorded when a request that passed the look-up records its own.
+    service = stack.progress
+    first = await stack.post_event(stack.forestry, 35, "at_risk", percent=40)
+    assert first.status_code == 202
+    sent = json.loads(first.request.content)
+    same = StatusReportIn.model_validate(sent)
+    ready = _check(service, same, stack.forestry_id, None, await _view(stack, 35))
+    assert isinstance(ready, _Ready)
+    elsewhere = RecordMetadata(
+        topic="t", partition=5, topic_partition=None, offset=999, timestamp=0,
+        timestamp_type=0, log_start_offset=0,
+    )  # fmt: skip
+    [answer] = await _record(service, [(ready, elsewhere)])
+    assert answer.model_dump(mode="json") == first.json()  # the recorded one, not 5/999
+
+    other = StatusReportIn.model_validate({**sent, "percent": 41})
+    ready = _check(service, other, stack.forestry_id, None, await _view(stack, 35))
+    assert isinstance(ready, _Ready)
+    with pytest.raises(ApiError) as refused:
+        await _record(service, [(ready, elsewhere)])
+    assert refused.value.code == "event_id_reused"
+
+
+async def _view(stack: Stack, number: int) -> WorkPointView | None:
+    async with stack.progress.sessions() as session:
+        return await session.get(WorkPointView, f"{PLAN}/{number}")

@@ -22,7 +22,6 @@ from aiokafka.structs import RecordMetadata
 from duban_shared import attributes as attr
 from duban_shared import topics
 from duban_shared.api import ApiError
-from duban_shared.app import SessionDep
 from duban_shared.auth import PrincipalDep
 from duban_shared.clock import domain_span
 from duban_shared.events import (
@@ -40,9 +39,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from opentelemetry import trace
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy.exc import IntegrityError
-from sqlmodel.ext.asyncio.session import AsyncSession
 
+from progress import ingest_store
 from progress.checks import ReportProblem, check_report
 from progress.models import IngestedEvent, WorkPointView
 
@@ -190,9 +188,7 @@ def _take_tokens(request: Request, client_id: str, cost: int) -> None:
 
 
 @router.post("/v1/events", status_code=202)
-async def post_event(
-    report: StatusReportIn, request: Request, session: SessionDep, principal: PrincipalDep
-) -> Accepted:
+async def post_event(report: StatusReportIn, request: Request, principal: PrincipalDep) -> Accepted:
     """Accept one status report: answered 202 only after Kafka acknowledged it (acks=all).
 
     Checked first, so nothing reaches Kafka when it fails: the work point must exist, the
@@ -203,13 +199,13 @@ async def post_event(
     agency_id = _reporting_agency(principal)
     _take_tokens(request, principal.client_id, 1)
     service = request.app.state.service
-    ready = await _check(session, service, report, agency_id)
+    seen, view = await ingest_store.look_up(service.engine, report.event_id, report.work_point_id)
+    ready = _check(service, report, agency_id, seen, view)
     if isinstance(ready, Accepted):
         _count(request, REPLAYED)
         return ready  # a replay: the same answer, nothing produced again
-    await session.commit()  # hand the connection back while the broker answers
     meta = await _produce(service, ready)
-    [answer] = await _record(session, [(ready, meta)], service.clock.now())
+    [answer] = await _record(service, [(ready, meta)])
     _count(request, ACCEPTED)
     return answer
 
@@ -217,7 +213,6 @@ async def post_event(
 @router.post("/v1/events/batch")
 async def post_events_batch(
     request: Request,
-    session: SessionDep,
     principal: PrincipalDep,
     body: Annotated[
         dict[str, Any],
@@ -251,17 +246,26 @@ async def post_events_batch(
         )
     _take_tokens(request, principal.client_id, len(items))
     results: list[BatchItemOut | None] = [None] * len(items)
+    reports: dict[int, StatusReportIn] = {}
+    for index, item in enumerate(items):
+        try:
+            reports[index] = StatusReportIn.model_validate(item)
+        except ValidationError as exc:
+            results[index] = _rejected(index, _event_id_of(item), 422, "invalid_event", str(exc))
+    seen, views = await ingest_store.look_up_many(
+        service.engine,
+        {r.event_id for r in reports.values()},
+        {r.work_point_id for r in reports.values()},
+    )
     replays: set[int] = set()  # answered with an earlier answer: nothing produced again
     ready: dict[int, _Ready] = {}
     first_index: dict[uuid.UUID, int] = {}
-    for index, item in enumerate(items):
-        event_id = _event_id_of(item)
+    for index, report in reports.items():
+        event_id = report.event_id
         try:
-            report = StatusReportIn.model_validate(item)
-            checked = await _check(session, service, report, agency_id)
-        except ValidationError as exc:
-            results[index] = _rejected(index, event_id, 422, "invalid_event", str(exc))
-            continue
+            checked = _check(
+                service, report, agency_id, seen.get(event_id), views.get(report.work_point_id)
+            )
         except ApiError as exc:
             results[index] = _rejected(index, event_id, exc.status, exc.code, exc.message)
             continue
@@ -284,7 +288,6 @@ async def post_events_batch(
         else:
             first_index[report.event_id] = index
             ready[index] = checked
-    await session.commit()  # hand the connection back while the broker answers
     produced = await asyncio.gather(
         *(_produce(service, r) for r in ready.values()), return_exceptions=True
     )
@@ -298,14 +301,13 @@ async def post_events_batch(
             raise outcome
         else:
             stored.append((ready[index], outcome))
-    answers = await _record(session, stored, service.clock.now())
+    answers = await _record(service, stored)
     by_event = {a.event_id: a for a in answers}
-    for index, item in enumerate(items):
-        if results[index] is None:  # produced, or a repeat within the batch of a produced one
-            event_id = _event_id_of(item)
-            assert event_id is not None
-            answer = by_event.get(event_id)
-            first = results[first_index[event_id]]
+    for index, result in enumerate(results):
+        if result is None:  # produced, or a repeat within the batch of a produced one
+            produced_id = reports[index].event_id
+            answer = by_event.get(produced_id)
+            first = results[first_index[produced_id]]
             if answer is not None:
                 results[index] = _accepted(index, answer)
             elif first is not None:  # the first one could not be produced: the same error
@@ -351,15 +353,19 @@ def _rejected(
     )
 
 
-async def _check(
-    session: AsyncSession, service: Any, report: StatusReportIn, agency_id: uuid.UUID
+def _check(
+    service: Any,
+    report: StatusReportIn,
+    agency_id: uuid.UUID,
+    seen: IngestedEvent | None,
+    view: WorkPointView | None,
 ) -> _Ready | Accepted:
-    """The first answer for a replayed event_id, or the checked event ready to produce."""
+    """The first answer for a replayed event_id (`seen`: its recorded answer), or the report
+    checked against its work point (`view`) and ready to produce."""
     now: datetime = service.clock.now()
     digest = _body_digest(report, agency_id)
-    first = await _first_answer(session, report.event_id, digest)
-    if first is not None:
-        return first
+    if seen is not None:
+        return _first_answer(seen, digest)
     # Clocks disagree by real seconds: on a simulated clock that is more simulated time.
     skew = domain_span(service.clock, timedelta(seconds=service.settings.max_clock_skew_seconds))
     if report.occurred_at > now + skew:
@@ -370,12 +376,7 @@ async def _check(
             f"{now.isoformat()}); send the time the status was observed, with its UTC offset.",
         )
     try:
-        view = check_report(
-            await session.get(WorkPointView, report.work_point_id),
-            report.work_point_id,
-            agency_id,
-            report.kpis,
-        )
+        view = check_report(view, report.work_point_id, agency_id, report.kpis)
     except ReportProblem as problem:
         raise ApiError(problem.status, problem.code, problem.message) from problem
     span = trace.get_current_span()
@@ -418,10 +419,13 @@ async def _produce(service: Any, ready: _Ready) -> RecordMetadata:
     return meta
 
 
-async def _record(
-    session: AsyncSession, produced: list[tuple[_Ready, RecordMetadata]], now: datetime
-) -> list[Accepted]:
-    """Remember the answers, so replays get them; return them in order."""
+async def _record(service: Any, produced: list[tuple[_Ready, RecordMetadata]]) -> list[Accepted]:
+    """Remember the answers, so replays get them; return them in order.
+
+    An event_id accepted meanwhile by a concurrent request (the consumer's inbox keeps one of the
+    two events) is answered as a replay would be: with that request's answer, or 409.
+    """
+    now = service.clock.now()
     rows = [
         IngestedEvent(
             event_id=r.event.event_id,
@@ -434,26 +438,16 @@ async def _record(
         )
         for r, meta in produced
     ]
-    session.add_all(rows)
-    try:
-        await session.commit()
-    except IntegrityError:
-        # An event_id was accepted concurrently by another request; the consumer's inbox keeps
-        # one of the two. Record the rows one by one and answer those as replays would be.
-        await session.rollback()
-        answers = []
-        for r, row in zip((r for r, _ in produced), rows, strict=True):
-            session.add(IngestedEvent.model_validate(row.model_dump()))
-            try:
-                await session.commit()
-                answers.append(_answer(row))
-            except IntegrityError:
-                await session.rollback()
-                first = await _first_answer(session, r.event.event_id, r.digest)
-                assert first is not None
-                answers.append(first)
-        return answers
-    return [_answer(row) for row in rows]
+    raced = await ingest_store.record(service.engine, rows)
+    if not raced:
+        return [_answer(row) for row in rows]
+    firsts, _ = await ingest_store.look_up_many(service.engine, raced, ())
+    return [
+        _first_answer(firsts[row.event_id], row.body_sha256)
+        if row.event_id in raced
+        else _answer(row)
+        for row in rows
+    ]
 
 
 def _answer(row: IngestedEvent) -> Accepted:
@@ -474,16 +468,14 @@ def _body_digest(report: StatusReportIn, agency_id: uuid.UUID) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-async def _first_answer(session: AsyncSession, event_id: uuid.UUID, digest: str) -> Accepted | None:
+def _first_answer(seen: IngestedEvent, digest: str) -> Accepted:
     """The answer given when this event_id was first accepted; 409 if the body differs."""
-    seen = await session.get(IngestedEvent, event_id)
-    if seen is None:
-        return None
     if seen.body_sha256 != digest:
         raise ApiError(
             409,
             "event_id_reused",
-            f"event_id {event_id} was already accepted at {seen.accepted_at.isoformat()} for a "
-            "different report; resend that report unchanged, or give a new report a new event_id.",
+            f"event_id {seen.event_id} was already accepted at {seen.accepted_at.isoformat()} "
+            "for a different report; resend that report unchanged, or give a new report a new "
+            "event_id.",
         )
     return _answer(seen)

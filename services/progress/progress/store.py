@@ -29,6 +29,7 @@ from duban_shared.outbox import outbox_row
 from duban_shared.workdays import OFFICIAL, WorkingCalendar, local_day
 from sqlalchemy import ARRAY, ColumnElement, Table, any_, bindparam, insert, update
 from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -120,13 +121,17 @@ class Loaded:
         return any(p.status == ReportStatus.BLOCKED.value for p in self.progress.values())
 
 
-def among(session: AsyncSession, column: Any, values: Collection[Any]) -> ColumnElement[bool]:
+def among(
+    where: AsyncSession | AsyncConnection, column: Any, values: Collection[Any]
+) -> ColumnElement[bool]:
     """`column IN values`; on PostgreSQL `column = ANY(array)`, one parameter for them all.
 
     An IN list is a parameter per value: the statement's text changes with the batch and is
-    hundreds of parameters long, so the driver parses it again on every batch.
+    hundreds of parameters long, so the driver parses it again on every batch. `where` is the
+    session or connection the statement runs on.
     """
-    if session.get_bind().dialect.name == "postgresql":
+    dialect = where.dialect if isinstance(where, AsyncConnection) else where.get_bind().dialect
+    if dialect.name == "postgresql":
         array = bindparam(None, list(values), type_=ARRAY(column.type))
         return cast(ColumnElement[bool], column == any_(array))
     return cast(ColumnElement[bool], column.in_(values))
