@@ -365,6 +365,27 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds used so far by a process and its live descendants (e.g. uvicorn's workers)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                parents[int(entry.name)] = int(stat[1])
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [child for child, ppid in parents.items() if ppid == parent]
+        tree.update(children)
+        frontier.extend(children)
+    total = 0.0
+    for member in tree:
+        with contextlib.suppress(OSError):
+            total += process_cpu_seconds(member)
+    return total
+
+
 def cpu_by_name(prefixes: Sequence[str]) -> dict[str, float]:
     """CPU seconds used so far by processes whose command name starts with a prefix (read-only
     look at /proc: e.g. every postgres backend, the Kafka JVM)."""
@@ -394,7 +415,7 @@ def _broker_pid() -> int | None:
 
 class CpuMeter:
     """CPU used by this process, PostgreSQL (every postgres process), the Kafka broker of
-    scripts/kafka.sh (else every JVM) and given processes, over a span."""
+    scripts/kafka.sh (else every JVM) and given processes (with their children), over a span."""
 
     def __init__(self, pids: dict[str, int] | None = None) -> None:
         self._pids = pids or {}
@@ -405,7 +426,7 @@ class CpuMeter:
         sample = {"bench": process_cpu_seconds(os.getpid())}
         for name, pid in self._pids.items():
             with contextlib.suppress(OSError):
-                sample[name] = process_cpu_seconds(pid)
+                sample[name] = tree_cpu_seconds(pid)
         by_name = cpu_by_name(("postgres", "java"))
         sample["postgresql"] = by_name["postgres"]
         broker = _broker_pid()

@@ -31,6 +31,7 @@ import json
 import os
 import random
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -166,9 +167,13 @@ async def stop_server(server: Server) -> None:
 
 @contextlib.asynccontextmanager
 async def running_system(
-    prefix: str, dbs: dict[str, Database], logs: Path, rate_limit: float
-) -> AsyncIterator[tuple[Server, Server]]:
-    """Registry and progress as processes, the plan imported, progress knowing all of it."""
+    prefix: str, dbs: dict[str, Database], logs: Path, rate_limit: float, api_workers: int
+) -> AsyncIterator[tuple[Server, list[Server]]]:
+    """Registry and progress as processes, the plan imported, progress knowing all of it.
+
+    Progress is one `serve` process doing everything (api_workers 0), or `serve --workers N`
+    with DUBAN_PROGRESS_BACKGROUND=false beside one `worker` process; the API server first.
+    """
     servers: list[Server] = []
     try:
         registry_env = service_env(prefix, DUBAN_REGISTRY_DATABASE_URL=dbs["registry"].url)
@@ -196,12 +201,25 @@ async def running_system(
             DUBAN_PROGRESS_RATE_BURST=str(int(rate_limit)),
             DUBAN_CALENDAR_DIR=str(ROOT / "data" / "calendar"),
         )
-        progress = await start_server(
-            "progress", [str(BIN / "duban-progress"), "serve"], progress_env, logs
-        )
-        servers.append(progress)
-        await wait_for_work_points(dbs["progress"].dsn, PLAN_WORK_POINTS, progress)
-        yield registry, progress
+        progress_servers = []
+        if api_workers:
+            worker = await start_server(
+                "progress-worker", [str(BIN / "duban-progress"), "worker"], progress_env, logs
+            )
+            servers.append(worker)
+            api_env = {**progress_env, "DUBAN_PROGRESS_BACKGROUND": "false"}
+            api_command = [str(BIN / "duban-progress"), "serve", "--workers", str(api_workers)]
+            api = await start_server("progress-api", api_command, api_env, logs)
+            servers.append(api)
+            progress_servers = [api, worker]
+        else:
+            progress = await start_server(
+                "progress", [str(BIN / "duban-progress"), "serve"], progress_env, logs
+            )
+            servers.append(progress)
+            progress_servers = [progress]
+        await wait_for_work_points(dbs["progress"].dsn, PLAN_WORK_POINTS, progress_servers[-1])
+        yield registry, progress_servers
     finally:
         for server in reversed(servers):
             await stop_server(server)
@@ -529,7 +547,7 @@ class Load:
 
 
 async def run_load(
-    progress: Server,
+    progress: list[Server],
     clients: Sequence[AgencyClient],
     dsn: str,
     args: argparse.Namespace,
@@ -537,12 +555,12 @@ async def run_load(
 ) -> tuple[Load, str]:
     """Warm up, send the measured seconds, wait until every accepted report is stored; with
     --py-spy, sample the progress process during the measured seconds."""
-    http = Http1Client(progress.base_url)
+    http = Http1Client(progress[0].base_url)
     try:
         load = Load(http, clients, dsn, args.batch)
         stop = asyncio.Event()
         poller = asyncio.create_task(load.poll(stop))
-        meter = CpuMeter({"progress": progress.process.pid})
+        meter = CpuMeter({server.name: server.process.pid for server in progress})
         send = asyncio.create_task(load.send(args.rate, args.warmup, args.duration))
         await asyncio.sleep(args.warmup)
         meter.start()
@@ -554,6 +572,8 @@ async def run_load(
             summarize_collapsed(
                 logs / "progress.collapsed", f"progress server under load (py-spy, {args.rate}/s)"
             )
+            if args.profile_out:
+                shutil.copyfile(logs / "progress.collapsed", args.profile_out)
         stop.set()
         try:
             await asyncio.wait_for(poller, timeout=DRAIN_SECONDS)
@@ -566,9 +586,10 @@ async def run_load(
 
 
 async def start_py_spy(
-    progress: Server, args: argparse.Namespace, logs: Path
+    progress: list[Server], args: argparse.Namespace, logs: Path
 ) -> asyncio.subprocess.Process | None:
-    """py-spy record of the progress process for the measured seconds (collapsed stacks)."""
+    """py-spy record of the progress API process (and its worker processes) for the measured
+    seconds (collapsed stacks)."""
     binary = py_spy()
     if binary is None:
         note("--py-spy: no py-spy in the virtualenv (.venv/bin/pip install py-spy); not sampled")
@@ -577,7 +598,8 @@ async def start_py_spy(
         str(binary),
         "record",
         "--pid",
-        str(progress.process.pid),
+        str(progress[0].process.pid),
+        "--subprocesses",
         "--duration",
         str(max(1, int(args.duration))),
         "--rate",
@@ -622,21 +644,27 @@ async def main(args: argparse.Namespace) -> None:
     ):
         async with (
             bench_topics(prefix),
-            running_system(prefix, dbs, Path(tmp), args.rate_limit) as (registry, progress),
+            running_system(prefix, dbs, Path(tmp), args.rate_limit, args.api_workers) as (
+                registry,
+                progress,
+            ),
         ):
             clients = await create_clients(dbs["registry"], dbs["progress"], args.clients, registry)
             note(
                 f"{len(clients)} agency clients reporting on "
                 f"{len({wp for c in clients for wp in c.work_points})} of the plan's "
-                f"{PLAN_WORK_POINTS} work points; progress at {progress.base_url} "
-                f"(pid {progress.process.pid}), registry at {registry.base_url}"
+                f"{PLAN_WORK_POINTS} work points; progress at {progress[0].base_url} "
+                f"({', '.join(f'{s.name} pid {s.process.pid}' for s in progress)}), "
+                f"registry at {registry.base_url}"
             )
             load, cpu = await run_load(progress, clients, dbs["progress"].dsn, args, Path(tmp))
             stored_ms = await load.stored_at_latencies()
             on_topic = await topic_total(prefix + topics.STATUS, partitions_of(topics.STATUS))
-            if progress.process.poll() is not None:
-                raise SystemExit(f"bench: progress died:\n{progress.tail()}")
-        log_problems(progress)
+            for server in progress:
+                if server.process.poll() is not None:
+                    raise SystemExit(f"bench: {server.name} died:\n{server.tail()}")
+        for server in progress:
+            log_problems(server)
     measured = [r for r in load.sent if r.measured]
     accepted = [r for r in measured if r.status == 202]
     post = [r.answered - r.started for r in measured if r.status > 0]
@@ -702,7 +730,19 @@ def parse_args() -> argparse.Namespace:
         help="reports per request to POST /v1/events/batch (default: one per POST /v1/events)",
     )
     parser.add_argument(
+        "--api-workers",
+        type=int,
+        default=0,
+        help="progress as `serve --workers N` (API only) beside `worker`; 0: one `serve` "
+        "process doing everything (default)",
+    )
+    parser.add_argument(
         "--py-spy", action="store_true", help="sample the progress process with py-spy"
+    )
+    parser.add_argument(
+        "--profile-out",
+        metavar="FILE",
+        help="with --py-spy: keep the collapsed stacks in FILE (for flame graph tools)",
     )
     parser.add_argument("--quick", action="store_true", help="smoke run: 100/s for 5 s")
     args = parser.parse_args()
