@@ -32,6 +32,7 @@ from progress.stall_metrics import register_open_stalls
 from progress.sweeper import Sweeper
 
 SERVICE = "duban-progress"
+STATUS_GATHER_BYTES = 64 * 1024  # about a hundred status reports
 
 
 @dataclass
@@ -76,7 +77,14 @@ class ProgressService:
         prefix = self.settings.topic_prefix
         status_group = f"{prefix}{SERVICE}.status"
         work_points_group = f"{prefix}{SERVICE}.work-points"
-        status = make_consumer(bootstrap, status_group, prefix + topics.STATUS, client_id=SERVICE)
+        gather = (STATUS_GATHER_BYTES, self.settings.status_gather_ms)
+        status = make_consumer(
+            bootstrap,
+            status_group,
+            prefix + topics.STATUS,
+            client_id=SERVICE,
+            gather=gather if self.settings.status_gather_ms else None,
+        )
         work_points = make_consumer(
             bootstrap, work_points_group, prefix + topics.WORK_POINTS, client_id=SERVICE
         )

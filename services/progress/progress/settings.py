@@ -14,6 +14,13 @@ class ProgressSettings(ServiceSettings):
 
     database_url: str = "sqlite+aiosqlite:///.run/progress.db"
     sweep_interval_seconds: float = Field(default=60.0, gt=0)
+    status_gather_ms: int = Field(
+        default=40,
+        ge=0,
+        le=500,
+        description="The status consumer lets the broker gather up to 64 KiB of reports for "
+        "this long before a fetch returns: larger batches, fewer transactions (0: none).",
+    )
     sweep_batch_size: int = Field(default=500, ge=1)
     max_clock_skew_seconds: int = Field(default=300, ge=0)
     run_sweeper: bool = True
