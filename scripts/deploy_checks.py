@@ -8,7 +8,8 @@ No container engine or cluster is needed:
 - `kustomize build` of the base and of every overlay, each manifest validated against the
   Kubernetes OpenAPI schemas of KUBERNETES_VERSION (kubernetes-validate bundles them, strict:
   an unknown field is an error), plus our own rules (probes, resources, non-root, read-only
-  root, references to ConfigMaps and Secrets that exist, progress scaled to its partitions);
+  root, references to ConfigMaps and Secrets that exist, progress's API and worker laid out
+  as one another expects, the worker within the status topic's partitions);
 - every environment variable that the compose file, the manifests and the Dockerfile give our
   services is one they read: a DUBAN_* name of the service's settings class (imported, so a
   renamed setting breaks the check), or an OTEL_* name of the OpenTelemetry SDK; the values
@@ -285,14 +286,41 @@ def check_kubernetes_policy(docs: list[dict[str, Any]], *, complete: bool) -> Pr
         ]
         if not jobs:
             problems.append(f"{service}: no migration Job (args: [migrate])")
-    progress = deployments.get("progress")
-    if progress is not None:
+    problems.extend(_progress_layout(deployments))
+    return problems
+
+
+def _background_off(deployment: dict[str, Any]) -> bool:
+    """Whether a progress Deployment sets DUBAN_PROGRESS_BACKGROUND=false (API only)."""
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    return any(
+        e.get("name") == "DUBAN_PROGRESS_BACKGROUND" and str(e.get("value")).lower() == "false"
+        for e in container.get("env", [])
+    )
+
+
+def _progress_layout(deployments: dict[str, dict[str, Any]]) -> list[str]:
+    """progress's API runs no background work beside progress-worker, something consumes, and
+    the worker has no more replicas than the status topic has partitions."""
+    api, worker = deployments.get("progress"), deployments.get("progress-worker")
+    problems = []
+    if api is not None and worker is not None and not _background_off(api):
+        problems.append(
+            "Deployment/progress runs the consumers and the sweeper beside "
+            "Deployment/progress-worker: set DUBAN_PROGRESS_BACKGROUND=false in its env"
+        )
+    if api is not None and worker is None and _background_off(api):
+        problems.append(
+            "Deployment/progress has background work off and there is no "
+            "Deployment/progress-worker: nothing consumes duban.status.v1"
+        )
+    if worker is not None:
         partitions = status_partitions()
-        replicas = progress["spec"].get("replicas", 1)
-        if replicas != partitions:
+        replicas = worker["spec"].get("replicas", 1)
+        if replicas > partitions:
             problems.append(
-                f"Deployment/progress has {replicas} replicas but {STATUS_TOPIC} has "
-                f"{partitions} partitions: one consumer per partition (more would idle)"
+                f"Deployment/progress-worker has {replicas} replicas but {STATUS_TOPIC} has "
+                f"{partitions} partitions: a consumer beyond the partition count idles"
             )
     return problems
 

@@ -281,7 +281,7 @@ def test_the_kubernetes_policy_catches_unsafe_or_wrong_workloads(
     registry["securityContext"]["runAsNonRoot"] = False
     notifier = _find(docs, "Deployment", "notifier")["spec"]["template"]["spec"]
     notifier["containers"][0]["envFrom"][-1]["secretRef"]["name"] = "notifer-secrets"
-    _find(docs, "Deployment", "progress")["spec"]["replicas"] = 8
+    _find(docs, "Deployment", "progress-worker")["spec"]["replicas"] = 8
     docs.remove(_find(docs, "PodDisruptionBudget", "notifier"))
     problems = "\n".join(checks.check_kubernetes_policy(docs, complete=True))
     for expected in (
@@ -289,15 +289,33 @@ def test_the_kubernetes_policy_catches_unsafe_or_wrong_workloads(
         "Deployment/registry container registry: readOnlyRootFilesystem is not true",
         "Deployment/registry: pod securityContext.runAsNonRoot is not true",
         "Secret 'notifer-secrets' does not exist",
-        "Deployment/progress has 8 replicas but duban.status.v1 has 6 partitions",
+        "Deployment/progress-worker has 8 replicas but duban.status.v1 has 6 partitions",
         "Deployment/notifier: no PodDisruptionBudget",
     ):
         assert expected in problems
 
 
-def test_progress_runs_one_replica_per_status_partition(production: list[dict[str, Any]]) -> None:
-    partitions = checks.status_partitions()
-    assert _find(production, "Deployment", "progress")["spec"]["replicas"] == partitions
+def test_progress_api_and_worker_are_laid_out_as_each_other_expects(
+    production: list[dict[str, Any]],
+) -> None:
+    assert checks.check_kubernetes_policy(production, complete=True) == []
+    api = _find(production, "Deployment", "progress")
+    assert checks.status_partitions() >= _find(production, "Deployment", "progress-worker")[
+        "spec"
+    ]["replicas"]
+
+    both = copy.deepcopy(production)  # the API consuming too, beside the worker
+    env = _find(both, "Deployment", "progress")["spec"]["template"]["spec"]["containers"][0]["env"]
+    env[:] = [e for e in env if e["name"] != "DUBAN_PROGRESS_BACKGROUND"]
+    problems = "\n".join(checks.check_kubernetes_policy(both, complete=True))
+    assert "set DUBAN_PROGRESS_BACKGROUND=false" in problems
+
+    nobody = copy.deepcopy(production)  # the API only, no worker
+    nobody.remove(_find(nobody, "Deployment", "progress-worker"))
+    nobody.remove(_find(nobody, "PodDisruptionBudget", "progress-worker"))
+    problems = "\n".join(checks.check_kubernetes_policy(nobody, complete=True))
+    assert "nothing consumes duban.status.v1" in problems
+    assert api["spec"]["template"]["spec"]["containers"][0]["args"][0] == "serve"
 
 
 def test_the_kubernetes_environment_check_reads_configmaps_and_secrets(
