@@ -4,6 +4,8 @@ sweeps."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -14,13 +16,14 @@ from progress.main import build, create_app, create_worker_app
 from tests.stack import Stack
 
 
-async def test_an_api_only_process_accepts_reports_that_the_worker_applies(stack: Stack) -> None:
-    # The stack's progress plays the worker; a second process on the same database and topics
-    # serves the API with background work off.
-    settings = stack.progress.settings.model_copy(update={"background": False})
+@asynccontextmanager
+async def api_process(stack: Stack, **settings: object) -> AsyncIterator[httpx.AsyncClient]:
+    """A second progress, API only (background off), on the stack's database and topics unless
+    `settings` say otherwise; yields an HTTP client of its app."""
+    changed = stack.progress.settings.model_copy(update={"background": False, **settings})
     jwks_http = httpx.AsyncClient(transport=stack.registry_link, base_url="http://registry")
     api_only = build(
-        settings,
+        changed,
         clock=stack.clock,
         tracer_provider=stack.progress.tracer_provider,
         jwks_http=jwks_http,
@@ -28,23 +31,32 @@ async def test_an_api_only_process_accepts_reports_that_the_worker_applies(stack
     await api_only.start()
     try:
         assert api_only.background.names == []
-        assert "progress-status" in stack.progress.background.names
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=create_app(api_only)), base_url="http://test"
-        ) as http:
-            body = {
-                "event_id": "1b9d6bcd-bbfd-4b2d-9b5d-ab8dfbbd4bed",
-                "work_point_id": "zhaoqing-digital-2024/35",
-                "status": "blocked",
-                "occurred_at": stack.clock.now().isoformat(),
-            }
-            headers = await stack.auth(stack.forestry)
-            accepted = await http.post("/v1/events", json=body, headers=headers)
-        assert accepted.status_code == 202, accepted.text
-        await stack.until_applied(accepted)
+        transport = httpx.ASGITransport(app=create_app(api_only))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            yield http
     finally:
         await api_only.close()
         await jwks_http.aclose()
+
+
+def _report(stack: Stack, event_id: str, status: str) -> dict[str, str]:
+    return {
+        "event_id": event_id,
+        "work_point_id": "zhaoqing-digital-2024/35",
+        "status": status,
+        "occurred_at": stack.clock.now().isoformat(),
+    }
+
+
+async def test_an_api_only_process_accepts_reports_that_the_worker_applies(stack: Stack) -> None:
+    # The stack's progress plays the worker; the API-only process consumes nothing.
+    assert "progress-status" in stack.progress.background.names
+    async with api_process(stack) as http:
+        body = _report(stack, "1b9d6bcd-bbfd-4b2d-9b5d-ab8dfbbd4bed", "blocked")
+        headers = await stack.auth(stack.forestry)
+        accepted = await http.post("/v1/events", json=body, headers=headers)
+    assert accepted.status_code == 202, accepted.text
+    await stack.until_applied(accepted)
 
 
 def test_several_api_workers_need_background_work_elsewhere(
@@ -78,3 +90,22 @@ async def test_the_worker_serves_only_health_and_metrics(
             assert (await http.get("/board")).status_code == 404
     finally:
         await app.state.service.close()
+
+
+async def test_a_database_outage_is_answered_503_to_retry(stack: Stack) -> None:
+    # Nothing listens on port 1.
+    nowhere = "postgresql+psycopg://duban@127.0.0.1:1/duban_progress"
+    async with api_process(stack, database_url=nowhere) as http:
+        headers = await stack.auth(stack.forestry)
+        report = _report(stack, "9a1f0c1e-4b7e-4f0e-8a52-3c1d2e3f4a5b", "on_track")
+        single = await http.post("/v1/events", json=report, headers=headers)
+        batch = await http.post("/v1/events/batch", json={"events": [report]}, headers=headers)
+        read = await http.get(
+            "/v1/work-points/zhaoqing-digital-2024/35/progress",
+            headers=await stack.auth(stack.office),
+        )
+    for answer in (single, batch, read):
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["code"] == "database_unavailable"
+        assert "retry" in answer.json()["message"]
+        assert answer.headers["Retry-After"] == "5"

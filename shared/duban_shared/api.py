@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any, Generic, TypeVar
 
+import sqlalchemy.exc
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+
+log = logging.getLogger(__name__)
+
+DATABASE_ERRORS = (
+    sqlalchemy.exc.TimeoutError,  # no pooled connection in time: overload
+    sqlalchemy.exc.OperationalError,  # the database unreachable, restarting, out of connections
+    sqlalchemy.exc.InterfaceError,
+)
+"""Failures of the database rather than of the request: answered 503 `database_unavailable`."""
 
 T = TypeVar("T")
 
@@ -61,6 +72,23 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             status_code=exc.status, content=body.model_dump(mode="json"), headers=exc.headers
         )
+
+    async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+        # No connection from the pool in time (overload), or the database unreachable. The
+        # request may be retried as it is: a status report resent with its event_id is applied
+        # once even if it reached the broker before the failure.
+        log.warning("database unavailable: %s", type(exc).__name__, exc_info=exc)
+        body = ErrorBody(
+            code="database_unavailable",
+            message="The service's database is busy or unreachable right now; retry in a few "
+            "seconds with the same request (status reports: the same event_id, applied once).",
+        )
+        return JSONResponse(
+            status_code=503, content=body.model_dump(mode="json"), headers={"Retry-After": "5"}
+        )
+
+    for error in DATABASE_ERRORS:
+        app.add_exception_handler(error, _database_unavailable)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

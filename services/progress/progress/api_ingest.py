@@ -21,7 +21,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import RecordMetadata
 from duban_shared import attributes as attr
 from duban_shared import topics
-from duban_shared.api import ApiError
+from duban_shared.api import DATABASE_ERRORS, ApiError
 from duban_shared.auth import PrincipalDep
 from duban_shared.clock import domain_span
 from duban_shared.events import (
@@ -73,6 +73,9 @@ class _CountedRoute(APIRoute):
                 raise
             except RequestValidationError:
                 _count(request, REJECTED, "invalid_request")
+                raise
+            except DATABASE_ERRORS:
+                _count(request, REJECTED, "database_unavailable")
                 raise
 
         return counted
