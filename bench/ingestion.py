@@ -3,12 +3,13 @@
 Runs the system for real, on loopback, each with its own PostgreSQL database and the run's own
 topics: the registry (`duban-registry serve`, the plan imported with `duban-registry
 import-plan`) and progress (`duban-progress serve`: uvicorn, its consumers, outbox relay and
-sweeper), which learns the plan's work points from the registry over Kafka. Agency API clients
-are created in the registry (as tests/stack.py and `duban-registry create-client` do) and get
-their access tokens from the registry's `POST /oauth/token`; progress verifies them with the
-registry's JWKS. Progress's per-client rate limit is raised for the run
-(DUBAN_PROGRESS_RATE_PER_SECOND / _RATE_BURST), and the reports are spread over several agency
-clients anyway.
+sweeper; or with --api-workers N, `serve --workers N` with DUBAN_PROGRESS_BACKGROUND=false
+beside `duban-progress worker`), which learns the plan's work points from the registry over
+Kafka. Agency API clients are created in the registry (as tests/stack.py and `duban-registry
+create-client` do) and get their access tokens from the registry's `POST /oauth/token`;
+progress verifies them with the registry's JWKS. Progress's per-client rate limit is raised for
+the run (DUBAN_PROGRESS_RATE_PER_SECOND / _RATE_BURST), and the reports are spread over several
+agency clients anyway.
 
 Load is open-loop: sends are scheduled by the clock (rate r: send i at t0 + i/r), each in its
 own task, never waiting for earlier answers. Per report it measures:
@@ -17,7 +18,7 @@ own task, never waiting for earlier answers. Per report it measures:
   connection) that sees the row committed.
 A warm-up (not counted) precedes the measured seconds.
 
-Run: .venv/bin/python bench/ingestion.py [--rate 500] [--duration 20] [--quick]
+Run: .venv/bin/python bench/ingestion.py [--rate 500] [--duration 20] [--api-workers N] [--quick]
 """
 
 from __future__ import annotations
