@@ -300,9 +300,10 @@ def test_progress_api_and_worker_are_laid_out_as_each_other_expects(
 ) -> None:
     assert checks.check_kubernetes_policy(production, complete=True) == []
     api = _find(production, "Deployment", "progress")
-    assert checks.status_partitions() >= _find(production, "Deployment", "progress-worker")[
-        "spec"
-    ]["replicas"]
+    assert (
+        checks.status_partitions()
+        >= _find(production, "Deployment", "progress-worker")["spec"]["replicas"]
+    )
 
     both = copy.deepcopy(production)  # the API consuming too, beside the worker
     env = _find(both, "Deployment", "progress")["spec"]["template"]["spec"]["containers"][0]["env"]
