@@ -13,7 +13,7 @@ from aiokafka.structs import RecordMetadata
 from duban_shared import topics
 from duban_shared.api import ApiError
 from progress.api_ingest import StatusReportIn, _check, _Ready, _record
-from progress.models import StatusReport, WorkPointView
+from progress.models import IngestedEvent, StatusReport, WorkPointView
 from sqlmodel import col, func, select
 
 from tests.harness import end_offsets, wait_for
@@ -250,3 +250,30 @@ async def test_a_record_that_collides_with_a_concurrent_acceptance_gets_that_ans
 async def _view(stack: Stack, number: int) -> WorkPointView | None:
     async with stack.progress.sessions() as session:
         return await session.get(WorkPointView, f"{PLAN}/{number}")
+
+
+async def test_records_asked_together_share_a_round_and_the_first_of_an_id_wins(
+    stack: Stack,
+) -> None:
+    store = stack.progress.ingest
+    x, y = uuid.uuid4(), uuid.uuid4()
+
+    def row(event_id: uuid.UUID, digest: str, offset: int) -> IngestedEvent:
+        return IngestedEvent(
+            event_id=event_id,
+            agency_id=stack.forestry_id,
+            body_sha256=digest * 64,
+            partition=0,
+            offset=offset,
+            accepted_at=stack.clock.now(),
+        )
+
+    outcomes = await asyncio.gather(
+        store.record(row(x, "a", 1)), store.record(row(x, "b", 2)), store.record(row(y, "c", 3))
+    )
+    assert outcomes == [True, False, True]
+    (seen_x, _), (seen_y, _) = await asyncio.gather(
+        store.look_up(x, f"{PLAN}/35"), store.look_up(y, f"{PLAN}/35")
+    )
+    assert seen_x is not None and (seen_x.body_sha256[0], seen_x.offset) == ("a", 1)
+    assert seen_y is not None and seen_y.offset == 3

@@ -7,14 +7,20 @@ only and in autocommit (no BEGIN/COMMIT round trips), never held while the broke
 - after the broker acknowledged it, one `INSERT ... ON CONFLICT DO NOTHING` records the answer;
   the `event_id`s it did not insert were accepted meanwhile by a concurrent request.
 A batch does the same with one statement per step for all its reports.
+
+Concurrent single reports share those statements (`IngestStore`): while one round of look-ups
+or records is with the database, the next requests' questions wait, and the next round asks them
+all at once. Under load a round serves many requests (one pool checkout, one statement, one span
+for all); a request alone is served at once, as before.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Table, bindparam, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -118,3 +124,94 @@ async def record(engine: AsyncEngine, rows: Sequence[IngestedEvent]) -> set[uuid
         statement = _INSERT[conn.dialect.name]
         inserted = set((await conn.execute(statement, values)).scalars())
     return {row.event_id for row in rows} - inserted
+
+
+Q = TypeVar("Q")
+A = TypeVar("A")
+
+
+class Rounds(Generic[Q, A]):
+    """Answers questions in rounds: a question asked while a round is with the database waits
+    for the next round, which takes every waiting question (up to `most`) at once.
+
+    `answer_all` answers a list of questions in order; if it raises, every question of that
+    round gets the error. The round's database spans belong to the request that started it.
+    """
+
+    def __init__(
+        self, answer_all: Callable[[list[Q]], Awaitable[list[A]]], *, most: int = 500
+    ) -> None:
+        self._answer_all = answer_all
+        self._most = most
+        self._waiting: list[tuple[Q, asyncio.Future[A]]] = []
+        self._runner: asyncio.Task[None] | None = None
+
+    async def ask(self, question: Q) -> A:
+        """The answer to one question, from the next round."""
+        future: asyncio.Future[A] = asyncio.get_running_loop().create_future()
+        self._waiting.append((question, future))
+        if self._runner is None:
+            self._runner = asyncio.create_task(self._run(), name="ingest-rounds")
+        return await future
+
+    async def _run(self) -> None:
+        batch: list[tuple[Q, asyncio.Future[A]]] = []
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting[: self._most], self._waiting[self._most :]
+                try:
+                    answers = await self._answer_all([question for question, _ in batch])
+                except Exception as exc:  # every asker of the round gets the database's error
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, future), answer in zip(batch, answers, strict=True):
+                    if not future.done():  # an asker that went away (client gone) is skipped
+                        future.set_result(answer)
+        finally:
+            self._runner = None
+            left, self._waiting = [*batch, *self._waiting], []
+            for _, future in left:  # undone only if this task was cancelled (shutdown)
+                if not future.done():
+                    future.cancel()
+
+
+LookUp = tuple[IngestedEvent | None, WorkPointView | None]
+
+
+class IngestStore:
+    """Ingestion's two statements for concurrent requests, asked in shared rounds (`Rounds`)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._look_ups: Rounds[tuple[uuid.UUID, str], LookUp] = Rounds(self._look_up_round)
+        self._records: Rounds[IngestedEvent, bool] = Rounds(self._record_round)
+
+    async def look_up(self, event_id: uuid.UUID, work_point_id: str) -> LookUp:
+        """The answer recorded for `event_id` (None if new) and the work point (None if
+        unknown)."""
+        return await self._look_ups.ask((event_id, work_point_id))
+
+    async def record(self, row: IngestedEvent) -> bool:
+        """Record an answer; False if its event_id was recorded already (by a concurrent
+        request, maybe in the same round), leaving that row as it was."""
+        return await self._records.ask(row)
+
+    async def _look_up_round(self, keys: list[tuple[uuid.UUID, str]]) -> list[LookUp]:
+        if len(keys) == 1:
+            return [await look_up(self._engine, *keys[0])]
+        seen, views = await look_up_many(
+            self._engine, {event_id for event_id, _ in keys}, {wp for _, wp in keys}
+        )
+        return [(seen.get(event_id), views.get(wp)) for event_id, wp in keys]
+
+    async def _record_round(self, rows: list[IngestedEvent]) -> list[bool]:
+        first: dict[uuid.UUID, int] = {}
+        for index, row in enumerate(rows):
+            first.setdefault(row.event_id, index)
+        raced = await record(self._engine, [rows[index] for index in first.values()])
+        return [
+            first[row.event_id] == index and row.event_id not in raced
+            for index, row in enumerate(rows)
+        ]

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from progress.consumer import StatusConsumer, WorkPointConsumer
+from progress.ingest_store import IngestStore
 from progress.models import OutboxMessage
 from progress.settings import ProgressSettings
 from progress.stall_metrics import register_open_stalls
@@ -55,6 +56,7 @@ class ProgressService:
     verifier: JwksVerifier
     rate_limiter: RateLimiter
     calendar: WorkingCalendar
+    ingest: IngestStore
     owned_http: httpx.AsyncClient | None = None  # the JWKS client, when build() made it
     # The board's client: tokens from the registry, alerts from the notifier.
     board_http: httpx.AsyncClient = field(
@@ -210,6 +212,7 @@ def build(
         verifier=jwks_verifier(settings, wall_clock, jwks_http),
         rate_limiter=RateLimiter(wall_clock, settings.rate_per_second, settings.rate_burst),
         calendar=calendar,
+        ingest=IngestStore(engine),
         owned_http=owned_http,
     )
 
