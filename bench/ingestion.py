@@ -1,15 +1,15 @@
 """Benchmark: status reports over HTTP at a steady rate, from POST to stored in PostgreSQL.
 
 Runs the system for real, on loopback, each with its own PostgreSQL database and the run's own
-topics: the registry (`duban-registry serve`, the plan imported with `duban-registry
-import-plan`) and progress (`duban-progress serve`: uvicorn, its consumers, outbox relay and
-sweeper; or with --api-workers N, `serve --workers N` with DUBAN_PROGRESS_BACKGROUND=false
-beside `duban-progress worker`), which learns the plan's work points from the registry over
-Kafka. Agency API clients are created in the registry (as tests/stack.py and `duban-registry
-create-client` do) and get their access tokens from the registry's `POST /oauth/token`;
-progress verifies them with the registry's JWKS. Progress's per-client rate limit is raised for
-the run (DUBAN_PROGRESS_RATE_PER_SECOND / _RATE_BURST), and the reports are spread over several
-agency clients anyway.
+topics: the registry (`duban-registry serve`, the plan imported with `duban-registry import-plan`)
+and progress as deployed: `serve --workers N` (N = --api-workers, 1) with
+DUBAN_PROGRESS_BACKGROUND=false beside `duban-progress worker` (its consumers, outbox relay and
+sweeper), or with --api-workers 0 one `duban-progress serve` doing both; progress learns the plan's
+work points from the registry over Kafka. Agency API clients are created in the registry (as
+tests/stack.py and `duban-registry create-client` do) and get their access tokens from the
+registry's `POST /oauth/token`; progress verifies them with the registry's JWKS. Progress's
+per-client rate limit is raised for the run (DUBAN_PROGRESS_RATE_PER_SECOND / _RATE_BURST), and the
+reports are spread over several agency clients anyway.
 
 Load is open-loop: sends are scheduled by the clock (rate r: send i at t0 + i/r), each in its
 own task, never waiting for earlier answers. Per report it measures:
@@ -733,9 +733,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--api-workers",
         type=int,
-        default=0,
-        help="progress as `serve --workers N` (API only) beside `worker`; 0: one `serve` "
-        "process doing everything (default)",
+        default=1,
+        help="progress as `serve --workers N` (API only) beside `worker`, as deployed (1); "
+        "0: one `serve` process doing everything, as `make up` runs it",
     )
     parser.add_argument(
         "--py-spy", action="store_true", help="sample the progress process with py-spy"
