@@ -49,8 +49,9 @@ CONFIG=${DUBAN_JAEGER_CONFIG:-$TOOLS_DIR/config.yaml}
 START_TIMEOUT=${DUBAN_JAEGER_START_TIMEOUT:-60}
 STOP_TIMEOUT=${DUBAN_JAEGER_STOP_TIMEOUT:-10}
 
-say() { printf 'jaeger: %s\n' "$*"; }
-die() { printf 'jaeger: %s\n' "$*" >&2; exit 1; }
+NAME=jaeger
+# shellcheck source=lib/daemon.sh source-path=SCRIPTDIR
+source "$SCRIPT_DIR/lib/daemon.sh"   # say, die, show, port_open, live_pid, lock_dir, log_tail, stop_pid
 
 for p in "$OTLP_HTTP_PORT" "$OTLP_GRPC_PORT" "$UI_PORT" "$QUERY_GRPC_PORT" "$MAX_TRACES" \
   "$START_TIMEOUT" "$STOP_TIMEOUT"; do
@@ -66,8 +67,6 @@ PID_FILE="$JDIR/jaeger.pid"
 LOG_FILE="$JDIR/jaeger.log"
 QUERY_URL="http://127.0.0.1:$UI_PORT"
 
-# A path for messages: relative to the repo root when inside it.
-show() { case $1 in "$REPO_ROOT"/*) printf '%s' "${1#"$REPO_ROOT"/}" ;; *) printf '%s' "$1" ;; esac; }
 
 # The Jaeger version the tools module requires (its go.mod is the one place it is written).
 jaeger_version() {
@@ -134,54 +133,25 @@ build() {
   say "built Jaeger $VERSION in $((SECONDS - t0))s: $(show "$BIN") ($(du -h "$BIN" | cut -f1))"
 }
 
-port_open() { timeout 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
-
 query_answers() { curl -fsS -o /dev/null --max-time 3 "$QUERY_URL/api/services" 2>/dev/null; }
 
 # Prints Jaeger's pid if the pid file names a live Jaeger of this state dir.
-jaeger_pid() {
-  [[ -f $PID_FILE ]] || return 1
-  local pid
-  pid=$(cat "$PID_FILE")
-  [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "--config file:$CONFIG" || return 1
-  printf '%s' "$pid"
-}
+jaeger_pid() { live_pid "$PID_FILE" "--config file:$CONFIG"; }
 
-lock_state_dir() {
-  mkdir -p "$JDIR"
-  exec 9>"$JDIR/.lock"
-  flock -w 60 9 || die "another jaeger.sh is busy with $(show "$JDIR")"
-}
+lock_state_dir() { lock_dir "$JDIR" 60; }
 
-log_tail() {
-  [[ -s $LOG_FILE ]] || return 0
-  printf -- '----- last lines of %s -----\n' "$(show "$LOG_FILE")" >&2
-  tail -n 30 "$LOG_FILE" >&2
-}
+jaeger_log_tail() { log_tail 30 "$LOG_FILE"; }
 
-kill_jaeger() {
-  local pid=$1 waited=0
-  kill -TERM "$pid" 2>/dev/null || return 0
-  while kill -0 "$pid" 2>/dev/null; do
-    if (( waited >= STOP_TIMEOUT * 5 )); then
-      say "pid $pid still alive after ${STOP_TIMEOUT}s; sending SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-      break
-    fi
-    sleep 0.2
-    waited=$((waited + 1))
-  done
-}
+kill_jaeger() { stop_pid "$1" "$STOP_TIMEOUT"; }
 
 wait_ready() {
   local pid=$1 deadline=$((SECONDS + START_TIMEOUT))
   until query_answers && port_open "$OTLP_HTTP_PORT"; do
     if ! kill -0 "$pid" 2>/dev/null; then
-      log_tail; rm -f "$PID_FILE"; die "Jaeger exited during startup (see above)"
+      jaeger_log_tail; rm -f "$PID_FILE"; die "Jaeger exited during startup (see above)"
     fi
     if (( SECONDS >= deadline )); then
-      log_tail; kill_jaeger "$pid"; rm -f "$PID_FILE"
+      jaeger_log_tail; kill_jaeger "$pid"; rm -f "$PID_FILE"
       die "Jaeger's query API did not answer at $QUERY_URL within ${START_TIMEOUT}s; stopped it"
     fi
     sleep 0.2
@@ -227,7 +197,7 @@ cmd_start() {
     ) &
     for _ in $(seq 50); do [[ -s $PID_FILE ]] && break; sleep 0.1; done
     pid=$(cat "$PID_FILE" 2>/dev/null || true)
-    [[ -n $pid ]] || { log_tail; die "Jaeger did not start"; }
+    [[ -n $pid ]] || { jaeger_log_tail; die "Jaeger did not start"; }
     say "started Jaeger $VERSION pid $pid; waiting for its query API"
   fi
   wait_ready "$pid"

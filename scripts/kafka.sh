@@ -48,8 +48,9 @@ TOPICS_FILE=${DUBAN_KAFKA_TOPICS:-$DEPLOY_DIR/topics.txt}
 TOPIC_CMD=org.apache.kafka.tools.TopicCommand
 STORAGE_CMD=kafka.tools.StorageTool
 
-say() { printf 'kafka: %s\n' "$*"; }
-die() { printf 'kafka: %s\n' "$*" >&2; exit 1; }
+NAME=kafka
+# shellcheck source=lib/daemon.sh source-path=SCRIPTDIR
+source "$SCRIPT_DIR/lib/daemon.sh"   # say, die, show, port_open, live_pid, lock_dir, log_tail, stop_pid
 
 for p in "$PORT" "$CONTROLLER_PORT" "$START_TIMEOUT" "$STOP_TIMEOUT"; do
   [[ $p =~ ^[0-9]+$ ]] || die "not a number: '$p' (check the DUBAN_KAFKA_* variables)"
@@ -65,8 +66,6 @@ OUT_FILE="$KDIR/kafka.out"
 PROPS_FILE="$KDIR/server.properties"
 TOPICS_OK="$KDIR/topics.ok"
 
-# A path for messages: relative to the repo root when inside it.
-show() { case $1 in "$REPO_ROOT"/*) printf '%s' "${1#"$REPO_ROOT"/}" ;; *) printf '%s' "$1" ;; esac; }
 
 kafka_version() {
   if [[ -n ${DUBAN_KAFKA_VERSION:-} ]]; then
@@ -143,23 +142,11 @@ run_tool() {
     -cp "$LIBS_DIR/*" "$@"
 }
 
-port_open() { timeout 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
 
 # Prints the broker's pid if the pid file names a live broker of this state dir.
-broker_pid() {
-  [[ -f $PID_FILE ]] || return 1
-  local pid
-  pid=$(cat "$PID_FILE")
-  [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "kafka.Kafka $PROPS_FILE" || return 1
-  printf '%s' "$pid"
-}
+broker_pid() { live_pid "$PID_FILE" "kafka.Kafka $PROPS_FILE"; }
 
-lock_state_dir() {
-  mkdir -p "$KDIR"
-  exec 9>"$KDIR/.lock"
-  flock -w 120 9 || die "another kafka.sh is busy with $(show "$KDIR")"
-}
+lock_state_dir() { lock_dir "$KDIR" 120; }
 
 topics_hash() { sha256sum "$TOPICS_FILE" | cut -d' ' -f1; }
 
@@ -193,29 +180,9 @@ format_storage() {
     die "formatting the storage failed"
 }
 
-log_tail() {
-  local f
-  for f in "$LOG_FILE" "$OUT_FILE"; do
-    [[ -s $f ]] || continue
-    printf -- '----- last lines of %s -----\n' "$(show "$f")" >&2
-    tail -n 40 "$f" >&2
-  done
-}
+broker_log_tail() { log_tail 40 "$LOG_FILE" "$OUT_FILE"; }
 
-kill_broker() {
-  local pid=$1 waited=0
-  kill -TERM "$pid" 2>/dev/null || return 0
-  while kill -0 "$pid" 2>/dev/null; do
-    if (( waited >= STOP_TIMEOUT * 2 )); then
-      say "pid $pid still alive after ${STOP_TIMEOUT}s; sending SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-      sleep 0.5
-      break
-    fi
-    sleep 0.5
-    waited=$((waited + 1))
-  done
-}
+kill_broker() { stop_pid "$1" "$STOP_TIMEOUT"; }
 
 # Wait until the port answers and a metadata request (kafka-topics --list) succeeds;
 # sets EXISTING_TOPICS to the topic list.
@@ -224,10 +191,10 @@ wait_ready() {
   local pid=$1 deadline=$((SECONDS + START_TIMEOUT)) out
   while ! port_open "$PORT"; do
     if ! kill -0 "$pid" 2>/dev/null; then
-      log_tail; rm -f "$PID_FILE"; die "the broker exited during startup (see above)"
+      broker_log_tail; rm -f "$PID_FILE"; die "the broker exited during startup (see above)"
     fi
     if (( SECONDS >= deadline )); then
-      log_tail; kill_broker "$pid"; rm -f "$PID_FILE"
+      broker_log_tail; kill_broker "$pid"; rm -f "$PID_FILE"
       die "the broker did not open 127.0.0.1:$PORT within ${START_TIMEOUT}s; stopped it"
     fi
     sleep 0.3
@@ -240,10 +207,10 @@ wait_ready() {
       return 0
     fi
     if ! kill -0 "$pid" 2>/dev/null; then
-      log_tail; rm -f "$PID_FILE"; die "the broker exited during startup (see above)"
+      broker_log_tail; rm -f "$PID_FILE"; die "the broker exited during startup (see above)"
     fi
     if (( SECONDS >= deadline )); then
-      log_tail; kill_broker "$pid"; rm -f "$PID_FILE"
+      broker_log_tail; kill_broker "$pid"; rm -f "$PID_FILE"
       die "the broker did not answer a metadata request within ${START_TIMEOUT}s; stopped it"
     fi
     sleep 1
@@ -334,7 +301,7 @@ cmd_start() {
     local i
     for i in $(seq 50); do [[ -s $PID_FILE ]] && break; sleep 0.1; done
     pid=$(cat "$PID_FILE" 2>/dev/null || true)
-    [[ -n $pid ]] || { log_tail; die "the broker did not start"; }
+    [[ -n $pid ]] || { broker_log_tail; die "the broker did not start"; }
     say "started broker pid $pid (127.0.0.1:$PORT, controller 127.0.0.1:$CONTROLLER_PORT); waiting for it"
   fi
   wait_ready "$pid"

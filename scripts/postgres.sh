@@ -34,15 +34,14 @@ PGDIR=${DUBAN_PG_DIR:-$REPO_ROOT/.run/postgres}
 DATABASES=${DUBAN_PG_DATABASES:-duban_registry duban_progress duban_notifier}
 ROLE=duban
 
-say() { printf 'postgres: %s\n' "$*"; }
-die() { printf 'postgres: %s\n' "$*" >&2; exit 1; }
+NAME=postgres
+# shellcheck source=lib/daemon.sh source-path=SCRIPTDIR
+source "$SCRIPT_DIR/lib/daemon.sh"   # say, die, show, port_open, lock_dir, ...
 
 [[ $PORT =~ ^[0-9]+$ ]] || die "DUBAN_PG_PORT is not a number: '$PORT'"
 case $PGDIR in /*) ;; *) PGDIR="$PWD/$PGDIR" ;; esac
 PGDIR=${PGDIR%/}
 
-# A path for messages: relative to the repo root when inside it.
-show() { case $1 in "$REPO_ROOT"/*) printf '%s' "${1#"$REPO_ROOT"/}" ;; *) printf '%s' "$1" ;; esac; }
 
 BIN=
 find_bin() {
@@ -138,7 +137,6 @@ prepare_dir() {
     die "the postgres user cannot write $REAL; set DUBAN_PG_DIR to a dir it can reach"
 }
 
-port_open() { timeout 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
 
 running() { [[ -f $DATA/postmaster.pid ]] && as_pg "$BIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; }
 
@@ -212,15 +210,10 @@ ready_message() {
   say "$1 on 127.0.0.1:$PORT (PostgreSQL $(pg_version), role $ROLE, databases: $DATABASES; data $(show "$PGDIR")/data, log $(show "$PGDIR")/postgres.log)"
 }
 
-lock_dir() {
-  exec 9>"$REAL/.lock"
-  flock -w 120 9 || die "another scripts/postgres.sh is busy with $(show "$PGDIR")"
-}
-
 cmd_start() {
   cmd_install
   prepare_dir
-  lock_dir
+  lock_dir "$REAL" 120
   if running; then
     ready || die "the cluster of $(show "$PGDIR") runs but does not answer on 127.0.0.1:$PORT (another DUBAN_PG_PORT? see $(show "$PGDIR")/postgres.log)"
     create_role_and_databases
@@ -250,7 +243,7 @@ cmd_stop() {
     say "not running ($(show "$PGDIR"))"
     return 0
   fi
-  lock_dir
+  lock_dir "$REAL" 120
   as_pg "$BIN/pg_ctl" -D "$DATA" -m fast -w -t 60 stop >/dev/null
   say "stopped ($(show "$PGDIR"))"
 }
