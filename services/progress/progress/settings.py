@@ -29,7 +29,7 @@ class ProgressSettings(ServiceSettings):
         description="Run the consumers, the outbox relay and the sweeper in this process. "
         "False for API-only processes (`serve --workers N`) beside a `duban-progress worker`.",
     )
-    rate_per_second: float = Field(default=20.0, gt=0, description="Per client, per replica.")
+    rate_per_second: float = Field(default=20.0, gt=0, description="Per client, per API process.")
     rate_burst: int = Field(default=200, ge=1)
     late_after_days: int = Field(
         default=7, ge=1, description="A report this much older than its arrival is marked late."
