@@ -55,12 +55,49 @@ log = logging.getLogger("bench")
 
 
 def setup() -> None:
-    """Logging to stderr (warnings and up); refuse non-loopback servers."""
+    """Logging to stderr (warnings and up); refuse non-loopback servers; wait for a quiet
+    machine."""
     logging.basicConfig(
         level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s"
     )
     _require_loopback(KAFKA)
     _require_loopback(PG_ADMIN_URL)
+    settle()
+
+
+QUIET_SHARE = 0.05  # of one core
+SETTLE_SECONDS = 60.0
+
+
+def settle() -> None:
+    """Wait until the broker and PostgreSQL are quiet (under 5% of a core each over 2 s), at most
+    60 s: the benchmark before this one leaves work behind (the broker deleting its topics'
+    logs, PostgreSQL dropping its databases), which would otherwise be measured here."""
+    started = time.monotonic()
+    while True:
+        before, t0 = _server_cpu(), time.monotonic()
+        time.sleep(2.0)
+        after, elapsed = _server_cpu(), time.monotonic() - t0
+        busy = {k: (after[k] - before.get(k, after[k])) / elapsed for k in after}
+        waited = time.monotonic() - started
+        if all(share < QUIET_SHARE for share in busy.values()):
+            if waited > 2.5:
+                note(f"waited {waited:.0f} s for the broker and PostgreSQL to be quiet")
+            return
+        if waited > SETTLE_SECONDS:
+            shares = ", ".join(f"{k} {100 * v:.0f}%" for k, v in busy.items())
+            note(f"the broker and PostgreSQL are still busy after {waited:.0f} s ({shares})")
+            return
+
+
+def _server_cpu() -> dict[str, float]:
+    """CPU seconds so far of PostgreSQL (all its processes) and the broker."""
+    sample = {"postgresql": cpu_by_name(("postgres",))["postgres"]}
+    broker = _broker_pid()
+    if broker is not None:
+        with contextlib.suppress(OSError):
+            sample["kafka"] = process_cpu_seconds(broker)
+    return sample
 
 
 def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
