@@ -8,11 +8,10 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 
-import pytest
 from aiokafka.structs import RecordMetadata
 from duban_shared import topics
 from duban_shared.api import ApiError
-from progress.api_ingest import StatusReportIn, _check, _Ready, _record
+from progress.api_ingest import Accepted, StatusReportIn, _check, _Ready, _record
 from progress.models import IngestedEvent, StatusReport, WorkPointView
 from sqlmodel import col, func, select
 
@@ -242,9 +241,16 @@ async def test_a_record_that_collides_with_a_concurrent_acceptance_gets_that_ans
     other = StatusReportIn.model_validate({**sent, "percent": 41})
     ready = _check(service, other, stack.forestry_id, None, await _view(stack, 35))
     assert isinstance(ready, _Ready)
-    with pytest.raises(ApiError) as refused:
-        await _record(service, [(ready, elsewhere)])
-    assert refused.value.code == "event_id_reused"
+    [refused] = await _record(service, [(ready, elsewhere)])
+    assert isinstance(refused, ApiError) and refused.code == "event_id_reused"
+
+    # In a batch (several rows, one statement), only the colliding report is refused.
+    fresh = StatusReportIn.model_validate({**sent, "event_id": str(uuid.uuid4())})
+    new = _check(service, fresh, stack.forestry_id, None, await _view(stack, 35))
+    assert isinstance(new, _Ready)
+    kept, refused = await _record(service, [(new, elsewhere), (ready, elsewhere)])
+    assert isinstance(kept, Accepted) and (kept.partition, kept.offset) == (5, 999)
+    assert isinstance(refused, ApiError) and refused.code == "event_id_reused"
 
 
 async def _view(stack: Stack, number: int) -> WorkPointView | None:

@@ -209,6 +209,8 @@ async def post_event(report: StatusReportIn, request: Request, principal: Princi
         return ready  # a replay: the same answer, nothing produced again
     meta = await _produce(service, ready)
     [answer] = await _record(service, [(ready, meta)])
+    if isinstance(answer, ApiError):
+        raise answer  # accepted meanwhile by a concurrent request, for another body
     _count(request, ACCEPTED)
     return answer
 
@@ -305,14 +307,18 @@ async def post_events_batch(
         else:
             stored.append((ready[index], outcome))
     answers = await _record(service, stored)
-    by_event = {a.event_id: a for a in answers}
+    by_event = {r.event.event_id: a for (r, _), a in zip(stored, answers, strict=True)}
     for index, result in enumerate(results):
         if result is None:  # produced, or a repeat within the batch of a produced one
             produced_id = reports[index].event_id
             answer = by_event.get(produced_id)
             first = results[first_index[produced_id]]
-            if answer is not None:
+            if isinstance(answer, Accepted):
                 results[index] = _accepted(index, answer)
+            elif isinstance(answer, ApiError):  # accepted meanwhile by a concurrent request
+                results[index] = _rejected(
+                    index, produced_id, answer.status, answer.code, answer.message
+                )
             elif first is not None:  # the first one could not be produced: the same error
                 results[index] = first.model_copy(update={"index": index})
     final = [r for r in results if r is not None]
@@ -422,11 +428,14 @@ async def _produce(service: Any, ready: _Ready) -> RecordMetadata:
     return meta
 
 
-async def _record(service: Any, produced: list[tuple[_Ready, RecordMetadata]]) -> list[Accepted]:
+async def _record(
+    service: Any, produced: list[tuple[_Ready, RecordMetadata]]
+) -> list[Accepted | ApiError]:
     """Remember the answers, so replays get them; return them in order.
 
     An event_id accepted meanwhile by a concurrent request (the consumer's inbox keeps one of the
-    two events) is answered as a replay would be: with that request's answer, or 409.
+    two events) is answered as a replay would be: with that request's answer, or the 409 of a
+    different body (returned, not raised, so a batch refuses that report alone).
     """
     now = service.clock.now()
     rows = [
@@ -448,12 +457,17 @@ async def _record(service: Any, produced: list[tuple[_Ready, RecordMetadata]]) -
     if not raced:
         return [_answer(row) for row in rows]
     firsts, _ = await ingest_store.look_up_many(service.engine, raced, ())
-    return [
-        _first_answer(firsts[row.event_id], row.body_sha256)
-        if row.event_id in raced
-        else _answer(row)
-        for row in rows
-    ]
+    answers: list[Accepted | ApiError] = []
+    for row in rows:
+        try:
+            answers.append(
+                _first_answer(firsts[row.event_id], row.body_sha256)
+                if row.event_id in raced
+                else _answer(row)
+            )
+        except ApiError as refused:
+            answers.append(refused)
+    return answers
 
 
 def _answer(row: IngestedEvent) -> Accepted:
