@@ -140,20 +140,13 @@ jaeger_pid() { live_pid "$PID_FILE" "--config file:$CONFIG"; }
 
 lock_state_dir() { lock_dir "$JDIR" 60; }
 
-jaeger_log_tail() { log_tail 30 "$LOG_FILE"; }
-
-kill_jaeger() { stop_pid "$1" "$STOP_TIMEOUT"; }
+server_log_tail() { log_tail 30 "$LOG_FILE"; }
 
 wait_ready() {
   local pid=$1 deadline=$((SECONDS + START_TIMEOUT))
   until query_answers && port_open "$OTLP_HTTP_PORT"; do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      jaeger_log_tail; rm -f "$PID_FILE"; die "Jaeger exited during startup (see above)"
-    fi
-    if (( SECONDS >= deadline )); then
-      jaeger_log_tail; kill_jaeger "$pid"; rm -f "$PID_FILE"
-      die "Jaeger's query API did not answer at $QUERY_URL within ${START_TIMEOUT}s; stopped it"
-    fi
+    starting_or_die "$pid" "$deadline" Jaeger \
+      "did not answer at $QUERY_URL (query API) within ${START_TIMEOUT}s"
     sleep 0.2
   done
 }
@@ -197,7 +190,7 @@ cmd_start() {
     ) &
     for _ in $(seq 50); do [[ -s $PID_FILE ]] && break; sleep 0.1; done
     pid=$(cat "$PID_FILE" 2>/dev/null || true)
-    [[ -n $pid ]] || { jaeger_log_tail; die "Jaeger did not start"; }
+    [[ -n $pid ]] || { server_log_tail; die "Jaeger did not start"; }
     say "started Jaeger $VERSION pid $pid; waiting for its query API"
   fi
   wait_ready "$pid"
@@ -212,7 +205,7 @@ cmd_stop() {
     say "not running ($(show "$JDIR"))"
     return 0
   fi
-  kill_jaeger "$pid"
+  stop_pid "$pid" "$STOP_TIMEOUT"
   rm -f "$PID_FILE"
   say "stopped Jaeger pid $pid ($(show "$JDIR")); its traces are gone (memory store)"
 }

@@ -180,9 +180,7 @@ format_storage() {
     die "formatting the storage failed"
 }
 
-broker_log_tail() { log_tail 40 "$LOG_FILE" "$OUT_FILE"; }
-
-kill_broker() { stop_pid "$1" "$STOP_TIMEOUT"; }
+server_log_tail() { log_tail 40 "$LOG_FILE" "$OUT_FILE"; }
 
 # Wait until the port answers and a metadata request (kafka-topics --list) succeeds;
 # sets EXISTING_TOPICS to the topic list.
@@ -190,13 +188,8 @@ EXISTING_TOPICS=
 wait_ready() {
   local pid=$1 deadline=$((SECONDS + START_TIMEOUT)) out
   while ! port_open "$PORT"; do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      broker_log_tail; rm -f "$PID_FILE"; die "the broker exited during startup (see above)"
-    fi
-    if (( SECONDS >= deadline )); then
-      broker_log_tail; kill_broker "$pid"; rm -f "$PID_FILE"
-      die "the broker did not open 127.0.0.1:$PORT within ${START_TIMEOUT}s; stopped it"
-    fi
+    starting_or_die "$pid" "$deadline" "the broker" \
+      "did not open 127.0.0.1:$PORT within ${START_TIMEOUT}s"
     sleep 0.3
   done
   while :; do
@@ -206,13 +199,8 @@ wait_ready() {
       EXISTING_TOPICS=$out
       return 0
     fi
-    if ! kill -0 "$pid" 2>/dev/null; then
-      broker_log_tail; rm -f "$PID_FILE"; die "the broker exited during startup (see above)"
-    fi
-    if (( SECONDS >= deadline )); then
-      broker_log_tail; kill_broker "$pid"; rm -f "$PID_FILE"
-      die "the broker did not answer a metadata request within ${START_TIMEOUT}s; stopped it"
-    fi
+    starting_or_die "$pid" "$deadline" "the broker" \
+      "did not answer a metadata request within ${START_TIMEOUT}s"
     sleep 1
   done
 }
@@ -301,7 +289,7 @@ cmd_start() {
     local i
     for i in $(seq 50); do [[ -s $PID_FILE ]] && break; sleep 0.1; done
     pid=$(cat "$PID_FILE" 2>/dev/null || true)
-    [[ -n $pid ]] || { broker_log_tail; die "the broker did not start"; }
+    [[ -n $pid ]] || { server_log_tail; die "the broker did not start"; }
     say "started broker pid $pid (127.0.0.1:$PORT, controller 127.0.0.1:$CONTROLLER_PORT); waiting for it"
   fi
   wait_ready "$pid"
@@ -317,7 +305,7 @@ cmd_stop() {
     say "not running ($(show "$KDIR"))"
     return 0
   fi
-  kill_broker "$pid"
+  stop_pid "$pid" "$STOP_TIMEOUT"
   rm -f "$PID_FILE"
   say "stopped broker pid $pid ($(show "$KDIR"))"
 }

@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # Helpers for the scripts that run a local server in the background (kafka.sh, jaeger.sh,
 # postgres.sh). Sourced, not run: the sourcing script sets NAME (the prefix of its messages)
-# and REPO_ROOT first.
+# and REPO_ROOT first; for starting_or_die also PID_FILE and STOP_TIMEOUT, and it defines
+# server_log_tail.
 
 say() { printf '%s: %s\n' "$NAME" "$*"; }
 die() { printf '%s: %s\n' "$NAME" "$*" >&2; exit 1; }
@@ -56,4 +57,19 @@ stop_pid() {
     sleep 0.2
     waited=$((waited + 1))
   done
+}
+
+# starting_or_die PID DEADLINE WHO PROBLEM: one check while waiting for a server to start. Dies,
+# with the server's last log lines, its pid file removed and the server stopped, when WHO (e.g.
+# "the broker") has exited, or with PROBLEM (e.g. "did not open port 19092 within 90s") when
+# DEADLINE (a value of $SECONDS) has passed.
+starting_or_die() {
+  local pid=$1 deadline=$2 who=$3 problem=$4
+  if ! kill -0 "$pid" 2>/dev/null; then
+    server_log_tail; rm -f "$PID_FILE"; die "$who exited during startup (see above)"
+  fi
+  if (( SECONDS >= deadline )); then
+    server_log_tail; stop_pid "$pid" "$STOP_TIMEOUT"; rm -f "$PID_FILE"
+    die "$who $problem; stopped it"
+  fi
 }

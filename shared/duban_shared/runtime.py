@@ -5,7 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from aiokafka import AIOKafkaConsumer
+
+from duban_shared.kafka import BatchHandler, run_batch_consumer
+
+if TYPE_CHECKING:
+    from duban_shared.metrics import LagTracker
 
 log = logging.getLogger(__name__)
 
@@ -16,12 +23,39 @@ class Background:
     def __init__(self) -> None:
         self.stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._consumers: list[AIOKafkaConsumer] = []
 
     def spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
         """Start a task that should run until stop is set."""
         task = asyncio.create_task(coro, name=name)
         task.add_done_callback(self._report)
         self._tasks.append(task)
+
+    async def consume(
+        self,
+        task_name: str,
+        consumer: AIOKafkaConsumer,
+        handle_batch: BatchHandler,
+        *,
+        name: str,
+        lag: LagTracker | None = None,
+        retry_seconds: float = 1.0,
+    ) -> None:
+        """Start a Kafka consumer and its batch loop (`duban_shared.kafka.run_batch_consumer`);
+        close() stops the consumer after the loop."""
+        await consumer.start()
+        self._consumers.append(consumer)
+        self.spawn(
+            task_name,
+            run_batch_consumer(
+                consumer,
+                handle_batch,
+                self.stop,
+                name=name,
+                lag=lag,
+                retry_seconds=retry_seconds,
+            ),
+        )
 
     @property
     def names(self) -> list[str]:
@@ -33,15 +67,18 @@ class Background:
             log.error("background task %s died", task.get_name(), exc_info=task.exception())
 
     async def close(self, grace_seconds: float = 15.0) -> None:
-        """Signal stop, wait for the tasks to finish, cancel what is still running."""
+        """Signal stop, wait for the tasks to finish, cancel what is still running, then stop
+        the Kafka consumers."""
         self.stop.set()
-        if not self._tasks:
-            return
-        _, pending = await asyncio.wait(self._tasks, timeout=grace_seconds)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=grace_seconds)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            self._tasks.clear()
+        for consumer in self._consumers:
+            await consumer.stop()
+        self._consumers.clear()
 
 
 async def run_periodically(

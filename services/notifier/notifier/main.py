@@ -6,13 +6,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import httpx
-from aiokafka import AIOKafkaConsumer
 from duban_shared import topics
 from duban_shared.app import service_app
 from duban_shared.auth import JwksVerifier, jwks_verifier
 from duban_shared.clock import Clock, SystemClock
 from duban_shared.db import create_engine, is_sqlite, session_factory
-from duban_shared.kafka import make_consumer, run_batch_consumer
+from duban_shared.kafka import make_consumer
 from duban_shared.metrics import ServiceMetrics, create_service_metrics
 from duban_shared.ratelimit import RateLimiter
 from duban_shared.runtime import Background
@@ -62,7 +61,6 @@ class NotifierService:
     metrics: ServiceMetrics
     owned_http: httpx.AsyncClient | None = None  # the JWKS client, when build() made it
     background: Background = field(default_factory=Background)
-    _kafka_consumers: list[AIOKafkaConsumer] = field(default_factory=list)
 
     async def start(self) -> None:
         """Fetch the registry's keys (best effort), then consume stall transitions and agencies."""
@@ -74,31 +72,22 @@ class NotifierService:
             bootstrap, agencies_group, prefix + topics.AGENCIES, client_id=SERVICE
         )
         lag = self.metrics.consumer_lag
-        for consumer in (stalls, agencies):
-            await consumer.start()
-            self._kafka_consumers.append(consumer)
-        stop = self.background.stop
-        self.background.spawn(
+        await self.background.consume(
             "notifier-stalls",
-            run_batch_consumer(
-                stalls,
-                self.stall_consumer.handle_batch,
-                stop,
-                name="stalls",
-                retry_seconds=self.settings.retry_seconds,
-                lag=lag.tracker(stalls_group),
-            ),
+            stalls,
+            self.stall_consumer.handle_batch,
+            name="stalls",
+            retry_seconds=self.settings.retry_seconds,
+            lag=lag.tracker(stalls_group),
         )
-        self.background.spawn(
+        await self.background.consume(
             "notifier-agencies",
-            run_batch_consumer(
-                agencies,
-                self.agency_consumer.handle_batch,
-                stop,
-                name="agencies",
-                lag=lag.tracker(agencies_group),
-            ),
+            agencies,
+            self.agency_consumer.handle_batch,
+            name="agencies",
+            lag=lag.tracker(agencies_group),
         )
+        stop = self.background.stop
         if self.settings.run_loops:
             self.background.spawn(
                 "notifier-dispatcher",
@@ -118,9 +107,6 @@ class NotifierService:
     async def close(self) -> None:
         """Stop consuming, then close the engine."""
         await self.background.close()
-        for consumer in self._kafka_consumers:
-            await consumer.stop()
-        self._kafka_consumers.clear()
         for channel in self.channels.values():
             await channel.aclose()
         if self.owned_http is not None:

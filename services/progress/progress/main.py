@@ -6,13 +6,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from duban_shared import topics
 from duban_shared.app import service_app
 from duban_shared.auth import JwksVerifier, jwks_verifier
 from duban_shared.clock import Clock, SystemClock
 from duban_shared.db import create_engine, is_sqlite, session_factory
-from duban_shared.kafka import make_consumer, make_producer, run_batch_consumer
+from duban_shared.kafka import make_consumer, make_producer
 from duban_shared.metrics import ServiceMetrics, create_service_metrics
 from duban_shared.outbox import OutboxRelay
 from duban_shared.ratelimit import RateLimiter
@@ -63,7 +63,6 @@ class ProgressService:
         default_factory=lambda: httpx.AsyncClient(timeout=httpx.Timeout(5.0, connect=2.0))
     )
     background: Background = field(default_factory=Background)
-    _kafka_consumers: list[AIOKafkaConsumer] = field(default_factory=list)
 
     async def start(self) -> None:
         """Fetch the registry's keys (best effort), connect to Kafka, and start the background
@@ -91,30 +90,21 @@ class ProgressService:
             bootstrap, work_points_group, prefix + topics.WORK_POINTS, client_id=SERVICE
         )
         lag = self.metrics.consumer_lag
-        for consumer in (status, work_points):
-            await consumer.start()
-            self._kafka_consumers.append(consumer)
-        stop = self.background.stop
-        self.background.spawn(
+        await self.background.consume(
             "progress-status",
-            run_batch_consumer(
-                status,
-                self.status_consumer.handle_batch,
-                stop,
-                name="status",
-                lag=lag.tracker(status_group),
-            ),
+            status,
+            self.status_consumer.handle_batch,
+            name="status",
+            lag=lag.tracker(status_group),
         )
-        self.background.spawn(
+        await self.background.consume(
             "progress-work-points",
-            run_batch_consumer(
-                work_points,
-                self.work_point_consumer.handle_batch,
-                stop,
-                name="work-points",
-                lag=lag.tracker(work_points_group),
-            ),
+            work_points,
+            self.work_point_consumer.handle_batch,
+            name="work-points",
+            lag=lag.tracker(work_points_group),
         )
+        stop = self.background.stop
         self.background.spawn("progress-outbox", self.relay.run(stop))
         if self.settings.run_sweeper:
             self.background.spawn(
@@ -124,9 +114,6 @@ class ProgressService:
     async def close(self) -> None:
         """Stop background work, then Kafka clients and the engine."""
         await self.background.close()
-        for consumer in self._kafka_consumers:
-            await consumer.stop()
-        self._kafka_consumers.clear()
         await self.producer.stop()
         if self.owned_http is not None:
             await self.owned_http.aclose()
