@@ -420,28 +420,17 @@ async def decide_closure(
                 plan_slug, number, refusal, request, session, user.principal
             )
     except ValidationError:
-        return await _work_point_page(
-            request,
-            session,
-            user,
-            plan_slug,
-            number,
-            error="退回时请填写理由(至少2个字)。",
-            status=422,
-        )
+        error, status = "退回时请填写理由(至少2个字)。", 422
     except ApiError as exc:
-        if exc.status == 409:
-            return await _work_point_page(
-                request,
-                session,
-                user,
-                plan_slug,
-                number,
-                error="该项工作当前不在办结审核中。",
-                status=409,
-            )
-        return _refusal(user, exc, plan_slug)
-    return RedirectResponse(f"/board/work-points/{plan_slug}/{number}", status_code=303)
+        if exc.status != 409:
+            return _refusal(user, exc, plan_slug)
+        error, status = "该项工作当前不在办结审核中。", 409
+    else:
+        return RedirectResponse(f"/board/work-points/{plan_slug}/{number}", status_code=303)
+    # the page again, saying why the decision was not taken
+    return await _work_point_page(
+        request, session, user, plan_slug, number, error=error, status=status
+    )
 
 
 # ---------------------------------------------------------------- scorecards, alerts
