@@ -11,8 +11,7 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from duban_shared.logs import configure_logging, make_handler
-from duban_shared.telemetry import create_tracer_provider
+from duban_shared.logs import logging_config, make_handler
 
 from tests.stack import FORESTRY_MAIL, Stack
 from tests.test_span_privacy import PHONE, RAW_PHONE, alert_with_fallback_and_retry
@@ -65,27 +64,40 @@ async def test_delivery_logs_carry_the_trace_and_no_raw_contact(
     assert by_message[sent]["alert_id"]
 
 
+def _in_fresh_process(script: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run `script` in a new interpreter (logging configured there, not in the test process)."""
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+
 def test_text_format_and_configuration() -> None:
-    stream = io.StringIO()
-    root = logging.getLogger()
-    saved = (list(root.handlers), root.level)
-    try:
-        configure_logging("duban-x", env={"DUBAN_LOG_FORMAT": "text"}, stream=stream)
-        provider = create_tracer_provider("duban-progress", env={"OTEL_TRACES_EXPORTER": "none"})
-        with provider.get_tracer("test").start_as_current_span("work") as span:
-            logging.getLogger("progress.test").warning("inside")
-        logging.getLogger("progress.test").warning("outside")
-        assert logging.getLogger("httpx").level == logging.WARNING  # webhook keys in URLs
-    finally:
-        root.handlers[:] = saved[0]
-        root.setLevel(saved[1])
-    inside, outside = stream.getvalue().splitlines()
-    trace_id = format(span.get_span_context().trace_id, "032x")
+    script = (
+        "import logging, logging.config\n"
+        "from duban_shared.logs import logging_config\n"
+        "from duban_shared.telemetry import create_tracer_provider\n"
+        "logging.config.dictConfig(logging_config('duban-x'))\n"
+        "provider = create_tracer_provider(\n"
+        "    'duban-progress', env={'OTEL_TRACES_EXPORTER': 'none'})\n"
+        "with provider.get_tracer('test').start_as_current_span('work') as span:\n"
+        "    logging.getLogger('progress.test').warning('inside')\n"
+        "logging.getLogger('progress.test').warning('outside')\n"
+        "print(format(span.get_span_context().trace_id, '032x'))\n"
+        "print(logging.getLogger('httpx').getEffectiveLevel())\n"
+    )
+    done = _in_fresh_process(script, DUBAN_LOG_FORMAT="text", DUBAN_LOG_LEVEL="INFO")
+    trace_id, httpx_level = done.stdout.split()
+    assert int(httpx_level) == logging.WARNING  # webhook keys in URLs
+    inside, outside = done.stderr.splitlines()
     assert f"WARNING duban-progress progress.test [trace={trace_id} span=" in inside
     assert inside.endswith("inside")
     assert "WARNING duban-x progress.test [trace= span=] outside" in outside
     with pytest.raises(ValueError, match="DUBAN_LOG_FORMAT"):
-        configure_logging("duban-x", env={"DUBAN_LOG_FORMAT": "xml"})
+        logging_config("duban-x", env={"DUBAN_LOG_FORMAT": "xml"})
 
 
 def test_serve_gives_uvicorn_the_same_logging_for_each_of_its_processes() -> None:
@@ -97,10 +109,7 @@ def test_serve_gives_uvicorn_the_same_logging_for_each_of_its_processes() -> Non
         "logging.getLogger('uvicorn.access').info('POST /v1/events 202')\n"
         "logging.getLogger('httpx').info('https://qyapi.weixin.qq.com/?key=secret')\n"
     )
-    env = {**os.environ, "DUBAN_LOG_FORMAT": "json", "DUBAN_LOG_LEVEL": "INFO"}
-    done = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
-    )
+    done = _in_fresh_process(script, DUBAN_LOG_FORMAT="json", DUBAN_LOG_LEVEL="INFO")
     lines = [json.loads(line) for line in done.stderr.splitlines()]
     assert [(r["logger"], r["message"], r["service"]) for r in lines] == [
         ("uvicorn.access", "POST /v1/events 202", "duban-progress")

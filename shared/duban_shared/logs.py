@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from collections.abc import Mapping
 from typing import Any, TextIO
 
@@ -75,37 +74,11 @@ def make_handler(service: str, fmt: str, stream: TextIO) -> logging.Handler:
     return handler
 
 
-def configure_logging(
-    service: str,
-    *,
-    env: Mapping[str, str] | None = None,
-    stream: TextIO | None = None,
-) -> logging.Handler:
-    """Send the root logger's records to `stream` (stderr) in the configured format.
-
-    Replaces the root logger's handlers, so call it once, at the start of `serve`. Returns the
-    handler (tests attach it to a stream of their own).
-    """
-    env = os.environ if env is None else env
-    handler = make_handler(service, env.get("DUBAN_LOG_FORMAT", "json"), stream or sys.stderr)
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(env.get("DUBAN_LOG_LEVEL", "INFO").upper())
-    for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
-    # uvicorn's own loggers go through the root handler (serve passes log_config=None).
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
-        logger = logging.getLogger(name)
-        logger.handlers.clear()
-        logger.propagate = True
-    return handler
-
-
 def logging_config(service: str, env: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """What configure_logging does, as a `logging.config.dictConfig` dictionary: uvicorn
-    applies it in its own process and in each worker process it spawns (`--workers N`)."""
+    """The logging of a service process, as a `logging.config.dictConfig` dictionary: the root
+    logger's records to stderr in DUBAN_LOG_FORMAT at DUBAN_LOG_LEVEL, httpx and httpcore from
+    WARNING up, uvicorn's loggers through the root. `serve` gives it to uvicorn, which applies it
+    in its own process and in each worker process it spawns (`--workers N`)."""
     env = os.environ if env is None else env
     fmt = env.get("DUBAN_LOG_FORMAT", "json")
     if fmt.strip().lower() not in FORMATS:
