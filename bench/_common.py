@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import ipaddress
 import logging
 import os
@@ -127,6 +128,20 @@ def _require_loopback(address: str) -> None:
         loopback = False
     if not loopback:
         raise SystemExit(f"bench: {address} is not a loopback address; benchmarks stay local")
+
+
+@contextlib.contextmanager
+def no_collector_pauses() -> Iterator[None]:
+    """Keep Python's garbage collector from pausing a load generator while it measures (as
+    timeit does): what setup built is frozen, and no collection runs until the end."""
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.unfreeze()
 
 
 def run_id() -> str:

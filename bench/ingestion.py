@@ -55,6 +55,7 @@ from _common import (
     bench_databases,
     bench_topics,
     free_port,
+    no_collector_pauses,
     note,
     partitions_of,
     percentile,
@@ -658,7 +659,8 @@ async def main(args: argparse.Namespace) -> None:
                 f"({', '.join(f'{s.name} pid {s.process.pid}' for s in progress)}), "
                 f"registry at {registry.base_url}"
             )
-            load, cpu = await run_load(progress, clients, dbs["progress"].dsn, args, Path(tmp))
+            with no_collector_pauses():  # the load generator's own pauses would count
+                load, cpu = await run_load(progress, clients, dbs["progress"].dsn, args, Path(tmp))
             stored_ms = await load.stored_at_latencies()
             on_topic = await topic_total(prefix + topics.STATUS, partitions_of(topics.STATUS))
             for server in progress:

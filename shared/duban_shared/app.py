@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -102,6 +103,19 @@ async def _refuse(send: Send, status: int, code: str, message: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def settle_heap() -> None:
+    """Leave what startup built (modules, schemas, compiled statements, clients) out of every
+    later garbage collection, once a process's service has started.
+
+    A full collection walks every tracked object: with startup's ~170,000 objects among them,
+    each full pass stalled the event loop for 120-160 ms, every second or two at 500 reports/s,
+    and made the tail of the ingestion latency. Frozen objects are never collected, so only a
+    process that runs one service for its whole life calls this.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def service_app(
     title: str,
     service: Service,
@@ -110,12 +124,14 @@ def service_app(
     owned: bool,
     max_body_bytes: int = 64 * 1024,
 ) -> FastAPI:
-    """Build a service's app; an owned service is started and closed with the app."""
+    """Build a service's app; an owned service is started and closed with the app, and is then
+    its process's service (`settle_heap` after it started)."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if owned:
             await service.start()
+            settle_heap()
         try:
             yield
         finally:
