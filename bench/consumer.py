@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import random
 import time
 import uuid
@@ -54,6 +55,7 @@ from _progress import (
 )
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from duban_shared import topics
+from duban_shared.app import settle_heap
 from duban_shared.events import ReportStatus, StatusEvent
 from duban_shared.kafka import make_consumer, run_batch_consumer
 from progress.main import SERVICE
@@ -193,6 +195,7 @@ async def real_consume(
     )
     sql = SqlStats(service.engine) if profile else None
     await consumer.start()
+    settle_heap()  # as `duban-progress worker` does once started (and frees below)
     timed = TimedHandler(service.status_consumer.handle_batch)
     profiler = cProfile.Profile() if profile else None
     if profiler:
@@ -226,6 +229,7 @@ async def real_consume(
         await task
         await consumer.stop()
         await service.close()
+        gc.unfreeze()
     if profiler:
         print_profile(profiler, "StatusConsumer (profiled run: rates are lower)", dump_to)
     if sql is not None:
