@@ -9,6 +9,7 @@ from functools import partial
 
 from aiokafka import AIOKafkaProducer
 from duban_shared import topics
+from duban_shared.attributes import LINK_KIND
 from notifier.models import NotificationLog
 from opentelemetry.trace import SpanKind
 from progress.models import StatusReport
@@ -72,7 +73,16 @@ async def test_blocked_report_emails_the_lead_agency_within_one_trace(stack: Sta
         if service_of(s) == "duban-registry" and s.kind == SpanKind.PRODUCER
     ]
     registry_traces = {s.context.trace_id for s in registry_sends}
-    assert [link.context.trace_id in registry_traces for link in root.links] == [True]
+    by_kind = sorted(
+        ((str((link.attributes or {})[LINK_KIND]), link) for link in root.links),
+        key=lambda kind_link: kind_link[0],
+    )
+    assert [kind for kind, _ in by_kind] == [
+        "ingest round",  # the database rounds that answered it (look-up, record)
+        "ingest round",
+        "registry work point snapshot",
+    ]
+    assert by_kind[-1][1].context.trace_id in registry_traces
 
 
 async def test_silent_lead_agency_stalls_after_period_and_grace(stack: Stack) -> None:

@@ -243,16 +243,28 @@ async def test_blocked_report_is_one_trace_in_jaeger_across_the_services(traced:
     # Addresses reach spans only masked.
     assert all(FORESTRY_MAIL not in str(s.attributes) for s in spans.values())
 
-    # The registry joins by a link: the ingestion span links to the registry's publication of
-    # the work point snapshot it validated against, a span of another trace in Jaeger.
-    [(registry_trace, registry_span_id)] = root.links
-    assert registry_trace != trace_id
-    registry_spans = await traced.jaeger.until(
-        registry_trace,
-        lambda found: registry_span_id in found,
-        "the registry's snapshot publication",
-    )
-    published = registry_spans[registry_span_id]
+    # The ingestion span links to spans of other traces: the registry's publication of the work
+    # point snapshot it validated against, and the two database rounds that answered it (each
+    # its own trace, shared by the requests of a round), with their statements below them.
+    linked: dict[str, tuple[JaegerSpan, dict[str, JaegerSpan]]] = {}
+    for linked_trace, linked_span_id in root.links:
+        assert linked_trace != trace_id
+        linked_spans = await traced.jaeger.until(
+            linked_trace, lambda found, wanted=linked_span_id: wanted in found, "a linked span"
+        )
+        linked[linked_spans[linked_span_id].name] = (linked_spans[linked_span_id], linked_spans)
+    published_name = f"send {prefix}duban.registry.work-points.v1"
+    assert set(linked) == {published_name, "ingest look-up round", "ingest record round"}
+    for round_name, statement in (
+        ("ingest look-up round", "SELECT"),
+        ("ingest record round", "INSERT"),
+    ):
+        round_span, round_trace = linked[round_name]
+        assert round_span.parent_id == "" and round_span.service == "duban-progress"
+        assert (trace_id, root.span_id) in round_span.links
+        below = [s for s in round_trace.values() if s.parent_id == round_span.span_id]
+        assert any(str(s.attributes.get("db.statement", "")).startswith(statement) for s in below)
+    published, _ = linked[published_name]
     assert (published.service, published.name, published.kind) == (
         "duban-registry",
         f"send {prefix}duban.registry.work-points.v1",
@@ -270,7 +282,7 @@ async def test_blocked_report_is_one_trace_in_jaeger_across_the_services(traced:
     [entry] = log.json()
     assert (entry["status"], entry["channel"], entry["trace_id"]) == ("sent", "email", trace_id)
 
-    await _board_shows_the_trace(traced, trace_id, root.span_id, registry_trace)
+    await _board_shows_the_trace(traced, trace_id, root.span_id, published.trace_id)
 
 
 async def _board_shows_the_trace(

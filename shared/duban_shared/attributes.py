@@ -58,6 +58,9 @@ NOTIFICATION_RECIPIENT: Final = "duban.notification.recipient"
 NOTIFICATION_ROWS: Final = "duban.notification.rows"
 """How many planned deliveries one message carries (more than one for a digest)."""
 
+ROUND_SIZE: Final = "duban.ingest.round.size"
+"""How many requests one shared database round of ingestion answered (on the round's span)."""
+
 LINK_KIND: Final = "duban.link"
 """On a span link: what the linked span is (e.g. `registry work point snapshot`)."""
 

@@ -11,7 +11,8 @@ A batch does the same with one statement per step for all its reports.
 Concurrent single reports share those statements (`IngestStore`): while one round of look-ups
 or records is with the database, the next requests' questions wait, and the next round asks them
 all at once. Under load a round serves many requests (one pool checkout, one statement, one span
-for all); a request alone is served at once, as before.
+for all); a request alone is served at once, as before. A round is traced as its own trace (its
+database spans below it), linked both ways with the requests it answered.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequ
 from contextlib import asynccontextmanager
 from typing import Any, Generic, TypeVar
 
+from duban_shared import attributes as attr
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 from sqlalchemy import Table, bindparam, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -130,51 +134,78 @@ Q = TypeVar("Q")
 A = TypeVar("A")
 
 
+_Asked = tuple[Q, "asyncio.Future[A]", trace.Span]  # a question, its answer, the asker's span
+_TO_REQUEST = {attr.LINK_KIND: "ingest request"}
+_TO_ROUND = {attr.LINK_KIND: "ingest round"}
+
+
 class Rounds(Generic[Q, A]):
     """Answers questions in rounds: a question asked while a round is with the database waits
     for the next round, which takes every waiting question (up to `most`) at once.
 
     `answer_all` answers a list of questions in order; if it raises, every question of that
-    round gets the error. The round's database spans belong to the request that started it.
+    round gets the error. Each round runs in a span `name` of its own trace (the database spans
+    of `answer_all` below it), linked to the span of every request it answered, and each such
+    request's span links back to it: the round's work belongs to no single request.
     """
 
     def __init__(
-        self, answer_all: Callable[[list[Q]], Awaitable[list[A]]], *, most: int = 500
+        self,
+        answer_all: Callable[[list[Q]], Awaitable[list[A]]],
+        *,
+        name: str = "ingest round",
+        tracer: trace.Tracer | None = None,
+        most: int = 500,
     ) -> None:
         self._answer_all = answer_all
+        self._name = name
+        self._tracer = tracer or trace.get_tracer(__name__)
         self._most = most
-        self._waiting: list[tuple[Q, asyncio.Future[A]]] = []
+        self._waiting: list[_Asked[Q, A]] = []
         self._runner: asyncio.Task[None] | None = None
 
     async def ask(self, question: Q) -> A:
         """The answer to one question, from the next round."""
         future: asyncio.Future[A] = asyncio.get_running_loop().create_future()
-        self._waiting.append((question, future))
+        self._waiting.append((question, future, trace.get_current_span()))
         if self._runner is None:
             self._runner = asyncio.create_task(self._run(), name="ingest-rounds")
         return await future
 
     async def _run(self) -> None:
-        batch: list[tuple[Q, asyncio.Future[A]]] = []
+        batch: list[_Asked[Q, A]] = []
         try:
             while self._waiting:
                 batch, self._waiting = self._waiting[: self._most], self._waiting[self._most :]
                 try:
-                    answers = await self._answer_all([question for question, _ in batch])
+                    answers = await self._round(batch)
                 except Exception as exc:  # every asker of the round gets the database's error
-                    for _, future in batch:
+                    for _, future, _ in batch:
                         if not future.done():
                             future.set_exception(exc)
                     continue
-                for (_, future), answer in zip(batch, answers, strict=True):
+                for (_, future, _), answer in zip(batch, answers, strict=True):
                     if not future.done():  # an asker that went away (client gone) is skipped
                         future.set_result(answer)
         finally:
             self._runner = None
             left, self._waiting = [*batch, *self._waiting], []
-            for _, future in left:  # undone only if this task was cancelled (shutdown)
+            for _, future, _ in left:  # undone only if this task was cancelled (shutdown)
                 if not future.done():
                     future.cancel()
+
+    async def _round(self, batch: list[_Asked[Q, A]]) -> list[A]:
+        askers = [span for _, _, span in batch if span.is_recording()]
+        links = [trace.Link(s.get_span_context(), _TO_REQUEST) for s in askers]
+        with self._tracer.start_as_current_span(
+            self._name,
+            context=otel_context.Context(),  # a trace of its own, not the first asker's
+            links=links,
+            attributes={attr.ROUND_SIZE: len(batch)},
+        ) as span:
+            for asker in askers:
+                asker.add_link(span.get_span_context(), _TO_ROUND)
+            return await self._answer_all([question for question, _, _ in batch])
 
 
 LookUp = tuple[IngestedEvent | None, WorkPointView | None]
@@ -183,10 +214,14 @@ LookUp = tuple[IngestedEvent | None, WorkPointView | None]
 class IngestStore:
     """Ingestion's two statements for concurrent requests, asked in shared rounds (`Rounds`)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, tracer: trace.Tracer | None = None) -> None:
         self._engine = engine
-        self._look_ups: Rounds[tuple[uuid.UUID, str], LookUp] = Rounds(self._look_up_round)
-        self._records: Rounds[IngestedEvent, bool] = Rounds(self._record_round)
+        self._look_ups: Rounds[tuple[uuid.UUID, str], LookUp] = Rounds(
+            self._look_up_round, name="ingest look-up round", tracer=tracer
+        )
+        self._records: Rounds[IngestedEvent, bool] = Rounds(
+            self._record_round, name="ingest record round", tracer=tracer
+        )
 
     async def look_up(self, event_id: uuid.UUID, work_point_id: str) -> LookUp:
         """The answer recorded for `event_id` (None if new) and the work point (None if

@@ -199,7 +199,7 @@ def build(
         verifier=jwks_verifier(settings, wall_clock, jwks_http),
         rate_limiter=RateLimiter(wall_clock, settings.rate_per_second, settings.rate_burst),
         calendar=calendar,
-        ingest=IngestStore(engine),
+        ingest=IngestStore(engine, tracer),
         owned_http=owned_http,
     )
 

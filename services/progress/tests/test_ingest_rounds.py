@@ -5,6 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from duban_shared import attributes as attr
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from progress.ingest_store import Rounds
 
 
@@ -78,3 +82,37 @@ async def test_an_asker_that_went_away_does_not_disturb_the_others() -> None:
     gate.release.set()
     assert (await blocker, await stays) == (0, 20)
     assert gone.cancelled()
+
+
+async def test_a_round_is_its_own_trace_linked_both_ways_with_the_requests_it_answered() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    gate = Gate()
+    rounds: Rounds[int, int] = Rounds(gate.answer_all, name="look-up round", tracer=tracer)
+
+    async def request(question: int) -> int:
+        with tracer.start_as_current_span(f"request {question}"):
+            return await rounds.ask(question)
+
+    first = asyncio.create_task(request(1))
+    await _settle()
+    later = [asyncio.create_task(request(q)) for q in (2, 3)]
+    await _settle()
+    gate.release.set()
+    assert [await t for t in (first, *later)] == [10, 20, 30]
+
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    requests = {q: spans[f"request {q}"] for q in (1, 2, 3)}
+    [one, two] = [s for s in exporter.get_finished_spans() if s.name == "look-up round"]
+    for round_span, answered in ((one, [1]), (two, [2, 3])):
+        assert round_span.parent is None  # no request's child: the round serves several
+        assert round_span.attributes == {attr.ROUND_SIZE: len(answered)}
+        assert [link.context.span_id for link in round_span.links] == [
+            requests[q].context.span_id for q in answered
+        ]
+        for q in answered:
+            [back] = requests[q].links
+            assert back.context.span_id == round_span.context.span_id
+            assert back.attributes == {attr.LINK_KIND: "ingest round"}
