@@ -7,6 +7,7 @@ the outbox in the same transaction.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -541,6 +542,10 @@ async def claim_due(
     return list((await session.exec(query)).all())
 
 
+YIELD_EVERY = 20
+"""Work points judged between two turns of the event loop during a sweep (about 10 ms)."""
+
+
 async def rejudge_claimed(
     session: AsyncSession,
     states: Iterable[WorkPointState],
@@ -558,7 +563,9 @@ async def rejudge_claimed(
     }
     blocked = await blocked_work_points(session, ids)
     results: list[tuple[WorkPointState, StallTransition | None]] = []
-    for state in claimed:
+    for position, state in enumerate(claimed):
+        if position and position % YIELD_EVERY == 0:
+            await asyncio.sleep(0)  # a judgement is ~0.5 ms: let requests and consumers run
         view = views.get(state.work_point_id)
         if view is None or view.deleted:
             state.next_check_at = None

@@ -6,6 +6,7 @@ reports are applied the way the status consumer applies them: inbox first, then 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
@@ -22,6 +23,7 @@ from duban_shared.events import (
     StatusEvent,
 )
 from duban_shared.inbox import first_delivery
+from progress import store
 from progress.models import (
     AgencyProgress,
     Inbox,
@@ -307,3 +309,50 @@ async def test_an_older_report_of_a_second_lead_does_not_move_the_work_point_bac
     state = await _state(sessions)
     assert (state.status, state.percent) == ("at_risk", 40)  # still the latest lead report
     assert state.last_lead_report_at == newer.occurred_at
+
+
+async def test_a_sweep_batch_gives_the_event_loop_a_turn_every_few_judgements(
+    sessions: async_sessionmaker[AsyncSession],
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock.set(datetime.fromisoformat("2024-09-23T08:00:00+08:00"))
+    now = clock.now()
+    count = 3 * store.YIELD_EVERY + 5
+    await _add_states(sessions, [now - timedelta(hours=1)] * count, not_due=now + timedelta(days=1))
+    async with sessions() as session, session.begin():
+        template = await session.get(WorkPointView, WP)
+        assert template is not None
+        for i in range(1, count + 1):
+            if f"zhaoqing-digital-2024/{i}" == WP:
+                continue  # the template itself
+            fields = {**template.model_dump(), "id": f"zhaoqing-digital-2024/{i}", "number": i}
+            session.add(WorkPointView(**fields))
+
+    turns = 0  # turns the event loop gave to other work (a request, a consumer)
+    judged_at: list[int] = []  # `turns` when each work point was judged
+    real_rejudge = store.rejudge
+
+    def counting_rejudge(*args: object, **kwargs: object) -> StallTransition | None:
+        judged_at.append(turns)
+        return real_rejudge(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "rejudge", counting_rejudge)
+    done = asyncio.Event()
+
+    async def other_work() -> None:
+        nonlocal turns
+        while not done.is_set():
+            turns += 1
+            await asyncio.sleep(0)
+
+    other = asyncio.create_task(other_work())
+    async with sessions() as session, session.begin():
+        claimed = await claim_due(session, now, 500, skip_locked=True)
+        judged = await store.rejudge_claimed(session, claimed, now)
+    done.set()
+    await other
+    assert len(judged) == len(judged_at) == count
+    every = store.YIELD_EVERY
+    assert all(judged_at[i + every] > judged_at[i] for i in range(count - every))
+    assert judged_at[every - 1] == judged_at[0]  # in between, judgements run back to back
