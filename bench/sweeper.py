@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -56,6 +57,7 @@ from _progress import (
 )
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from duban_shared import topics
+from duban_shared.app import settle_heap
 from duban_shared.db import create_engine
 from duban_shared.kafka import make_producer
 from sqlalchemy import insert, literal_column, select, text
@@ -181,6 +183,7 @@ async def sweep_and_relay(
     try:
         baseline = sum((await offsets.end_offsets(partitions)).values())
         service.background.spawn("progress-outbox", service.relay.run(service.background.stop))
+        settle_heap()  # as `duban-progress worker` does once started (and frees below)
         meter = CpuMeter()
         meter.start()
         if profile:
@@ -205,6 +208,7 @@ async def sweep_and_relay(
     finally:
         await service.close()
         await offsets.stop()
+        gc.unfreeze()
     if produced < due:
         raise SystemExit(f"bench: only {produced} of {due} transitions reached {stalls}")
     if sql is not None:
