@@ -109,8 +109,9 @@ def settle_heap() -> None:
 
     A full collection walks every tracked object: with startup's ~170,000 objects among them,
     each full pass stalled the event loop for 120-160 ms, every second or two at 500 reports/s,
-    and made the tail of the ingestion latency. Frozen objects are never collected, so only a
-    process that runs one service for its whole life calls this.
+    and made the tail of the ingestion latency. The collector never looks at frozen objects
+    again (reference counting still frees them, but a cycle among them stays for the process's
+    life), so only a process that runs one service for its whole life calls this.
     """
     gc.collect()
     gc.freeze()
