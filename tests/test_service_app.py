@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from duban_shared.app import service_app
 from duban_shared.metrics import create_service_metrics
+from duban_shared.runtime import Background
 from duban_shared.telemetry import create_tracer_provider
 from fastapi import APIRouter
+
+from tests.harness import wait_for
 
 
 class _Service:
@@ -22,11 +27,13 @@ class _Service:
         self.metrics = create_service_metrics("duban-t", env={"OTEL_METRICS_EXPORTER": "none"})
         self.state: list[dict[str, object]] = []
         self.closed = False
+        self.background = Background()
 
     async def start(self) -> None:
         self.state = [{"n": n, "self": self} for n in range(1000)]
 
     async def close(self) -> None:
+        await self.background.close()
         self.closed = True
 
 
@@ -64,3 +71,52 @@ async def test_a_service_given_to_the_app_leaves_the_collector_alone() -> None:
     async with app.router.lifespan_context(app):
         assert gc.get_freeze_count() == 0
         assert _collected(service.state[0])
+
+
+async def test_health_fails_once_a_background_task_died_and_says_which() -> None:
+    service = _Service()
+    app = service_app("t", service, APIRouter(), owned=False)
+    broken = asyncio.Event()
+
+    async def consume() -> None:
+        await service.background.stop.wait()
+
+    async def relay() -> None:
+        await broken.wait()
+        raise ConnectionError("broker gone for good")
+
+    service.background.spawn("status-consumer", consume())
+    service.background.spawn("outbox-relay", relay())
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://service") as http:
+        assert (await http.get("/healthz")).json() == {"status": "ok"}
+        broken.set()
+
+        async def died() -> bool:
+            return bool(service.background.failures)
+
+        await wait_for(died, what="the relay to die")
+        answer = await http.get("/healthz")
+        assert answer.status_code == 503
+        body = answer.json()
+        assert body["code"] == "background_task_died"
+        assert "restart the process" in body["message"]
+        assert body["details"] == ["outbox-relay: ConnectionError: broker gone for good"]
+    await service.close()  # a clean stop is no failure
+    assert service.background.failures == body["details"]
+
+
+async def test_tasks_ended_by_the_stop_signal_are_no_failure() -> None:
+    service = _Service()
+    app = service_app("t", service, APIRouter(), owned=False)
+
+    async def until_stopped() -> None:
+        await service.background.stop.wait()
+        raise RuntimeError("raised while stopping")
+
+    service.background.spawn("consumer", until_stopped())
+    await service.close()
+    assert service.background.failures == []
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://service") as http:
+        assert (await http.get("/healthz")).status_code == 200

@@ -15,9 +15,10 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from duban_shared.api import install_error_handlers
+from duban_shared.api import ApiError, install_error_handlers
 from duban_shared.auth import TokenVerifier
 from duban_shared.metrics import PROMETHEUS_CONTENT_TYPE, ServiceMetrics
+from duban_shared.runtime import Background
 
 
 class Service(Protocol):
@@ -26,6 +27,7 @@ class Service(Protocol):
     tracer_provider: TracerProvider
     metrics: ServiceMetrics
     sessions: async_sessionmaker[AsyncSession]
+    background: Background
 
     @property
     def verifier(self) -> TokenVerifier:
@@ -49,8 +51,18 @@ _health = APIRouter()
 
 
 @_health.get("/healthz", include_in_schema=False)
-async def healthz() -> dict[str, str]:
-    """Liveness."""
+async def healthz(request: Request) -> dict[str, str]:
+    """Liveness: the process answers, and none of its background tasks (consumers, relay,
+    sweeper) has died; one that did makes this 503 until the process is restarted."""
+    failures = request.app.state.service.background.failures
+    if failures:
+        raise ApiError(
+            503,
+            "background_task_died",
+            f"{len(failures)} background task(s) of this process died (see its log); restart "
+            "the process: what they had not committed is consumed again.",
+            details=failures,
+        )
     return {"status": "ok"}
 
 

@@ -18,12 +18,14 @@ log = logging.getLogger(__name__)
 
 
 class Background:
-    """Long-running tasks that share one stop signal; a crashed task is logged, not hidden."""
+    """Long-running tasks that share one stop signal; a crashed task is logged, not hidden:
+    `failures` names it (the service's /healthz then fails, so the process is restarted)."""
 
     def __init__(self) -> None:
         self.stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._consumers: list[AIOKafkaConsumer] = []
+        self._failures: list[str] = []
 
     def spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
         """Start a task that should run until stop is set."""
@@ -62,9 +64,21 @@ class Background:
         """The names of the tasks started, in order."""
         return [task.get_name() for task in self._tasks]
 
+    @property
+    def failures(self) -> list[str]:
+        """What died before stop was asked (`<task>: <error>`); empty while all is well."""
+        return list(self._failures)
+
     def _report(self, task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None and not self.stop.is_set():
-            log.error("background task %s died", task.get_name(), exc_info=task.exception())
+        if task.cancelled() or self.stop.is_set():
+            return
+        error = task.exception()
+        if error is None:
+            log.error("background task %s ended before stop was asked", task.get_name())
+            self._failures.append(f"{task.get_name()}: ended")
+        else:
+            log.error("background task %s died", task.get_name(), exc_info=error)
+            self._failures.append(f"{task.get_name()}: {type(error).__name__}: {error}")
 
     async def close(self, grace_seconds: float = 15.0) -> None:
         """Signal stop, wait for the tasks to finish, cancel what is still running, then stop
