@@ -11,7 +11,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient
 from duban_shared import topics
 from duban_shared.clock import ManualClock
 from duban_shared.db import create_engine, session_factory
@@ -263,3 +264,83 @@ async def test_two_sweepers_side_by_side_emit_each_transition_once(
         assert await asyncio.gather(*(s.sweep_once() for s in sweepers)) == [0, 0]
     finally:
         await engine.dispose()
+
+
+async def _group_state(bootstrap: str, group: str) -> str:
+    """The broker's state of a consumer group (`Stable`, `Empty`, `PreparingRebalance`...)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        [described] = await admin.describe_consumer_groups([group])
+    finally:
+        await admin.close()
+    return str(described.to_object()["groups"][0]["state"])
+
+
+async def test_a_member_dropped_for_a_slow_batch_goes_on_and_gets_the_batch_again(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    topic = topic_prefix + topics.STATUS
+    await _produce(kafka_bootstrap, topic)
+    group = topic_prefix + "progress.status"
+
+    def member(max_poll_interval_ms: int) -> AIOKafkaConsumer:
+        """A consumer configured as make_consumer's, dropped if it polls less often."""
+        return AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=kafka_bootstrap,
+            group_id=group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_poll_interval_ms=max_poll_interval_ms,
+        )
+
+    slow, other = member(1000), member(300_000)
+    await slow.start()
+    delivered: list[set[tuple[int, int]]] = []
+
+    async def handle(records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        delivered.append({(r.partition, r.offset) for r in records})
+        if len(delivered) > 1:
+            return
+
+        # Too slow: the broker drops this member, and another takes its partitions...
+        async def dropped() -> bool:
+            return await _group_state(kafka_bootstrap, group) == "Empty"
+
+        await wait_for(dropped, within=60, what="the slow member to leave the group")
+        await other.start()
+
+        async def taken_over() -> bool:
+            return bool(other.assignment())
+
+        await wait_for(taken_over, within=60, what="another member to take the partitions")
+        # ...so the commit of this batch is refused when the handler returns.
+
+    stop = asyncio.Event()
+    loop = asyncio.create_task(run_batch_consumer(slow, handle, stop, name="slow"))
+    try:
+
+        async def delivered_again() -> bool:
+            return len(delivered) > 1
+
+        await wait_for(delivered_again, within=60, what="the slow member to rejoin and consume")
+        assert not loop.done()  # the refused commit did not end the loop
+        await other.stop()  # it consumed nothing: everything comes to the slow member
+        ends = await end_offsets(kafka_bootstrap, topic, 6)
+
+        async def caught_up() -> bool:
+            committed = await committed_offsets(kafka_bootstrap, group)
+            return all(committed.get((topic, p), 0) >= end for p, end in ends.items())
+
+        await wait_for(caught_up, within=60, what="the loop to commit every record")
+    finally:
+        stop.set()
+        await loop
+        await slow.stop()
+        await other.stop()
+    # The refused batch's records all came again, and nothing was skipped.
+    again = set().union(*delivered[1:])
+    assert delivered[0] <= again
+    assert again == {(p, o) for p, end in ends.items() for o in range(end)}

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.structs import RecordMetadata
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
@@ -158,7 +159,10 @@ async def run_batch_consumer(
     2. Run the handler (it commits its own database transaction).
     3. Commit the consumed offsets. If the handler raised, rewind every partition of the batch
        to its first record and try again after a pause: nothing is skipped, and the inbox makes
-       the redelivery harmless.
+       the redelivery harmless. If the commit is refused because the group moved on (this
+       member took too long and was dropped, or a rebalance gave its partitions away), the loop
+       goes on: the next poll rejoins, and the uncommitted records come again, to this member
+       or another, where the inbox skips what was applied.
 
     `lag` (duban_shared.metrics) is updated after every poll and every commit.
     """
@@ -178,7 +182,16 @@ async def run_batch_consumer(
                     consumer.seek(TopicPartition(tp.topic, tp.partition), part[0].offset)
                 await _sleep_unless_stopped(stop, retry_seconds)
                 continue
-            await consumer.commit()
+            try:
+                await consumer.commit()
+            except (CommitFailedError, IllegalStateError) as exc:
+                log.warning(
+                    "%s: offsets of a batch of %d not committed (%s); its records come again",
+                    name,
+                    len(records),
+                    exc,
+                )
+                continue
             if lag is not None:
                 await lag.update(consumer)
     finally:
