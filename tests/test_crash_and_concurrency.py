@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 from duban_shared import topics
 from duban_shared.clock import ManualClock
@@ -196,13 +196,9 @@ async def test_a_consumer_killed_mid_batch_and_restarted_loses_and_doubles_nothi
             run_batch_consumer(consumer, status.handle_batch, stop, name="again")
         )
         try:
-            ends = await end_offsets(kafka_bootstrap, topic, 6)
-
-            async def caught_up() -> bool:
-                committed = await committed_offsets(kafka_bootstrap, group)
-                return all(committed.get((topic, p), 0) >= end for p, end in ends.items())
-
-            await wait_for(caught_up, within=60, what="the restarted consumer to reach the end")
+            await _committed_to_the_end(
+                kafka_bootstrap, group, topic, "the restarted consumer to reach the end"
+            )
         finally:
             stop.set()
             await task
@@ -266,6 +262,20 @@ async def test_two_sweepers_side_by_side_emit_each_transition_once(
         await engine.dispose()
 
 
+async def _committed_to_the_end(
+    bootstrap: str, group: str, topic: str, what: str
+) -> dict[int, int]:
+    """Wait until `group` committed every partition of `topic` up to its end; the end offsets."""
+    ends = await end_offsets(bootstrap, topic, 6)
+
+    async def caught_up() -> bool:
+        committed = await committed_offsets(bootstrap, group)
+        return all(committed.get((topic, p), 0) >= end for p, end in ends.items())
+
+    await wait_for(caught_up, within=60, what=what)
+    return ends
+
+
 async def _group_state(bootstrap: str, group: str) -> str:
     """The broker's state of a consumer group (`Stable`, `Empty`, `PreparingRebalance`...)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
@@ -284,19 +294,9 @@ async def test_a_member_dropped_for_a_slow_batch_goes_on_and_gets_the_batch_agai
     await _produce(kafka_bootstrap, topic)
     group = topic_prefix + "progress.status"
 
-    def member(max_poll_interval_ms: int) -> AIOKafkaConsumer:
-        """A consumer configured as make_consumer's, dropped if it polls less often."""
-        return AIOKafkaConsumer(
-            topic,
-            bootstrap_servers=kafka_bootstrap,
-            group_id=group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            isolation_level="read_committed",
-            max_poll_interval_ms=max_poll_interval_ms,
-        )
-
-    slow, other = member(1000), member(300_000)
+    # The slow member is dropped if it polls less than once a second.
+    slow = make_consumer(kafka_bootstrap, group, topic, client_id="p", max_poll_interval_ms=1000)
+    other = make_consumer(kafka_bootstrap, group, topic, client_id="p")
     await slow.start()
     delivered: list[set[tuple[int, int]]] = []
 
@@ -328,13 +328,9 @@ async def test_a_member_dropped_for_a_slow_batch_goes_on_and_gets_the_batch_agai
         await wait_for(delivered_again, within=60, what="the slow member to rejoin and consume")
         assert not loop.done()  # the refused commit did not end the loop
         await other.stop()  # it consumed nothing: everything comes to the slow member
-        ends = await end_offsets(kafka_bootstrap, topic, 6)
-
-        async def caught_up() -> bool:
-            committed = await committed_offsets(kafka_bootstrap, group)
-            return all(committed.get((topic, p), 0) >= end for p, end in ends.items())
-
-        await wait_for(caught_up, within=60, what="the loop to commit every record")
+        ends = await _committed_to_the_end(
+            kafka_bootstrap, group, topic, "the loop to commit every record"
+        )
     finally:
         stop.set()
         await loop

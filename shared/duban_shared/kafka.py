@@ -48,13 +48,14 @@ def make_consumer(
     client_id: str,
     max_poll_records: int = 500,
     gather: tuple[int, int] | None = None,
+    **options: Any,
 ) -> AIOKafkaConsumer:
     """Create a consumer that commits only when told to, after the database transaction.
 
     `gather` = (bytes, ms): the broker answers a fetch once it has that many bytes or after that
     many milliseconds, so a busy topic comes in larger batches (fewer transactions and offset
     commits per record) for at most that much added latency. By default a fetch returns as soon
-    as one record is there.
+    as one record is there. Other `options` go to AIOKafkaConsumer as they are.
     """
     min_bytes, max_wait_ms = gather or (1, 500)
     return AIOKafkaConsumer(
@@ -68,6 +69,7 @@ def make_consumer(
         max_poll_records=max_poll_records,
         fetch_min_bytes=min_bytes,
         fetch_max_wait_ms=max_wait_ms,
+        **options,
     )
 
 

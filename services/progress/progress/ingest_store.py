@@ -48,15 +48,11 @@ async def _autocommit(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
 
-def _view(row: Any) -> WorkPointView | None:
-    if row is None:
-        return None
+def _view(row: Any) -> WorkPointView:
     return WorkPointView(**{c.name: getattr(row, f"v_{c.name}") for c in _VIEWS.columns})
 
 
-def _event(row: Any) -> IngestedEvent | None:
-    if row is None:
-        return None
+def _event(row: Any) -> IngestedEvent:
     return IngestedEvent(**{c.name: getattr(row, f"e_{c.name}") for c in _EVENTS.columns})
 
 
@@ -81,9 +77,9 @@ async def look_up(
             _LOOK_UP, {"event_id": event_id, "work_point_id": work_point_id}
         )
         row = result.one()
-    if row.e_event_id is None:
-        return None, _view(row if row.v_id is not None else None)
-    return _event(row), _view(row if row.v_id is not None else None)
+    event = _event(row) if row.e_event_id is not None else None
+    view = _view(row) if row.v_id is not None else None
+    return event, view
 
 
 async def look_up_many(
