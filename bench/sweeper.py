@@ -288,7 +288,7 @@ async def main(args: argparse.Namespace) -> None:
     async with bench_topics(prefix):
         big = await scenario(args.rows, args.due, prefix, tag, profile)
         small = await scenario(args.small_rows, args.due, prefix, tag, None)
-        note(await calibrate_producer(prefix + topics.STATUS_DLQ))
+        note(await calibrate_producer(prefix + topics.PROGRESS_DLQ))
     if profile:
         print_profile(profile, f"sweep + relay, {args.rows:,} tracked (profiled run)")
     due = label(args.due)

@@ -251,6 +251,7 @@ async def running_stack(
         "kafka_bootstrap_servers": kafka_bootstrap,
         "topic_prefix": topic_prefix,
         "outbox_poll_seconds": 0.2,
+        "consumer_retry_seconds": 0.1,
         "environment": "test",
     }
     registry = build_registry(
@@ -287,6 +288,7 @@ async def running_stack(
         for service in services:
             await service.start()
             started.append(service)
+            await service.background.started()
         await import_plan_into(registry)
         await wait_for(
             lambda: _has_all(progress), within=60, what="progress to learn the 50 work points"

@@ -11,16 +11,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 from duban_shared import topics
 from duban_shared.clock import ManualClock
 from duban_shared.db import create_engine, session_factory
+from duban_shared.deadletters import DeadLetterSink
 from duban_shared.events import ReportStatus, Responsibility, StatusEvent, WorkPointSnapshot
 from duban_shared.kafka import make_consumer, make_producer, run_batch_consumer
 from duban_shared.outbox import OutboxRelay
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.trace import Tracer
 from progress import history
 from progress.consumer import StatusConsumer
 from progress.models import (
@@ -141,7 +143,8 @@ async def test_a_consumer_killed_mid_batch_and_restarted_loses_and_doubles_nothi
         provider.add_span_processor(spans)
         tracer = provider.get_tracer("crash-test")
         relay = OutboxRelay(OutboxMessage, sessions, producer, tracer, clock)
-        status = StatusConsumer(sessions, producer, tracer, clock, relay, topic_prefix=topic_prefix)
+        parker = _parker(producer, tracer, topic_prefix)
+        status = StatusConsumer(sessions, parker, tracer, clock, relay)
         consumer = make_consumer(kafka_bootstrap, group, topic, client_id="p", max_poll_records=40)
         await consumer.start()
         sizes: list[int] = []
@@ -188,7 +191,8 @@ async def test_a_consumer_killed_mid_batch_and_restarted_loses_and_doubles_nothi
         provider = TracerProvider()
         tracer = provider.get_tracer("crash-test")
         relay = OutboxRelay(OutboxMessage, sessions, producer, tracer, clock)
-        status = StatusConsumer(sessions, producer, tracer, clock, relay, topic_prefix=topic_prefix)
+        parker = _parker(producer, tracer, topic_prefix)
+        status = StatusConsumer(sessions, parker, tracer, clock, relay)
         consumer = make_consumer(kafka_bootstrap, group, topic, client_id="p")
         await consumer.start()
         stop = asyncio.Event()
@@ -340,3 +344,7 @@ async def test_a_member_dropped_for_a_slow_batch_goes_on_and_gets_the_batch_agai
     again = set().union(*delivered[1:])
     assert delivered[0] <= again
     assert again == {(p, o) for p, end in ends.items() for o in range(end)}
+
+
+def _parker(producer: AIOKafkaProducer, tracer: Tracer, topic_prefix: str) -> DeadLetterSink:
+    return DeadLetterSink(producer, tracer, topic_prefix + topics.PROGRESS_DLQ, "crash-test")

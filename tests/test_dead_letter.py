@@ -29,12 +29,12 @@ async def producer(stack: Stack) -> AsyncIterator[AIOKafkaProducer]:
 
 
 async def _dead_letters(stack: Stack, expected: int) -> list[ConsumerRecord[bytes, bytes]]:
-    topic = stack.topic_prefix + topics.STATUS_DLQ
+    topic = stack.topic_prefix + topics.PROGRESS_DLQ
     consumer = AIOKafkaConsumer(bootstrap_servers=stack.kafka_bootstrap, enable_auto_commit=False)
     await consumer.start()
     found: list[ConsumerRecord[bytes, bytes]] = []
     try:
-        count = next(n for name, n, _ in topic_specs() if name == topics.STATUS_DLQ)
+        count = next(n for name, n, _ in topic_specs() if name == topics.PROGRESS_DLQ)
         partitions = [TopicPartition(topic, p) for p in range(count)]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
@@ -123,12 +123,14 @@ async def test_unapplicable_events_are_dead_lettered_and_the_partition_keeps_flo
     assert by_code["invalid_event"].value == invalid  # the original bytes, untouched
     assert by_code["unknown_work_point"].value == unknown.to_bytes()
     assert all(r.key == KEY for r in records)
-    partition = sent[0].partition
-    assert headers_to_dict(by_code["invalid_event"].headers)["duban.source.offset"] == (
-        f"{partition}:{sent[0].offset}"
-    )
+    invalid_headers = headers_to_dict(by_code["invalid_event"].headers)
+    assert invalid_headers["duban.source.topic"] == status_topic
+    assert invalid_headers["duban.source.partition"] == str(sent[0].partition)
+    assert invalid_headers["duban.source.offset"] == str(sent[0].offset)
+    assert invalid_headers["duban.consumer.group"] == f"{stack.topic_prefix}duban-progress.status"
+    assert invalid_headers["duban.attempts"] == "1"  # known bad: parked at once, not retried
     assert headers_to_dict(by_code["unknown_work_point"].headers)["duban.source.offset"] == (
-        f"{partition}:{sent[1].offset}"
+        str(sent[1].offset)
     )
     assert (
         f"{PLAN}/99"

@@ -29,8 +29,9 @@ async def api_process(stack: Stack, **settings: object) -> AsyncIterator[httpx.A
         jwks_http=jwks_http,
     )
     await api_only.start()
+    await api_only.background.started()
     try:
-        assert api_only.background.names == []
+        assert api_only.background.names == ["start kafka producer"]  # no consumer, no loop
         transport = httpx.ASGITransport(app=create_app(api_only))
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
             yield http

@@ -11,6 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from duban_shared.failures import OutageLog
+
 log = logging.getLogger(__name__)
 
 DATABASE_ERRORS = (
@@ -73,11 +75,14 @@ def install_error_handlers(app: FastAPI) -> None:
             status_code=exc.status, content=body.model_dump(mode="json"), headers=exc.headers
         )
 
+    outage = OutageLog(log, "database (HTTP requests)")
+
     async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
         # No connection from the pool in time (overload), or the database unreachable. The
         # request may be retried as it is: a status report resent with its event_id is applied
-        # once even if it reached the broker before the failure.
-        log.warning("database unavailable: %s", type(exc).__name__, exc_info=exc)
+        # once even if it reached the broker before the failure. Logged once per outage, with
+        # a count, not a traceback per request.
+        outage.failed(exc)
         body = ErrorBody(
             code="database_unavailable",
             message="The service's database is busy or unreachable right now; retry in a few "

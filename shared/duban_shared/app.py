@@ -52,9 +52,46 @@ _health = APIRouter()
 
 @_health.get("/healthz", include_in_schema=False)
 async def healthz(request: Request) -> dict[str, str]:
-    """Liveness: the process answers, and none of its background tasks (consumers, relay,
-    sweeper) has died; one that did makes this 503 until the process is restarted."""
-    failures = request.app.state.service.background.failures
+    """Readiness, and the truth about the process's background work: 503 while a dependency it
+    needs to start is unreachable (`not_ready`), once a background task died
+    (`background_task_died`), or while a consumer has records waiting and does not advance
+    (`consumer_stuck`, naming the group and partition)."""
+    service = request.app.state.service
+    _raise_if_died(service.background)
+    pending = service.background.pending
+    if pending:
+        raise ApiError(
+            503,
+            "not_ready",
+            f"Waiting for {', '.join(pending)}: the broker or the database does not answer yet. "
+            "The process keeps trying and becomes ready by itself once it does.",
+            details=pending,
+        )
+    stuck = service.metrics.consumer_lag.stuck()
+    if stuck:
+        raise ApiError(
+            503,
+            "consumer_stuck",
+            f"{len(stuck)} partition(s) have records waiting and their consumer has not advanced "
+            f"for {service.metrics.consumer_lag.stuck_after_seconds:.0f}s or more: "
+            f"{stuck[0].describe()}. Look at the service's log for the cause (a dependency down "
+            "is logged as unavailable).",
+            details=[s.describe() for s in stuck],
+        )
+    return {"status": "ok"}
+
+
+@_health.get("/livez", include_in_schema=False)
+async def livez(request: Request) -> dict[str, str]:
+    """Liveness: the process answers and none of its background tasks (consumers, relay,
+    sweeper) has died; one that did makes this 503 until the process is restarted. An outage of
+    a dependency does not fail it: a restart would not help."""
+    _raise_if_died(request.app.state.service.background)
+    return {"status": "ok"}
+
+
+def _raise_if_died(background: Background) -> None:
+    failures = background.failures
     if failures:
         raise ApiError(
             503,
@@ -63,7 +100,6 @@ async def healthz(request: Request) -> dict[str, str]:
             "the process: what they had not committed is consumed again.",
             details=failures,
         )
-    return {"status": "ok"}
 
 
 @_health.get("/metrics", include_in_schema=False)

@@ -10,7 +10,8 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
@@ -20,6 +21,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, SpanKind, Tracer
 
 from duban_shared import attributes as attr
+from duban_shared.failures import OutageLog, RecordRejected, error_code, is_transient
 
 if TYPE_CHECKING:
     from duban_shared.metrics import LagTracker
@@ -145,13 +147,41 @@ def process_span(tracer: Tracer, record: ConsumerRecord[bytes, bytes]) -> Iterat
 BatchHandler = Callable[[list[ConsumerRecord[bytes, bytes]]], Awaitable[None]]
 
 
+class Parker(Protocol):
+    """Where a consumer parks a record it cannot apply (duban_shared.deadletters)."""
+
+    async def park(
+        self, record: ConsumerRecord[bytes, bytes], code: str, message: str, attempts: int
+    ) -> None:
+        """Keep the record with the reason; return once it is safely kept."""
+        ...
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a consumer loop retries: outages with backoff, forever; a record's own failure a
+    few times, then it is parked."""
+
+    attempts: int = 3
+    """Tries of a record that fails deterministically, alone, before it is parked."""
+    pause_seconds: float = 1.0
+    """First pause after a failure; doubled after each further one."""
+    max_pause_seconds: float = 30.0
+
+    def pause(self, failures: int) -> float:
+        """The pause after the n-th failure in a row (1-based)."""
+        growth: float = 2.0 ** max(failures - 1, 0)
+        return min(self.pause_seconds * growth, self.max_pause_seconds)
+
+
 async def run_batch_consumer(
     consumer: AIOKafkaConsumer,
     handle_batch: BatchHandler,
     stop: asyncio.Event,
     *,
     name: str,
-    retry_seconds: float = 1.0,
+    dead_letters: Parker | None = None,
+    retry: RetryPolicy | None = None,
     poll_timeout_ms: int = 200,
     lag: LagTracker | None = None,
 ) -> None:
@@ -159,15 +189,24 @@ async def run_batch_consumer(
 
     1. Fetch up to max_poll_records across the assigned partitions.
     2. Run the handler (it commits its own database transaction).
-    3. Commit the consumed offsets. If the handler raised, rewind every partition of the batch
-       to its first record and try again after a pause: nothing is skipped, and the inbox makes
-       the redelivery harmless. If the commit is refused because the group moved on (this
+    3. If it raised an outage (duban_shared.failures.is_transient: database or broker
+       unreachable), rewind every partition of the batch to its first record and try again
+       after a pause that grows with each failure in a row: nothing is skipped, nothing parked,
+       and the outage is logged once with a count.
+    4. If it raised anything else, the batch is handled again one record at a time, in order:
+       a record that keeps failing is tried `retry.attempts` times (a RecordRejected once) and
+       then parked with its reason (`dead_letters`), and the records after it go on. An outage
+       met on the way rewinds to the first record not yet handled, as in 3.
+    5. Commit the consumed offsets. If the commit is refused because the group moved on (this
        member took too long and was dropped, or a rebalance gave its partitions away), the loop
        goes on: the next poll rejoins, and the uncommitted records come again, to this member
        or another, where the inbox skips what was applied.
 
-    `lag` (duban_shared.metrics) is updated after every poll and every commit.
+    Without `dead_letters` a record that keeps failing is retried like an outage (the partition
+    waits). `lag` (duban_shared.metrics) is updated after every poll and every commit.
     """
+    retry = retry or RetryPolicy()
+    outage = OutageLog(log, f"consumer {name}")
     try:
         while not stop.is_set():
             batches = await consumer.getmany(timeout_ms=poll_timeout_ms)
@@ -176,14 +215,15 @@ async def run_batch_consumer(
                 await lag.update(consumer, {tp: part[0].offset for tp, part in batches.items()})
             if not records:
                 continue
-            try:
-                await handle_batch(records)
-            except Exception:
-                log.exception("%s: batch of %d failed; rewinding and retrying", name, len(records))
-                for tp, part in batches.items():
-                    consumer.seek(TopicPartition(tp.topic, tp.partition), part[0].offset)
-                await _sleep_unless_stopped(stop, retry_seconds)
+            unhandled = await _handle(records, handle_batch, stop, name, dead_letters, retry)
+            if unhandled is not None:
+                error, rest = unhandled
+                outage.failed(error)
+                for tp, offset in rest.items():
+                    consumer.seek(tp, offset)
+                await sleep_unless_stopped(stop, retry.pause(outage.failures))
                 continue
+            outage.recovered()
             try:
                 await consumer.commit()
             except (CommitFailedError, IllegalStateError) as exc:
@@ -201,7 +241,65 @@ async def run_batch_consumer(
             lag.clear()
 
 
-async def _sleep_unless_stopped(stop: asyncio.Event, seconds: float) -> None:
+Unhandled = tuple[BaseException, dict[TopicPartition, int]]
+"""An outage, and per partition the offset of the first record not handled because of it."""
+
+
+async def _handle(
+    records: list[ConsumerRecord[bytes, bytes]],
+    handle_batch: BatchHandler,
+    stop: asyncio.Event,
+    name: str,
+    dead_letters: Parker | None,
+    retry: RetryPolicy,
+) -> Unhandled | None:
+    """Handle a batch (steps 2-4 of run_batch_consumer); None when every record was applied or
+    parked."""
+    try:
+        await handle_batch(records)
+        return None
+    except Exception as exc:
+        if is_transient(exc) or dead_letters is None:
+            return exc, _first_offsets(records)
+        log.warning(
+            "%s: batch of %d failed (%s: %s); handling its records one at a time",
+            name,
+            len(records),
+            error_code(exc),
+            exc,
+        )
+    for index, record in enumerate(records):
+        failures = 0
+        while True:
+            try:
+                await handle_batch([record])
+                break
+            except Exception as exc:
+                if is_transient(exc):
+                    return exc, _first_offsets(records[index:])
+                failures += 1
+                if stop.is_set():
+                    return exc, _first_offsets(records[index:])
+                if failures < retry.attempts and not isinstance(exc, RecordRejected):
+                    await sleep_unless_stopped(stop, retry.pause(failures))
+                    continue
+                try:
+                    await dead_letters.park(record, error_code(exc), str(exc), failures)
+                except Exception as park_error:
+                    return park_error, _first_offsets(records[index:])
+                break
+    return None
+
+
+def _first_offsets(records: list[ConsumerRecord[bytes, bytes]]) -> dict[TopicPartition, int]:
+    first: dict[TopicPartition, int] = {}
+    for r in records:
+        first.setdefault(TopicPartition(r.topic, r.partition), r.offset)
+    return first
+
+
+async def sleep_unless_stopped(stop: asyncio.Event, seconds: float) -> None:
+    """Wait `seconds`, or less if stop is set meanwhile."""
     try:
         await asyncio.wait_for(stop.wait(), timeout=seconds)
     except TimeoutError:

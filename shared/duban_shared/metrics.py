@@ -26,6 +26,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Final
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -45,9 +46,13 @@ from duban_shared.telemetry import exporter_names, service_resource
 
 log = logging.getLogger(__name__)
 
+Clock = Callable[[], float]
+
 INGEST_EVENTS: Final = "duban.ingest.events"
 EVENT_PROCESSING_DURATION: Final = "duban.event.processing.duration"
 CONSUMER_LAG: Final = "duban.consumer.lag"
+CONSUMER_STUCK: Final = "duban.consumer.stuck"
+DEAD_LETTERS: Final = "duban.dead_letters"
 STALLS_OPEN: Final = "duban.stalls.open"
 NOTIFICATIONS: Final = "duban.notifications"
 NOTIFICATION_DELIVERY_DURATION: Final = "duban.notification.delivery.duration"
@@ -104,6 +109,12 @@ class ServiceMetrics:
             description="From the planning of a delivery (the notifier applying the stall "
             "transition, or an escalation step falling due) to the channel accepting it.",
             explicit_bucket_boundaries_advisory=DELIVERY_BUCKETS,
+        )
+        self.dead_letters = self.meter.create_counter(
+            DEAD_LETTERS,
+            unit="{record}",
+            description="Records a consumer could not apply and parked on its service's "
+            "dead-letter topic, by consumer group and error.type (the reason's code).",
         )
         self.consumer_lag = ConsumerLag(self.meter)
         self._cached: list[CachedGauge] = []
@@ -240,12 +251,40 @@ class CachedGauge:
             self._pending = asyncio.ensure_future(self.refresh())
 
 
+@dataclass(frozen=True)
+class StuckPartition:
+    """A partition whose consumer has records to apply and has not advanced for a while."""
+
+    group: str
+    topic: str
+    partition: int
+    lag: int
+    seconds: float
+
+    def describe(self) -> str:
+        """One line for /healthz and logs."""
+        return (
+            f"{self.group} on {self.topic}[{self.partition}]: {self.lag} record(s) waiting, "
+            f"no progress for {self.seconds:.0f}s"
+        )
+
+
 class ConsumerLag:
     """`duban.consumer.lag`: per assigned partition, the high watermark minus the position of
-    the next record to apply (records fetched but still being handled count as lag)."""
+    the next record to apply (records fetched but still being handled count as lag).
 
-    def __init__(self, meter: Meter) -> None:
+    It also keeps when each partition's position last moved, so that a consumer that has lag
+    and does not advance (a hung handler, a dependency down, a record retried forever) is seen:
+    `stuck()` lists such partitions, `duban.consumer.stuck` is 1 for them.
+    """
+
+    def __init__(
+        self, meter: Meter, *, stuck_after_seconds: float = 120.0, clock: Clock = time.monotonic
+    ) -> None:
         self._lag: dict[tuple[str, str, int], int] = {}
+        self._moved: dict[tuple[str, str, int], tuple[int, float]] = {}
+        self.stuck_after_seconds = stuck_after_seconds
+        self.clock = clock
         meter.create_observable_gauge(
             CONSUMER_LAG,
             callbacks=[self._observe],
@@ -253,29 +292,70 @@ class ConsumerLag:
             description="Records not yet applied: the partition's high watermark minus the "
             "consumer's position, per consumer group and partition.",
         )
+        meter.create_observable_gauge(
+            CONSUMER_STUCK,
+            callbacks=[self._observe_stuck],
+            unit="1",
+            description="1 while a partition has records to apply and its consumer has not "
+            "advanced for the stuck time (DUBAN_CONSUMER_STUCK_SECONDS), else 0.",
+        )
 
     def tracker(self, group: str) -> LagTracker:
         """The lag of one consumer group, updated by its consumer loop."""
-        return LagTracker(self._lag, group)
+        return LagTracker(self, group)
+
+    def record(self, key: tuple[str, str, int], lag: int, position: int) -> None:
+        """Note a partition's lag and position (a moved position, or no lag, is progress)."""
+        self._lag[key] = lag
+        before = self._moved.get(key)
+        if before is None or before[0] != position or lag == 0:
+            self._moved[key] = (position, self.clock())
+
+    def forget(self, key: tuple[str, str, int]) -> None:
+        """The partition is no longer this process's to report."""
+        self._lag.pop(key, None)
+        self._moved.pop(key, None)
+
+    def partitions(self) -> list[tuple[str, str, int]]:
+        """The partitions reported, as (topic, group, partition)."""
+        return list(self._lag)
+
+    def stuck(self) -> list[StuckPartition]:
+        """Partitions with lag whose position has not moved for the stuck time."""
+        now = self.clock()
+        found = []
+        for key, lag in list(self._lag.items()):
+            moved = self._moved.get(key)
+            if lag > 0 and moved is not None and now - moved[1] >= self.stuck_after_seconds:
+                topic, group, partition = key
+                found.append(StuckPartition(group, topic, partition, lag, now - moved[1]))
+        return found
 
     def _observe(self, _options: CallbackOptions) -> Iterable[Observation]:
         return [
-            Observation(
-                lag,
-                {
-                    attr.MESSAGING_DESTINATION_NAME: topic,
-                    attr.MESSAGING_CONSUMER_GROUP_NAME: group,
-                    attr.MESSAGING_DESTINATION_PARTITION_ID: str(partition),
-                },
-            )
-            for (topic, group, partition), lag in list(self._lag.items())
+            Observation(lag, _partition_attributes(key)) for key, lag in list(self._lag.items())
         ]
+
+    def _observe_stuck(self, _options: CallbackOptions) -> Iterable[Observation]:
+        stuck = {(s.topic, s.group, s.partition) for s in self.stuck()}
+        return [
+            Observation(int(key in stuck), _partition_attributes(key)) for key in self.partitions()
+        ]
+
+
+def _partition_attributes(key: tuple[str, str, int]) -> dict[str, str]:
+    topic, group, partition = key
+    return {
+        attr.MESSAGING_DESTINATION_NAME: topic,
+        attr.MESSAGING_CONSUMER_GROUP_NAME: group,
+        attr.MESSAGING_DESTINATION_PARTITION_ID: str(partition),
+    }
 
 
 class LagTracker:
     """Updates the lag of one consumer group (see duban_shared.kafka.run_batch_consumer)."""
 
-    def __init__(self, lag: dict[tuple[str, str, int], int], group: str) -> None:
+    def __init__(self, lag: ConsumerLag, group: str) -> None:
         self._lag = lag
         self.group = group
 
@@ -294,12 +374,13 @@ class LagTracker:
                 continue
             start = (in_flight or {}).get(tp)
             position = start if start is not None else await consumer.position(tp)
-            self._lag[(tp.topic, self.group, tp.partition)] = max(highwater - position, 0)
+            key = (tp.topic, self.group, tp.partition)
+            self._lag.record(key, max(highwater - position, 0), position)
         mine = {(tp.topic, self.group, tp.partition) for tp in assigned}
-        for key in [k for k in self._lag if k[1] == self.group and k not in mine]:
-            del self._lag[key]  # revoked: another member reports it
+        for key in [k for k in self._lag.partitions() if k[1] == self.group and k not in mine]:
+            self._lag.forget(key)  # revoked: another member reports it
 
     def clear(self) -> None:
         """The consumer stopped: it reports no partition any more."""
-        for key in [k for k in self._lag if k[1] == self.group]:
-            del self._lag[key]
+        for key in [k for k in self._lag.partitions() if k[1] == self.group]:
+            self._lag.forget(key)

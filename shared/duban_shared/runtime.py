@@ -9,29 +9,105 @@ from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer
 
-from duban_shared.kafka import BatchHandler, run_batch_consumer
+from duban_shared.failures import OutageLog, is_transient
+from duban_shared.kafka import (
+    BatchHandler,
+    Parker,
+    RetryPolicy,
+    run_batch_consumer,
+    sleep_unless_stopped,
+)
 
 if TYPE_CHECKING:
     from duban_shared.metrics import LagTracker
 
 log = logging.getLogger(__name__)
 
+PRODUCER = "kafka producer"
+"""What a service's Kafka producer is called among its starts (Background.start_soon)."""
+
 
 class Background:
     """Long-running tasks that share one stop signal; a crashed task is logged, not hidden:
-    `failures` names it (the service's /healthz then fails, so the process is restarted)."""
+    `failures` names it (the service's /healthz then fails, so the process is restarted).
 
-    def __init__(self) -> None:
+    Connections to the broker and the database are made here too, not in the way of the
+    process's start: `start_soon` retries a start (a producer, a consumer, keys from the
+    database) until the dependency answers, and `pending` names what is still waiting, so a
+    process started during an outage answers "not ready" and becomes ready when it ends.
+    """
+
+    def __init__(self, retry: RetryPolicy | None = None) -> None:
         self.stop = asyncio.Event()
+        self.retry = retry or RetryPolicy()
         self._tasks: list[asyncio.Task[None]] = []
         self._consumers: list[AIOKafkaConsumer] = []
         self._failures: list[str] = []
+        self._pending: dict[str, asyncio.Event] = {}
 
-    def spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
-        """Start a task that should run until stop is set."""
+    def spawn(self, name: str, coro: Coroutine[Any, Any, None], *, until_stop: bool = True) -> None:
+        """Start a task that should run until stop is set (or, not `until_stop`, that may end
+        early; either way its failure is reported)."""
         task = asyncio.create_task(coro, name=name)
-        task.add_done_callback(self._report)
+        task.add_done_callback(self._report if until_stop else self._report_failure)
         self._tasks.append(task)
+
+    def start_soon(
+        self,
+        what: str,
+        start: Callable[[], Awaitable[object]],
+        *,
+        then: Callable[[], Coroutine[Any, Any, None]] | None = None,
+        task_name: str | None = None,
+    ) -> None:
+        """Run `start` until it succeeds (outages retried with backoff, logged once), then
+        `then` if given, as a background task (named `task_name`, by default `start <what>`);
+        `what` is pending until `start` succeeded."""
+        self._pending[what] = asyncio.Event()
+
+        async def starting() -> None:
+            if await self._start_when_reachable(what, start) and then is not None:
+                await then()
+
+        self.spawn(task_name or f"start {what}", starting(), until_stop=then is not None)
+
+    async def _start_when_reachable(
+        self, what: str, start: Callable[[], Awaitable[object]]
+    ) -> bool:
+        outage = OutageLog(log, what)
+        while not self.stop.is_set():
+            try:
+                await start()
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                outage.failed(exc)
+                await sleep_unless_stopped(self.stop, self.retry.pause(outage.failures))
+                continue
+            outage.recovered()
+            self._pending.pop(what).set()
+            return True
+        return False
+
+    def ready(self, what: str) -> bool:
+        """Tell whether a start given to start_soon has succeeded (True if none was given)."""
+        return what not in self._pending
+
+    async def wait_ready(self, what: str) -> None:
+        """Wait until a start given to start_soon has succeeded."""
+        event = self._pending.get(what)
+        if event is not None:
+            await event.wait()
+
+    async def started(self) -> None:
+        """Wait until every start given to start_soon so far has succeeded."""
+        for event in list(self._pending.values()):
+            await event.wait()
+
+    @property
+    def pending(self) -> list[str]:
+        """What is still waiting for its dependency (see start_soon)."""
+        return sorted(self._pending)
 
     async def consume(
         self,
@@ -41,23 +117,26 @@ class Background:
         *,
         name: str,
         lag: LagTracker | None = None,
-        retry_seconds: float = 1.0,
+        dead_letters: Parker | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
-        """Start a Kafka consumer and its batch loop (`duban_shared.kafka.run_batch_consumer`);
-        close() stops the consumer after the loop."""
-        await consumer.start()
-        self._consumers.append(consumer)
-        self.spawn(
-            task_name,
-            run_batch_consumer(
+        """Start a Kafka consumer (once the broker answers) and its batch loop
+        (`duban_shared.kafka.run_batch_consumer`); close() stops the consumer after the loop."""
+
+        self._consumers.append(consumer)  # stopped on close, started or not
+
+        async def loop() -> None:
+            await run_batch_consumer(
                 consumer,
                 handle_batch,
                 self.stop,
                 name=name,
                 lag=lag,
-                retry_seconds=retry_seconds,
-            ),
-        )
+                dead_letters=dead_letters,
+                retry=retry or self.retry,
+            )
+
+        self.start_soon(f"consumer {name}", consumer.start, then=loop, task_name=task_name)
 
     @property
     def names(self) -> list[str]:
@@ -68,6 +147,10 @@ class Background:
     def failures(self) -> list[str]:
         """What died before stop was asked (`<task>: <error>`); empty while all is well."""
         return list(self._failures)
+
+    def _report_failure(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self._report(task)
 
     def _report(self, task: asyncio.Task[None]) -> None:
         if task.cancelled() or self.stop.is_set():
@@ -110,11 +193,16 @@ async def run_periodically(
     database or broker hiccup.
     """
     logger = log or logging.getLogger(__name__)
+    outage = OutageLog(logger, name)
     while not stop.is_set():
         try:
             await work()
-        except Exception:
-            logger.exception("%s failed; next attempt in %.0fs", name, interval_seconds)
+            outage.recovered()
+        except Exception as exc:
+            if is_transient(exc):
+                outage.failed(exc)  # once with a count, not a traceback every round
+            else:
+                logger.exception("%s failed; next attempt in %.0fs", name, interval_seconds)
         waiters = {asyncio.ensure_future(stop.wait())}
         if wake is not None:
             waiters.add(asyncio.ensure_future(wake.wait()))

@@ -10,6 +10,7 @@ from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from duban_shared.clock import Clock, ScaledClock, SystemClock
+from duban_shared.kafka import RetryPolicy
 
 
 class ServiceSettings(BaseSettings):
@@ -87,6 +88,35 @@ class ServiceSettings(BaseSettings):
         "as many again; those are closed when returned).",
     )
     outbox_poll_seconds: float = 1.0
+    consumer_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="Tries of a record that fails by itself (bad data, a rule, a date that "
+        "cannot be counted) before it is parked on the service's dead-letter topic.",
+        validation_alias=AliasChoices("consumer_attempts", "DUBAN_CONSUMER_ATTEMPTS"),
+    )
+    consumer_retry_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="First pause of a consumer after a failure, doubled after each further one.",
+        validation_alias=AliasChoices("consumer_retry_seconds", "DUBAN_CONSUMER_RETRY_SECONDS"),
+    )
+    consumer_retry_max_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Longest pause between a consumer's retries during an outage.",
+        validation_alias=AliasChoices(
+            "consumer_retry_max_seconds", "DUBAN_CONSUMER_RETRY_MAX_SECONDS"
+        ),
+    )
+    consumer_stuck_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="A consumer with records waiting that has not advanced this long makes "
+        "/healthz answer 503 consumer_stuck.",
+        validation_alias=AliasChoices("consumer_stuck_seconds", "DUBAN_CONSUMER_STUCK_SECONDS"),
+    )
     sim_clock_start: datetime | None = Field(
         default=None,
         description="Run domain time on a simulated clock from this aware moment (demos); "
@@ -111,6 +141,14 @@ class ServiceSettings(BaseSettings):
         description="The simulated clock stops at this aware moment (optional).",
         validation_alias=AliasChoices("sim_clock_end", "DUBAN_SIM_CLOCK_END"),
     )
+
+    def retry_policy(self, pause_seconds: float | None = None) -> RetryPolicy:
+        """How this service's consumers and connections retry (duban_shared.kafka)."""
+        return RetryPolicy(
+            attempts=self.consumer_attempts,
+            pause_seconds=pause_seconds or self.consumer_retry_seconds,
+            max_pause_seconds=self.consumer_retry_max_seconds,
+        )
 
     def domain_clock(self, wall: Clock | None = None) -> Clock:
         """The clock of domain time: a ScaledClock when DUBAN_SIM_CLOCK_* is set, else `wall`."""

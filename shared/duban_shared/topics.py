@@ -11,8 +11,9 @@ from typing import NamedTuple
 WORK_POINTS = "duban.registry.work-points.v1"
 AGENCIES = "duban.registry.agencies.v1"
 STATUS = "duban.status.v1"
-STATUS_DLQ = "duban.status.dlq.v1"
+PROGRESS_DLQ = "duban.progress.dlq.v1"
 STALLS = "duban.stalls.v1"
+NOTIFIER_DLQ = "duban.notifier.dlq.v1"
 
 
 class TopicSpec(NamedTuple):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from aiokafka import ConsumerRecord
 from duban_shared.events import AgencySnapshot
+from duban_shared.failures import RecordRejected
 from duban_shared.kafka import process_span
 from opentelemetry.trace import Tracer
 from pydantic import ValidationError
@@ -48,12 +49,8 @@ class AgencyConsumer:
                         continue
                     try:
                         snap = AgencySnapshot.model_validate_json(record.value)
-                    except ValidationError:
-                        # Written by the registry, so a bug there; skip it loudly and go on.
-                        log.exception(
-                            "unreadable agency snapshot %s:%s skipped",
-                            record.partition,
-                            record.offset,
-                        )
-                        continue
+                    except ValidationError as exc:
+                        # Written by the registry, so a bug there: the consumer loop parks it
+                        # as a dead letter and the other agencies go on.
+                        raise RecordRejected("invalid_snapshot", str(exc)) from exc
                     await apply_snapshot(session, snap)

@@ -24,6 +24,7 @@ from aiokafka import ConsumerRecord
 from duban_shared import attributes as attr
 from duban_shared.clock import Clock
 from duban_shared.events import StallTransition, StallTransitionKind
+from duban_shared.failures import RecordRejected
 from duban_shared.inbox import first_delivery
 from duban_shared.kafka import process_span
 from duban_shared.metrics import ServiceMetrics
@@ -63,17 +64,16 @@ class StallConsumer:
     metrics: ServiceMetrics | None = None
 
     async def handle_batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
-        """Handle records in order, each in its own transaction."""
+        """Handle records in order, each in its own transaction (so a failure part-way leaves
+        the records before it applied, and the inbox skips them when the batch comes again)."""
         for record in records:
             with process_span(self.tracer, record) as span:
                 try:
                     transition = StallTransition.model_validate_json(record.value or b"")
-                except ValidationError:
+                except ValidationError as exc:
                     span.set_status(Status(StatusCode.ERROR, "invalid_transition"))
-                    log.exception(
-                        "unreadable stall transition %s:%s skipped", record.partition, record.offset
-                    )
-                    continue
+                    # The consumer loop parks it as a dead letter; the rest goes on.
+                    raise RecordRejected("invalid_transition", str(exc)) from exc
                 span.set_attribute(attr.WORK_POINT_ID, transition.work_point_id)
                 span.set_attribute(attr.PLAN_SLUG, transition.work_point_id.rpartition("/")[0])
                 if transition.reason is not None:

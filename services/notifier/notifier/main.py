@@ -6,15 +6,17 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import httpx
+from aiokafka import AIOKafkaProducer
 from duban_shared import topics
 from duban_shared.app import service_app
 from duban_shared.auth import JwksVerifier, jwks_verifier
 from duban_shared.clock import Clock, SystemClock
 from duban_shared.db import create_engine, is_sqlite, session_factory
-from duban_shared.kafka import make_consumer
+from duban_shared.deadletters import DeadLetterSink
+from duban_shared.kafka import make_consumer, make_producer
 from duban_shared.metrics import ServiceMetrics, create_service_metrics
 from duban_shared.ratelimit import RateLimiter
-from duban_shared.runtime import Background
+from duban_shared.runtime import PRODUCER, Background
 from duban_shared.telemetry import create_tracer_provider, instrument_engine
 from duban_shared.workdays import WorkingCalendar
 from fastapi import FastAPI
@@ -59,12 +61,14 @@ class NotifierService:
     verifier: JwksVerifier
     ack_links: AckLinks
     metrics: ServiceMetrics
+    producer: AIOKafkaProducer  # dead letters only
     owned_http: httpx.AsyncClient | None = None  # the JWKS client, when build() made it
     background: Background = field(default_factory=Background)
 
     async def start(self) -> None:
         """Fetch the registry's keys (best effort), then consume stall transitions and agencies."""
         await self.verifier.prefetch()
+        self.background.start_soon(PRODUCER, self.producer.start)
         prefix, bootstrap = self.settings.topic_prefix, self.settings.kafka_bootstrap_servers
         stalls_group, agencies_group = f"{prefix}{SERVICE}.stalls", f"{prefix}{SERVICE}.agencies"
         stalls = make_consumer(bootstrap, stalls_group, prefix + topics.STALLS, client_id=SERVICE)
@@ -77,8 +81,9 @@ class NotifierService:
             stalls,
             self.stall_consumer.handle_batch,
             name="stalls",
-            retry_seconds=self.settings.retry_seconds,
+            retry=self.settings.retry_policy(pause_seconds=self.settings.retry_seconds),
             lag=lag.tracker(stalls_group),
+            dead_letters=self._dead_letters(stalls_group),
         )
         await self.background.consume(
             "notifier-agencies",
@@ -86,6 +91,7 @@ class NotifierService:
             self.agency_consumer.handle_batch,
             name="agencies",
             lag=lag.tracker(agencies_group),
+            dead_letters=self._dead_letters(agencies_group),
         )
         stop = self.background.stop
         if self.settings.run_loops:
@@ -100,6 +106,11 @@ class NotifierService:
                 ),
             )
 
+    def _dead_letters(self, group: str) -> DeadLetterSink:
+        """Where one of the notifier's consumers parks what it cannot apply."""
+        topic = self.settings.topic_prefix + topics.NOTIFIER_DLQ
+        return DeadLetterSink(self.producer, self.tracer, topic, group, self.metrics)
+
     def escalator_wake(self) -> None:
         """An alert changed by hand (acknowledged): let the escalator re-plan it soon."""
         self.escalator.wake()
@@ -107,6 +118,7 @@ class NotifierService:
     async def close(self) -> None:
         """Stop consuming, then close the engine."""
         await self.background.close()
+        await self.producer.stop()
         for channel in self.channels.values():
             await channel.aclose()
         if self.owned_http is not None:
@@ -137,6 +149,7 @@ def build(
     engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
     sessions = session_factory(engine)
     metrics = create_service_metrics(SERVICE)
+    metrics.consumer_lag.stuck_after_seconds = settings.consumer_stuck_seconds
     instrument_engine(engine, provider, metrics.provider)
     ack_links = AckLinks(
         settings.ack_secret.get_secret_value(),
@@ -196,7 +209,9 @@ def build(
         verifier=jwks_verifier(settings, wall_clock, jwks_http),
         ack_links=ack_links,
         metrics=metrics,
+        producer=make_producer(settings.kafka_bootstrap_servers, client_id=SERVICE),
         owned_http=owned_http,
+        background=Background(settings.retry_policy()),
     )
 
 

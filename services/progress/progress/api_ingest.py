@@ -34,6 +34,7 @@ from duban_shared.events import (
 )
 from duban_shared.kafka import link_to, send_traced
 from duban_shared.ratelimit import retry_after_header
+from duban_shared.runtime import PRODUCER
 from fastapi import APIRouter, Body, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
@@ -411,21 +412,36 @@ def _check(
 
 
 async def _produce(service: Any, ready: _Ready) -> RecordMetadata:
+    """Send the event and wait for the broker's acknowledgement, for at most the produce
+    timeout: past it, or while the broker is unreachable, the answer is 503."""
+    if not service.background.ready(PRODUCER):
+        raise _broker_unavailable(service)
     try:
-        meta: RecordMetadata = await send_traced(
-            service.producer,
-            service.tracer,
-            service.settings.topic_prefix + topics.STATUS,
-            ready.event.work_point_id,
-            ready.event.to_bytes(),
+        meta: RecordMetadata = await asyncio.wait_for(
+            send_traced(
+                service.producer,
+                service.tracer,
+                service.settings.topic_prefix + topics.STATUS,
+                ready.event.work_point_id,
+                ready.event.to_bytes(),
+            ),
+            timeout=service.settings.produce_timeout_seconds,
         )
-    except KafkaError as exc:
-        raise ApiError(
-            503,
-            "broker_unavailable",
-            "The event could not be stored right now; retry later with the same event_id.",
-        ) from exc
+    except (KafkaError, TimeoutError) as exc:
+        service.broker_outage.failed(exc)
+        raise _broker_unavailable(service) from exc
+    service.broker_outage.recovered()
     return meta
+
+
+def _broker_unavailable(service: Any) -> ApiError:
+    return ApiError(
+        503,
+        "broker_unavailable",
+        "The report could not be stored right now: the message broker does not answer. Resend "
+        "it in a few seconds with the same event_id (it is applied once).",
+        headers={"Retry-After": "5"},
+    )
 
 
 async def _record(

@@ -1,9 +1,11 @@
 """Progress's Kafka consumers: status events, and the registry's work point snapshots.
 
 Each batch is applied in one database transaction; offsets are committed only after it (see
-duban_shared.kafka.run_batch_consumer). A status event that cannot be applied (invalid JSON,
-unknown work point, agency not responsible) goes to the dead-letter topic with the reason in a
-header: it is never dropped silently, and never blocks the partition.
+duban_shared.kafka.run_batch_consumer). A status event known to be inapplicable (invalid JSON,
+unknown work point, agency not responsible) is parked on progress's dead-letter topic with its
+reason at once; any other record that keeps failing (a snapshot that cannot be read, a date the
+calendar cannot count) is parked by the consumer loop after a few attempts. Nothing is dropped
+silently, and nothing blocks the records behind it.
 """
 
 from __future__ import annotations
@@ -15,11 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from aiokafka import AIOKafkaProducer, ConsumerRecord
-from duban_shared import topics
+from aiokafka import ConsumerRecord
 from duban_shared.clock import Clock
 from duban_shared.events import StatusEvent, WorkPointSnapshot
-from duban_shared.kafka import headers_to_dict, process_span, send_traced
+from duban_shared.failures import RecordRejected
+from duban_shared.kafka import Parker, headers_to_dict, process_span
 from duban_shared.metrics import ServiceMetrics
 from duban_shared.outbox import OutboxRelay
 from duban_shared.workdays import OFFICIAL, WorkingCalendar
@@ -45,12 +47,8 @@ from progress.store import (
 log = logging.getLogger(__name__)
 
 
-class Rejected(Exception):
+class Rejected(RecordRejected):
     """A status event that can never be applied; it goes to the dead-letter topic."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass
@@ -84,11 +82,10 @@ class StatusConsumer:
     """Applies status events to progress state."""
 
     sessions: async_sessionmaker[AsyncSession]
-    producer: AIOKafkaProducer
+    dead_letters: Parker
     tracer: Tracer
     clock: Clock
     relay: OutboxRelay
-    topic_prefix: str = ""
     calendar: WorkingCalendar = OFFICIAL
     late_after: timedelta = DEFAULT_LATE_AFTER
     metrics: ServiceMetrics | None = None
@@ -122,7 +119,7 @@ class StatusConsumer:
                             applied.append(record)
                     except Rejected as rejected:
                         span.set_status(Status(StatusCode.ERROR, rejected.code))
-                        await self._dead_letter(record, rejected)
+                        await self.dead_letters.park(record, rejected.code, str(rejected), 1)
             # write_back first: any statement autoflushes the session, and a flush would update
             # the changed states and agency rows one statement each instead of in bulk.
             await write_back(session, batch.loaded.values())
@@ -174,23 +171,6 @@ class StatusConsumer:
         )
         return transition is not None
 
-    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], rejected: Rejected) -> None:
-        log.warning("status event dead-lettered: %s (%s)", rejected.code, rejected)
-        headers = [
-            ("duban.error.code", rejected.code.encode()),
-            ("duban.error.message", str(rejected)[:1000].encode()),
-            ("duban.source.offset", f"{record.partition}:{record.offset}".encode()),
-        ]
-        key = (record.key or b"").decode("utf-8", "replace")
-        await send_traced(
-            self.producer,
-            self.tracer,
-            self.topic_prefix + topics.STATUS_DLQ,
-            key,
-            record.value or b"",
-            extra_headers=headers,
-        )
-
 
 @dataclass
 class WorkPointConsumer:
@@ -210,14 +190,9 @@ class WorkPointConsumer:
                         continue  # a compaction tombstone: the deleted snapshot came before
                     try:
                         snap = WorkPointSnapshot.model_validate_json(record.value)
-                    except ValidationError:
-                        # The registry wrote it, so this is a bug there; skipping keeps the other
-                        # work points of the partition flowing, and the error is loud.
-                        log.exception(
-                            "unreadable work point snapshot %s:%s skipped",
-                            record.partition,
-                            record.offset,
-                        )
-                        continue
+                    except ValidationError as exc:
+                        # A bug of the registry's: the consumer loop parks it, the other work
+                        # points of the partition go on.
+                        raise RecordRejected("invalid_snapshot", str(exc)) from exc
                     origin = headers_to_dict(record.headers).get("traceparent")
                     await upsert_view(session, snap, origin, self.clock.now(), self.calendar)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -12,11 +13,13 @@ from duban_shared.app import service_app
 from duban_shared.auth import JwksVerifier, jwks_verifier
 from duban_shared.clock import Clock, SystemClock
 from duban_shared.db import create_engine, is_sqlite, session_factory
+from duban_shared.deadletters import DeadLetterSink
+from duban_shared.failures import OutageLog
 from duban_shared.kafka import make_consumer, make_producer
 from duban_shared.metrics import ServiceMetrics, create_service_metrics
 from duban_shared.outbox import OutboxRelay
 from duban_shared.ratelimit import RateLimiter
-from duban_shared.runtime import Background
+from duban_shared.runtime import PRODUCER, Background
 from duban_shared.telemetry import create_tracer_provider, instrument_engine
 from duban_shared.workdays import WorkingCalendar
 from fastapi import APIRouter, FastAPI
@@ -63,12 +66,17 @@ class ProgressService:
         default_factory=lambda: httpx.AsyncClient(timeout=httpx.Timeout(5.0, connect=2.0))
     )
     background: Background = field(default_factory=Background)
+    # A broker outage seen by ingestion: logged once with a count, not per report.
+    broker_outage: OutageLog = field(
+        default_factory=lambda: OutageLog(logging.getLogger("progress.ingest"), "broker")
+    )
 
     async def start(self) -> None:
-        """Fetch the registry's keys (best effort), connect to Kafka, and start the background
-        work unless this is an API-only process (settings.background false)."""
+        """Fetch the registry's keys (best effort), connect to Kafka (in the background, until
+        the broker answers), and start the background work unless this is an API-only process
+        (settings.background false)."""
         await self.verifier.prefetch()
-        await self.producer.start()
+        self.background.start_soon(PRODUCER, self.producer.start)
         if self.settings.background:
             await self._start_background()
 
@@ -76,8 +84,7 @@ class ProgressService:
         """The status and work point consumers, the outbox relay and the sweeper."""
         bootstrap = self.settings.kafka_bootstrap_servers
         prefix = self.settings.topic_prefix
-        status_group = f"{prefix}{SERVICE}.status"
-        work_points_group = f"{prefix}{SERVICE}.work-points"
+        status_group, work_points_group = group(prefix, "status"), group(prefix, "work-points")
         gather = (STATUS_GATHER_BYTES, self.settings.status_gather_ms)
         status = make_consumer(
             bootstrap,
@@ -96,6 +103,7 @@ class ProgressService:
             self.status_consumer.handle_batch,
             name="status",
             lag=lag.tracker(status_group),
+            dead_letters=self.status_consumer.dead_letters,
         )
         await self.background.consume(
             "progress-work-points",
@@ -103,9 +111,17 @@ class ProgressService:
             self.work_point_consumer.handle_batch,
             name="work-points",
             lag=lag.tracker(work_points_group),
+            dead_letters=dead_letter_sink(
+                self.settings, self.producer, self.tracer, self.metrics, "work-points"
+            ),
         )
         stop = self.background.stop
-        self.background.spawn("progress-outbox", self.relay.run(stop))
+
+        async def relay() -> None:
+            await self.background.wait_ready(PRODUCER)
+            await self.relay.run(stop)
+
+        self.background.spawn("progress-outbox", relay())
         if self.settings.run_sweeper:
             self.background.spawn(
                 "progress-sweeper", self.sweeper.run(stop, self.settings.sweep_interval_seconds)
@@ -120,6 +136,25 @@ class ProgressService:
         await self.board_http.aclose()
         await self.engine.dispose()
         self.metrics.shutdown()
+
+
+def group(prefix: str, consumer: str) -> str:
+    """The consumer group of one of progress's consumers."""
+    return f"{prefix}{SERVICE}.{consumer}"
+
+
+def dead_letter_sink(
+    settings: ProgressSettings,
+    producer: AIOKafkaProducer,
+    tracer: Tracer,
+    metrics: ServiceMetrics,
+    consumer: str,
+) -> DeadLetterSink:
+    """Where one of progress's consumers parks what it cannot apply."""
+    prefix = settings.topic_prefix
+    return DeadLetterSink(
+        producer, tracer, prefix + topics.PROGRESS_DLQ, group(prefix, consumer), metrics
+    )
 
 
 def build(
@@ -144,6 +179,7 @@ def build(
     engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
     sessions = session_factory(engine)
     metrics = create_service_metrics(SERVICE)
+    metrics.consumer_lag.stuck_after_seconds = settings.consumer_stuck_seconds
     instrument_engine(engine, provider, metrics.provider)
     register_open_stalls(metrics, sessions, max_age_seconds=settings.metrics_cache_seconds)
     producer = make_producer(settings.kafka_bootstrap_servers, client_id=SERVICE)
@@ -186,11 +222,10 @@ def build(
         sweeper=sweeper,
         status_consumer=StatusConsumer(
             sessions,
-            producer,
+            dead_letter_sink(settings, producer, tracer, metrics, "status"),
             tracer,
             clock,
             relay,
-            topic_prefix=settings.topic_prefix,
             calendar=calendar,
             late_after=timedelta(days=settings.late_after_days),
             metrics=metrics,
@@ -201,6 +236,7 @@ def build(
         calendar=calendar,
         ingest=IngestStore(engine, tracer),
         owned_http=owned_http,
+        background=Background(settings.retry_policy()),
     )
 
 

@@ -35,6 +35,13 @@ class ProgressSettings(ServiceSettings):
         default=7, ge=1, description="A report this much older than its arrival is marked late."
     )
     batch_max_events: int = Field(default=100, ge=1, le=1000)
+    produce_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="How long a report waits for the broker's acknowledgement before it is "
+        "answered 503 broker_unavailable (the agency resends it with the same event_id).",
+    )
     metrics_cache_seconds: float = Field(
         default=30.0,
         ge=0,

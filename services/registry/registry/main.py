@@ -13,7 +13,7 @@ from duban_shared.db import create_engine, is_sqlite, session_factory
 from duban_shared.kafka import make_producer
 from duban_shared.metrics import ServiceMetrics, create_service_metrics
 from duban_shared.outbox import OutboxRelay
-from duban_shared.runtime import Background
+from duban_shared.runtime import PRODUCER, Background
 from duban_shared.telemetry import create_tracer_provider, instrument_engine
 from fastapi import APIRouter, FastAPI
 from opentelemetry.sdk.trace import TracerProvider
@@ -49,10 +49,12 @@ class RegistryService:
     background: Background = field(default_factory=Background)
 
     async def start(self) -> None:
-        """Load the signing keys (making the first), connect to Kafka, relay the outbox."""
-        await self.keys.load()
-        await self.producer.start()
-        self.background.spawn("registry-outbox", self.relay.run(self.background.stop))
+        """Load the signing keys (making the first) and connect to Kafka, then relay the
+        outbox; both in the background, retried until the database and the broker answer."""
+        self.background.start_soon("signing keys", self.keys.load)
+        self.background.start_soon(
+            PRODUCER, self.producer.start, then=lambda: self.relay.run(self.background.stop)
+        )
 
     async def close(self) -> None:
         """Stop background work, then the producer and the engine."""
@@ -81,6 +83,7 @@ def build(
     engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
     sessions = session_factory(engine)
     metrics = create_service_metrics(SERVICE)
+    metrics.consumer_lag.stuck_after_seconds = settings.consumer_stuck_seconds
     instrument_engine(engine, provider, metrics.provider)
     producer = make_producer(settings.kafka_bootstrap_servers, client_id=SERVICE)
     relay = OutboxRelay(
@@ -122,6 +125,7 @@ def build(
             clock=wall_clock,
             leeway_seconds=settings.auth_leeway_seconds,
         ),
+        background=Background(settings.retry_policy()),
     )
 
 
