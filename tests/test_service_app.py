@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from duban_shared.app import service_app
+from duban_shared.kafka import RetryPolicy
 from duban_shared.metrics import create_service_metrics
 from duban_shared.runtime import Background
 from duban_shared.telemetry import create_tracer_provider
@@ -120,3 +121,93 @@ async def test_tasks_ended_by_the_stop_signal_are_no_failure() -> None:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://service") as http:
         assert (await http.get("/healthz")).status_code == 200
+
+
+async def test_health_names_a_consumer_that_has_records_waiting_and_does_not_advance() -> None:
+    service = _Service()
+    lag = service.metrics.consumer_lag
+    now = [1000.0]
+    lag.clock, lag.stuck_after_seconds = (lambda: now[0]), 60.0
+    tracker = lag.tracker("duban-progress.status")
+    app = service_app("t", service, APIRouter(), owned=False)
+    key = ("duban.status.v1", "duban-progress.status", 4)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://service") as http:
+        lag.record(key, 12, position=300)
+        now[0] += 59
+        assert (await http.get("/healthz")).status_code == 200  # not yet the stuck time
+        now[0] += 2
+        lag.record(key, 15, position=300)  # more arrived, nothing applied
+        answer = await http.get("/healthz")
+        assert answer.status_code == 503
+        body = answer.json()
+        assert body["code"] == "consumer_stuck"
+        assert body["details"] == [
+            "duban-progress.status on duban.status.v1[4]: 15 record(s) waiting, no progress for 61s"
+        ]
+        assert (await http.get("/livez")).status_code == 200  # a restart would not help
+        stuck_gauge = [
+            line
+            for line in (await http.get("/metrics")).text.splitlines()
+            if line.startswith("duban_consumer_stuck{")
+        ]
+        assert len(stuck_gauge) == 1 and stuck_gauge[0].endswith(" 1.0")
+        lag.record(key, 14, position=301)  # it advanced
+        assert (await http.get("/healthz")).status_code == 200
+        lag.record(key, 0, position=315)
+        now[0] += 600  # idle without lag is not stuck
+        assert (await http.get("/healthz")).status_code == 200
+        tracker.clear()
+        assert lag.partitions() == []
+    await service.close()
+
+
+async def test_health_is_not_ready_until_a_dependency_answers_then_ready_by_itself() -> None:
+    service = _Service()
+    service.background = Background(RetryPolicy(pause_seconds=0.01, max_pause_seconds=0.01))
+    app = service_app("t", service, APIRouter(), owned=False)
+    reachable = asyncio.Event()
+    tries: list[int] = []
+
+    async def connect() -> None:
+        tries.append(1)
+        if not reachable.is_set():
+            raise ConnectionRefusedError("broker not up yet")
+
+    service.background.start_soon("kafka producer", connect)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://service") as http:
+
+        async def tried_a_few_times() -> bool:
+            return len(tries) >= 3
+
+        await wait_for(tried_a_few_times, what="a few attempts to connect")
+        answer = await http.get("/healthz")
+        assert answer.status_code == 503
+        assert answer.json()["code"] == "not_ready"
+        assert answer.json()["details"] == ["kafka producer"]
+        assert (await http.get("/livez")).status_code == 200  # waiting is not dying
+        reachable.set()
+        await service.background.started()
+        assert (await http.get("/healthz")).json() == {"status": "ok"}
+    assert service.background.failures == []  # a start that ended is no failure
+    await service.close()
+
+
+async def test_a_start_that_fails_for_good_is_a_dead_task() -> None:
+    service = _Service()
+    app = service_app("t", service, APIRouter(), owned=False)
+
+    async def misconfigured() -> None:
+        raise ValueError("DUBAN_KAFKA_BOOTSTRAP_SERVERS names no port")
+
+    service.background.start_soon("kafka producer", misconfigured)
+
+    async def died() -> bool:
+        return bool(service.background.failures)
+
+    await wait_for(died, what="the start to fail")
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://service") as http:
+        assert (await http.get("/livez")).json()["code"] == "background_task_died"
+    await service.close()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
+import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -89,3 +92,63 @@ def _positive(value: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError(f"{value} is not a positive number of processes")
     return number
+
+
+def add_dead_letters(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    prog: str,
+    where: Callable[[], tuple[str, str]],
+) -> None:
+    """Add `dead-letters list|show|replay` for the service's dead-letter topic; `where` gives
+    (bootstrap servers, actual topic) from the service's settings."""
+    parser = sub.add_parser(
+        "dead-letters",
+        help="list, show and replay records the consumers could not apply",
+        description="Records the service's consumers parked instead of applying, with their "
+        "reasons. Replay re-submits them to the topic they came from once the cause is fixed "
+        "(applying one twice is harmless).",
+    )
+    actions = parser.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="one line per dead letter: id, parked at, code")
+    listing.add_argument("--code", help="only those parked with this error code")
+    show = actions.add_parser("show", help="everything about dead letters, as JSON")
+    show.add_argument("ids", nargs="+", metavar="ID", help="PARTITION:OFFSET, as `list` prints")
+    again = actions.add_parser("replay", help="re-submit dead letters to their source topics")
+    again.add_argument("ids", nargs="*", metavar="ID", help="PARTITION:OFFSET, as `list` prints")
+    again.add_argument("--code", help="every dead letter parked with this error code")
+
+    def run(args: argparse.Namespace) -> int:
+        return asyncio.run(_dead_letters(args, prog, *where()))
+
+    parser.set_defaults(func=run)
+
+
+async def _dead_letters(args: argparse.Namespace, prog: str, bootstrap: str, topic: str) -> int:
+    from duban_shared import deadletters
+
+    letters = await deadletters.read_dead_letters(bootstrap, topic)
+    if args.action == "list":
+        chosen = [d for d in letters if args.code in (None, d.code)]
+        for d in chosen:
+            facts = d.describe()
+            print(f"{d.id}\t{facts['parked_at']}\t{d.code}\t{d.source}\t{facts['message']}")
+        print(f"{len(chosen)} dead letter(s) on {topic}", file=sys.stderr)
+        return 0
+    by_id = {d.id: d for d in letters}
+    unknown = [i for i in args.ids if i not in by_id]
+    if unknown:
+        raise SystemExit(
+            f"{prog}: no dead letter {', '.join(unknown)} on {topic}; "
+            f"`{prog} dead-letters list` prints the ids"
+        )
+    chosen = [by_id[i] for i in args.ids]
+    if args.action == "show":
+        print(json.dumps([d.describe() for d in chosen], ensure_ascii=False, indent=2))
+        return 0
+    if args.code:
+        chosen += [d for d in letters if d.code == args.code and d not in chosen]
+    if not chosen:
+        raise SystemExit(f"{prog}: name dead letters to replay (ids, or --code CODE)")
+    for letter, placed in zip(chosen, await deadletters.replay(bootstrap, chosen), strict=True):
+        print(f"{letter.id}\treplayed to {placed}")
+    return 0

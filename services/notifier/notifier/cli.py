@@ -8,7 +8,8 @@ import sys
 import uuid
 from pathlib import Path
 
-from duban_shared.cli import add_migrate, add_serve, agency_id
+from duban_shared import topics
+from duban_shared.cli import add_dead_letters, add_migrate, add_serve, agency_id
 from duban_shared.clock import SystemClock
 from duban_shared.db import create_engine, session_factory
 
@@ -46,6 +47,11 @@ def cmd_sms_sink(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dead_letter_topic() -> tuple[str, str]:
+    settings = NotifierSettings()
+    return settings.kafka_bootstrap_servers, settings.topic_prefix + topics.NOTIFIER_DLQ
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `duban-notifier`."""
     parser = argparse.ArgumentParser(prog="duban-notifier", description=__doc__)
@@ -62,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=1026)
     p.set_defaults(func=cmd_sms_sink)
+    add_dead_letters(sub, "duban-notifier", _dead_letter_topic)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

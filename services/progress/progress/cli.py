@@ -1,4 +1,4 @@
-"""duban-progress command line: migrate, serve, worker."""
+"""duban-progress command line: migrate, serve, worker, dead-letters."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from duban_shared.cli import add_migrate, add_serve
+from duban_shared import topics
+from duban_shared.cli import add_dead_letters, add_migrate, add_serve
 
 from progress.settings import ProgressSettings
 
@@ -23,6 +24,11 @@ def _check_workers(workers: int) -> None:
         )
 
 
+def _dead_letter_topic() -> tuple[str, str]:
+    settings = ProgressSettings()
+    return settings.kafka_bootstrap_servers, settings.topic_prefix + topics.PROGRESS_DLQ
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `duban-progress`."""
     parser = argparse.ArgumentParser(prog="duban-progress", description=__doc__)
@@ -36,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         command="worker",
         help_text="run the consumers, outbox relay and sweeper (HTTP: /healthz and /metrics only)",
     )
+    add_dead_letters(sub, "duban-progress", _dead_letter_topic)
     args = parser.parse_args(argv)
     return int(args.func(args))
 
