@@ -259,7 +259,9 @@ async def main(args: argparse.Namespace) -> None:
             rate, timed, transitions = await real_consume(
                 db.dsn, db.url, prefix, args.events, args.profile, args.profile_out
             )
-            dead = await topic_total(prefix + topics.PROGRESS_DLQ, partitions_of(topics.PROGRESS_DLQ))
+            dead = await topic_total(
+                prefix + topics.PROGRESS_DLQ, partitions_of(topics.PROGRESS_DLQ)
+            )
             stored = await scalar(db.dsn, "SELECT count(*) FROM status_report")
             note(
                 f"StatusConsumer: {timed.records} records in {timed.batches} batches "
