@@ -76,6 +76,8 @@ EXPECTED_METRICS = (
     "duban_stalls_open",
     "duban_notifications_total",
     "duban_notification_delivery_duration_seconds",
+    "duban_consumer_stuck",
+    "duban_dead_letters_total",
 )
 """Prometheus names of the instruments of duban_shared.metrics (OTel name, `_<unit>`, `_total`)."""
 
