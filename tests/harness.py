@@ -172,24 +172,83 @@ def sqlite_url(tmp_path: Path) -> Callable[[str], str]:
 
 
 @dataclass
+class Refusal:
+    """A reply the sink gives instead of accepting: at RCPT TO or at the end of DATA."""
+
+    stage: str  # "RCPT" or "DATA"
+    reply: str  # the whole SMTP reply, e.g. "550 5.1.1 user unknown"
+    address: str | None = None  # only for this recipient; None: for any
+    times: int | None = 1  # how many times; None: until `recover()`
+
+
+@dataclass
 class SmtpSink:
     """A real SMTP server on loopback that keeps every message and can refuse on demand."""
 
     port: int
     messages: list[EmailMessage] = field(default_factory=list)
     fail_next: list[str] = field(default_factory=list)  # SMTP replies for the next DATA
+    refusals: list[Refusal] = field(default_factory=list)
+    replies: list[tuple[str, str]] = field(default_factory=list)  # (stage, reply) refusals given
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def refuse(
+        self, stage: str, reply: str, *, address: str | None = None, times: int | None = 1
+    ) -> None:
+        """Answer RCPT TO (`stage="RCPT"`) or DATA with `reply`, `times` times (None: always)."""
+        assert stage in ("RCPT", "DATA"), stage
+        with self.lock:
+            self.refusals.append(Refusal(stage, reply, address, times))
+
+    def recover(self) -> None:
+        """Accept everything again."""
+        with self.lock:
+            self.refusals.clear()
+            self.fail_next.clear()
 
     def mailbox(self, address: str) -> list[EmailMessage]:
         """Messages delivered to one recipient."""
         with self.lock:
             return [m for m in self.messages if address in m.get("X-Rcpt-To", "")]
 
+    def _refusal(self, stage: str, addresses: list[str]) -> str | None:
+        """The reply of the first matching refusal, used up once (call with the lock held)."""
+        for refusal in self.refusals:
+            if refusal.stage == stage and (refusal.address is None or refusal.address in addresses):
+                if refusal.times is not None:
+                    refusal.times -= 1
+                    if refusal.times <= 0:
+                        self.refusals.remove(refusal)
+                self.replies.append((stage, refusal.reply))
+                return refusal.reply
+        return None
+
+    async def handle_RCPT(
+        self,
+        _server: SMTP,
+        _session: Session,
+        envelope: Envelope,
+        address: str,
+        _rcpt_options: list[str],
+    ) -> str:
+        """Accept the recipient, or answer with a refusal set for it."""
+        with self.lock:
+            refused = self._refusal("RCPT", [address])
+        if refused is not None:
+            return refused
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, _server: SMTP, _session: Session, envelope: Envelope) -> str:
-        """Store the message, or answer with a queued failure."""
+        """Store the message, or answer with a queued failure or a refusal."""
         with self.lock:
             if self.fail_next:
-                return self.fail_next.pop(0)
+                reply = self.fail_next.pop(0)
+                self.replies.append(("DATA", reply))
+                return reply
+            refused = self._refusal("DATA", list(envelope.rcpt_tos))
+            if refused is not None:
+                return refused
             raw = envelope.original_content or b""
             msg = message_from_bytes(raw, policy=policy.default)
             assert isinstance(msg, EmailMessage)

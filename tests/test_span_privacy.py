@@ -113,6 +113,13 @@ async def test_failed_and_retried_messages_are_counted(stack: Stack) -> None:
     from tests.test_metrics import scrape, value
 
     await alert_with_fallback_and_retry(stack)
+
+    # The dispatcher counts a sent message after it recorded it, which is after its span ended.
+    async def sent_counted() -> bool:
+        scraped = await scrape(stack.notifier_http)
+        return value(scraped, "duban_notifications_total", outcome="sent") > 0
+
+    await wait_for(sent_counted, what="the sent message to be counted")
     scraped = await scrape(stack.notifier_http)
     counted = {
         (channel, outcome): value(

@@ -14,9 +14,10 @@ replicas side by side never take the same row, and per recipient:
 3. marks the rows `sending` with a lease and commits, then renders one message for all of them
    (a digest when there are several alerts) and sends it outside any transaction;
 4. marks them `sent`; on a transient error schedules a retry with exponential backoff and
-   jitter; on a permanent error (or too many attempts) marks them `failed`, marks the contact
-   `failed` when the address itself was refused, and plans the same step on the agency's next
-   active contact.
+   jitter; on a permanent error (or too many attempts) marks them `failed` and plans the same
+   step on the agency's next active contact. Only `invalid_recipient` (the provider refused the
+   address itself, e.g. SMTP 550 5.1.1) marks the contact `failed`: a provider's own fault or a
+   refused login says nothing about the address (see `notifier.mailer.classify`).
 A row whose lease ran out while `sending` (the process died mid-send, or the provider's answer
 was lost) is due again: that is the one case where a message may go out twice.
 """
@@ -204,11 +205,20 @@ async def supersede_pending(
 
 
 def count_notifications(
-    metrics: ServiceMetrics | None, channel: str, outcome: str, n: int = 1
+    metrics: ServiceMetrics | None,
+    channel: str,
+    outcome: str,
+    n: int = 1,
+    *,
+    error: ErrorCode | None = None,
 ) -> None:
-    """Add to `duban.notifications` (outcome: sent, failed, retried, dropped)."""
+    """Add to `duban.notifications` (outcome: sent, failed, retried, dropped; `error.type` the
+    channel's error code for failed and retried)."""
     if metrics is not None and n:
-        metrics.notifications.add(n, {attr.NOTIFICATION_CHANNEL: channel, attr.OUTCOME: outcome})
+        attributes = {attr.NOTIFICATION_CHANNEL: channel, attr.OUTCOME: outcome}
+        if error is not None:
+            attributes[attr.ERROR_TYPE] = error.value
+        metrics.notifications.add(n, attributes)
 
 
 @dataclass(frozen=True)
@@ -480,7 +490,9 @@ class Dispatcher:
             max(r.attempts for r in group.rows),
             "; falling back" if give_up else "; will retry",
         )
-        count_notifications(self._metrics, group.channel, FAILED if give_up else "retried")
+        count_notifications(
+            self._metrics, group.channel, FAILED if give_up else "retried", error=error.code
+        )
         async with self._sessions() as session, session.begin():
             if give_up and error.code in ADDRESS_ERRORS and group.rows[0].contact_id is not None:
                 contact = await session.get(Contact, group.rows[0].contact_id)

@@ -47,6 +47,7 @@ from pydantic import SecretStr
         (ErrorCode.CONTENT_REJECTED, True),
         (ErrorCode.INVALID_REQUEST, True),
         (ErrorCode.PROVIDER_REJECTED, True),
+        (ErrorCode.LOGIN_REFUSED, False),
         (ErrorCode.RATE_LIMITED, False),
         (ErrorCode.PROVIDER_UNAVAILABLE, False),
         (ErrorCode.TIMEOUT, False),

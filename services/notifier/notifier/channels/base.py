@@ -28,6 +28,7 @@ class ErrorCode(StrEnum):
     INVALID_REQUEST = "invalid_request"
     PROVIDER_REJECTED = "provider_rejected"  # a refusal we do not know: let a person look
     # Transient: the same message may go through later.
+    LOGIN_REFUSED = "login_refused"  # the SMTP server refused our login: an operator fixes it
     RATE_LIMITED = "rate_limited"
     PROVIDER_UNAVAILABLE = "provider_unavailable"
     TIMEOUT = "timeout"
@@ -41,6 +42,7 @@ class ErrorCode(StrEnum):
 
 _TRANSIENT = frozenset(
     {
+        ErrorCode.LOGIN_REFUSED,
         ErrorCode.RATE_LIMITED,
         ErrorCode.PROVIDER_UNAVAILABLE,
         ErrorCode.TIMEOUT,
