@@ -1,10 +1,11 @@
 """What every delivery channel promises, so the consumer can treat SMS and WeCom alike.
 
-The consumer's retry model decides the shape of the errors: a transient failure fails the Kafka
-batch, which is retried later (and blocks the partition meanwhile); a permanent one marks the
-notification row `failed` for an operator to see. So each failure carries exactly one stable
-`code`, and the code alone decides whether a retry can help: an operator reading the log and
-the consumer deciding what to do can never disagree.
+The dispatcher's retry model decides the shape of the errors: a transient failure keeps the
+notification row pending and sends it again after a backoff (after the last attempt the next
+contact gets the message); a permanent one about the address marks the contact `failed` for an
+operator to see. So each failure carries exactly one stable `code`, and the code alone decides
+whether a retry can help: an operator reading the log and the dispatcher deciding what to do
+can never disagree.
 """
 
 from __future__ import annotations
