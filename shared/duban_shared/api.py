@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from duban_shared.events import CODED_ERRORS
 from duban_shared.failures import OutageLog
 
 log = logging.getLogger(__name__)
@@ -101,9 +102,11 @@ def install_error_handlers(app: FastAPI) -> None:
             {"field": ".".join(str(p) for p in err.get("loc", ())), "problem": err.get("msg")}
             for err in exc.errors()
         ]
-        body = ErrorBody(
-            code="invalid_request",
-            message="The request body or parameters are invalid; see details for each field.",
-            details=problems,
-        )
+        codes = {err.get("type") for err in exc.errors()}
+        if len(codes) == 1 and codes <= CODED_ERRORS:  # one rule of its own, e.g. a date's range
+            code, message = str(exc.errors()[0]["type"]), str(problems[0]["problem"])
+        else:
+            code = "invalid_request"
+            message = "The request body or parameters are invalid; see details for each field."
+        body = ErrorBody(code=code, message=message, details=problems)
         return JSONResponse(status_code=422, content=body.model_dump(mode="json"))
