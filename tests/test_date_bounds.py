@@ -18,6 +18,7 @@ from sqlmodel import col, func, select
 
 from tests.harness import wait_for
 from tests.stack import PLAN, Stack
+from tests.test_metrics import scrape, value
 
 # 2001 was answered 202 and then failed in the consumer (no calendar for 2001); 0001 and 9999
 # overflowed to UTC and answered 500. The plan is 2024's: it starts on 1 January 2024, and
@@ -27,7 +28,8 @@ DAY_BEFORE_EARLIEST = "2023-10-02T23:59:00+08:00"
 EARLIEST = "2023-10-03T00:00:00+08:00"
 YEAR_ONE = "0001-01-01T00:00:00+08:00"
 YEAR_9999 = "9999-12-31T23:59:59-08:00"
-MIIT = "市工信局"  # a responsible agency of work point 41, not of 35
+MIIT = "市工信局"
+INGESTED = "duban_ingest_events_total"  # a responsible agency of work point 41, not of 35
 
 
 async def _stored(stack: Stack, event_ids: list[str]) -> tuple[int, int]:
@@ -77,6 +79,10 @@ async def test_a_report_dated_outside_its_plan_or_the_century_is_refused_before_
     assert earliest.json()["late"] is True
     await stack.until_applied(earliest)  # the earliest day allowed is applied, not parked
     assert await _stored(stack, refused) == (0, 0)  # never produced, never answered 202
+    progress = await scrape(stack.progress_http)  # the dashboard's rejected reports by code
+    for code in ("occurred_at_before_plan", "occurred_at_out_of_range"):
+        rejected = value(progress, INGESTED, outcome="rejected", error_type=code)
+        assert rejected == 2, code
     assert (
         await read_dead_letters(stack.kafka_bootstrap, stack.topic_prefix + topics.PROGRESS_DLQ)
         == []

@@ -21,7 +21,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import RecordMetadata
 from duban_shared import attributes as attr
 from duban_shared import topics
-from duban_shared.api import DATABASE_ERRORS, ApiError, ErrorBody
+from duban_shared.api import DATABASE_ERRORS, ApiError, ErrorBody, validation_code
 from duban_shared.auth import PrincipalDep
 from duban_shared.clock import domain_span
 from duban_shared.events import (
@@ -74,8 +74,8 @@ class _CountedRoute(APIRoute):
             except ApiError as exc:
                 _count(request, REJECTED, exc.code)
                 raise
-            except RequestValidationError:
-                _count(request, REJECTED, "invalid_request")
+            except RequestValidationError as exc:
+                _count(request, REJECTED, validation_code(exc)[0])
                 raise
             except DATABASE_ERRORS:
                 _count(request, REJECTED, "database_unavailable")
