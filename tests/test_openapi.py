@@ -54,3 +54,26 @@ async def test_every_service_publishes_a_complete_openapi_document() -> None:
     schemas = documents["progress"]["components"]["schemas"]
     assert schemas["StatusReportIn"]["examples"][0]["work_point_id"] == "zhaoqing-digital-2024/35"
     assert "examples" in documents["registry"]["components"]["schemas"]["StallPolicy"]
+    _assert_date_bounds_documented(documents["progress"], documents["registry"])
+
+
+def _refusal(document: dict[str, Any], method: str, path: str, status: str) -> str:
+    answer = document["paths"][path][method]["responses"][status]
+    schema = answer["content"]["application/json"]["schema"]["$ref"]
+    assert schema.endswith("/ErrorBody"), schema  # the body every error has, not FastAPI's own
+    return str(answer["description"])
+
+
+def _assert_date_bounds_documented(progress: dict[str, Any], registry: dict[str, Any]) -> None:
+    single = _refusal(progress, "post", "/v1/events", "422")
+    batch = _refusal(progress, "post", "/v1/events/batch", "422")
+    for code in ("occurred_at_out_of_range", "occurred_at_before_plan", "occurred_at_in_future"):
+        assert code in single and code in batch
+    assert "invalid_batch" in batch
+    for status in ("401", "403", "404", "409", "429", "503"):
+        assert status in progress["paths"]["/v1/events"]["post"]["responses"]
+    for method, path in (
+        ("put", "/v1/plans/{slug}/work-points/{number}/policy"),
+        ("patch", "/v1/plans/{slug}"),
+    ):
+        assert "due_on_out_of_range" in _refusal(registry, method, path, "422")

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from duban_shared.events import CODED_ERRORS
 from duban_shared.failures import OutageLog
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,19 @@ class ApiError(Exception):
         self.headers = headers
 
 
+def validation_code(exc: RequestValidationError) -> tuple[str, str]:
+    """The code and message of a refused request: a coded error's own (`CODED_ERRORS`, e.g. a
+    date out of range) when it is the only problem, else `invalid_request`."""
+    errors = exc.errors()
+    codes = {err.get("type") for err in errors}
+    if len(codes) == 1 and codes <= CODED_ERRORS:
+        return str(errors[0]["type"]), str(errors[0].get("msg"))
+    return (
+        "invalid_request",
+        "The request body or parameters are invalid; see details for each field.",
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Render ApiError and request validation errors as ErrorBody JSON."""
 
@@ -101,9 +115,6 @@ def install_error_handlers(app: FastAPI) -> None:
             {"field": ".".join(str(p) for p in err.get("loc", ())), "problem": err.get("msg")}
             for err in exc.errors()
         ]
-        body = ErrorBody(
-            code="invalid_request",
-            message="The request body or parameters are invalid; see details for each field.",
-            details=problems,
-        )
+        code, message = validation_code(exc)
+        body = ErrorBody(code=code, message=message, details=problems)
         return JSONResponse(status_code=422, content=body.model_dump(mode="json"))

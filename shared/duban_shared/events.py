@@ -11,9 +11,65 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 SCHEMA_VERSION = 1
+
+OCCURRED_AT_OUT_OF_RANGE = "occurred_at_out_of_range"
+REPORT_YEARS = range(2000, 2100)
+"""The years a status report may describe: anything else is a typo or a placeholder (0001,
+9999), and years this far out are beyond every calendar and every plan."""
+
+CODED_ERRORS = frozenset({OCCURRED_AT_OUT_OF_RANGE})
+"""Validation errors with a stable code of their own: an API answers with that code (not the
+generic `invalid_request`) when it is a request's only problem, a consumer parks with it."""
+
+
+def coded_error(exc: ValidationError) -> tuple[str, str] | None:
+    """The code and message of a validation failure whose every error is one coded error
+    (`CODED_ERRORS`); None when any other problem is among them."""
+    errors = exc.errors()
+    codes = {e["type"] for e in errors}
+    if len(codes) != 1 or not codes <= CODED_ERRORS:
+        return None
+    return errors[0]["type"], errors[0]["msg"]
+
+
+def _out_of_range(value: object) -> PydanticCustomError:
+    return PydanticCustomError(
+        OCCURRED_AT_OUT_OF_RANGE,
+        "occurred_at {value} is outside the years {first} to {last}; send the moment the status "
+        "was observed, with its UTC offset (e.g. 2024-09-02T09:30:00+08:00).",
+        {"value": str(value), "first": REPORT_YEARS[0], "last": REPORT_YEARS[-1]},
+    )
+
+
+def _within_report_years(value: datetime) -> datetime:
+    """Refuse a moment outside REPORT_YEARS, judged by its own date so that nothing is computed
+    on it (a conversion of year 1 or 9999 to UTC overflows)."""
+    if value.year not in REPORT_YEARS:
+        raise _out_of_range(value.isoformat())
+    return value
+
+
+ReportTime = Annotated[
+    AwareDatetime,
+    AfterValidator(_within_report_years),
+    Field(
+        description="When the status was true, with an offset; years 2000 to 2099.",
+        examples=["2024-09-02T09:30:00+08:00"],
+    ),
+]
+"""`occurred_at` of a status report: aware, and within REPORT_YEARS."""
 
 WorkPointId = Annotated[
     str,
@@ -44,7 +100,10 @@ class Event(BaseModel):
     @field_validator("occurred_at")
     @classmethod
     def _to_utc(cls, value: datetime) -> datetime:
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:  # 0001-01-01 east of UTC, 9999-12-31 west of it
+            raise _out_of_range(value.isoformat()) from None
 
     def to_bytes(self) -> bytes:
         """Serialise as UTF-8 JSON for a Kafka message value."""
@@ -76,6 +135,7 @@ EvidenceUrl = Annotated[
 class StatusEvent(Event):
     """An agency's status report on one work point (topic duban.status.v1, key work_point_id)."""
 
+    occurred_at: ReportTime
     work_point_id: WorkPointId
     agency_id: uuid.UUID = Field(description="The reporting agency (lead or co-agency).")
     status: ReportStatus

@@ -21,7 +21,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import RecordMetadata
 from duban_shared import attributes as attr
 from duban_shared import topics
-from duban_shared.api import DATABASE_ERRORS, ApiError
+from duban_shared.api import DATABASE_ERRORS, ApiError, ErrorBody, validation_code
 from duban_shared.auth import PrincipalDep
 from duban_shared.clock import domain_span
 from duban_shared.events import (
@@ -29,8 +29,10 @@ from duban_shared.events import (
     MetricName,
     MetricValue,
     ReportStatus,
+    ReportTime,
     StatusEvent,
     WorkPointId,
+    coded_error,
 )
 from duban_shared.kafka import link_to, send_traced
 from duban_shared.ratelimit import retry_after_header
@@ -39,7 +41,7 @@ from fastapi import APIRouter, Body, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from opentelemetry import trace
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from progress import ingest_store
 from progress.checks import ReportProblem, check_report
@@ -72,8 +74,8 @@ class _CountedRoute(APIRoute):
             except ApiError as exc:
                 _count(request, REJECTED, exc.code)
                 raise
-            except RequestValidationError:
-                _count(request, REJECTED, "invalid_request")
+            except RequestValidationError as exc:
+                _count(request, REJECTED, validation_code(exc)[0])
                 raise
             except DATABASE_ERRORS:
                 _count(request, REJECTED, "database_unavailable")
@@ -114,7 +116,7 @@ class StatusReportIn(BaseModel):
     )
     note: str | None = Field(default=None, max_length=2000)
     evidence: list[EvidenceUrl] = Field(default_factory=list, max_length=10)
-    occurred_at: AwareDatetime = Field(description="When the status was true, with an offset.")
+    occurred_at: ReportTime
 
 
 class Accepted(BaseModel):
@@ -158,6 +160,46 @@ class BatchOut(BaseModel):
     results: list[BatchItemOut]
 
 
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ErrorBody, "description": description}
+
+
+_REFUSED_ALIKE: dict[
+    int | str, dict[str, Any]
+] = {  # what a whole request, single or batch, may be refused with
+    401: _error("`missing_token`, `token_expired`, `invalid_token`...: get a new token."),
+    403: _error("`agency_token_required`: reports come from agency clients."),
+    413: _error("`body_too_large`"),
+    429: _error("`rate_limited`: resend after `Retry-After` with the same event_id(s)."),
+    503: _error("`broker_unavailable`, `database_unavailable`: resend with the same event_id."),
+}
+REPORT_REFUSALS = (
+    "`invalid_request` (see `details`); `occurred_at_out_of_range` (a year outside 2000 to "
+    "2099, e.g. 0001 or 9999); `occurred_at_before_plan` (more than "
+    "DUBAN_PROGRESS_EARLIEST_REPORT_DAYS_BEFORE_PLAN days, 90, before 1 January of the plan's "
+    "year); `occurred_at_in_future` (beyond the allowed clock skew); `unknown_metric`."
+)
+SINGLE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **_REFUSED_ALIKE,
+    403: _error("`agency_token_required`; `agency_not_responsible` for this work point."),
+    404: _error("`unknown_work_point`"),
+    409: _error("`event_id_reused`: this event_id was accepted for another report."),
+    422: _error(REPORT_REFUSALS),
+}
+BATCH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **_REFUSED_ALIKE,
+    413: _error("`batch_too_large` (more reports than allowed), `body_too_large`."),
+    422: _error(
+        '`invalid_batch`: the body is not {"events": [...]} with at least one report. A '
+        "report that fails its own checks does not refuse the batch: it is answered in "
+        "`results` with `status: rejected`, the `http_status` and `error.code` the single "
+        "endpoint would give (`invalid_event` for a report that is not one, and "
+        + REPORT_REFUSALS.replace("`invalid_request` (see `details`); ", "")
+        + ")."
+    ),
+}
+
+
 @dataclass
 class _Ready:
     """A checked report, ready to produce."""
@@ -191,14 +233,15 @@ def _take_tokens(request: Request, client_id: str, cost: int) -> None:
         )
 
 
-@router.post("/v1/events", status_code=202)
+@router.post("/v1/events", status_code=202, responses=SINGLE_RESPONSES)
 async def post_event(report: StatusReportIn, request: Request, principal: PrincipalDep) -> Accepted:
     """Accept one status report: answered 202 only after Kafka acknowledged it (acks=all).
 
     Checked first, so nothing reaches Kafka when it fails: the work point must exist, the
     reporting agency must be responsible for it, KPI metrics must be its targets', and
-    `occurred_at` may not lie in the future beyond the allowed clock skew. A report of a moment
-    long past is accepted and marked `late`.
+    `occurred_at` must lie in the years 2000 to 2099, not in the future beyond the allowed clock
+    skew, nor long before its plan starts. A report of a moment long past (within the plan) is
+    accepted and marked `late`.
     """
     agency_id = _reporting_agency(principal)
     _take_tokens(request, principal.client_id, 1)
@@ -216,7 +259,7 @@ async def post_event(report: StatusReportIn, request: Request, principal: Princi
     return answer
 
 
-@router.post("/v1/events/batch")
+@router.post("/v1/events/batch", responses=BATCH_RESPONSES)
 async def post_events_batch(
     request: Request,
     principal: PrincipalDep,
@@ -257,7 +300,8 @@ async def post_events_batch(
         try:
             reports[index] = StatusReportIn.model_validate(item)
         except ValidationError as exc:
-            results[index] = _rejected(index, _event_id_of(item), 422, "invalid_event", str(exc))
+            code, message = coded_error(exc) or ("invalid_event", str(exc))
+            results[index] = _rejected(index, _event_id_of(item), 422, code, message)
     seen, views = await ingest_store.look_up_many(
         service.engine,
         {r.event_id for r in reports.values()},
@@ -386,7 +430,14 @@ def _check(
             f"{now.isoformat()}); send the time the status was observed, with its UTC offset.",
         )
     try:
-        view = check_report(view, report.work_point_id, agency_id, report.kpis)
+        view = check_report(
+            view,
+            report.work_point_id,
+            agency_id,
+            report.kpis,
+            report.occurred_at,
+            timedelta(days=service.settings.earliest_report_days_before_plan),
+        )
     except ReportProblem as problem:
         raise ApiError(problem.status, problem.code, problem.message) from problem
     span = trace.get_current_span()

@@ -1,11 +1,12 @@
 """Progress's Kafka consumers: status events, and the registry's work point snapshots.
 
 Each batch is applied in one database transaction; offsets are committed only after it (see
-duban_shared.kafka.run_batch_consumer). A status event known to be inapplicable (invalid JSON,
-unknown work point, agency not responsible) is parked on progress's dead-letter topic with its
-reason at once; any other record that keeps failing (a snapshot that cannot be read, a date the
-calendar cannot count) is parked by the consumer loop after a few attempts. Nothing is dropped
-silently, and nothing blocks the records behind it.
+duban_shared.kafka.run_batch_consumer). A record known to be inapplicable (a status event that
+is invalid JSON, about an unknown work point, from an agency not responsible or dated out of
+bounds; a snapshot due outside its plan's window) is parked on progress's dead-letter topic
+with its reason at once; any other record that keeps failing (a snapshot that cannot be read, a
+date the calendar cannot count) is parked by the consumer loop after a few attempts. Nothing is
+dropped silently, and nothing blocks the records behind it.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from aiokafka import ConsumerRecord
 from duban_shared.clock import Clock
-from duban_shared.events import StatusEvent, WorkPointSnapshot
+from duban_shared.events import StatusEvent, WorkPointSnapshot, coded_error
 from duban_shared.failures import RecordRejected
 from duban_shared.kafka import Parker, headers_to_dict, process_span
 from duban_shared.metrics import ServiceMetrics
@@ -32,7 +33,13 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from progress.checks import ReportProblem, check_report
+from progress.checks import (
+    DEFAULT_EARLIEST_BEFORE_PLAN,
+    DEFAULT_LATEST_DUE_YEARS_AFTER_PLAN,
+    ReportProblem,
+    check_due_on,
+    check_report,
+)
 from progress.models import Inbox, WorkPointView
 from progress.store import (
     DEFAULT_LATE_AFTER,
@@ -88,6 +95,7 @@ class StatusConsumer:
     relay: OutboxRelay
     calendar: WorkingCalendar = OFFICIAL
     late_after: timedelta = DEFAULT_LATE_AFTER
+    earliest_before_plan: timedelta = DEFAULT_EARLIEST_BEFORE_PLAN
     metrics: ServiceMetrics | None = None
     seconds: Callable[[], float] = time.time  # real time, as Kafka's record timestamps
 
@@ -103,7 +111,8 @@ class StatusConsumer:
             try:
                 events.append(StatusEvent.model_validate_json(record.value or b""))
             except ValidationError as exc:
-                events.append(Rejected("invalid_event", str(exc)))
+                code, message = coded_error(exc) or ("invalid_event", str(exc))
+                events.append(Rejected(code, message))
         transitions = 0
         applied: list[ConsumerRecord[bytes, bytes]] = []
         async with self.sessions() as session, session.begin():
@@ -153,6 +162,8 @@ class StatusConsumer:
                 event.work_point_id,
                 event.agency_id,
                 event.kpis,
+                event.occurred_at,
+                self.earliest_before_plan,
             )
         except ReportProblem as problem:
             raise Rejected(problem.code, problem.message) from problem
@@ -180,6 +191,7 @@ class WorkPointConsumer:
     tracer: Tracer
     clock: Clock
     calendar: WorkingCalendar = OFFICIAL
+    latest_due_years_after_plan: int = DEFAULT_LATEST_DUE_YEARS_AFTER_PLAN
 
     async def handle_batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
         """Upsert every snapshot of the batch in one transaction."""
@@ -193,6 +205,21 @@ class WorkPointConsumer:
                     except ValidationError as exc:
                         # A bug of the registry's: the consumer loop parks it, the other work
                         # points of the partition go on.
-                        raise RecordRejected("invalid_snapshot", str(exc)) from exc
+                        code, message = coded_error(exc) or ("invalid_snapshot", str(exc))
+                        raise RecordRejected(code, message) from exc
+                    self._check_dates(snap)
                     origin = headers_to_dict(record.headers).get("traceparent")
                     await upsert_view(session, snap, origin, self.clock.now(), self.calendar)
+
+    def _check_dates(self, snap: WorkPointSnapshot) -> None:
+        """Park a snapshot whose dates the registry would have refused (produced around it, or
+        published before the registry checked them): the calendar could never count them."""
+        try:
+            starts_on = date.fromisoformat(snap.starts_on) if snap.starts_on else None
+            due_on = date.fromisoformat(snap.due_on) if snap.due_on else None
+        except ValueError as exc:
+            raise RecordRejected("invalid_snapshot", f"{snap.work_point_id}: {exc}") from exc
+        try:
+            check_due_on(snap.work_point_id, starts_on, due_on, self.latest_due_years_after_plan)
+        except ReportProblem as problem:
+            raise RecordRejected(problem.code, problem.message) from problem

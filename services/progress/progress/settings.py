@@ -34,6 +34,20 @@ class ProgressSettings(ServiceSettings):
     late_after_days: int = Field(
         default=7, ge=1, description="A report this much older than its arrival is marked late."
     )
+    earliest_report_days_before_plan: int = Field(
+        default=90,
+        ge=0,
+        le=3650,
+        description="A report about a moment more than this many days before its plan starts "
+        "(1 January of the plan's year) is refused: 422 occurred_at_before_plan.",
+    )
+    latest_due_years_after_plan: int = Field(
+        default=1,
+        ge=0,
+        le=50,
+        description="A work point snapshot due later than 31 December of this many years after "
+        "its plan's year is parked (due_on_out_of_range); keep it equal to the registry's.",
+    )
     batch_max_events: int = Field(default=100, ge=1, le=1000)
     produce_timeout_seconds: float = Field(
         default=5.0,

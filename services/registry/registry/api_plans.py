@@ -17,7 +17,7 @@ from registry import queries
 from registry.api import PlanPublic, plan_out, unknown_agency, unknown_plan
 from registry.models import Agency, Plan, PlanVersion, Section, WorkPoint
 from registry.plan_parser import PlanParseError, parse_plan
-from registry.policies import POLICY_FIELDS, StallPolicy
+from registry.policies import DUE_ON_REFUSALS, POLICY_FIELDS, StallPolicy, check_due_on
 from registry.snapshots import publish_work_points
 from registry.store import ConfirmationRequired, Defaults, import_plan, plan_versions, sha256_text
 
@@ -108,7 +108,7 @@ async def get_plan(slug: str, session: SessionDep, _p: PrincipalDep) -> PlanPubl
     return plan_out(await _plan(session, slug))
 
 
-@router.patch("/{slug}")
+@router.patch("/{slug}", responses=DUE_ON_REFUSALS)
 async def change_plan(
     slug: str, change: PlanChange, request: Request, session: SessionDep, principal: PrincipalDep
 ) -> PlanPublic:
@@ -125,12 +125,8 @@ async def change_plan(
         if change.title is not None:
             plan.title = change.title
         if change.due_on is not None:
-            if change.due_on < plan.issued_on:
-                raise ApiError(
-                    422,
-                    "due_before_issue",
-                    f"due_on {change.due_on} is before the plan was issued ({plan.issued_on}).",
-                )
+            years_after = request.app.state.service.settings.latest_due_years_after_plan
+            check_due_on(plan, change.due_on, years_after)
             plan.due_on = change.due_on
         session.add(plan)
         await _republish_plan(session, plan, now)

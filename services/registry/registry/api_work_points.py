@@ -23,7 +23,7 @@ from registry.api import (
     work_point_out,
 )
 from registry.models import Agency, Plan, Responsibility, Target, TargetShare, WorkPoint
-from registry.policies import StallPolicyOverride
+from registry.policies import DUE_ON_REFUSALS, StallPolicyOverride, check_due_on
 from registry.snapshots import publish_work_point
 from registry.store import replace_roles
 
@@ -223,7 +223,7 @@ async def set_responsibilities(
     return await _out(session, plan, wp)
 
 
-@router.put("/{number}/policy")
+@router.put("/{number}/policy", responses=DUE_ON_REFUSALS)
 async def set_work_point_policy(
     slug: str,
     number: int,
@@ -234,12 +234,9 @@ async def set_work_point_policy(
 ) -> WorkPointPublic:
     """Set a work point's own policy; null fields fall back to the plan's defaults."""
     async with _editing(request, session, principal, slug, number) as (plan, wp):
-        if override.due_on is not None and override.due_on < plan.issued_on:
-            raise ApiError(
-                422,
-                "due_before_issue",
-                f"due_on {override.due_on} is before the plan was issued ({plan.issued_on}).",
-            )
+        if override.due_on is not None:
+            years_after = request.app.state.service.settings.latest_due_years_after_plan
+            check_due_on(plan, override.due_on, years_after)
         for name, value in override.model_dump().items():
             setattr(wp, name, value)
     return await _out(session, plan, wp)

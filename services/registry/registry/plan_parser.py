@@ -23,6 +23,7 @@ from datetime import date
 from typing import Literal
 
 import cn2an
+from duban_shared.events import REPORT_YEARS
 from pydantic import BaseModel
 
 from registry.agency_names import (
@@ -286,6 +287,13 @@ def _find_header(lines: list[tuple[int, str]]) -> tuple[PlanInfo, int]:
         )
     year_match = _YEAR.search(title)
     year = int(year_match.group(1)) if year_match else issued_on.year
+    if year not in REPORT_YEARS:  # its work points would be due that year: no calendar has it
+        raise PlanParseError(
+            "plan_year_out_of_range",
+            f"the plan {title!r} is for {year}; plans of the years {REPORT_YEARS[0]} to "
+            f"{REPORT_YEARS[-1]} can be tracked (check the year in its title)",
+            lines[title_at][0],
+        )
     info = PlanInfo(title=title, issuer=issuer, issued_on=issued_on, year=year, preface="")
     return info, title_at
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from duban_shared.api import ApiError, ErrorBody
 from pydantic import BaseModel, ConfigDict, Field
 
 from registry.models import Plan, WorkPoint
@@ -67,6 +68,18 @@ class StallPolicyOverride(BaseModel):
     due_on: date | None = None
 
 
+DUE_ON_REFUSALS: dict[int | str, dict[str, Any]] = {
+    422: {
+        "model": ErrorBody,
+        "description": "`invalid_request` (see `details`); `due_on_out_of_range`: a due date "
+        "before 1 January of the plan's year or after 31 December "
+        "DUBAN_REGISTRY_LATEST_DUE_YEARS_AFTER_PLAN (1) years later, with `details.earliest` "
+        "and `details.latest`; `due_before_issue`: before the plan was issued.",
+    },
+}
+"""The 422 answers of the endpoints that set a due date, for their OpenAPI documents."""
+
+
 def plan_policy(plan: Plan) -> StallPolicy:
     """The plan's defaults."""
     return StallPolicy.model_validate({f: getattr(plan, f) for f in POLICY_FIELDS})
@@ -85,3 +98,33 @@ def effective_policy(plan: Plan, wp: WorkPoint) -> dict[str, Any]:
 def year_end(year: int) -> date:
     """A whole-year plan is due on 31 December of its year."""
     return date(year, 12, 31)
+
+
+def due_window(plan: Plan, years_after: int) -> tuple[date, date]:
+    """The days a work point of `plan` may be due: its year and `years_after` years more."""
+    return date(plan.year, 1, 1), date(min(plan.year + years_after, date.max.year), 12, 31)
+
+
+def check_due_on(plan: Plan, due_on: date, years_after: int) -> None:
+    """Raise the 422 for a due date a work point of `plan` may not have.
+
+    Outside the window (`due_window`): `due_on_out_of_range`, since progress counts working
+    days up to the due date and no calendar covers years far away; within it but before the
+    plan was issued: `due_before_issue`.
+    """
+    first, last = due_window(plan, years_after)
+    if not first <= due_on <= last:
+        raise ApiError(
+            422,
+            "due_on_out_of_range",
+            f"due_on {due_on} is outside what plan '{plan.slug}' ({plan.year}) may set: from "
+            f"{first} to {last}. Check the year; a later date needs "
+            "DUBAN_REGISTRY_LATEST_DUE_YEARS_AFTER_PLAN raised (and progress's alike).",
+            {"earliest": first.isoformat(), "latest": last.isoformat()},
+        )
+    if due_on < plan.issued_on:
+        raise ApiError(
+            422,
+            "due_before_issue",
+            f"due_on {due_on} is before the plan was issued ({plan.issued_on}).",
+        )

@@ -15,6 +15,14 @@ class RegistrySettings(ServiceSettings):
     database_url: str = "sqlite+aiosqlite:///.run/registry.db"
     default_report_every_working_days: int = 10
     default_grace_working_days: int = 3
+    latest_due_years_after_plan: int = Field(
+        default=1,
+        ge=0,
+        le=50,
+        description="A due date may lie from 1 January of its plan's year to 31 December this "
+        "many years later (1: a 2024 plan's work points are due by 2025-12-31); outside it, "
+        "422 due_on_out_of_range.",
+    )
     token_lifetime_seconds: int = Field(
         default=600,
         ge=60,

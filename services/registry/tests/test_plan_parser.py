@@ -451,3 +451,10 @@ def test_responsibility_clause_without_agencies_is_an_error() -> None:
     error = _parse_error(_replace_line(12, line[: line.rindex("(")] + "(牵头)"))
     assert error.code == "bad_responsibility"
     assert error.line == 12
+
+
+def test_a_plan_for_a_year_outside_2000_to_2099_is_an_error() -> None:
+    # Its work points would be due that year, which no working-day calendar covers.
+    error = _parse_error(plan_text().replace("建设2024年工作要点", "建设1924年工作要点"))
+    assert error.code == "plan_year_out_of_range"
+    assert "1924" in error.message and error.line == 8

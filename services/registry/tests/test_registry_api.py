@@ -119,6 +119,41 @@ async def test_the_office_sets_policies_with_validation_and_overrides(
     )
 
 
+async def test_a_due_date_outside_the_plan_year_and_the_next_is_refused_on_every_path(
+    http: httpx.AsyncClient, office: dict[str, str], registry: RegistryService
+) -> None:
+    # A due date in 2030 was once accepted and then failed in progress, whose calendar cannot
+    # count working days that far; the 2024 plan may set due dates in 2024 and 2025.
+    for due_on in ("2030-12-31", "2026-01-01", "2023-12-31", "0001-01-01", "9999-12-31"):
+        body = _error(
+            await http.put(f"{WP}/41/policy", json={"due_on": due_on}, headers=office),
+            422,
+            "due_on_out_of_range",
+        )
+        assert due_on in str(body["message"])
+        assert body["details"] == {"earliest": "2024-01-01", "latest": "2025-12-31"}
+        _error(
+            await http.patch(f"/v1/plans/{PLAN}", json={"due_on": due_on}, headers=office),
+            422,
+            "due_on_out_of_range",
+        )
+    latest = await http.put(f"{WP}/41/policy", json={"due_on": "2025-12-31"}, headers=office)
+    assert latest.status_code == 200, latest.text
+    assert latest.json()["policy"]["due_on"] == "2025-12-31"
+    plan = await http.patch(f"/v1/plans/{PLAN}", json={"due_on": "2025-06-30"}, headers=office)
+    assert plan.status_code == 200, plan.text
+    assert plan.json()["due_on"] == "2025-06-30"
+    work_point = (await http.get(f"{WP}/41", headers=office)).json()
+    assert work_point["policy"]["due_on"] == "2025-12-31"  # the refused ones changed nothing
+    registry.settings.latest_due_years_after_plan = 0  # DUBAN_REGISTRY_LATEST_DUE_YEARS_AFTER_PLAN
+    body = _error(
+        await http.put(f"{WP}/41/policy", json={"due_on": "2025-01-01"}, headers=office),
+        422,
+        "due_on_out_of_range",
+    )
+    assert body["details"] == {"earliest": "2024-01-01", "latest": "2024-12-31"}
+
+
 async def test_a_new_text_shows_its_diff_and_applies_only_when_confirmed(
     http: httpx.AsyncClient, office: dict[str, str]
 ) -> None:
