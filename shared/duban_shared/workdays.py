@@ -203,6 +203,11 @@ class WorkingCalendar:
         """The year's official arrangement is installed (a year file or chinese-calendar)."""
         return year in self._years or _chinese_calendar_knows(year)
 
+    def official_fingerprint(self) -> tuple[object, ...]:
+        """What decides which years are official: the year files and chinese-calendar's range.
+        It changes only when the calendar is loaded anew (a restart, an upgrade)."""
+        return (tuple(sorted(self._years.items())), _chinese_calendar_range())
+
     def provisional_years_used(self) -> list[int]:
         """The years this calendar has judged on a provisional arrangement so far."""
         return sorted(self._provisional)
@@ -281,6 +286,11 @@ class WorkingCalendar:
 
 OFFICIAL = WorkingCalendar()
 """chinese-calendar (and provisional years after it), for callers given no calendar folder."""
+
+
+def _chinese_calendar_range() -> tuple[int, int]:
+    known = chinese_calendar.holidays
+    return min(known).year, max(known).year
 
 
 def _chinese_calendar_knows(year: int) -> bool:
