@@ -50,6 +50,9 @@ SWEEP_CALENDAR_REJUDGED: Final = "duban.sweep.calendar_rejudged"
 """Work points a sweep made due because a provisional calendar year they were judged on is now
 official (on the first sweep after a start; on the sweep's span)."""
 
+CALENDAR_YEAR: Final = "duban.calendar.year"
+"""A calendar year judged on a provisional arrangement (a metric label)."""
+
 ALERT_ID: Final = "duban.alert.id"
 """The notifier's alert id (one alert per stall episode)."""
 
