@@ -46,6 +46,13 @@ STALL_TRANSITION: Final = "duban.stall.transition"
 SWEEP_TRANSITIONS: Final = "duban.sweep.transitions"
 """How many stall transitions one sweep queued (on the sweep's span)."""
 
+SWEEP_CALENDAR_REJUDGED: Final = "duban.sweep.calendar_rejudged"
+"""Work points a sweep made due because a provisional calendar year they were judged on is now
+official (on the first sweep after a start; on the sweep's span)."""
+
+CALENDAR_YEAR: Final = "duban.calendar.year"
+"""A calendar year judged on a provisional arrangement (a metric label)."""
+
 ALERT_ID: Final = "duban.alert.id"
 """The notifier's alert id (one alert per stall episode)."""
 

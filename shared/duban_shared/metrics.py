@@ -54,6 +54,7 @@ CONSUMER_LAG: Final = "duban.consumer.lag"
 CONSUMER_STUCK: Final = "duban.consumer.stuck"
 DEAD_LETTERS: Final = "duban.dead_letters"
 STALLS_OPEN: Final = "duban.stalls.open"
+CALENDAR_PROVISIONAL: Final = "duban.calendar.provisional_judgements"
 NOTIFICATIONS: Final = "duban.notifications"
 NOTIFICATION_DELIVERY_DURATION: Final = "duban.notification.delivery.duration"
 

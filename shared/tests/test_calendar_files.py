@@ -41,12 +41,14 @@ def test_a_year_file_defines_holidays_and_worked_weekend_days(tmp_path: Path) ->
     assert calendar.add_working_days(date(2099, 1, 1), 3) == date(2099, 1, 7)
 
 
-def test_a_year_known_to_nobody_names_the_file_to_add(tmp_path: Path) -> None:
+def test_a_year_known_to_nobody_and_beyond_provisional_names_the_file_to_add(
+    tmp_path: Path,
+) -> None:
     calendar = WorkingCalendar.from_folder(tmp_path)
     with pytest.raises(CalendarDataMissing) as missing:
-        calendar.is_working_day(date(2098, 3, 3))
-    assert missing.value.code == "calendar_year_missing"
-    assert f"{tmp_path}/2098.toml" in str(missing.value)
+        calendar.is_working_day(date(2150, 3, 3))
+    assert missing.value.code == "calendar_year_unsupported"
+    assert f"{tmp_path}/2150.toml" in str(missing.value)
 
 
 def test_a_file_overrides_chinese_calendar_for_its_year(tmp_path: Path) -> None:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 
 import pytest
 from duban_shared.workdays import (
     OFFICIAL,
-    SHANGHAI,
     CalendarDataMissing,
-    local_day,
-    start_of_local_day,
+    CalendarYearUnsupported,
 )
 
 is_working_day = OFFICIAL.is_working_day
@@ -91,32 +89,20 @@ def test_working_days_between_inverts_add_working_days() -> None:
         assert working_days_between(start, add_working_days(start, count)) == count
 
 
-def test_a_year_without_official_data_raises_calendar_data_missing() -> None:
-    with pytest.raises(CalendarDataMissing) as caught:
-        is_working_day(date(2099, 3, 2))
+def test_a_year_outside_the_provisional_range_is_refused_naming_the_file_to_add() -> None:
+    with pytest.raises(CalendarYearUnsupported) as caught:
+        is_working_day(date(2101, 3, 2))
     error = caught.value
-    assert error.year == 2099
-    assert error.code == "calendar_year_missing"
+    assert isinstance(error, CalendarDataMissing)  # handled wherever a missing year is
+    assert error.year == 2101
+    assert error.code == "calendar_year_unsupported"
     message = str(error)
-    assert "2099" in message
-    assert "data/calendar/2099.toml" in message  # tells the operator what to add
-    assert "upgrade chinese-calendar" in message
+    assert "2025-2100" in message
+    assert "data/calendar/2101.toml" in message  # tells the operator what to add
 
 
-def test_counting_into_a_year_without_data_raises_instead_of_guessing() -> None:
-    with pytest.raises(CalendarDataMissing):
-        add_working_days(date(2098, 12, 30), 5)
-    with pytest.raises(CalendarDataMissing):
-        working_days_between(date(2099, 1, 1), date(2099, 1, 10))
-
-
-def test_local_day_is_the_shanghai_calendar_day() -> None:
-    # 16:30 UTC on 30 Sep is already 1 Oct in Zhaoqing.
-    assert local_day(datetime.fromisoformat("2024-09-30T16:30:00+00:00")) == date(2024, 10, 1)
-    assert local_day(datetime.fromisoformat("2024-09-30T15:59:59+00:00")) == date(2024, 9, 30)
-
-
-def test_start_of_local_day_is_midnight_in_shanghai() -> None:
-    start = start_of_local_day(date(2024, 10, 22))
-    assert start.tzinfo == SHANGHAI
-    assert start == datetime.fromisoformat("2024-10-21T16:00:00+00:00")
+def test_counting_into_an_unsupported_year_raises_instead_of_guessing() -> None:
+    with pytest.raises(CalendarYearUnsupported):
+        add_working_days(date(2100, 12, 30), 5)
+    with pytest.raises(CalendarYearUnsupported):
+        working_days_between(date(2003, 12, 20), date(2004, 1, 10))  # before chinese-calendar

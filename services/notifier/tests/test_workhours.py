@@ -249,11 +249,17 @@ def test_whole_working_days_between() -> None:
 # --- the calendar ----------------------------------------------------------------------------
 
 
-def test_an_unknown_year_raises_calendar_data_missing() -> None:
+def test_an_unsupported_year_raises_calendar_data_missing() -> None:
     with pytest.raises(CalendarDataMissing):
-        next_open(sh(1, 4, 10, year=2100), WH, CAL)
+        next_open(sh(1, 4, 10, year=2101), WH, CAL)
     with pytest.raises(CalendarDataMissing):
-        add_working_hours(sh(12, 31, 17, year=2026), 2, WH, CAL)  # runs into 2027
+        add_working_hours(sh(12, 31, 17, year=2100), 2, WH, CAL)  # runs into 2101
+
+
+def test_a_year_without_an_arrangement_runs_on_the_provisional_calendar() -> None:
+    # 2027 is not in chinese-calendar: Thu 31 Dec 2026 17:00 + 2 h is Mon 4 Jan 2027 10:00
+    # (Fri 1 Jan is 元旦, then the weekend; no 调休 on the provisional calendar).
+    assert add_working_hours(sh(12, 31, 17, year=2026), 2, WH, CAL) == sh(1, 4, 10, year=2027)
 
 
 def test_a_year_from_an_operators_file_is_used() -> None:

@@ -72,6 +72,14 @@ class ProgressOut(BaseModel):
     stalled_since: datetime | None
     last_lead_report_at: datetime | None
     next_check_at: datetime | None
+    calendar: Literal["official", "provisional"] = Field(
+        description="The working-day calendar the current judgement counted on: `provisional` "
+        "when it used a year whose official holiday arrangement is not installed (weekends and "
+        "statutory holidays, no 调休); it is judged again once the arrangement is added."
+    )
+    provisional_years: list[int] = Field(
+        description="The years counted on the provisional calendar (empty when official)."
+    )
     agencies: list[AgencyReportOut]
 
 
@@ -131,6 +139,8 @@ def _progress_out(
         stalled_since=state.stalled_since,
         last_lead_report_at=state.last_lead_report_at,
         next_check_at=state.next_check_at,
+        calendar="provisional" if state.provisional_years else "official",
+        provisional_years=list(state.provisional_years or []),
         agencies=agencies,
     )
 

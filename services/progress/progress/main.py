@@ -32,7 +32,7 @@ from progress.consumer import StatusConsumer, WorkPointConsumer
 from progress.ingest_store import IngestStore
 from progress.models import OutboxMessage
 from progress.settings import ProgressSettings
-from progress.stall_metrics import register_open_stalls
+from progress.stall_metrics import register_open_stalls, register_provisional_judgements
 from progress.sweeper import Sweeper
 
 SERVICE = "duban-progress"
@@ -182,6 +182,9 @@ def build(
     metrics.consumer_lag.stuck_after_seconds = settings.consumer_stuck_seconds
     instrument_engine(engine, provider, metrics.provider)
     register_open_stalls(metrics, sessions, max_age_seconds=settings.metrics_cache_seconds)
+    register_provisional_judgements(
+        metrics, sessions, max_age_seconds=settings.metrics_cache_seconds
+    )
     producer = make_producer(settings.kafka_bootstrap_servers, client_id=SERVICE)
     skip_locked = not is_sqlite(settings.database_url)
     relay = OutboxRelay(

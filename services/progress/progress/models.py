@@ -132,6 +132,12 @@ class WorkPointState(ProgressBase, table=True):
     closure_requested_at: datetime | None = _ts(nullable=True)
     closed_at: datetime | None = _ts(nullable=True)
     next_check_at: datetime | None = _ts(nullable=True, index=True)
+    provisional_years: list[int] | None = Field(
+        default=None,
+        sa_type=JSON(none_as_null=True),  # None is SQL NULL, so `IS NOT NULL` finds them
+        nullable=True,
+        description="Years the last judgement counted on a provisional calendar (none: null).",
+    )
     last_traceparent: str | None = Field(default=None, max_length=100)
 
     @property

@@ -64,6 +64,8 @@ class BoardLine:
     level: str
     reasons: list[str]
     closure: str | None
+    provisional: bool = False
+    """Judged on a provisional calendar year (its official arrangement not installed)."""
 
 
 @functools.lru_cache(maxsize=20_000)
@@ -91,6 +93,7 @@ async def board_lines(
             col(WorkPointState.level),
             cast(col(WorkPointState.reasons), String),
             col(WorkPointState.closure),
+            col(WorkPointState.provisional_years).is_not(None),
         )
         .join(WorkPointState, col(WorkPointState.work_point_id) == col(WorkPointView.id))
         .where(col(WorkPointView.plan_slug) == plan_slug, col(WorkPointView.deleted).is_(False))
@@ -98,12 +101,16 @@ async def board_lines(
     )
     own = str(agency_id) if agency_id is not None else None
     lines = []
-    for number, section, title, responsibilities, level, reasons, closure in rows.all():
+    for number, section, title, responsibilities, level, reasons, closure, provisional in rows:
         responsible = _responsible(responsibilities)
         if own is not None and all(agency != own for agency, _, _ in responsible):
             continue
         decoded = json.loads(reasons) if reasons and reasons != "[]" else []
-        lines.append(BoardLine(number, section, title, responsible, level, decoded, closure))
+        lines.append(
+            BoardLine(
+                number, section, title, responsible, level, decoded, closure, bool(provisional)
+            )
+        )
     return lines
 
 

@@ -371,13 +371,19 @@ def rejudge(
     trigger: StatusEvent | None = None,
     calendar: WorkingCalendar = OFFICIAL,
 ) -> StallTransition | None:
-    """Judge the work point, persist the verdict, and queue a transition if one happened."""
-    verdict = judge(
-        now=now,
-        facts=facts_of(view, state, blocked=blocked),
-        policy=policy_of(view),
-        calendar=calendar,
-    )
+    """Judge the work point, persist the verdict, and queue a transition if one happened.
+
+    The years the judgement counted on a provisional calendar are kept with it, so it is marked
+    as provisional and made again once their official arrangement is installed.
+    """
+    with calendar.recording() as provisional:
+        verdict = judge(
+            now=now,
+            facts=facts_of(view, state, blocked=blocked),
+            policy=policy_of(view),
+            calendar=calendar,
+        )
+    state.provisional_years = sorted(provisional) or None
     before = _Episode.of(state)
     state.level = verdict.level.value
     state.reasons = [r.value for r in verdict.reasons]
@@ -517,6 +523,7 @@ async def decide_closure(
         return rejudge(session, view, state, now, blocked=bool(blocked), calendar=calendar)
     before = _Episode.of(state)
     state.closure, state.closed_at, state.next_check_at = CLOSED, now, None
+    state.provisional_years = None
     state.level, state.reasons = Level.GREEN.value, []
     verdict = Verdict(reasons=(), silent_working_days=0, next_check_at=None)
     transition = _emit(
@@ -540,6 +547,34 @@ async def claim_due(
     if skip_locked:
         query = query.with_for_update(skip_locked=True)
     return list((await session.exec(query)).all())
+
+
+async def due_where_now_official(
+    session: AsyncSession, calendar: WorkingCalendar, now: datetime, chunk: int = 1000
+) -> int:
+    """Make due at `now` every work point judged on a provisional year whose official
+    arrangement the calendar now has (a year file added, chinese-calendar upgraded); return how
+    many. The sweep that follows judges them again on the official calendar."""
+    rows = await session.stream(
+        select(WorkPointState.work_point_id, WorkPointState.provisional_years).where(
+            col(WorkPointState.provisional_years).is_not(None)
+        )
+    )
+    official: dict[int, bool] = {}
+    stale: list[str] = []
+    async for wp_id, years in rows:
+        for year in years or ():
+            if official.setdefault(year, calendar.is_official(year)):
+                stale.append(wp_id)
+                break
+    for start in range(0, len(stale), chunk):
+        ids = stale[start : start + chunk]
+        await session.exec(
+            update(WorkPointState)
+            .where(among(session, col(WorkPointState.work_point_id), ids))
+            .values(next_check_at=now)
+        )
+    return len(stale)
 
 
 YIELD_EVERY = 20

@@ -22,7 +22,7 @@ from opentelemetry.trace import Tracer
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from progress.store import claim_due, rejudge_claimed
+from progress.store import claim_due, due_where_now_official, rejudge_claimed
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +49,31 @@ class Sweeper:
         self._batch_size = batch_size
         self._skip_locked = skip_locked
         self._calendar = calendar
+        self._official_seen: object = None  # the calendar's official years at the last check
 
     async def sweep_once(self) -> int:
-        """Judge every due work point, batch by batch; return the transitions queued."""
+        """Judge every due work point, batch by batch; return the transitions queued.
+
+        The first sweep (and any after the calendar's official years changed) first makes due
+        the work points judged on a provisional year that is now official, so they are judged
+        again here on the official arrangement.
+        """
         total = 0
         with self._tracer.start_as_current_span(
             "sweep work points", context=otel_context.Context()
         ) as span:
+            official = self._calendar.official_fingerprint()
+            if official != self._official_seen:
+                async with self._sessions() as session, session.begin():
+                    again = await due_where_now_official(session, self._calendar, self._clock.now())
+                span.set_attribute(attr.SWEEP_CALENDAR_REJUDGED, again)
+                if again:
+                    log.info(
+                        "%d work points judged on a provisional calendar year that is now "
+                        "official: judging them again",
+                        again,
+                    )
+                self._official_seen = official
             while True:
                 now = self._clock.now()
                 async with self._sessions() as session, session.begin():

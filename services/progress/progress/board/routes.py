@@ -70,6 +70,8 @@ _env.globals.update(
     principal_words=words.PRINCIPALS,
     alert_state_words=words.ALERT_STATES,
     resolution_words=words.RESOLUTIONS,
+    provisional_words=words.PROVISIONAL,
+    provisional_mark=words.PROVISIONAL_MARK,
 )
 _env.filters.update(
     when=words.when,
@@ -200,11 +202,15 @@ def _cell(href: str, line: queries.BoardLine, key: str) -> str:
     label = f"第{line.number}项 {line.title}:{name}({meaning})"
     if line.reasons and line.closure is None:
         label += f",原因:{words.reasons(line.reasons)}"
+    provisional = ""
+    if line.provisional:
+        label += f";{words.PROVISIONAL}"
+        provisional = f'<span class="p" title="{words.PROVISIONAL}">{words.PROVISIONAL_MARK}</span>'
     return (
         f'<li><a class="cell c-{key}" data-number="{line.number}" data-colour="{key}" '
         f'href="{href}/{line.number}" title="{escape(label)}"><span class="n">{line.number}'
-        f'</span><span class="m">{mark}</span><span class="t">{escape(words.short(line.title))}'
-        "</span></a></li>"
+        f'{provisional}</span><span class="m">{mark}</span><span class="t">'
+        f"{escape(words.short(line.title))}</span></a></li>"
     )
 
 
@@ -256,6 +262,7 @@ async def plan_board(
         agencies=sorted(agencies.items(), key=lambda kv: kv[1]),
         agency=agency,
         colour=colour,
+        provisional=sum(line.provisional for line in lines),
     )
 
 

@@ -41,6 +41,10 @@ PRINCIPALS = {"coordinator": "协调办公室", "operator": "运维(协调办公
 ALERT_STATES = {"firing": "待确认", "acknowledged": "已确认", "resolved": "已解除"}
 RESOLUTIONS = {"recovered": "已恢复正常", "closed": "已办结销号"}
 
+PROVISIONAL_MARK = "暂"
+PROVISIONAL = "按暂行日历计算（当年国务院放假安排未发布）"
+"""Said of a judgement counted on a provisional calendar year."""
+
 
 def colour_key(level: str, closure: str | None) -> str:
     """A cell's colour: grey for a work point in review or closed, else its level."""
