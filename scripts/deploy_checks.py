@@ -78,6 +78,7 @@ EXPECTED_METRICS = (
     "duban_notification_delivery_duration_seconds",
     "duban_consumer_stuck",
     "duban_dead_letters_total",
+    "duban_calendar_provisional_judgements",
 )
 """Prometheus names of the instruments of duban_shared.metrics (OTel name, `_<unit>`, `_total`)."""
 
