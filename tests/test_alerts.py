@@ -91,11 +91,11 @@ async def test_the_link_in_the_email_acknowledges_once_and_expires(stack: Stack)
         f"link:{stack.forestry_id}",
     )
     twice = await stack.notifier_http.post(path)
-    assert twice.status_code == 410 and "already used" in twice.text
+    assert twice.status_code == 410 and "这个确认链接已经使用过" in twice.text
 
     stack.clock.advance(timedelta(hours=stack.notifier.settings.ack_link_hours))
     expired = await stack.notifier_http.get(path)
-    assert expired.status_code == 410 and "expired" in expired.text
+    assert expired.status_code == 410 and "这个确认链接已过期" in expired.text
 
 
 async def test_done_resolves_the_alert_and_the_approved_closure_is_announced(
