@@ -13,7 +13,7 @@ read as a mail header, a signature, a tag of the system or one of its acknowledg
    `http://` -> `hxxp://`, `https://` -> `hxxps://`, another `scheme://` -> `scheme[:]//`,
    and the dots of a host name or IPv4 address -> `[.]` (`evil.example` -> `evil[.]example`,
    `user@mail.example` -> `user@mail[.]example`). Step 2 runs first, so a zero-width character
-   inside `ht\u200btp://` cannot hide a scheme from this step.
+   inside `http://` cannot hide the scheme from this step.
 4. The system's own markers become look-alikes that are not them: `【】` (the tags of
    subjects and the SMS provider's signature) -> `〔〕`, `「」` (the SMS's quotation marks)
    -> `『』`, the em dashes of the email signature `——` -> `－`.
