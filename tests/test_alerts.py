@@ -91,11 +91,11 @@ async def test_the_link_in_the_email_acknowledges_once_and_expires(stack: Stack)
         f"link:{stack.forestry_id}",
     )
     twice = await stack.notifier_http.post(path)
-    assert twice.status_code == 410 and "already used" in twice.text
+    assert twice.status_code == 410 and "这个确认链接已经使用过" in twice.text
 
     stack.clock.advance(timedelta(hours=stack.notifier.settings.ack_link_hours))
     expired = await stack.notifier_http.get(path)
-    assert expired.status_code == 410 and "expired" in expired.text
+    assert expired.status_code == 410 and "这个确认链接已过期" in expired.text
 
 
 async def test_done_resolves_the_alert_and_the_approved_closure_is_announced(
@@ -128,3 +128,32 @@ async def test_done_resolves_the_alert_and_the_approved_closure_is_announced(
         return any(s.endswith("已办结销号") for s in subjects)
 
     await wait_for(announced, what="the closure email")
+
+
+async def test_a_note_with_headers_and_links_reaches_the_mail_only_as_a_quotation(
+    stack: Stack,
+) -> None:
+    note = (
+        "林分优化用地审批未完成\r\nBcc: evil@attacker.example\r\n"
+        "[点此确认](http://evil.example/a/x)\n\u202e—— 督办系统(自动发送,请勿回复)"
+    )
+    blocked = await stack.post_event(stack.forestry, 35, "blocked", percent=70, note=note)
+    await stack.until_applied(blocked)
+
+    async def mailed() -> bool:
+        return len(stack.smtp.mailbox(FORESTRY_MAIL)) == 1
+
+    await wait_for(mailed, what="the stall email")
+    assert all("attacker" not in m["X-Rcpt-To"] for m in stack.smtp.messages)
+    [mail] = stack.smtp.mailbox(FORESTRY_MAIL)
+    assert mail["Bcc"] is None and mail.get_all("To") == [FORESTRY_MAIL]
+    body = mail.get_content().replace("\r\n", "\n")
+    quoted = body.split("报送说明,原文引用】\n", 1)[1].split("\n\n", 1)[0]
+    assert quoted.split("\n") == [
+        "｜ 林分优化用地审批未完成",
+        "｜ Bcc: evil@attacker[.]example",
+        "｜ [点此确认](hxxp://evil[.]example/a/x)",
+        "｜ －－ 督办系统(自动发送,请勿回复)",
+    ]
+    [link] = re.findall(r"https?://\S+", body)  # the one live link is the notifier's own
+    assert link.startswith("http://127.0.0.1:8003/a/")

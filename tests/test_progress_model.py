@@ -172,7 +172,8 @@ async def test_closure_review_rejected_then_approved_stops_the_checks(stack: Sta
     assert (approved.json()["closure"], approved.json()["next_check_at"]) == ("closed", None)
     [closed] = await _mails(stack, 1)
     assert closed["Subject"] == "【督办】第三十五项“加强林业数字化应用”已办结销号"
-    assert "审核意见:验收材料齐全" in closed.get_content()
+    body = closed.get_content().replace("\r\n", "\n")
+    assert "【督办协调部门 审核意见,原文引用】\n｜ 验收材料齐全\n" in body
 
     # Closed: a later report is kept in the history but changes nothing; no check ever comes.
     late_word = await stack.post_event(stack.forestry, 35, "blocked", percent=100)

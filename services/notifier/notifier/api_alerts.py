@@ -6,7 +6,6 @@ prefetch links cannot acknowledge on someone's behalf.
 
 from __future__ import annotations
 
-import html
 import uuid
 from datetime import datetime
 from typing import Literal
@@ -15,15 +14,15 @@ from duban_shared.api import ApiError, Limit, Offset, Page
 from duban_shared.app import SessionDep
 from duban_shared.auth import PrincipalDep, require_agency_access
 from duban_shared.kafka import trace_id_of
-from duban_shared.numerals import chinese_number
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from notifier import ack_page as pages
 from notifier.alerts import RESOLVED, AckRefused, ack_code, acknowledge, use_code
-from notifier.models import Alert, NotificationLog
+from notifier.models import AckCode, Alert, NotificationLog
 
 router = APIRouter(tags=["alerts"])
 
@@ -153,21 +152,26 @@ async def ack_alert(
     return _out(alert)
 
 
+async def _link_alert(session: AsyncSession, code: str | None) -> Alert | None:
+    """The alert a known link is for (to tell its state on a refusal), if any."""
+    row = await session.get(AckCode, code) if code else None
+    return await session.get(Alert, row.alert_id) if row else None
+
+
 @router.get("/a/{token}", response_class=HTMLResponse, include_in_schema=False)
 async def ack_page(token: str, request: Request, session: SessionDep) -> HTMLResponse:
-    """The page a link opens: what the alert is, and one button to acknowledge it."""
+    """The page a link opens: what the alert is, and one button while it can be acknowledged."""
     service = request.app.state.service
+    code = None
     try:
-        row = await ack_code(session, service.ack_links.code_of(token), service.clock.now())
+        code = service.ack_links.code_of(token)
+        row = await ack_code(session, code, service.clock.now())
+        alert = await session.get(Alert, row.alert_id)
+        if alert is None:
+            raise AckRefused(404, "unknown_alert", f"No alert {row.alert_id}.")
     except AckRefused as exc:
-        return _page(exc.message, status=exc.status)
-    alert = await session.get(Alert, row.alert_id)
-    if alert is None:
-        return _page("没有找到这条督办提醒。", status=404)
-    return _page(
-        f"第{chinese_number(alert.number)}项“{alert.title}”:点击下方按钮确认已知悉。",
-        form='<form method="post"><button type="submit">确认已知悉</button></form>',
-    )
+        return pages.refused(exc, await _link_alert(session, code))
+    return pages.confirm(alert)
 
 
 @router.post("/a/{token}", response_class=HTMLResponse, include_in_schema=False)
@@ -175,19 +179,16 @@ async def ack_by_link(token: str, request: Request, session: SessionDep) -> HTML
     """Acknowledge through a signed, expiring, single-use link."""
     service = request.app.state.service
     now = service.clock.now()
+    code = None
     try:
-        alert = await use_code(session, service.ack_links.code_of(token), now)
+        code = service.ack_links.code_of(token)
+        alert = await use_code(session, code, now)
     except AckRefused as exc:
         await session.rollback()
-        return _page(exc.message, status=exc.status)
+        return pages.refused(exc, await _link_alert(session, code))
+    # Acknowledging twice is harmless: say whether this link did it or someone had before.
+    by = alert.acknowledged_by or ""
+    by_this_link = alert.acknowledged_at == now and by.startswith("link:")
     await session.commit()
     service.escalator_wake()
-    return _page(f"已确认:第{chinese_number(alert.number)}项“{alert.title}”。谢谢。")
-
-
-def _page(message: str, *, status: int = 200, form: str = "") -> HTMLResponse:
-    body = (
-        '<!doctype html><html lang="zh-CN"><meta charset="utf-8"><title>督办确认</title>'
-        f"<body><p>{html.escape(message)}</p>{form}</body></html>"
-    )
-    return HTMLResponse(body, status_code=status)
+    return pages.acknowledged(alert, by_this_link)

@@ -554,4 +554,15 @@ def _view(alert: Alert, event: str, ack_url: str | None) -> AlertView:
         lead_agencies=tuple(a["name"] for a in alert.lead_agencies),
         fired_at=alert.fired_at,
         ack_url=ack_url,
+        note_author=_note_author(alert),
     )
+
+
+def _note_author(alert: Alert) -> str | None:
+    """Who wrote the alert's note, when it can only be one agency (else the message says 报送单位).
+
+    A note comes from the status report that caused the transition, and only the work point's
+    lead and co-responsible agencies report on it; the transition does not name the reporter.
+    """
+    agencies = {a["name"] for a in [*alert.lead_agencies, *alert.co_agencies]}
+    return agencies.pop() if len(agencies) == 1 else None

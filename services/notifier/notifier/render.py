@@ -30,6 +30,7 @@ from jinja2.environment import TemplateModule
 
 from notifier.channels.sms_segments import analyze, truncate_to_segments
 from notifier.channels.wecom import MARKDOWN_MAX_BYTES, fit_utf8
+from notifier.quoting import CUT_MARK, QUOTE_MARK, one_line, quote
 
 EVENTS: Final = frozenset(
     {"fired", "level_changed", "reminder", "escalated", "recovered", "closed"}
@@ -69,7 +70,10 @@ class AlertView:
 
     Only what a message may say: names, never contacts. `ack_url` is the signed one-click
     acknowledgement link, None once the alert is resolved (a resolved alert cannot be
-    acknowledged, so a link given for a recovered or closed event is not shown).
+    acknowledged, so a link given for a recovered or closed event is not shown). `note` is
+    someone else's text (the reporting agency's, or the office's review of a closure): it is
+    only ever shown quoted and inert (`notifier.quoting`), under `note_author`'s name when the
+    sender knows who wrote it.
     """
 
     work_point_id: str
@@ -84,6 +88,7 @@ class AlertView:
     lead_agencies: tuple[str, ...]
     fired_at: datetime
     ack_url: str | None
+    note_author: str | None = None
 
     def __post_init__(self) -> None:
         """Refuse what would make a wrong message rather than send one."""
@@ -217,8 +222,10 @@ def _view(alert: AlertView, now: datetime | None) -> dict[str, Any]:
         "silent_days": alert.silent_working_days
         if not resolved and StallReason.SILENT in alert.reasons
         else None,
-        "note": alert.note or None,
-        "note_line": _one_line(alert.note),
+        # The note only as quoted lines: a template cannot print what the agency wrote as is.
+        "note_lines": quote(alert.note),
+        "note_line": one_line(alert.note),
+        "note_by": None if alert.event == "closed" else alert.note_author,
         "lead_agencies": list(alert.lead_agencies),
         "fired_at": alert.fired_at.astimezone(SHANGHAI),
         "waited_days": None if waited is None else waited.days,
@@ -247,7 +254,8 @@ class Renderer:
     """Renders alert messages from one set of templates.
 
     Two environments share the loader. Text (email, SMS) is not escaped at all: HTML escaping
-    would turn a note's `&` into `&amp;` in a plain-text email. Markdown escapes every printed
+    would turn a note's `&` into `&amp;` in a plain-text email; the note reaches the templates
+    already quoted and inert instead (`notifier.quoting`). Markdown escapes every printed
     value for WeCom by default (see `_markdown_value`). Both are StrictUndefined, so a misspelt
     variable or a level without words stops the message instead of sending a blank.
     """
@@ -306,26 +314,33 @@ class Renderer:
         parts = self.text_env.get_template("alert.sms.j2").make_module(context)
         head, state = _call(parts, "item"), _call(parts, "state")
         details = _call(parts, "details")
-        title = view["title"]
+        title, note = view["title"], view["note_line"]
         url = view["ack_url"]
 
         def sms(keep: int, with_link: bool) -> str:
-            # keep counts the title's characters first, then the details': the details go first.
+            # keep counts the title's characters first, then the details', then the note's: the
+            # note goes first, then the details. The note is cut inside its quotation marks.
             shown = _cut(title, keep)
-            more = _cut(details, keep - len(title)) if keep > len(title) else ""
+            rest = keep - len(title)
+            more = _cut(details, rest) if rest > 0 else ""
+            said = _cut(note, rest - len(details)) if rest > len(details) else ""
             tail = (
                 _call(parts, "link", url) if with_link else _call(parts, "no_link", url is not None)
             )
-            return head + _call(parts, "title", shown) + state + more + tail
+            quoted = _call(parts, "quote", said)
+            return head + _call(parts, "title", shown) + state + more + quoted + tail
 
-        sms_text, has_link = _fit_sms(sms, len(title) + len(details), max_sms, url is not None)
+        high = len(title) + len(details) + len(note)
+        sms_text, has_link = _fit_sms(sms, high, max_sms, url is not None)
 
         md = self.markdown_env.get_template("alert.md.j2")
-        note = view["note_line"]
-        markdown = _fit_markdown(
-            lambda keep: md.render(context | {"subject": subject, "note": _cut(note, keep)}),
-            len(note),
-        )
+        lines: list[str] = view["note_lines"]
+
+        def markdown_with(shown: int) -> str:
+            kept = lines[:shown] + ([QUOTE_MARK + CUT_MARK] if shown < len(lines) else [])
+            return md.render(context | {"subject": subject, "note_lines": kept})
+
+        markdown = _fit_markdown(markdown_with, len(lines))
         return Rendered(subject, text, sms_text, analyze(sms_text).segments, markdown, has_link)
 
     def _digest(self, context: dict[str, Any], max_sms: int, digest_url: str | None) -> Rendered:

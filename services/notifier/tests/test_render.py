@@ -94,7 +94,7 @@ def test_a_fired_alert_says_why_quotes_the_note_and_carries_the_link() -> None:
     out = render([_alert()], recipient_name="市林业局", role="lead")
     assert out.text.startswith("市林业局:\n\n")
     assert "原因:牵头或责任单位报告工作受阻。" in out.text
-    assert "报送说明:林分优化用地审批未完成" in out.text
+    assert "【报送单位 报送说明,原文引用】\n｜ 林分优化用地审批未完成\n" in out.text
     assert "请尽快报送最新进展或说明困难。" in out.text
     assert f"确认已知悉请点击:{URL}\n" in out.text
     assert "工作要点编号:zhaoqing-digital-2024/35" in out.text
@@ -212,8 +212,9 @@ def test_a_closure_gives_the_offices_note() -> None:
     )
     assert out.subject == f"【督办】第三十五项“{TITLE}”已办结销号"
     assert f"您单位牵头的第三十五项“{TITLE}”经督办协调部门审核,已办结销号。" in out.text
-    assert "审核意见:验收通过" in out.text and "报送说明" not in out.text
-    assert out.sms == f"第三十五项“{TITLE}”已办结销号,审核意见:验收通过。"
+    assert "【督办协调部门 审核意见,原文引用】\n｜ 验收通过\n" in out.text
+    assert "报送说明" not in out.text
+    assert out.sms == f"第三十五项“{TITLE}”已办结销号,审核意见(督办协调部门原文):「验收通过」。"
 
 
 def test_a_work_point_number_is_written_in_chinese_numerals() -> None:
@@ -337,7 +338,7 @@ def test_an_office_digest_of_escalations_names_the_leads() -> None:
         [*alerts, _point(12, Level.BLUE, note="需求调研中")], recipient_name=OFFICE, role="office"
     )
     assert mixed.subject == "【督办升级】有3项工作需关注,其中2项督办提醒逾期未确认"
-    assert "   报送说明:需求调研中\n" in mixed.text  # indented with its item
+    assert "   【报送单位 报送说明,原文引用】\n   ｜ 需求调研中\n" in mixed.text  # with its item
 
 
 def test_a_digest_of_resolved_alerts_lists_them_after_open_ones_or_alone() -> None:
@@ -379,16 +380,28 @@ def test_the_rendered_sms_is_counted_as_the_provider_counts_it(
 def test_a_long_note_is_cut_in_the_middle_and_the_link_stays_whole() -> None:
     out = render([_alert(note="用地审批" * 500)], recipient_name="市林业局", role="lead")
     assert out.sms_segments == analyze(out.sms).segments == 2
-    assert out.sms.startswith(f"第三十五项“{TITLE}”进展停滞,原因:牵头或责任单位报告工作受阻,说明:")
-    assert out.sms.endswith(f"…。确认已知悉:{URL}")
+    assert out.sms.startswith(
+        f"第三十五项“{TITLE}”进展停滞,原因:牵头或责任单位报告工作受阻,报送说明(报送单位原文):「"
+    )
+    assert out.sms.endswith(f"…」。确认已知悉:{URL}")  # cut inside its quotation marks
     one = render(
         [_alert(note="用地审批" * 500, ack_url=SHORT_URL)],
         recipient_name="市林业局",
         role="lead",
         max_sms_segments=1,
     )
-    assert one.sms_segments == 1 and one.sms.endswith(f"…。确认已知悉:{SHORT_URL}")
-    assert "用地审批" * 500 in out.text  # the email keeps the whole note
+    assert one.sms_segments == 1 and one.sms.endswith(f"。确认已知悉:{SHORT_URL}")
+    assert "报送说明" not in one.sms  # no room for the quotation: left out, not half-opened
+    two = render(
+        [_alert(note="用地审批" * 500, ack_url=SHORT_URL)],
+        recipient_name="市林业局",
+        role="lead",
+        max_sms_segments=2,
+    )
+    assert two.sms.endswith(f"…」。确认已知悉:{SHORT_URL}")
+    # The email keeps 500 characters of it, in lines of 60, and says the rest was left out.
+    kept = ("｜ " + "用地审批" * 15 + "\n") * 8 + "｜ " + "用地审批" * 5 + "…(原文过长,以下从略)\n"
+    assert kept in out.text
 
 
 def test_a_long_title_is_shortened_after_the_details() -> None:
@@ -481,7 +494,9 @@ def test_values_cannot_inject_markup_into_a_group_message() -> None:
     assert "](https://evil" not in out.markdown and "\n### 标题" not in out.markdown
     assert "**粗**" not in out.markdown and "`代码`" not in out.markdown
     assert "＜font" in out.markdown  # still readable, in full-width look-alikes
-    assert f"报送说明:{note}" in out.text  # the plain-text email keeps the note as it was
+    # The plain-text email keeps the markup as text, quoted line by line, the link defanged.
+    assert '｜ 已完成<font color="info">绿色</font>\n' in out.text
+    assert "｜ ### 标题 [点此](hxxps://evil[.]example[.]com) **粗**\n" in out.text
 
 
 # --- templates ---------------------------------------------------------------------------
@@ -524,7 +539,7 @@ def test_a_message_holds_only_what_it_was_given() -> None:
     # The renderer sees names, never contacts: no field could carry a number or an address.
     assert {f.name for f in dataclasses.fields(AlertView)} == {
         "work_point_id", "number", "title", "level", "previous_level", "reasons", "event",
-        "silent_working_days", "note", "lead_agencies", "fired_at", "ack_url",
+        "silent_working_days", "note", "lead_agencies", "fired_at", "ack_url", "note_author",
     }  # fmt: skip
     outputs = []
     for role in ("lead", "co", "office"):
