@@ -14,11 +14,13 @@ from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from duban_shared.api import ApiError, install_error_handlers
 from duban_shared.auth import TokenVerifier
 from duban_shared.metrics import PROMETHEUS_CONTENT_TYPE, ServiceMetrics
 from duban_shared.runtime import Background
+from duban_shared.settings import ServiceSettings
 
 
 class Service(Protocol):
@@ -28,6 +30,11 @@ class Service(Protocol):
     metrics: ServiceMetrics
     sessions: async_sessionmaker[AsyncSession]
     background: Background
+
+    @property
+    def settings(self) -> ServiceSettings:
+        """The service's settings (the app reads DUBAN_TRUSTED_PROXIES)."""
+        ...
 
     @property
     def verifier(self) -> TokenVerifier:
@@ -201,4 +208,9 @@ def service_app(
         # One server span per request; spans per ASGI message cost more than they tell.
         exclude_spans=["receive", "send"],
     )
+    proxies = service.settings.trusted_proxy_list
+    if proxies:
+        # Outermost: the scheme (https behind a TLS-terminating proxy) and the client address
+        # are the proxy's word only when the connection comes from a proxy we trust.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)
     return app

@@ -340,3 +340,41 @@ async def test_api_client_rows_keep_role_and_agency_consistent(
         )
         with pytest.raises(IntegrityError):
             await session.commit()
+
+
+async def test_the_last_active_office_client_cannot_be_revoked(
+    registry: RegistryService, http: httpx.AsyncClient
+) -> None:
+    office = await create_client(registry, "coordinator")
+    headers = await _bearer(http, office)
+    alone = await http.post(f"/v1/clients/{office.client_id}/revoke", headers=headers)
+    assert (alone.status_code, alone.json()["code"]) == (409, "last_office_client"), alone.text
+    assert "create another office client first" in alone.json()["message"]
+    assert (await _token(http, office.client_id, office.secret)).status_code == 200
+
+    operator = await create_client(registry, "operator")
+    first = await http.post(f"/v1/clients/{office.client_id}/revoke", headers=headers)
+    assert first.status_code == 200, first.text
+    last = await http.post(
+        f"/v1/clients/{operator.client_id}/revoke", headers=await _bearer(http, operator)
+    )
+    assert (last.status_code, last.json()["code"]) == (409, "last_office_client")
+    again = await http.post(f"/v1/clients/{office.client_id}/revoke", headers=headers)
+    assert again.status_code == 200  # revoking a revoked client stays harmless
+
+
+def test_the_cli_refuses_to_revoke_the_last_office_client(
+    make_database: Callable[[str], str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("DUBAN_REGISTRY_DATABASE_URL", make_database("registry"))
+    assert cli(["create-client", "--role", "operator"]) == 0
+    client_id = next(
+        line.split("=", 1)[1]
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("client_id=")
+    )
+    with pytest.raises(SystemExit) as refused:
+        cli(["revoke-client", shlex.split(client_id)[0]])
+    assert "[last_office_client]" in str(refused.value)
