@@ -8,10 +8,10 @@ needs every record) and keeps following it, so a revoked client's tokens are ref
 within the time the outbox relay and a fetch take (about a second), not when they expire.
 
 What is refused:
-- `client`: the tokens of the client issued with a secret set before the revocation's moment
-  (the token's `secret_at` claim, milliseconds; a token without it counts as issued at `iat`).
-  A revoked client has no newer secret, so all its tokens; a rotated one keeps the tokens of
-  its new secret.
+- `client`, revoked: every token of the client (it gets no new ones).
+- `client`, rotated: the tokens of the client issued with a secret set before the rotation
+  (the token's `secret_at` claim, milliseconds; a token without it counts as issued at `iat`);
+  the new secret's tokens stay valid.
 - `token`: the token with that `jti`, until it expires.
 
 An entry is forgotten once every token it concerns has expired (`expires_at` plus the leeway).
@@ -102,13 +102,16 @@ class RevocationList:
         if entry is None:
             return
         before, _, reason = entry
+        if reason == "revoked":  # a revoked client gets no new token: none of its is valid
+            raise TokenRevoked("The token's client was revoked")
         secret_at = claims.get(SECRET_AT_CLAIM)
         if isinstance(secret_at, bool) or not isinstance(secret_at, int | float):
             iat = claims.get("iat")
             secret_at = float(iat) * 1000 if isinstance(iat, int | float) else 0
         if secret_at < before:
-            what = "revoked" if reason == "revoked" else "given a new secret (rotated)"
-            raise TokenRevoked(f"The token's client was {what} after the token was issued")
+            raise TokenRevoked(
+                "The token was issued with a secret its client has replaced since (rotated)"
+            )
 
 
 class RevocationFeed:
@@ -119,26 +122,47 @@ class RevocationFeed:
     the records that were on the topic when it started have been applied.
     """
 
-    def __init__(self, consumer: AIOKafkaConsumer, revocations: RevocationList) -> None:
-        self.consumer = consumer
+    def __init__(
+        self, bootstrap_servers: str, topic: str, client_id: str, revocations: RevocationList
+    ) -> None:
+        self._bootstrap = bootstrap_servers
+        self.topic = topic
+        self._client_id = client_id
         self.revocations = revocations
         self.caught_up = asyncio.Event()
         self.applied = 0
+        self._consumer: AIOKafkaConsumer | None = None
+
+    @property
+    def consumer(self) -> AIOKafkaConsumer:
+        """The feed's consumer, made when the service starts (not when it is built)."""
+        if self._consumer is None:
+            self._consumer = AIOKafkaConsumer(
+                self.topic,
+                bootstrap_servers=self._bootstrap,
+                group_id=None,  # every process reads every record
+                client_id=self._client_id,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                isolation_level="read_committed",
+            )
+        return self._consumer
 
     async def run(self, stop: asyncio.Event) -> None:
         """Apply records until stopped; a record that is not a revocation is logged and skipped
         (it cannot refuse anything)."""
         ends: dict[Any, int] | None = None
         while not stop.is_set():
-            batches = await self.consumer.getmany(timeout_ms=200)
+            consumer = self.consumer
+            batches = await consumer.getmany(timeout_ms=200)
             for records in batches.values():
                 for record in records:
                     self._apply(record.value)
             if ends is None:
-                partitions = self.consumer.assignment()
+                partitions = consumer.assignment()
                 if not partitions:
                     continue
-                ends = await self.consumer.end_offsets(list(partitions))
+                ends = await consumer.end_offsets(list(partitions))
             if not self.caught_up.is_set() and await self._reached(ends):
                 self.caught_up.set()
 
@@ -164,13 +188,4 @@ def revocation_feed(
     bootstrap_servers: str, topic: str, client_id: str, revocations: RevocationList
 ) -> RevocationFeed:
     """A feed of the revocations topic (its full name, prefix included) into `revocations`."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap_servers,
-        group_id=None,  # every process reads every record
-        client_id=client_id,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        isolation_level="read_committed",
-    )
-    return RevocationFeed(consumer, revocations)
+    return RevocationFeed(bootstrap_servers, topic, client_id, revocations)
