@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from collections.abc import AsyncIterator
 
 import httpx
-import pytest
 from progress.board.session import COOKIE, LOGIN_COOKIE
 
 from tests.harness import wait_for
-from tests.stack import FORESTRY, PLAN, Client, Stack
+from tests.stack import FORESTRY, PLAN, Client, Stack, board_login
 
 
 async def _answers(stack: Stack, token: str) -> dict[str, tuple[int, str | None]]:
@@ -74,38 +72,10 @@ async def test_a_rotated_secret_refuses_the_old_tokens_and_keeps_the_new_ones(
     assert set((await _answers(stack, new)).values()) == {(200, None)}
 
 
-@pytest.fixture
-async def board(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    """A browser on the board: progress reaches the registry as it does in production (HTTP)."""
-    await stack.progress.board_http.aclose()
-    stack.progress.board_http = httpx.AsyncClient(
-        transport=stack.registry_link, base_url="http://registry"
-    )
-    transport = stack.progress_http._transport  # the progress app
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as browser:
-        yield browser
-
-
-async def login(board: httpx.AsyncClient, client: Client) -> httpx.Response:
-    """Fill in the login form as a person does: the page first (its CSRF token), then post."""
-    page = await board.get("/board/login")
-    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)
-    assert csrf is not None, page.text
-    return await board.post(
-        "/board/login",
-        data={
-            "csrf": csrf.group(1),
-            "client_id": client.client_id,
-            "client_secret": client.secret,
-            "next": "/board",
-        },
-    )
-
-
 async def test_logout_revokes_the_session_token_everywhere(
     stack: Stack, board: httpx.AsyncClient
 ) -> None:
-    logged_in = await login(board, stack.office)
+    logged_in = await board_login(board, stack.office)
     assert logged_in.status_code == 303, logged_in.text
     token = board.cookies[COOKIE]
     assert set((await _answers(stack, token)).values()) == {(200, None)}
@@ -126,6 +96,6 @@ async def test_logout_revokes_the_session_token_everywhere(
     replayed = await board.get(f"/board/plans/{PLAN}")
     assert replayed.status_code == 303 and "/board/login" in replayed.headers["location"]
     # Logging in again gives a new session.
-    assert (await login(board, stack.office)).status_code == 303
+    assert (await board_login(board, stack.office)).status_code == 303
     assert board.cookies[COOKIE] != token
     assert LOGIN_COOKIE not in board.cookies  # spent with the login
