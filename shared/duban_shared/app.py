@@ -20,7 +20,6 @@ from duban_shared.api import ApiError, install_error_handlers
 from duban_shared.auth import TokenVerifier
 from duban_shared.metrics import PROMETHEUS_CONTENT_TYPE, ServiceMetrics
 from duban_shared.runtime import Background
-from duban_shared.settings import ServiceSettings
 
 
 class Service(Protocol):
@@ -30,11 +29,6 @@ class Service(Protocol):
     metrics: ServiceMetrics
     sessions: async_sessionmaker[AsyncSession]
     background: Background
-
-    @property
-    def settings(self) -> ServiceSettings:
-        """The service's settings (the app reads DUBAN_TRUSTED_PROXIES)."""
-        ...
 
     @property
     def verifier(self) -> TokenVerifier:
@@ -179,9 +173,11 @@ def service_app(
     *,
     owned: bool,
     max_body_bytes: int = 64 * 1024,
+    trusted_proxies: list[str] | None = None,
 ) -> FastAPI:
     """Build a service's app; an owned service is started and closed with the app, and is then
-    its process's service (`settle_heap` after it started)."""
+    its process's service (`settle_heap` after it started). `X-Forwarded-Proto` and
+    `X-Forwarded-For` are believed from `trusted_proxies` only (DUBAN_TRUSTED_PROXIES)."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -208,9 +204,8 @@ def service_app(
         # One server span per request; spans per ASGI message cost more than they tell.
         exclude_spans=["receive", "send"],
     )
-    proxies = service.settings.trusted_proxy_list
-    if proxies:
+    if trusted_proxies:
         # Outermost: the scheme (https behind a TLS-terminating proxy) and the client address
         # are the proxy's word only when the connection comes from a proxy we trust.
-        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=trusted_proxies)
     return app

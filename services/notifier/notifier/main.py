@@ -230,6 +230,12 @@ def create_app(service: NotifierService | None = None) -> FastAPI:
     """Build the HTTP app; with no service given it builds and runs its own from settings."""
     from notifier.api import router
 
+    owned = service is None
+    service = service or build(NotifierSettings())
     return service_app(
-        "Duban notifier", service or build(NotifierSettings()), router, owned=service is None
+        "Duban notifier",
+        service,
+        router,
+        owned=owned,
+        trusted_proxies=service.settings.trusted_proxy_list,
     )

@@ -266,6 +266,7 @@ def create_app(service: ProgressService | None = None) -> FastAPI:
         router,
         owned=owned,
         max_body_bytes=service.settings.max_body_bytes,
+        trusted_proxies=service.settings.trusted_proxy_list,
     )
 
 
@@ -273,4 +274,10 @@ def create_worker_app() -> FastAPI:
     """`duban-progress worker`: the consumers, the outbox relay and the sweeper, with only
     /healthz and /metrics over HTTP (the API runs in `serve` processes with background off)."""
     settings = ProgressSettings().model_copy(update={"background": True})
-    return service_app("Duban progress worker", build(settings), APIRouter(), owned=True)
+    return service_app(
+        "Duban progress worker",
+        build(settings),
+        APIRouter(),
+        owned=True,
+        trusted_proxies=settings.trusted_proxy_list,
+    )

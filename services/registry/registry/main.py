@@ -152,10 +152,13 @@ def create_app(service: RegistryService | None = None) -> FastAPI:
     router = APIRouter()
     router.include_router(auth_api.router)
     router.include_router(api.router)
+    owned = service is None
+    service = service or build(RegistrySettings())
     return service_app(
         "Duban registry",
-        service or build(RegistrySettings()),
+        service,
         router,
-        owned=service is None,
+        owned=owned,
         max_body_bytes=4 * 1024 * 1024,  # a plan text (the 2024 plan is 30 KB)
+        trusted_proxies=service.settings.trusted_proxy_list,
     )
