@@ -118,8 +118,7 @@ class RevocationFeed:
     """Reads the revocations topic from its beginning into a RevocationList, then follows it.
 
     A consumer without a group: every process reads every partition and commits nothing (its
-    list is in memory and is rebuilt from the topic at each start). `caught_up` is set once
-    the records that were on the topic when it started have been applied.
+    list is in memory and is rebuilt from the topic at each start).
     """
 
     def __init__(
@@ -129,7 +128,6 @@ class RevocationFeed:
         self.topic = topic
         self._client_id = client_id
         self.revocations = revocations
-        self.caught_up = asyncio.Event()
         self.applied = 0
         self._consumer: AIOKafkaConsumer | None = None
 
@@ -151,26 +149,11 @@ class RevocationFeed:
     async def run(self, stop: asyncio.Event) -> None:
         """Apply records until stopped; a record that is not a revocation is logged and skipped
         (it cannot refuse anything)."""
-        ends: dict[Any, int] | None = None
         while not stop.is_set():
-            consumer = self.consumer
-            batches = await consumer.getmany(timeout_ms=200)
+            batches = await self.consumer.getmany(timeout_ms=200)
             for records in batches.values():
                 for record in records:
                     self._apply(record.value)
-            if ends is None:
-                partitions = consumer.assignment()
-                if not partitions:
-                    continue
-                ends = await consumer.end_offsets(list(partitions))
-            if not self.caught_up.is_set() and await self._reached(ends):
-                self.caught_up.set()
-
-    async def _reached(self, ends: dict[Any, int]) -> bool:
-        for tp, end in ends.items():
-            if int(await self.consumer.position(tp)) < end:
-                return False
-        return True
 
     def _apply(self, value: bytes | None) -> None:
         if value is None:  # a tombstone: nothing to refuse
