@@ -92,8 +92,12 @@ async def test_logout_revokes_the_session_token_everywhere(
     )
     assert (refused.status_code, refused.json()["code"]) == (401, "token_revoked")
     await _until_refused_everywhere(stack, token)
-    board.cookies.set(COOKIE, token, path="/board")
-    replayed = await board.get(f"/board/plans/{PLAN}")
+    async with httpx.AsyncClient(
+        transport=board._transport,
+        base_url="http://test",
+        headers={"Cookie": f"{COOKIE}={token}"},  # the cookie kept by someone else
+    ) as replay:
+        replayed = await replay.get(f"/board/plans/{PLAN}")
     assert replayed.status_code == 303 and "/board/login" in replayed.headers["location"]
     # Logging in again gives a new session.
     assert (await board_login(board, stack.office)).status_code == 303
