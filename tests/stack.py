@@ -9,6 +9,7 @@ the registry app through `RegistryLink`, which a test can cut to play a registry
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -342,3 +343,32 @@ async def _knows_agencies(notifier: NotifierService) -> bool:
 
 async def _has_all(progress: ProgressService) -> bool:
     return await _tracked(progress) == 50
+
+
+@pytest.fixture
+async def board(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    """A browser on the board: progress reaches the registry as it does in production (HTTP)."""
+    await stack.progress.board_http.aclose()
+    stack.progress.board_http = httpx.AsyncClient(
+        transport=stack.registry_link, base_url="http://registry"
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=progress_app(stack.progress)), base_url="http://test"
+    ) as browser:
+        yield browser
+
+
+async def board_login(board: httpx.AsyncClient, client: Client) -> httpx.Response:
+    """Fill in the login form as a person does: the page first (its CSRF token), then post."""
+    page = await board.get("/board/login")
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)
+    assert csrf is not None, page.text
+    return await board.post(
+        "/board/login",
+        data={
+            "csrf": csrf.group(1),
+            "client_id": client.client_id,
+            "client_secret": client.secret,
+            "next": "/board",
+        },
+    )

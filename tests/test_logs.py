@@ -114,3 +114,41 @@ def test_serve_gives_uvicorn_the_same_logging_for_each_of_its_processes() -> Non
     assert [(r["logger"], r["message"], r["service"]) for r in lines] == [
         ("uvicorn.access", "POST /v1/events 202", "duban-progress")
     ]
+
+
+def test_uvicorns_access_log_never_shows_secrets_sent_in_urls() -> None:
+    # A real uvicorn, configured as `serve` configures it, answering requests with secrets in
+    # their query strings (the registry refuses them; what matters here is what is logged).
+    script = (
+        "import asyncio, socket, httpx, uvicorn\n"
+        "from duban_shared.logs import uvicorn_options\n"
+        "async def app(scope, receive, send):\n"
+        "    if scope['type'] != 'http': return\n"
+        "    await send({'type': 'http.response.start', 'status': 400, 'headers': []})\n"
+        "    await send({'type': 'http.response.body', 'body': b''})\n"
+        "sock = socket.socket(); sock.bind(('127.0.0.1', 0))\n"
+        "port = sock.getsockname()[1]\n"
+        "config = uvicorn.Config(app, lifespan='off', **uvicorn_options('duban-registry'))\n"
+        "server = uvicorn.Server(config)\n"
+        "async def main():\n"
+        "    task = asyncio.create_task(server.serve(sockets=[sock]))\n"
+        "    while not server.started: await asyncio.sleep(0.01)\n"
+        "    async with httpx.AsyncClient(base_url=f'http://127.0.0.1:{port}') as http:\n"
+        "        await http.post('/oauth/token?client_id=agency-1&client_secret=dcs_LEAK1')\n"
+        "        await http.get('/v1/plans?access_token=eyLEAK2&limit=5')\n"
+        "        await http.get('/board/login?next=/board&Client_Secret=dcs_LEAK3')\n"
+        "    server.should_exit = True\n"
+        "    await task\n"
+        "asyncio.run(main())\n"
+    )
+    done = _in_fresh_process(script, DUBAN_LOG_FORMAT="json", DUBAN_LOG_LEVEL="INFO")
+    access = [
+        json.loads(line)["message"]
+        for line in done.stderr.splitlines()
+        if json.loads(line)["logger"] == "uvicorn.access"
+    ]
+    assert len(access) == 3, done.stderr
+    assert "LEAK" not in done.stderr
+    assert '"POST /oauth/token?[redacted] HTTP/1.1" 400' in access[0]
+    assert "/v1/plans?access_token=[redacted]&limit=5" in access[1]
+    assert "/board/login?next=/board&Client_Secret=[redacted]" in access[2]

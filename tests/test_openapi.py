@@ -36,6 +36,7 @@ async def test_every_service_publishes_a_complete_openapi_document() -> None:
             await service.close()
     assert {
         "POST /oauth/token",
+        "POST /oauth/revoke",
         "GET /.well-known/jwks.json",
         "GET /v1/plans",
         "POST /v1/plans/{slug}/versions",

@@ -31,7 +31,9 @@ async def api_process(stack: Stack, **settings: object) -> AsyncIterator[httpx.A
     await api_only.start()
     await api_only.background.started()
     try:
-        assert api_only.background.names == ["start kafka producer"]  # no consumer, no loop
+        # No consumer of reports, no loop: only the producer, and the revocations every
+        # process that verifies tokens follows (a consumer without a group).
+        assert api_only.background.names == ["start kafka producer", "progress-revocations"]
         transport = httpx.ASGITransport(app=create_app(api_only))
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
             yield http

@@ -14,6 +14,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from duban_shared.api import ApiError, install_error_handlers
 from duban_shared.auth import TokenVerifier
@@ -172,9 +173,11 @@ def service_app(
     *,
     owned: bool,
     max_body_bytes: int = 64 * 1024,
+    trusted_proxies: list[str] | None = None,
 ) -> FastAPI:
     """Build a service's app; an owned service is started and closed with the app, and is then
-    its process's service (`settle_heap` after it started)."""
+    its process's service (`settle_heap` after it started). `X-Forwarded-Proto` and
+    `X-Forwarded-For` are believed from `trusted_proxies` only (DUBAN_TRUSTED_PROXIES)."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -201,4 +204,8 @@ def service_app(
         # One server span per request; spans per ASGI message cost more than they tell.
         exclude_spans=["receive", "send"],
     )
+    if trusted_proxies:
+        # Outermost: the scheme (https behind a TLS-terminating proxy) and the client address
+        # are the proxy's word only when the connection comes from a proxy we trust.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=trusted_proxies)
     return app

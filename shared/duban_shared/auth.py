@@ -30,6 +30,7 @@ from opentelemetry import trace
 from duban_shared import attributes as attr
 from duban_shared.api import ApiError
 from duban_shared.clock import Clock
+from duban_shared.revocations import RevocationList, TokenRevoked
 
 log = logging.getLogger(__name__)
 
@@ -99,12 +100,15 @@ class JwtVerifier:
         audience: str,
         clock: Clock,
         leeway_seconds: float = 30.0,
+        revocations: RevocationList | None = None,
     ) -> None:
         self._keys = keys
         self._issuer = issuer
         self._audience = audience
         self._clock = clock
         self._leeway = leeway_seconds
+        # Revoked clients and logged-out tokens, checked on every request (cached or not).
+        self.revocations = revocations or RevocationList(clock, leeway_seconds=leeway_seconds)
         # An agency system sends many requests with one token: its signature is checked once.
         # Times and the key's publication are checked on every request.
         self._verified: OrderedDict[str, tuple[str, dict[str, Any]]] = OrderedDict()
@@ -117,6 +121,7 @@ class JwtVerifier:
         if known is not None:
             if await self._keys.key(known[0]) is not None:
                 self._check_times(known[1])
+                self._check_revoked(known[1])
                 return principal_from_claims(known[1])
             del self._verified[token]
         try:
@@ -145,11 +150,34 @@ class JwtVerifier:
             )
         claims = self._decode(token, key)
         self._check_times(claims)
+        self._check_revoked(claims)
         principal = principal_from_claims(claims)
         self._verified[token] = (kid, claims)
         if len(self._verified) > self.VERIFIED_KEPT:
             self._verified.popitem(last=False)
         return principal
+
+    def _check_revoked(self, claims: Mapping[str, Any]) -> None:
+        try:
+            self.revocations.check(claims)
+        except TokenRevoked as exc:
+            raise AuthError(
+                "token_revoked",
+                f"{exc}; log in again, or get a new token with the client's current "
+                "credentials (a revoked client needs new ones from the coordinating office).",
+            ) from None
+
+    def revoke(self, token: str) -> dict[str, Any] | None:
+        """Refuse a token this verifier accepted, at once and in this process (a logout);
+        return its claims, or None when it was never verified here."""
+        known = self._verified.get(token)
+        if known is None:
+            return None
+        claims = known[1]
+        exp = _number_claim(claims, "exp")
+        if isinstance(claims.get("jti"), str) and exp is not None:
+            self.revocations.revoke_token(claims["jti"], datetime.fromtimestamp(exp, UTC))
+        return claims
 
     def _decode(self, token: str, key: jwt.PyJWK) -> dict[str, Any]:
         try:
@@ -385,6 +413,7 @@ class JwksVerifier(JwtVerifier):
         leeway_seconds: float = 30.0,
         refresh_seconds: float = 300.0,
         min_refresh_seconds: float = 30.0,
+        revocations: RevocationList | None = None,
     ) -> None:
         self.source = JwksKeySource(
             http,
@@ -399,6 +428,7 @@ class JwksVerifier(JwtVerifier):
             audience=audience,
             clock=clock,
             leeway_seconds=leeway_seconds,
+            revocations=revocations,
         )
 
     async def prefetch(self) -> bool:
@@ -453,7 +483,16 @@ async def current_principal(
     request: Request,
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
 ) -> Principal:
-    """Verify the request's `Authorization: Bearer` token with the service's verifier."""
+    """Verify the request's `Authorization: Bearer` token with the service's verifier; a token
+    in the URL (`?access_token=`, RFC 6750 2.3) is refused, never used: logs keep URLs."""
+    if "access_token" in request.query_params:
+        raise ApiError(
+            400,
+            "credentials_in_query",
+            "The access token was sent in the URL's query string, where logs keep it: send it "
+            "as 'Authorization: Bearer <access token>', and get a new one "
+            "(POST /oauth/token on the registry).",
+        )
     header = request.headers.get("authorization")
     if not header:
         raise ApiError(

@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -315,3 +316,46 @@ class StallTransition(Event):
         default=None, description="The status event that caused it; absent for the sweeper."
     )
     note: str | None = None
+
+
+class RevocationKind(StrEnum):
+    """What a revocation refuses."""
+
+    CLIENT = "client"  # the tokens a client holds: it was revoked or its secret rotated
+    TOKEN = "token"  # one token (a logout)  # noqa: S105 - a kind, not a secret
+
+
+class Revocation(Event):
+    """Access tokens refused before they expire (compacted topic
+    duban.registry.revocations.v1; key `client:<client_id>` or `token:<jti>`).
+
+    A `client` revocation refuses every token of `client_id` issued with a secret set before
+    `occurred_at` (the moment of the revocation or rotation): all of them when the client was
+    revoked, those of the old secret when it was rotated. A `token` revocation refuses the
+    token `jti` (a logout). `expires_at` is when the last token it concerns expires: after
+    that, the entry can be forgotten.
+    """
+
+    kind: RevocationKind
+    reason: Literal["revoked", "rotated", "logout"]
+    client_id: str = Field(min_length=1, max_length=64)
+    jti: str | None = Field(default=None, min_length=1, max_length=64)
+    expires_at: AwareDatetime
+
+    @field_validator("expires_at")
+    @classmethod
+    def _expiry_to_utc(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC)
+
+    @model_validator(mode="after")
+    def _token_names_its_jti(self) -> Revocation:
+        if (self.kind == RevocationKind.TOKEN) != (self.jti is not None):
+            raise ValueError("a token revocation names its jti, a client revocation none")
+        return self
+
+    @property
+    def key(self) -> str:
+        """The record's key: one entry per client, one per revoked token."""
+        if self.kind == RevocationKind.TOKEN:
+            return f"token:{self.jti}"
+        return f"client:{self.client_id}"

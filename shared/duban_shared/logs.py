@@ -8,7 +8,8 @@ current (the three services share one process in tests), else the one configured
 
 Personal data never goes into a log message: the notifier logs addresses only masked
 (`notifier.contacts.mask`). httpx logs each request's URL at INFO, and a webhook URL carries its
-key, so httpx and httpcore log from WARNING up.
+key, so httpx and httpcore log from WARNING up. uvicorn's access lines never show the query
+string of `/oauth/...` or the value of a secret-looking query parameter (`redact_target`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import logging
 import os
 from collections.abc import Mapping
 from typing import Any, TextIO
+from urllib.parse import unquote_plus
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
@@ -50,6 +52,43 @@ class TraceContext(logging.Filter):
         if isinstance(span, ReadableSpan):
             service = str(span.resource.attributes.get(SERVICE_NAME, service))
         record.service = service
+        return True
+
+
+SECRET_PATHS = ("/oauth/",)
+"""Paths whose query strings are never logged: credentials sent there by mistake."""
+SECRET_PARAMETERS = frozenset(
+    {"client_secret", "access_token", "refresh_token", "token", "secret", "password"}
+)
+"""Query parameters whose values are never logged, on any path."""
+
+
+def redact_target(target: str) -> str:
+    """A request target fit for a log: the query of SECRET_PATHS dropped, the values of
+    SECRET_PARAMETERS elsewhere replaced (a client that put its secret in the URL must not
+    have it copied into every log store)."""
+    path, sep, query = target.partition("?")
+    if not sep:
+        return target
+    if any(path.startswith(prefix) for prefix in SECRET_PATHS):
+        return f"{path}?[redacted]"
+    parts = []
+    for pair in query.split("&"):
+        name, eq, _ = pair.partition("=")
+        secret = unquote_plus(name).strip().lower() in SECRET_PARAMETERS
+        parts.append(f"{name}=[redacted]" if secret and eq else pair)
+    return f"{path}?{'&'.join(parts)}"
+
+
+class RedactAccessLog(logging.Filter):
+    """Redacts the request target of uvicorn's access lines (`redact_target`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the target argument (never drops a record)."""
+        args = record.args
+        # uvicorn: '%s - "%s %s HTTP/%s" %d' % (client, method, target, version, status)
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            record.args = (*args[:2], redact_target(args[2]), *args[3:])
         return True
 
 
@@ -87,9 +126,11 @@ def logging_config(service: str, env: Mapping[str, str] | None = None) -> dict[s
     loggers: dict[str, Any] = {name: {"level": "WARNING"} for name in QUIET_LOGGERS}
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):  # through the root handler
         loggers[name] = {"handlers": [], "propagate": True}
+    loggers["uvicorn.access"]["filters"] = ["redact"]
     return {
         "version": 1,
         "disable_existing_loggers": False,
+        "filters": {"redact": {"()": RedactAccessLog}},
         "handlers": {"duban": handler},
         "root": {"level": env.get("DUBAN_LOG_LEVEL", "INFO").upper(), "handlers": ["duban"]},
         "loggers": loggers,
@@ -97,5 +138,7 @@ def logging_config(service: str, env: Mapping[str, str] | None = None) -> dict[s
 
 
 def uvicorn_options(service: str) -> dict[str, Any]:
-    """What `uvicorn.run` needs to log as configured here, in every process it runs."""
-    return {"log_config": logging_config(service)}
+    """What `uvicorn.run` needs to log as configured here, in every process it runs. uvicorn's
+    own proxy headers are off: the app believes X-Forwarded-* only from DUBAN_TRUSTED_PROXIES
+    (duban_shared.app), where uvicorn would believe any local connection."""
+    return {"log_config": logging_config(service), "proxy_headers": False}

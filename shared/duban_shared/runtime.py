@@ -138,6 +138,21 @@ class Background:
 
         self.start_soon(f"consumer {name}", consumer.start, then=loop, task_name=task_name)
 
+    def follow(
+        self,
+        task_name: str,
+        consumer: AIOKafkaConsumer,
+        run: Callable[[asyncio.Event], Coroutine[Any, Any, None]],
+        *,
+        name: str,
+    ) -> None:
+        """Start a consumer that commits nothing (e.g. one without a group reading a whole
+        topic into memory) once the broker answers, then `run(stop)`; close() stops it."""
+        self._consumers.append(consumer)
+        self.start_soon(
+            f"consumer {name}", consumer.start, then=lambda: run(self.stop), task_name=task_name
+        )
+
     @property
     def names(self) -> list[str]:
         """The names of the tasks started, in order."""

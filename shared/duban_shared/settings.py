@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from duban_shared.clock import Clock, ScaledClock, SystemClock
 from duban_shared.kafka import RetryPolicy
+from duban_shared.throttle import LoginThrottle
 
 
 class ServiceSettings(BaseSettings):
@@ -74,6 +76,48 @@ class ServiceSettings(BaseSettings):
         ge=0,
         description="Clock difference tolerated between the registry and a verifying service.",
         validation_alias=AliasChoices("auth_leeway_seconds", "DUBAN_AUTH_LEEWAY_SECONDS"),
+    )
+    auth_throttle_free_failures: int = Field(
+        default=5,
+        ge=0,
+        description="Failed logins (token endpoint, board) per client id and per source address "
+        "before each further attempt must wait.",
+        validation_alias=AliasChoices(
+            "auth_throttle_free_failures", "DUBAN_AUTH_THROTTLE_FREE_FAILURES"
+        ),
+    )
+    auth_throttle_first_delay_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="The wait after the first failure past the free ones; doubled after each "
+        "further failure.",
+        validation_alias=AliasChoices(
+            "auth_throttle_first_delay_seconds", "DUBAN_AUTH_THROTTLE_FIRST_DELAY_SECONDS"
+        ),
+    )
+    auth_throttle_max_delay_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="The longest wait between two attempts of a throttled client or address.",
+        validation_alias=AliasChoices(
+            "auth_throttle_max_delay_seconds", "DUBAN_AUTH_THROTTLE_MAX_DELAY_SECONDS"
+        ),
+    )
+    auth_throttle_forget_seconds: float = Field(
+        default=900.0,
+        gt=0,
+        description="Failures are forgotten this long after the last one.",
+        validation_alias=AliasChoices(
+            "auth_throttle_forget_seconds", "DUBAN_AUTH_THROTTLE_FORGET_SECONDS"
+        ),
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated addresses or networks (CIDR) of reverse proxies whose "
+        "X-Forwarded-Proto and X-Forwarded-For are believed (the request's scheme, e.g. for the "
+        "board cookie's Secure flag, and its source address, for login throttling); empty: "
+        "none, the connection is what it is.",
+        validation_alias=AliasChoices("trusted_proxies", "DUBAN_TRUSTED_PROXIES"),
     )
     calendar_dir: Path | None = Field(
         default=None,
@@ -142,6 +186,23 @@ class ServiceSettings(BaseSettings):
         validation_alias=AliasChoices("sim_clock_end", "DUBAN_SIM_CLOCK_END"),
     )
 
+    def login_throttle(self, clock: Clock) -> LoginThrottle:
+        """The throttle of failed logins these settings describe (duban_shared.throttle)."""
+        return LoginThrottle(
+            clock,
+            free_failures=self.auth_throttle_free_failures,
+            first_delay=self.auth_throttle_first_delay_seconds,
+            max_delay=max(
+                self.auth_throttle_max_delay_seconds, self.auth_throttle_first_delay_seconds
+            ),
+            forget_after=self.auth_throttle_forget_seconds,
+        )
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        """The trusted proxies as a list (empty: trust none)."""
+        return [p.strip() for p in self.trusted_proxies.split(",") if p.strip()]
+
     def retry_policy(self, pause_seconds: float | None = None) -> RetryPolicy:
         """How this service's consumers and connections retry (duban_shared.kafka)."""
         return RetryPolicy(
@@ -162,6 +223,20 @@ class ServiceSettings(BaseSettings):
             wall=wall,
             end=self.sim_clock_end,
         )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: str) -> str:
+        for entry in (p.strip() for p in value.split(",")):
+            if not entry or entry == "*":
+                continue
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"DUBAN_TRUSTED_PROXIES: {entry!r} is not an IP address or network (CIDR)"
+                ) from None
+        return value
 
     @model_validator(mode="after")
     def _complete_sim_clock(self) -> ServiceSettings:

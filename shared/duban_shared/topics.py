@@ -14,6 +14,7 @@ STATUS = "duban.status.v1"
 PROGRESS_DLQ = "duban.progress.dlq.v1"
 STALLS = "duban.stalls.v1"
 NOTIFIER_DLQ = "duban.notifier.dlq.v1"
+REVOCATIONS = "duban.registry.revocations.v1"
 
 
 class TopicSpec(NamedTuple):

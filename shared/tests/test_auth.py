@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -21,6 +21,7 @@ from duban_shared.auth import (
     require_office,
 )
 from duban_shared.clock import ManualClock
+from duban_shared.events import Revocation
 from jwt.algorithms import ECAlgorithm
 
 START = datetime.fromisoformat("2024-09-02T09:00:00+08:00")
@@ -278,3 +279,64 @@ def test_office_and_agency_access_checks() -> None:
         require_agency_access(agency, [other], "work point 41")
     assert (caught.value.status, caught.value.code) == (403, "not_your_work_point")
     assert "work point 41" in caught.value.message
+
+
+async def test_revocations_refuse_tokens_until_they_expire(clock: ManualClock) -> None:
+    key = Key("k1")
+    v = verifier(Registry(key), clock)
+    client = "agency-0123456789abcdef"
+    before = key.sign(clock, secret_at=int(clock.now().timestamp() * 1000))
+    legacy = key.sign(clock)  # no secret_at: counts as issued at iat
+    assert (await v.verify(before)).client_id == client  # cached from now on
+
+    # Rotated a second later: the old secret's tokens are refused, cached or not.
+    clock.advance(timedelta(seconds=1))
+    rotated_at = clock.now()
+    v.revocations.apply(_revocation("client", "rotated", client, rotated_at))
+    assert (await _refused(v, before)).code == "token_revoked"
+    assert (await _refused(v, legacy)).code == "token_revoked"
+    after = key.sign(clock, secret_at=int(rotated_at.timestamp() * 1000))
+    assert (await v.verify(after)).client_id == client
+    # An older revocation arriving late changes nothing; other clients are not concerned.
+    v.revocations.apply(_revocation("client", "rotated", client, rotated_at - timedelta(hours=1)))
+    assert (await v.verify(after)).client_id == client
+    assert (await v.verify(key.sign(clock, sub="agency-other"))).client_id == "agency-other"
+
+    # One token (a logout): refused until its expiry, then forgotten.
+    claims = jwt.decode(after, options={"verify_signature": False})
+    v.revocations.apply(
+        _revocation("token", "logout", client, clock.now(), jti=claims["jti"], exp=claims["exp"])
+    )
+    assert (await _refused(v, after)).code == "token_revoked"
+    assert len(v.revocations) == 2
+    clock.advance(timedelta(hours=2))
+    v.revocations.prune()
+    assert len(v.revocations) == 0
+
+    # A revoked client: all its tokens, whatever their secret_at.
+    v.revocations.apply(_revocation("client", "revoked", client, clock.now()))
+    later = key.sign(clock, secret_at=int(clock.now().timestamp() * 1000) + 1)
+    assert "revoked" in (await _refused(v, later)).message
+
+
+def _revocation(
+    kind: str,
+    reason: str,
+    client_id: str,
+    at: datetime,
+    *,
+    jti: str | None = None,
+    exp: float | None = None,
+) -> Revocation:
+    expires = datetime.fromtimestamp(exp, UTC) if exp else at + timedelta(hours=1)
+    return Revocation.model_validate(
+        {
+            "event_id": uuid.uuid4(),
+            "occurred_at": at,
+            "kind": kind,
+            "reason": reason,
+            "client_id": client_id,
+            "jti": jti,
+            "expires_at": expires,
+        }
+    )

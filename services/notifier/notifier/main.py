@@ -16,6 +16,7 @@ from duban_shared.deadletters import DeadLetterSink
 from duban_shared.kafka import make_consumer, make_producer
 from duban_shared.metrics import ServiceMetrics, create_service_metrics
 from duban_shared.ratelimit import RateLimiter
+from duban_shared.revocations import REVOCATIONS, RevocationFeed, revocation_feed
 from duban_shared.runtime import PRODUCER, Background
 from duban_shared.telemetry import create_tracer_provider, instrument_engine
 from duban_shared.workdays import WorkingCalendar
@@ -59,6 +60,7 @@ class NotifierService:
     escalator: Escalator
     channels: dict[str, Channel]
     verifier: JwksVerifier
+    revocation_feed: RevocationFeed
     ack_links: AckLinks
     metrics: ServiceMetrics
     producer: AIOKafkaProducer  # dead letters only
@@ -69,6 +71,8 @@ class NotifierService:
         """Fetch the registry's keys (best effort), then consume stall transitions and agencies."""
         await self.verifier.prefetch()
         self.background.start_soon(PRODUCER, self.producer.start)
+        feed = self.revocation_feed
+        self.background.follow("notifier-revocations", feed.consumer, feed.run, name=REVOCATIONS)
         prefix, bootstrap = self.settings.topic_prefix, self.settings.kafka_bootstrap_servers
         stalls_group, agencies_group = f"{prefix}{SERVICE}.stalls", f"{prefix}{SERVICE}.agencies"
         stalls = make_consumer(bootstrap, stalls_group, prefix + topics.STALLS, client_id=SERVICE)
@@ -193,6 +197,7 @@ def build(
     owned_http = None
     if jwks_http is None:
         jwks_http = owned_http = httpx.AsyncClient(timeout=settings.auth_jwks_timeout_seconds)
+    verifier = jwks_verifier(settings, wall_clock, jwks_http)
     return NotifierService(
         settings,
         clock,
@@ -206,7 +211,13 @@ def build(
         dispatcher,
         escalator,
         channels,
-        verifier=jwks_verifier(settings, wall_clock, jwks_http),
+        verifier=verifier,
+        revocation_feed=revocation_feed(
+            settings.kafka_bootstrap_servers,
+            settings.topic_prefix + topics.REVOCATIONS,
+            SERVICE,
+            verifier.revocations,
+        ),
         ack_links=ack_links,
         metrics=metrics,
         producer=make_producer(settings.kafka_bootstrap_servers, client_id=SERVICE),
@@ -219,6 +230,12 @@ def create_app(service: NotifierService | None = None) -> FastAPI:
     """Build the HTTP app; with no service given it builds and runs its own from settings."""
     from notifier.api import router
 
+    owned = service is None
+    service = service or build(NotifierSettings())
     return service_app(
-        "Duban notifier", service or build(NotifierSettings()), router, owned=service is None
+        "Duban notifier",
+        service,
+        router,
+        owned=owned,
+        trusted_proxies=service.settings.trusted_proxy_list,
     )

@@ -19,8 +19,10 @@ from duban_shared.kafka import make_consumer, make_producer
 from duban_shared.metrics import ServiceMetrics, create_service_metrics
 from duban_shared.outbox import OutboxRelay
 from duban_shared.ratelimit import RateLimiter
+from duban_shared.revocations import REVOCATIONS, RevocationFeed, revocation_feed
 from duban_shared.runtime import PRODUCER, Background
 from duban_shared.telemetry import create_tracer_provider, instrument_engine
+from duban_shared.throttle import LoginThrottle
 from duban_shared.workdays import WorkingCalendar
 from fastapi import APIRouter, FastAPI
 from opentelemetry.sdk.trace import TracerProvider
@@ -57,7 +59,9 @@ class ProgressService:
     status_consumer: StatusConsumer
     work_point_consumer: WorkPointConsumer
     verifier: JwksVerifier
+    revocation_feed: RevocationFeed
     rate_limiter: RateLimiter
+    login_throttle: LoginThrottle  # the board's failed logins per client id and address
     calendar: WorkingCalendar
     ingest: IngestStore
     owned_http: httpx.AsyncClient | None = None  # the JWKS client, when build() made it
@@ -77,6 +81,8 @@ class ProgressService:
         (settings.background false)."""
         await self.verifier.prefetch()
         self.background.start_soon(PRODUCER, self.producer.start)
+        feed = self.revocation_feed
+        self.background.follow("progress-revocations", feed.consumer, feed.run, name=REVOCATIONS)
         if self.settings.background:
             await self._start_background()
 
@@ -211,6 +217,7 @@ def build(
     owned_http = None
     if jwks_http is None:
         jwks_http = owned_http = httpx.AsyncClient(timeout=settings.auth_jwks_timeout_seconds)
+    verifier = jwks_verifier(settings, wall_clock, jwks_http)
     return ProgressService(
         settings=settings,
         clock=clock,
@@ -241,8 +248,15 @@ def build(
             calendar,
             latest_due_years_after_plan=settings.latest_due_years_after_plan,
         ),
-        verifier=jwks_verifier(settings, wall_clock, jwks_http),
+        verifier=verifier,
+        revocation_feed=revocation_feed(
+            settings.kafka_bootstrap_servers,
+            settings.topic_prefix + topics.REVOCATIONS,
+            SERVICE,
+            verifier.revocations,
+        ),
         rate_limiter=RateLimiter(wall_clock, settings.rate_per_second, settings.rate_burst),
+        login_throttle=settings.login_throttle(wall_clock),
         calendar=calendar,
         ingest=IngestStore(engine, tracer),
         owned_http=owned_http,
@@ -262,6 +276,7 @@ def create_app(service: ProgressService | None = None) -> FastAPI:
         router,
         owned=owned,
         max_body_bytes=service.settings.max_body_bytes,
+        trusted_proxies=service.settings.trusted_proxy_list,
     )
 
 
@@ -269,4 +284,10 @@ def create_worker_app() -> FastAPI:
     """`duban-progress worker`: the consumers, the outbox relay and the sweeper, with only
     /healthz and /metrics over HTTP (the API runs in `serve` processes with background off)."""
     settings = ProgressSettings().model_copy(update={"background": True})
-    return service_app("Duban progress worker", build(settings), APIRouter(), owned=True)
+    return service_app(
+        "Duban progress worker",
+        build(settings),
+        APIRouter(),
+        owned=True,
+        trusted_proxies=settings.trusted_proxy_list,
+    )

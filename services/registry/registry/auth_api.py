@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import math
 import uuid
 from datetime import datetime
 from typing import Any
@@ -19,13 +20,15 @@ from urllib.parse import parse_qsl, unquote_plus
 
 from duban_shared.api import ApiError
 from duban_shared.app import SessionDep
-from duban_shared.auth import PrincipalDep, Role, require_office
+from duban_shared.auth import AuthError, PrincipalDep, Role, require_office
+from duban_shared.ratelimit import retry_after_header
+from duban_shared.throttle import LoginThrottle, address_key, client_key
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from registry import auth_store
+from registry import auth_store, revocations
 from registry.auth_models import ApiClient
 from registry.keys import jwks_document, published_keys
 
@@ -39,15 +42,18 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 class OAuthError(Exception):
     """An RFC 6749 token endpoint error."""
 
-    def __init__(self, status: int, error: str, description: str) -> None:
+    def __init__(
+        self, status: int, error: str, description: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(description)
         self.status = status
         self.error = error
         self.description = description
+        self.headers = headers or {}
 
     def response(self) -> JSONResponse:
         """Render as RFC 6749 JSON with our code/message fields alongside."""
-        headers = dict(NO_STORE)
+        headers = {**NO_STORE, **self.headers}
         if self.status == 401:
             headers["WWW-Authenticate"] = 'Basic realm="duban"'
         body = {
@@ -97,12 +103,21 @@ _INVALID_CLIENT = (
     tags=["auth"],
     response_model=TokenResponse,
     openapi_extra=_TOKEN_FORM,
-    responses={400: {"description": "invalid_request"}, 401: {"description": "invalid_client"}},
+    responses={
+        400: {"description": "invalid_request, unsupported_grant_type, credentials_in_query"},
+        401: {"description": "invalid_client"},
+        429: {"description": "too_many_attempts: wait Retry-After seconds"},
+    },
 )
 async def token(request: Request, session: SessionDep) -> JSONResponse:
-    """Trade client credentials for an access token (OAuth2 client credentials grant)."""
+    """Trade client credentials for an access token (OAuth2 client credentials grant).
+
+    After repeated failures a client id or a source address must wait before its next attempt
+    (429 too_many_attempts with Retry-After), refused before the secret is checked."""
     service = request.app.state.service
+    throttle: LoginThrottle = service.throttle
     try:
+        _refuse_query(request)
         form = await _form(request)
         grant = form.get("grant_type")
         if not grant:
@@ -116,13 +131,28 @@ async def token(request: Request, session: SessionDep) -> JSONResponse:
                 f"grant_type '{grant[:40]}' is not supported; use client_credentials.",
             )
         client_id, secret = _credentials(request, form)
+        keys = (client_key(client_id), address_key(request.client.host if request.client else None))
+        wait = throttle.wait(*keys)
+        if wait > 0:
+            log.warning(
+                "token attempt for client %r throttled (%.0fs to wait)", client_id[:64], wait
+            )
+            raise OAuthError(
+                429,
+                "too_many_attempts",
+                f"Too many failed attempts for this client or from this address; retry in "
+                f"{max(1, math.ceil(wait))} seconds (Retry-After), with the right secret.",
+                headers=retry_after_header(wait),
+            )
         async with session.begin():
             result = await auth_store.authenticate(
                 session, client_id, secret, service.wall_clock.now()
             )
         if result.client is None:
+            throttle.failed(*keys)
             log.warning("token refused for client %r: %s", client_id[:64], result.reason)
             raise OAuthError(401, "invalid_client", _INVALID_CLIENT)
+        throttle.succeeded(keys[0])
     except OAuthError as exc:
         return exc.response()
     issued = await service.issuer.issue(result.client)
@@ -135,6 +165,30 @@ async def token(request: Request, session: SessionDep) -> JSONResponse:
     )
     body = TokenResponse(access_token=issued.token, expires_in=issued.expires_in)
     return JSONResponse(body.model_dump(), headers=NO_STORE)
+
+
+QUERY_CREDENTIALS = frozenset(
+    {"client_id", "client_secret", "grant_type", "token", "access_token", "refresh_token"}
+)
+
+
+def _refuse_query(request: Request) -> None:
+    """Refuse parameters in the URL: they end up in proxies' and servers' logs and browser
+    histories (RFC 6749 2.3.1: credentials only in the body)."""
+    if not request.url.query:
+        return
+    names = {name.lower() for name, _ in request.query_params.multi_items()}
+    if names & QUERY_CREDENTIALS:
+        raise OAuthError(
+            400,
+            "credentials_in_query",
+            "Credentials were sent in the URL's query string, where logs keep them: send them "
+            "in the form body (or client_id:client_secret with HTTP Basic) and rotate the secret "
+            "that was sent (POST /v1/clients/{client_id}/rotate).",
+        )
+    raise OAuthError(
+        400, "invalid_request", "This endpoint takes no query parameters; use the form body."
+    )
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -204,6 +258,63 @@ def _credentials(request: Request, form: dict[str, str]) -> tuple[str, str]:
             "client_id and client_secret form fields.",
         )
     return form_id, form_secret
+
+
+_REVOKE_FORM: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "required": ["token"],
+                    "properties": {
+                        "token": {"type": "string", "description": "the access token"},
+                        "token_type_hint": {"type": "string", "enum": ["access_token"]},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/oauth/revoke",
+    tags=["auth"],
+    openapi_extra=_REVOKE_FORM,
+    responses={
+        200: {"description": "revoked (or not a token of ours: nothing to do)"},
+        400: {"description": "invalid_request, credentials_in_query"},
+    },
+)
+async def revoke_token(request: Request, session: SessionDep) -> JSONResponse:
+    """Revoke an access token (RFC 7009), e.g. at logout: every service refuses it within
+    seconds (401 token_revoked). Holding the token is what entitles to revoke it; a token that
+    is not valid (expired, not ours) is answered 200 as well, with nothing to do."""
+    service = request.app.state.service
+    try:
+        _refuse_query(request)
+        form = await _form(request)
+        token = form.get("token")
+        if not token:
+            raise OAuthError(400, "invalid_request", "token is missing; send token=<access token>.")
+    except OAuthError as exc:
+        return exc.response()
+    try:
+        principal = await service.verifier.verify(token)
+    except AuthError as exc:
+        log.info("revocation of a token that is not valid (%s): nothing to do", exc.code)
+        return JSONResponse({}, headers=NO_STORE)
+    claims = service.verifier.revoke(token)
+    assert claims is not None  # verified just now
+    async with session.begin():
+        revocations.of_token(
+            session, principal.client_id, claims["jti"], claims["exp"], service.wall_clock.now()
+        )
+    service.relay.wake()
+    log.info("token %s of client %s revoked (logout)", claims["jti"], principal.client_id)
+    return JSONResponse({}, headers=NO_STORE)
 
 
 @router.get("/.well-known/jwks.json", tags=["auth"])
@@ -352,15 +463,25 @@ async def rotate_client(
             response = await _with_secret(session, issued)
     except auth_store.ClientError as exc:
         raise _api_error(exc) from None
+    request.app.state.service.relay.wake()  # the old secret's tokens: refused everywhere
     log.info("client %s secret rotated by %s", client_id, principal.client_id)
     return response
 
 
-@router.post("/v1/clients/{client_id}/revoke", tags=["clients"])
+@router.post(
+    "/v1/clients/{client_id}/revoke",
+    tags=["clients"],
+    responses={
+        404: {"description": "unknown_client"},
+        409: {"description": "last_office_client: create another office client first"},
+    },
+)
 async def revoke_client(
     client_id: str, request: Request, session: SessionDep, principal: PrincipalDep
 ) -> ClientOut:
-    """Revoke a client: no new tokens; tokens already issued expire within minutes."""
+    """Revoke a client: no new tokens, and the tokens it holds are refused by every service
+    within seconds (401 token_revoked). The last active office client cannot be revoked (409
+    last_office_client) (office only)."""
     require_office(principal)
     try:
         async with session.begin():
@@ -370,5 +491,6 @@ async def revoke_client(
             name = await auth_store.agency_name(session, revoked)
     except auth_store.ClientError as exc:
         raise _api_error(exc) from None
+    request.app.state.service.relay.wake()  # its tokens: refused everywhere within seconds
     log.info("client %s revoked by %s", client_id, principal.client_id)
     return client_out(revoked, name)

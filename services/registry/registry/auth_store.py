@@ -16,10 +16,11 @@ from typing import get_args
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from duban_shared.auth import Role
+from duban_shared.auth import OFFICE_ROLES, Role
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from registry import revocations
 from registry.agency_names import canonical_agency_name
 from registry.auth_models import ApiClient
 from registry.models import Agency
@@ -166,7 +167,8 @@ async def get_client(session: AsyncSession, client_id: str) -> ApiClient:
 
 
 async def rotate_secret(session: AsyncSession, client_id: str, now: datetime) -> ClientSecret:
-    """Give a client a new secret; the old one stops working at once."""
+    """Give a client a new secret; the old one stops working at once, and the tokens issued
+    with it are refused everywhere within seconds (a revocation through the outbox)."""
     client = await get_client(session, client_id)
     if client.revoked_at is not None:
         raise ClientError(
@@ -178,16 +180,45 @@ async def rotate_secret(session: AsyncSession, client_id: str, now: datetime) ->
     client.secret_hash = await hash_secret(secret)
     client.rotated_at = now
     session.add(client)
+    revocations.of_client(session, client_id, "rotated", now)
     await session.flush()
     return ClientSecret(client, secret)
 
 
 async def revoke_client(session: AsyncSession, client_id: str, now: datetime) -> ApiClient:
-    """Revoke a client (idempotent): it gets no new tokens; issued ones expire within minutes."""
+    """Revoke a client (idempotent): it gets no new tokens, and the tokens it holds are refused
+    everywhere within seconds (a revocation through the outbox).
+
+    The last active office client (coordinator or operator) cannot be revoked (409
+    last_office_client): nobody could manage clients afterwards but through the CLI.
+    """
     client = await get_client(session, client_id)
+    if client.revoked_at is None and client.role in OFFICE_ROLES:
+        # Lock the active office clients (PostgreSQL), so that two revocations at once of the
+        # last two cannot both see the other one still active.
+        others = (
+            await session.exec(
+                select(ApiClient.client_id)
+                .where(
+                    col(ApiClient.role).in_(sorted(OFFICE_ROLES)),
+                    col(ApiClient.revoked_at).is_(None),
+                    ApiClient.client_id != client_id,
+                )
+                .with_for_update()
+            )
+        ).all()
+        if not others:
+            raise ClientError(
+                409,
+                "last_office_client",
+                f"Client '{client_id}' is the last active office client (coordinator or "
+                "operator); create another office client first (POST /v1/clients or "
+                "`duban-registry create-client --role coordinator`), then revoke this one.",
+            )
     if client.revoked_at is None:
         client.revoked_at = now
         session.add(client)
+        revocations.of_client(session, client_id, "revoked", now)
         await session.flush()
     return client
 

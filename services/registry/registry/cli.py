@@ -93,14 +93,17 @@ def cmd_rotate_client(args: argparse.Namespace) -> int:
 
 
 def cmd_revoke_client(args: argparse.Namespace) -> int:
-    """Revoke a client: it gets no new tokens."""
+    """Revoke a client: it gets no new tokens, and its tokens are refused everywhere."""
 
     async def work(session: AsyncSession, now: datetime) -> datetime | None:
         return (await auth_store.revoke_client(session, args.client_id, now)).revoked_at
 
     revoked_at = _in_transaction(work)
     when = revoked_at.isoformat() if revoked_at else "?"
-    print(f"client {args.client_id} revoked at {when}; its tokens expire within minutes")
+    print(
+        f"client {args.client_id} revoked at {when}; every service refuses its tokens once the "
+        "running registry has relayed the revocation (seconds)"
+    )
     return 0
 
 

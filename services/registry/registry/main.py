@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from aiokafka import AIOKafkaProducer
+from duban_shared import topics
 from duban_shared.app import service_app
 from duban_shared.auth import JwtVerifier
 from duban_shared.clock import Clock, SystemClock
@@ -13,8 +14,10 @@ from duban_shared.db import create_engine, is_sqlite, session_factory
 from duban_shared.kafka import make_producer
 from duban_shared.metrics import ServiceMetrics, create_service_metrics
 from duban_shared.outbox import OutboxRelay
+from duban_shared.revocations import REVOCATIONS, RevocationFeed, revocation_feed
 from duban_shared.runtime import PRODUCER, Background
 from duban_shared.telemetry import create_tracer_provider, instrument_engine
+from duban_shared.throttle import LoginThrottle
 from fastapi import APIRouter, FastAPI
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Tracer
@@ -46,15 +49,20 @@ class RegistryService:
     keys: KeyRing
     issuer: TokenIssuer
     verifier: JwtVerifier
+    revocation_feed: RevocationFeed
+    throttle: LoginThrottle  # failed token requests per client id and source address
     background: Background = field(default_factory=Background)
 
     async def start(self) -> None:
         """Load the signing keys (making the first) and connect to Kafka, then relay the
-        outbox; both in the background, retried until the database and the broker answer."""
+        outbox, and follow the revocations; in the background, retried until the database and
+        the broker answer."""
         self.background.start_soon("signing keys", self.keys.load)
         self.background.start_soon(
             PRODUCER, self.producer.start, then=lambda: self.relay.run(self.background.stop)
         )
+        feed = self.revocation_feed
+        self.background.follow("registry-revocations", feed.consumer, feed.run, name=REVOCATIONS)
 
     async def close(self) -> None:
         """Stop background work, then the producer and the engine."""
@@ -99,6 +107,13 @@ def build(
     keys = KeyRing(
         sessions, wall_clock, retention=timedelta(seconds=settings.retired_key_retention_seconds)
     )
+    verifier = JwtVerifier(
+        keys,
+        issuer=settings.auth_issuer,
+        audience=settings.auth_audience,
+        clock=wall_clock,
+        leeway_seconds=settings.auth_leeway_seconds,
+    )
     return RegistryService(
         settings=settings,
         clock=clock,
@@ -118,12 +133,13 @@ def build(
             audience=settings.auth_audience,
             lifetime=timedelta(seconds=settings.token_lifetime_seconds),
         ),
-        verifier=JwtVerifier(
-            keys,
-            issuer=settings.auth_issuer,
-            audience=settings.auth_audience,
-            clock=wall_clock,
-            leeway_seconds=settings.auth_leeway_seconds,
+        verifier=verifier,
+        throttle=settings.login_throttle(wall_clock),
+        revocation_feed=revocation_feed(
+            settings.kafka_bootstrap_servers,
+            settings.topic_prefix + topics.REVOCATIONS,
+            SERVICE,
+            verifier.revocations,
         ),
         background=Background(settings.retry_policy()),
     )
@@ -136,10 +152,13 @@ def create_app(service: RegistryService | None = None) -> FastAPI:
     router = APIRouter()
     router.include_router(auth_api.router)
     router.include_router(api.router)
+    owned = service is None
+    service = service or build(RegistrySettings())
     return service_app(
         "Duban registry",
-        service or build(RegistrySettings()),
+        service,
         router,
-        owned=service is None,
+        owned=owned,
         max_body_bytes=4 * 1024 * 1024,  # a plan text (the 2024 plan is 30 KB)
+        trusted_proxies=service.settings.trusted_proxy_list,
     )

@@ -4,6 +4,9 @@ from duban_shared.settings import ServiceSettings
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+MAX_TOKEN_LIFETIME_SECONDS = 3600
+"""No access token lives longer: how long a client's revocation must be remembered."""
+
 
 class RegistrySettings(ServiceSettings):
     """What the registry needs to run."""
@@ -26,7 +29,7 @@ class RegistrySettings(ServiceSettings):
     token_lifetime_seconds: int = Field(
         default=600,
         ge=60,
-        le=3600,
+        le=MAX_TOKEN_LIFETIME_SECONDS,
         description="How long an access token from POST /oauth/token is valid.",
     )
     retired_key_retention_seconds: int = Field(

@@ -9,6 +9,7 @@ from typing import Any
 
 import jwt
 from duban_shared.clock import Clock
+from duban_shared.revocations import SECRET_AT_CLAIM, millis
 
 from registry.auth_models import ApiClient
 from registry.keys import KeyRing
@@ -43,7 +44,8 @@ class TokenIssuer:
         self._lifetime = lifetime
 
     async def issue(self, client: ApiClient) -> AccessToken:
-        """Sign a token for a client: iss, aud, sub, role, agency_id, iat, exp, jti."""
+        """Sign a token for a client: iss, aud, sub, role, agency_id, iat, exp, jti, and
+        secret_at (when the client's secret was set: a rotation refuses the older tokens)."""
         signer = await self._keys.signer()
         now = int(self._clock.now().timestamp())
         lifetime = int(self._lifetime.total_seconds())
@@ -58,6 +60,7 @@ class TokenIssuer:
             "iat": now,
             "exp": now + lifetime,
             "jti": jti,
+            SECRET_AT_CLAIM: millis(client.rotated_at or client.created_at),
         }
         token = jwt.encode(
             claims,

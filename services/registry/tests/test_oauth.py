@@ -8,16 +8,21 @@ import shlex
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Literal
 
 import httpx
 import jwt
 import pytest
+from argon2 import PasswordHasher
+from duban_shared import topics
 from duban_shared.auth import AuthError, parse_jwks
 from duban_shared.clock import ManualClock
+from duban_shared.events import Revocation
 from registry import auth_store, keys
 from registry.auth_models import ApiClient, SigningKey
 from registry.cli import main as cli
 from registry.main import RegistryService
+from registry.models import OutboxMessage
 from registry.store import agency_id_for
 from sqlmodel import select
 
@@ -340,3 +345,182 @@ async def test_api_client_rows_keep_role_and_agency_consistent(
         )
         with pytest.raises(IntegrityError):
             await session.commit()
+
+
+async def test_the_last_active_office_client_cannot_be_revoked(
+    registry: RegistryService, http: httpx.AsyncClient
+) -> None:
+    office = await create_client(registry, "coordinator")
+    headers = await _bearer(http, office)
+    alone = await http.post(f"/v1/clients/{office.client_id}/revoke", headers=headers)
+    assert (alone.status_code, alone.json()["code"]) == (409, "last_office_client"), alone.text
+    assert "create another office client first" in alone.json()["message"]
+    assert (await _token(http, office.client_id, office.secret)).status_code == 200
+
+    operator = await create_client(registry, "operator")
+    first = await http.post(f"/v1/clients/{office.client_id}/revoke", headers=headers)
+    assert first.status_code == 200, first.text
+    last = await http.post(
+        f"/v1/clients/{operator.client_id}/revoke", headers=await _bearer(http, operator)
+    )
+    assert (last.status_code, last.json()["code"]) == (409, "last_office_client")
+    again = await http.post(f"/v1/clients/{office.client_id}/revoke", headers=headers)
+    assert again.status_code == 200  # revoking a revoked client stays harmless
+
+
+def test_the_cli_refuses_to_revoke_the_last_office_client(
+    make_database: Callable[[str], str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("DUBAN_REGISTRY_DATABASE_URL", make_database("registry"))
+    assert cli(["create-client", "--role", "operator"]) == 0
+    client_id = next(
+        line.split("=", 1)[1]
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("client_id=")
+    )
+    with pytest.raises(SystemExit) as refused:
+        cli(["revoke-client", shlex.split(client_id)[0]])
+    assert "[last_office_client]" in str(refused.value)
+
+
+class CountingHasher(PasswordHasher):
+    """argon2's hasher, counting the secrets it checks."""
+
+    verified = 0
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
+        CountingHasher.verified += 1
+        return super().verify(hash, password)
+
+
+async def test_failed_token_requests_are_throttled_before_any_argon2_check(
+    registry: RegistryService, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(auth_store, "_hasher", CountingHasher())
+    CountingHasher.verified = 0
+    clock = _clock(registry)
+    forestry = await create_client(registry, "agency", FORESTRY)
+    for _ in range(5):  # DUBAN_AUTH_THROTTLE_FREE_FAILURES
+        _assert_invalid_client(await _token(http, forestry.client_id, "dcs_wrong"))
+    assert CountingHasher.verified == 5
+
+    # The sixth failure makes the client wait 1 s, then 2, 4, ...: refused before hashing,
+    # the right secret included.
+    _assert_invalid_client(await _token(http, forestry.client_id, "dcs_wrong"))
+    waits = []
+    for _ in range(6):
+        refused = await _token(http, forestry.client_id, forestry.secret)
+        assert refused.status_code == 429, refused.text
+        assert refused.json()["code"] == refused.json()["error"] == "too_many_attempts"
+        assert refused.headers["cache-control"] == "no-store"
+        waits.append(int(refused.headers["retry-after"]))
+        assert CountingHasher.verified == 5 + len(waits)  # the refusal checked nothing
+        clock.advance(timedelta(seconds=waits[-1]))
+        _assert_invalid_client(await _token(http, forestry.client_id, "dcs_wrong"))
+    assert waits == [1, 2, 4, 8, 16, 32]
+    attempts = CountingHasher.verified
+    for _ in range(300):  # a burst is refused without a single hash
+        assert (await _token(http, forestry.client_id, "dcs_wrong")).status_code == 429
+    assert CountingHasher.verified == attempts
+
+    # The source address is throttled too: guessing other clients' secrets from it waits.
+    office = await create_client(registry, "coordinator")
+    assert (await _token(http, office.client_id, "dcs_wrong")).status_code == 429
+
+    # Failures are forgotten after a quiet while; a good secret clears the client's count.
+    clock.advance(timedelta(minutes=16))
+    assert (await _token(http, forestry.client_id, forestry.secret)).status_code == 200
+    for _ in range(5):
+        _assert_invalid_client(await _token(http, forestry.client_id, "dcs_wrong"))
+
+
+async def test_credentials_in_the_query_string_are_refused(
+    registry: RegistryService, http: httpx.AsyncClient
+) -> None:
+    forestry = await create_client(registry, "agency", FORESTRY)
+    leaked = await http.post(
+        "/oauth/token",
+        params={"client_id": forestry.client_id, "client_secret": forestry.secret},
+        data={"grant_type": "client_credentials"},
+    )
+    assert (leaked.status_code, leaked.json()["code"]) == (400, "credentials_in_query")
+    assert "rotate" in leaked.json()["message"]
+    both = await http.post(
+        "/oauth/token",
+        params={"client_secret": forestry.secret},
+        data={
+            "grant_type": "client_credentials",
+            "client_id": forestry.client_id,
+            "client_secret": forestry.secret,
+        },
+    )
+    assert (both.status_code, both.json()["code"]) == (400, "credentials_in_query")
+    other = await http.post("/oauth/token?debug=1", data={"grant_type": "client_credentials"})
+    assert (other.status_code, other.json()["code"]) == (400, "invalid_request")
+    token = (await _token(http, forestry.client_id, forestry.secret)).json()["access_token"]
+    in_url = await http.post("/oauth/revoke", params={"token": token}, data={"x": "1"})
+    assert (in_url.status_code, in_url.json()["code"]) == (400, "credentials_in_query")
+    bearer_in_url = await http.get("/v1/plans", params={"access_token": token})
+    assert (bearer_in_url.status_code, bearer_in_url.json()["code"]) == (
+        400,
+        "credentials_in_query",
+    )
+
+
+async def test_a_revoked_token_is_refused_by_the_registry_and_published(
+    registry: RegistryService, http: httpx.AsyncClient
+) -> None:
+    office = await create_client(registry, "coordinator")
+    token = (await _token(http, office.client_id, office.secret)).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    assert (await http.get("/v1/clients", headers=headers)).status_code == 200
+    revoked = await http.post("/oauth/revoke", data={"token": token})
+    assert revoked.status_code == 200, revoked.text
+    refused = await http.get("/v1/clients", headers=headers)
+    assert (refused.status_code, refused.json()["code"]) == (401, "token_revoked")
+    # Not a token of ours, or revoked already: nothing to do, still 200 (RFC 7009).
+    assert (await http.post("/oauth/revoke", data={"token": "not-a-jwt"})).status_code == 200
+    assert (await http.post("/oauth/revoke", data={"token": token})).status_code == 200
+    missing = await http.post("/oauth/revoke", data={"token_type_hint": "access_token"})
+    assert (missing.status_code, missing.json()["code"]) == (400, "invalid_request")
+
+    claims = jwt.decode(token, options={"verify_signature": False})
+    async with registry.sessions() as session:
+        rows = (await session.exec(select(OutboxMessage))).all()
+    published = [
+        Revocation.model_validate_json(r.payload) for r in rows if r.topic == topics.REVOCATIONS
+    ]
+    assert [(r.kind, r.jti, r.client_id, r.reason) for r in published] == [
+        ("token", claims["jti"], office.client_id, "logout")
+    ]
+    assert published[0].expires_at.timestamp() == claims["exp"]
+
+
+async def test_a_rotation_or_revocation_publishes_what_verifiers_refuse(
+    registry: RegistryService, http: httpx.AsyncClient
+) -> None:
+    forestry = await create_client(registry, "agency", FORESTRY)
+    operator = await create_client(registry, "operator")
+    headers = await _bearer(http, operator)
+    old = (await _token(http, forestry.client_id, forestry.secret)).json()["access_token"]
+    _clock(registry).advance(timedelta(seconds=1))
+    rotated = await http.post(f"/v1/clients/{forestry.client_id}/rotate", headers=headers)
+    new = (await _token(http, forestry.client_id, rotated.json()["client_secret"])).json()
+    async with registry.sessions() as session:
+        rows = (await session.exec(select(OutboxMessage))).all()
+    (rotation,) = [
+        Revocation.model_validate_json(r.payload) for r in rows if r.topic == topics.REVOCATIONS
+    ]
+    assert (rotation.kind, rotation.reason, rotation.client_id) == (
+        "client",
+        "rotated",
+        forestry.client_id,
+    )
+    # What progress and the notifier do with it: the old secret's token is refused, not the new.
+    registry.verifier.revocations.apply(rotation)
+    with pytest.raises(AuthError) as caught:
+        await registry.verifier.verify(old)
+    assert caught.value.code == "token_revoked"
+    assert (await registry.verifier.verify(new["access_token"])).client_id == forestry.client_id
