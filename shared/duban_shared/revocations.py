@@ -28,8 +28,10 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 
+from duban_shared import topics
 from duban_shared.clock import Clock
 from duban_shared.events import Revocation, RevocationKind
+from duban_shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +170,12 @@ class RevocationFeed:
 
 
 def revocation_feed(
-    bootstrap_servers: str, topic: str, client_id: str, revocations: RevocationList
+    settings: ServiceSettings, client_id: str, revocations: RevocationList
 ) -> RevocationFeed:
-    """A feed of the revocations topic (its full name, prefix included) into `revocations`."""
-    return RevocationFeed(bootstrap_servers, topic, client_id, revocations)
+    """A feed of the service's revocations topic (its prefix included) into `revocations`."""
+    return RevocationFeed(
+        settings.kafka_bootstrap_servers,
+        settings.topic_prefix + topics.REVOCATIONS,
+        client_id,
+        revocations,
+    )

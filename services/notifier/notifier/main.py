@@ -212,12 +212,7 @@ def build(
         escalator,
         channels,
         verifier=verifier,
-        revocation_feed=revocation_feed(
-            settings.kafka_bootstrap_servers,
-            settings.topic_prefix + topics.REVOCATIONS,
-            SERVICE,
-            verifier.revocations,
-        ),
+        revocation_feed=revocation_feed(settings, SERVICE, verifier.revocations),
         ack_links=ack_links,
         metrics=metrics,
         producer=make_producer(settings.kafka_bootstrap_servers, client_id=SERVICE),

@@ -249,12 +249,7 @@ def build(
             latest_due_years_after_plan=settings.latest_due_years_after_plan,
         ),
         verifier=verifier,
-        revocation_feed=revocation_feed(
-            settings.kafka_bootstrap_servers,
-            settings.topic_prefix + topics.REVOCATIONS,
-            SERVICE,
-            verifier.revocations,
-        ),
+        revocation_feed=revocation_feed(settings, SERVICE, verifier.revocations),
         rate_limiter=RateLimiter(wall_clock, settings.rate_per_second, settings.rate_burst),
         login_throttle=settings.login_throttle(wall_clock),
         calendar=calendar,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from duban_shared import attributes as attr
 from duban_shared.metrics import CALENDAR_PROVISIONAL, STALLS_OPEN, CachedGauge, ServiceMetrics
@@ -28,25 +28,47 @@ async def open_stalls(session: AsyncSession) -> Counter[tuple[str, str]]:
     return Counter((level, reasons[0] if reasons else "none") for level, reasons in rows.all())
 
 
+def _register(
+    metrics: ServiceMetrics,
+    sessions: async_sessionmaker[AsyncSession],
+    name: str,
+    count: Callable[[AsyncSession], Awaitable[Sequence[tuple[float, Mapping[str, str]]]]],
+    *,
+    max_age_seconds: float,
+    unit: str,
+    description: str,
+) -> CachedGauge:
+    """A gauge on progress's metrics whose values one query gives, run at most every max age."""
+
+    async def load() -> Sequence[tuple[float, Mapping[str, str]]]:
+        async with sessions() as session:
+            return await count(session)
+
+    return metrics.cached_gauge(
+        name, load, max_age_seconds=max_age_seconds, unit=unit, description=description
+    )
+
+
 def register_open_stalls(
     metrics: ServiceMetrics,
     sessions: async_sessionmaker[AsyncSession],
     *,
     max_age_seconds: float,
 ) -> CachedGauge:
-    """Register the gauge on progress's metrics; the query runs at most every max age."""
+    """Register `duban.stalls.open`; the query runs at most every max age."""
 
-    async def load() -> Sequence[tuple[float, Mapping[str, str]]]:
-        async with sessions() as session:
-            counts = await open_stalls(session)
+    async def count(session: AsyncSession) -> Sequence[tuple[float, Mapping[str, str]]]:
+        counts = await open_stalls(session)
         return [
             (float(n), {attr.STALL_LEVEL: level, attr.STALL_REASON: reason})
             for (level, reason), n in counts.items()
         ]
 
-    return metrics.cached_gauge(
+    return _register(
+        metrics,
+        sessions,
         STALLS_OPEN,
-        load,
+        count,
         max_age_seconds=max_age_seconds,
         unit="{episode}",
         description="Open stall episodes by colour (duban.stall.level) and headline reason "
@@ -76,16 +98,17 @@ def register_provisional_judgements(
     *,
     max_age_seconds: float,
 ) -> CachedGauge:
-    """Register the gauge on progress's metrics; the query runs at most every max age."""
+    """Register `duban.calendar.provisional_judgements`; the query runs at most every max age."""
 
-    async def load() -> Sequence[tuple[float, Mapping[str, str]]]:
-        async with sessions() as session:
-            counts = await provisional_judgements(session)
+    async def count(session: AsyncSession) -> Sequence[tuple[float, Mapping[str, str]]]:
+        counts = await provisional_judgements(session)
         return [(float(n), {attr.CALENDAR_YEAR: str(year)}) for year, n in sorted(counts.items())]
 
-    return metrics.cached_gauge(
+    return _register(
+        metrics,
+        sessions,
         CALENDAR_PROVISIONAL,
-        load,
+        count,
         max_age_seconds=max_age_seconds,
         unit="{work_point}",
         description="Work points whose current judgement counted working days on a provisional "

@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from aiokafka import AIOKafkaProducer
-from duban_shared import topics
 from duban_shared.app import service_app
 from duban_shared.auth import JwtVerifier
 from duban_shared.clock import Clock, SystemClock
@@ -135,12 +134,7 @@ def build(
         ),
         verifier=verifier,
         throttle=settings.login_throttle(wall_clock),
-        revocation_feed=revocation_feed(
-            settings.kafka_bootstrap_servers,
-            settings.topic_prefix + topics.REVOCATIONS,
-            SERVICE,
-            verifier.revocations,
-        ),
+        revocation_feed=revocation_feed(settings, SERVICE, verifier.revocations),
         background=Background(settings.retry_policy()),
     )
 
