@@ -9,11 +9,12 @@ from __future__ import annotations
 import html
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from duban_shared.api import ApiError, Limit, Offset, Page
+from duban_shared.api import ApiError, Limit, Offset, Page, error_responses
 from duban_shared.app import SessionDep
 from duban_shared.auth import PrincipalDep, require_agency_access
+from duban_shared.events import WorkPointId
 from duban_shared.kafka import trace_id_of
 from duban_shared.numerals import chinese_number
 from fastapi import APIRouter, Query, Request
@@ -103,7 +104,7 @@ async def list_alerts(
     state: Literal["firing", "acknowledged", "resolved", "open"] | None = Query(
         default=None, description="open: firing or acknowledged"
     ),
-    work_point_id: str | None = None,
+    work_point_id: Annotated[WorkPointId | None, Query()] = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> Page[AlertOut]:
@@ -128,7 +129,7 @@ async def list_alerts(
     )
 
 
-@router.post("/v1/alerts/{alert_id}/ack")
+@router.post("/v1/alerts/{alert_id}/ack", responses=error_responses(409))
 async def ack_alert(
     alert_id: uuid.UUID, request: Request, session: SessionDep, principal: PrincipalDep
 ) -> AlertOut:

@@ -21,17 +21,16 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import RecordMetadata
 from duban_shared import attributes as attr
 from duban_shared import topics
-from duban_shared.api import DATABASE_ERRORS, ApiError
+from duban_shared.api import DATABASE_ERRORS, ApiError, error_responses
 from duban_shared.auth import PrincipalDep
 from duban_shared.clock import domain_span
 from duban_shared.events import (
     EvidenceUrl,
-    MetricName,
-    MetricValue,
     ReportStatus,
     StatusEvent,
     WorkPointId,
 )
+from duban_shared.inputs import SINGLE_LINE, IsoDateTime, Line, Number, StrictInt, Text
 from duban_shared.kafka import link_to, send_traced
 from duban_shared.ratelimit import retry_after_header
 from duban_shared.runtime import PRODUCER
@@ -39,7 +38,7 @@ from fastapi import APIRouter, Body, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from opentelemetry import trace
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from progress import ingest_store
 from progress.checks import ReportProblem, check_report
@@ -90,7 +89,7 @@ EXAMPLE: dict[str, Any] = {
     "work_point_id": "zhaoqing-digital-2024/35",
     "status": "at_risk",
     "percent": 40,
-    "kpis": {"林分优化提升": 5.2},
+    "kpis": {"林分优化": 5.2},
     "note": "林分优化用地审批未完成",
     "evidence": ["https://lyj.zhaoqing.gov.cn/reports/2024-09.pdf"],
     "occurred_at": "2024-09-02T09:30:00+08:00",
@@ -105,16 +104,16 @@ class StatusReportIn(BaseModel):
     event_id: uuid.UUID = Field(description="Your idempotency key: resend with the same id.")
     work_point_id: WorkPointId
     status: ReportStatus
-    percent: int | None = Field(default=None, ge=0, le=100)
-    kpis: dict[MetricName, MetricValue] = Field(
+    percent: StrictInt | None = Field(default=None, ge=0, le=100)
+    kpis: dict[Annotated[Line, Field(min_length=1, max_length=100)], Number] = Field(
         default_factory=dict,
         max_length=20,
         description="KPI actuals, metric -> value; metrics are the work point's target metrics "
         "(GET the registry's work point to see them).",
     )
-    note: str | None = Field(default=None, max_length=2000)
-    evidence: list[EvidenceUrl] = Field(default_factory=list, max_length=10)
-    occurred_at: AwareDatetime = Field(description="When the status was true, with an offset.")
+    note: Text | None = Field(default=None, max_length=2000)
+    evidence: list[Annotated[EvidenceUrl, SINGLE_LINE]] = Field(default_factory=list, max_length=10)
+    occurred_at: IsoDateTime = Field(description="When the status was true, with an offset.")
 
 
 class Accepted(BaseModel):
@@ -191,7 +190,7 @@ def _take_tokens(request: Request, client_id: str, cost: int) -> None:
         )
 
 
-@router.post("/v1/events", status_code=202)
+@router.post("/v1/events", status_code=202, responses=error_responses(409, 429))
 async def post_event(report: StatusReportIn, request: Request, principal: PrincipalDep) -> Accepted:
     """Accept one status report: answered 202 only after Kafka acknowledged it (acks=all).
 
@@ -216,7 +215,7 @@ async def post_event(report: StatusReportIn, request: Request, principal: Princi
     return answer
 
 
-@router.post("/v1/events/batch")
+@router.post("/v1/events/batch", responses=error_responses(429))
 async def post_events_batch(
     request: Request,
     principal: PrincipalDep,
