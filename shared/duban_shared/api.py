@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import Send
 
 from duban_shared.failures import OutageLog
@@ -116,6 +117,17 @@ class ApiError(Exception):
         self.headers = headers
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method some route takes at this path (the framework's Allow names only the first
+    route's)."""
+    allowed: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            allowed |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(allowed))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Render ApiError and request validation errors as ErrorBody JSON."""
 
@@ -158,10 +170,9 @@ def install_error_handlers(app: FastAPI) -> None:
             )
         elif exc.status_code == 405:
             code = "method_not_allowed"
-            allowed = (exc.headers or {}).get("Allow") or (exc.headers or {}).get("allow")
-            message = f"{request.method} is not allowed on {request.url.path}" + (
-                f"; use {allowed}." if allowed else "; see /openapi.json for its methods."
-            )
+            allowed = _allowed_methods(request)
+            headers = {**(exc.headers or {}), "Allow": allowed}
+            message = f"{request.method} is not allowed on {request.url.path}; use {allowed}."
         else:
             code = f"http_{exc.status_code}"
             message = str(exc.detail)
@@ -169,7 +180,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             status_code=exc.status_code,
             content=body.model_dump(mode="json"),
-            headers=exc.headers,
+            headers=headers if exc.status_code == 405 else exc.headers,
         )
 
     @app.exception_handler(RequestValidationError)

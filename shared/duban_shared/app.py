@@ -189,6 +189,9 @@ def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
                     responses["422"] = _error_ref(422)
                 else:
                     responses.setdefault(str(status), _error_ref(status))
+            for status, response in responses.items():
+                if status[0] in "45" and "content" not in response:  # declared bare
+                    response["content"] = _error_ref(int(status))["content"]
     return schema
 
 

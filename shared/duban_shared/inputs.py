@@ -16,12 +16,22 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from dataclasses import dataclass
 from datetime import date
 from email.message import Message
 from typing import Annotated, Any
 
 from fastapi import Path, Query
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, Strict
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BeforeValidator,
+    Field,
+    GetJsonSchemaHandler,
+    Strict,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.types import Message as AsgiMessage
 
@@ -32,8 +42,17 @@ MAX_DEPTH = 32
 MAX_DIGITS = 40
 """Digits allowed in a JSON number: more than any quantity or identifier we store."""
 
-StrictInt = Annotated[int, Strict()]
-"""An integer that must be sent as a JSON integer (not "40", not true)."""
+
+def _integer_only(value: object) -> object:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError('must be a JSON integer, e.g. 40 (not "40", not true)')
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # JSON Schema counts 40.0 as an integer
+    return value
+
+
+StrictInt = Annotated[int, BeforeValidator(_integer_only)]
+"""An integer that must be sent as a JSON integer (40 or 40.0; not "40", not true)."""
 StrictBool = Annotated[bool, Strict()]
 """A boolean that must be sent as true or false (not "yes", not 1)."""
 Number = Annotated[float, Strict(), Field(allow_inf_nan=False)]
@@ -73,11 +92,28 @@ def _single_line(value: str) -> str:
     return value
 
 
+@dataclass(frozen=True)
+class _Pattern:
+    """Document a pattern in the JSON Schema only; a validator enforces it with a message a
+    person can act on (the pattern's own error would only quote the regex)."""
+
+    pattern: str
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema.setdefault("pattern", self.pattern)
+        return json_schema
+
+
+TEXT_PATTERN = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+LINE_PATTERN = r"^[^\x00-\x1F\x7F-\x9F\u2028\u2029]*$"
 NO_CONTROL_CHARACTERS = AfterValidator(_no_control_characters)
 SINGLE_LINE = AfterValidator(_single_line)
-Text = Annotated[str, NO_CONTROL_CHARACTERS]
+Text = Annotated[str, NO_CONTROL_CHARACTERS, _Pattern(TEXT_PATTERN)]
 """Text a person wrote: line breaks and tabs allowed, other control characters refused."""
-Line = Annotated[str, SINGLE_LINE]
+Line = Annotated[str, SINGLE_LINE, _Pattern(LINE_PATTERN)]
 """A single line (a name, a title, a label): no control characters at all."""
 
 PathNumber = Annotated[int, Path(ge=0, le=9999, description="A number of the plan (0-9999)")]
@@ -197,9 +233,10 @@ def loads_strict(body: bytes) -> Any:
 
 
 def _is_json(content_type: str | None) -> bool:
-    """FastAPI reads a body as JSON when it has no content type or a JSON one."""
+    """FastAPI reads a body as JSON when its content type is JSON (application/json or
+    */*+json); without a content type it does not (strict content type)."""
     if not content_type:
-        return True
+        return False
     message = Message()
     message["content-type"] = content_type
     main, sub = message.get_content_maintype(), message.get_content_subtype()

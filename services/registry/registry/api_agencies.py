@@ -138,7 +138,7 @@ async def list_agencies(
     return Page(items=items, total=total, limit=limit, offset=offset)
 
 
-@router.get("/resolve")
+@router.get("/resolve", responses=error_responses(404))
 async def resolve_agency(
     session: SessionDep,
     _p: PrincipalDep,
@@ -155,7 +155,7 @@ async def resolve_agency(
     return agency_out(agency, await agencies.aliases_of(session, agency.id))
 
 
-@router.get("/{agency_id}")
+@router.get("/{agency_id:uuid}")
 async def get_agency(agency_id: uuid.UUID, session: SessionDep, _p: PrincipalDep) -> AgencyDetail:
     """Show an agency with its aliases and history."""
     return await _detail(session, await _agency(session, agency_id))
@@ -171,7 +171,7 @@ async def create_agency(
     return await _detail(session, agency)
 
 
-@router.patch("/{agency_id}")
+@router.patch("/{agency_id:uuid}")
 async def change_agency(
     agency_id: uuid.UUID,
     body: AgencyChange,
@@ -188,7 +188,7 @@ async def change_agency(
     return await _detail(session, agency)
 
 
-@router.post("/{agency_id}/aliases", responses=error_responses(409))
+@router.post("/{agency_id:uuid}/aliases", responses=error_responses(409))
 async def add_alias(
     agency_id: uuid.UUID,
     body: NameIn,
@@ -203,7 +203,7 @@ async def add_alias(
     return await _detail(session, agency)
 
 
-@router.post("/{agency_id}/rename", responses=error_responses(409))
+@router.post("/{agency_id:uuid}/rename", responses=error_responses(409))
 async def rename_agency(
     agency_id: uuid.UUID,
     body: NameIn,
@@ -219,7 +219,7 @@ async def rename_agency(
     return await _detail(session, agency)
 
 
-@router.post("/{agency_id}/merge", responses=error_responses(409))
+@router.post("/{agency_id:uuid}/merge", responses=error_responses(409))
 async def merge_agency(
     agency_id: uuid.UUID,
     body: MergeIn,

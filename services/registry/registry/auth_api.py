@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, unquote_plus
 from duban_shared.api import ApiError
 from duban_shared.app import SessionDep
 from duban_shared.auth import PrincipalDep, Role, require_office
+from duban_shared.inputs import Line
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -86,6 +87,7 @@ _TOKEN_FORM: dict[str, Any] = {
     }
 }
 
+_TOKEN_PARAMETERS = frozenset({"grant_type", "client_id", "client_secret", "scope"})
 _INVALID_CLIENT = (
     "Client authentication failed (unknown client, wrong secret or revoked client); check the "
     "client id and secret, or ask the coordinating office for new credentials."
@@ -155,7 +157,7 @@ async def _form(request: Request) -> dict[str, str]:
         raise OAuthError(400, "invalid_request", "The form is not UTF-8.") from None
     form: dict[str, str] = {}
     for name, value in pairs:
-        if name in form:
+        if name in form and name in _TOKEN_PARAMETERS:  # RFC 6749 3.2: others are ignored
             raise OAuthError(400, "invalid_request", f"Parameter '{name[:40]}' is repeated.")
         form[name] = value
     return form
@@ -246,18 +248,19 @@ class ClientIn(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"role": "agency", "agency_name": "市林业局", "label": "林业局系统"}]
+            "examples": [{"role": "agency", "agency_name": "市林业局", "label": "林业局系统"}],
+            "not": {"required": ["agency_id", "agency_name"]},
         },
     )
 
     role: Role
     agency_id: uuid.UUID | None = None
-    agency_name: str | None = Field(default=None, max_length=120)
-    label: str = Field(default="", max_length=120)
+    agency_name: Line | None = Field(default=None, max_length=120)
+    label: Line = Field(default="", max_length=120)
 
     @model_validator(mode="after")
     def _one_agency_reference(self) -> ClientIn:
-        if self.agency_id is not None and self.agency_name is not None:
+        if {"agency_id", "agency_name"} <= self.model_fields_set:
             raise ValueError("give agency_id or agency_name, not both")
         return self
 

@@ -1,0 +1,133 @@
+"""Property-based fuzzing of the three services' HTTP APIs against their OpenAPI documents.
+
+Schemathesis (every check: no server error, documented status codes, content types, headers
+and response schemas, schema-invalid data refused, schema-valid data accepted, methods and
+authentication) drives each service through real HTTP: uvicorn on loopback in front of the
+running stack (real Kafka and PostgreSQL), once with an agency system's token and once with the
+coordinating office's. A failure is a defect of the service, never filtered out of the run.
+
+The run is bounded (`DUBAN_FUZZ_MAX_EXAMPLES` cases per operation and phase, a fixed seed) so
+the suite stays within minutes on two cores; each run's figures (cases, checks, failures) are
+printed and written to test-artifacts/fuzz/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from notifier.main import create_app as notifier_app
+from progress.main import create_app as progress_app
+from registry.main import create_app as registry_app
+
+from tests.harness import ROOT, wait_for
+from tests.stack import Stack
+
+MAX_EXAMPLES = int(os.environ.get("DUBAN_FUZZ_MAX_EXAMPLES", "25"))
+SEED = int(os.environ.get("DUBAN_FUZZ_SEED", "20240902"))
+ARTIFACTS = ROOT / "test-artifacts" / "fuzz"
+CONFIG = Path(__file__).parent / "data" / "schemathesis.toml"
+
+
+@asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[str]:
+    """Serve an app with uvicorn on a free loopback port, in this event loop; yield its URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False)
+    )
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+
+    async def listening() -> bool:
+        return bool(server.started)
+
+    await wait_for(listening, what="uvicorn to listen")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+async def fuzz(base_url: str, token: str, name: str) -> dict[str, Any]:
+    """Run schemathesis against one service with one token; return its JSON run report."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    report = ARTIFACTS / f"{name}.json"
+    report.unlink(missing_ok=True)
+    command = [
+        str(Path(sys.executable).with_name("schemathesis")),
+        "--config-file",
+        str(CONFIG),
+        "--no-color",
+        "run",
+        f"{base_url}/openapi.json",
+        "--checks",
+        "all",
+        "--max-examples",
+        str(MAX_EXAMPLES),
+        "--seed",
+        str(SEED),
+        "--workers",
+        "2",
+        "--header",
+        f"Authorization: Bearer {token}",
+        "--report",
+        "json,junit,ndjson",
+        "--report-json-path",
+        str(report),
+        "--report-junit-path",
+        str(ARTIFACTS / f"{name}.junit.xml"),
+        "--report-ndjson-path",
+        str(ARTIFACTS / f"{name}.ndjson"),
+    ]
+    process = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    output, _ = await process.communicate()
+    text = output.decode(errors="replace")
+    (ARTIFACTS / f"{name}.txt").write_text(text)
+    print(text[-6000:])
+    assert report.exists(), text[-4000:]
+    data: dict[str, Any] = json.loads(report.read_text())
+    data["exit_code"] = process.returncode
+    return data
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("service", ["registry", "progress", "notifier"])
+async def test_fuzzing_finds_no_failure(stack: Stack, service: str) -> None:
+    apps = {
+        "registry": lambda: registry_app(stack.registry),
+        "progress": lambda: progress_app(stack.progress),
+        "notifier": lambda: notifier_app(stack.notifier),
+    }
+    failed = []
+    async with serving(apps[service]()) as url:
+        for role, client in (("agency", stack.forestry), ("office", stack.office)):
+            token = await stack.token(client)
+            result = await fuzz(url, token, f"{service}-{role}")
+            figures = {
+                "run": f"{service} as {role}",
+                "operations": result["operations"]["tested"],
+                "cases": result["test_cases"]["generated"],
+                "failures": result["test_cases"]["unique_failures"],
+                "errors": len(result["errors"]),
+                "seconds": round(result["running_time"], 1),
+            }
+            print("fuzz figures:", json.dumps(figures))
+            if result["exit_code"] != 0:
+                failed.append(f"{service} as {role}")
+    assert not failed, f"fuzzing failed for {failed}: see test-artifacts/fuzz/*.txt"
