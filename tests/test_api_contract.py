@@ -188,7 +188,6 @@ async def test_loose_input_is_refused_not_coerced(stack: Stack) -> None:
     for change in (
         {"percent": "40"},
         {"percent": True},
-        {"percent": 40.0},
         {"occurred_at": 1725240600},
         {"note": "审批\x00未完成"},
         {"note": "审批\x1b[31m未完成"},
@@ -199,7 +198,8 @@ async def test_loose_input_is_refused_not_coerced(stack: Stack) -> None:
         response = await stack.progress_http.post(
             "/v1/events", json={**report, **change}, headers=agency
         )
-        assert (response.status_code, response.json()["code"]) == (422, "invalid_request"), change
+        assert response.status_code == 422, (change, response.text)
+        assert response.json()["code"] == "invalid_request", change
     duplicated = (
         b'{"event_id": "%s", "work_point_id": "%s/35", "status": "at_risk", '
         b'"status": "blocked", "occurred_at": "%s"}'
@@ -226,6 +226,7 @@ async def test_loose_input_is_refused_not_coerced(stack: Stack) -> None:
         (stack.notifier_http, f"/v1/notifications?offset={huge}"),
         (stack.notifier_http, f"/v1/alerts?limit=10&offset={huge}"),
         (stack.notifier_http, "/v1/notifications?work_point_id=a%00b"),
+        (stack.registry_http, "/v1/clients/a%00b"),
     ):
         method = "PUT" if path.endswith("/shares") else "GET"
         response = await http.request(method, path, headers=office, json={"shares": []})

@@ -18,6 +18,7 @@ import json
 import os
 import socket
 import sys
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -94,7 +95,10 @@ async def fuzz(base_url: str, token: str, name: str) -> dict[str, Any]:
         str(ARTIFACTS / f"{name}.ndjson"),
     ]
     process = await asyncio.create_subprocess_exec(
-        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        *command,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        cwd=ARTIFACTS,  # its cache (.schemathesis/) stays with the reports
     )
     output, _ = await process.communicate()
     text = output.decode(errors="replace")
@@ -103,7 +107,23 @@ async def fuzz(base_url: str, token: str, name: str) -> dict[str, Any]:
     assert report.exists(), text[-4000:]
     data: dict[str, Any] = json.loads(report.read_text())
     data["exit_code"] = process.returncode
+    data["checks"] = count_checks(ARTIFACTS / f"{name}.ndjson")
     return data
+
+
+def count_checks(events: Path) -> Counter[str]:
+    """How many checks ran, by outcome, from a run's NDJSON event stream."""
+    counts: Counter[str] = Counter()
+    with events.open() as lines:
+        for line in lines:
+            if not line.startswith('{"ScenarioFinished"'):
+                continue
+            recorder = json.loads(line)["ScenarioFinished"]["recorder"]
+            for results in recorder.get("checks", {}).values():
+                for result in results:
+                    counts[result["status"]] += 1
+                    counts["total"] += 1
+    return counts
 
 
 @pytest.mark.timeout(900)
@@ -123,11 +143,15 @@ async def test_fuzzing_finds_no_failure(stack: Stack, service: str) -> None:
                 "run": f"{service} as {role}",
                 "operations": result["operations"]["tested"],
                 "cases": result["test_cases"]["generated"],
+                "checks": result["checks"]["total"],
+                "checks_failed": result["checks"]["failure"],
                 "failures": result["test_cases"]["unique_failures"],
                 "errors": len(result["errors"]),
                 "seconds": round(result["running_time"], 1),
             }
             print("fuzz figures:", json.dumps(figures))
+            with (ARTIFACTS / "figures.ndjson").open("a") as record:
+                record.write(json.dumps(figures) + "\n")
             if result["exit_code"] != 0:
                 failed.append(f"{service} as {role}")
     assert not failed, f"fuzzing failed for {failed}: see test-artifacts/fuzz/*.txt"

@@ -225,10 +225,12 @@ async def post_events_batch(
             examples=[{"events": [EXAMPLE]}],
             description='{"events": [report, ...]}: each report as for POST /v1/events.',
             # Each report is judged on its own (a bad one is rejected in the results, the
-            # others accepted), so the batch's schema only requires a non-empty list.
+            # others accepted), so the batch's schema only requires a non-empty list of objects.
             json_schema_extra={
                 "required": ["events"],
-                "properties": {"events": {"type": "array", "minItems": 1, "items": {}}},
+                "properties": {
+                    "events": {"type": "array", "minItems": 1, "items": {"type": "object"}}
+                },
                 "additionalProperties": False,
             },
         ),
@@ -244,11 +246,17 @@ async def post_events_batch(
     service = request.app.state.service
     items = body.get("events")
     limit = service.settings.batch_max_events
-    if not isinstance(items, list) or not items or set(body) != {"events"}:
+    if (
+        not isinstance(items, list)
+        or not items
+        or set(body) != {"events"}
+        or not all(isinstance(item, dict) for item in items)
+    ):
         raise ApiError(
             422,
             "invalid_batch",
-            'Send {"events": [report, ...]} with at least one report and nothing else.',
+            'Send {"events": [report, ...]} with at least one report (each a JSON object) and '
+            "nothing else.",
         )
     if len(items) > limit:
         raise ApiError(

@@ -14,14 +14,14 @@ import binascii
 import logging
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qsl, unquote_plus
 
-from duban_shared.api import ApiError
+from duban_shared.api import ApiError, error_responses
 from duban_shared.app import SessionDep
 from duban_shared.auth import PrincipalDep, Role, require_office
 from duban_shared.inputs import Line
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -87,6 +87,7 @@ _TOKEN_FORM: dict[str, Any] = {
     }
 }
 
+ClientId = Annotated[Line, Path(max_length=80, description="A client id, e.g. agency-...")]
 _TOKEN_PARAMETERS = frozenset({"grant_type", "client_id", "client_secret", "scope"})
 _INVALID_CLIENT = (
     "Client authentication failed (unknown client, wrong secret or revoked client); check the "
@@ -326,7 +327,7 @@ async def create_client(
 
 
 @router.get("/v1/clients/{client_id}", tags=["clients"])
-async def client(client_id: str, session: SessionDep, principal: PrincipalDep) -> ClientOut:
+async def client(client_id: ClientId, session: SessionDep, principal: PrincipalDep) -> ClientOut:
     """Show one client (office only)."""
     require_office(principal)
     try:
@@ -340,10 +341,11 @@ async def client(client_id: str, session: SessionDep, principal: PrincipalDep) -
     "/v1/clients/{client_id}/rotate",
     tags=["clients"],
     status_code=201,
+    responses=error_responses(409),
     response_model=ClientWithSecret,
 )
 async def rotate_client(
-    client_id: str, request: Request, session: SessionDep, principal: PrincipalDep
+    client_id: ClientId, request: Request, session: SessionDep, principal: PrincipalDep
 ) -> JSONResponse:
     """Give a client a new secret, shown once; the old one stops working (office only)."""
     require_office(principal)
@@ -361,7 +363,7 @@ async def rotate_client(
 
 @router.post("/v1/clients/{client_id}/revoke", tags=["clients"])
 async def revoke_client(
-    client_id: str, request: Request, session: SessionDep, principal: PrincipalDep
+    client_id: ClientId, request: Request, session: SessionDep, principal: PrincipalDep
 ) -> ClientOut:
     """Revoke a client: no new tokens; tokens already issued expire within minutes."""
     require_office(principal)
