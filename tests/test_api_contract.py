@@ -274,3 +274,20 @@ async def test_a_contacts_file_of_any_bytes_is_imported_or_refused_line_by_line(
     huge_line = await post(f"{header}\n市林业局,sms,{'1' * 60_000},x\n".encode())
     assert (huge_line.status_code, huge_line.json()["code"]) == (422, "invalid_csv")
     assert [d["code"] for d in huge_line.json()["details"]] == ["field_too_long"]
+
+
+async def test_an_unexpected_failure_answers_500_with_a_code_and_a_message() -> None:
+    from duban_shared.api import install_error_handlers
+
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("a bug")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        response = await http.get("/boom")
+    assert (response.status_code, response.json()["code"]) == (500, "internal_error")
+    assert "a bug" not in response.text  # nothing of the internals leaks

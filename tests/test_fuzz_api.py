@@ -34,7 +34,7 @@ from registry.main import create_app as registry_app
 from tests.harness import ROOT, wait_for
 from tests.stack import Stack
 
-MAX_EXAMPLES = int(os.environ.get("DUBAN_FUZZ_MAX_EXAMPLES", "25"))
+MAX_EXAMPLES = int(os.environ.get("DUBAN_FUZZ_MAX_EXAMPLES", "15"))
 SEED = int(os.environ.get("DUBAN_FUZZ_SEED", "20240902"))
 ARTIFACTS = ROOT / "test-artifacts" / "fuzz"
 CONFIG = Path(__file__).parent / "data" / "schemathesis.toml"
@@ -63,7 +63,7 @@ async def serving(app: FastAPI) -> AsyncIterator[str]:
         sock.close()
 
 
-async def fuzz(base_url: str, token: str, name: str) -> dict[str, Any]:
+async def fuzz(base_url: str, token: str, name: str, phases: str) -> dict[str, Any]:
     """Run schemathesis against one service with one token; return its JSON run report."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     report = ARTIFACTS / f"{name}.json"
@@ -81,8 +81,13 @@ async def fuzz(base_url: str, token: str, name: str) -> dict[str, Any]:
         str(MAX_EXAMPLES),
         "--seed",
         str(SEED),
+        "--phases",
+        phases,
+        # One worker: the server shares this process's event loop anyway, and schemathesis's
+        # schema walking is not thread-safe on Python 3.11 ("AST constructor recursion depth
+        # mismatch").
         "--workers",
-        "2",
+        "1",
         "--header",
         f"Authorization: Bearer {token}",
         "--report",
@@ -136,9 +141,15 @@ async def test_fuzzing_finds_no_failure(stack: Stack, service: str) -> None:
     }
     failed = []
     async with serving(apps[service]()) as url:
-        for role, client in (("agency", stack.forestry), ("office", stack.office)):
+        # The office may call every operation: its run has every phase, the coverage phase's
+        # boundary and type cases included. An agency is refused most changes (403) before
+        # its input is read, so its run is examples, fuzzing and stateful sequences.
+        for role, client, phases in (
+            ("office", stack.office, "examples,coverage,fuzzing,stateful"),
+            ("agency", stack.forestry, "examples,fuzzing,stateful"),
+        ):
             token = await stack.token(client)
-            result = await fuzz(url, token, f"{service}-{role}")
+            result = await fuzz(url, token, f"{service}-{role}", phases)
             figures = {
                 "run": f"{service} as {role}",
                 "operations": result["operations"]["tested"],

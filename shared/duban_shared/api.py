@@ -183,6 +183,17 @@ def install_error_handlers(app: FastAPI) -> None:
             headers=headers if exc.status_code == 405 else exc.headers,
         )
 
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, _exc: Exception) -> JSONResponse:
+        # The last resort (the error is logged with its traceback by the server): a bug, never
+        # the client's input, which has a 4xx of its own.
+        body = ErrorBody(
+            code="internal_error",
+            message="The service failed unexpectedly; the error is in its log. Retry later, "
+            "and report the time of the request to the operators if it persists.",
+        )
+        return JSONResponse(status_code=500, content=body.model_dump(mode="json"))
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [
