@@ -67,7 +67,7 @@ EvidenceUrl = Annotated[
     str,
     Field(
         max_length=500,
-        pattern=r"^https?://[^\s\x00-\x1F\x7F-\x9F]+$",
+        pattern=r"^https?://[^\s]+$",
         description="A link to evidence: a document, a photo, a system page (http or https).",
     ),
 ]

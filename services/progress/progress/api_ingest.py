@@ -25,7 +25,6 @@ from duban_shared.api import DATABASE_ERRORS, ApiError, error_responses
 from duban_shared.auth import PrincipalDep
 from duban_shared.clock import domain_span
 from duban_shared.events import (
-    EvidenceUrl,
     ReportStatus,
     StatusEvent,
     WorkPointId,
@@ -96,6 +95,18 @@ EXAMPLE: dict[str, Any] = {  # valid, and accepted on the 2024 plan (tests/test_
 }
 
 
+HttpEvidenceUrl = Annotated[
+    str,
+    Field(
+        max_length=500,
+        pattern=r"^https?://[^\s\x00-\x1F\x7F-\x9F]+$",
+        description="A link to evidence: a document, a photo, a system page (http or https).",
+    ),
+]
+"""An evidence link as ingestion takes it: also no control characters (the event's own
+pattern only refuses white space)."""
+
+
 class StatusReportIn(BaseModel):
     """A status report as an agency system posts it; the agency comes from the token."""
 
@@ -112,7 +123,7 @@ class StatusReportIn(BaseModel):
         "(GET the registry's work point to see them).",
     )
     note: Text | None = Field(default=None, max_length=2000)
-    evidence: list[EvidenceUrl] = Field(default_factory=list, max_length=10)
+    evidence: list[HttpEvidenceUrl] = Field(default_factory=list, max_length=10)
     occurred_at: IsoDateTime = Field(description="When the status was true, with an offset.")
 
 
