@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import gc
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Protocol
+from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi.openapi.utils import get_openapi
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -16,8 +16,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from duban_shared.api import ApiError, install_error_handlers
+from duban_shared.api import ERROR_STATUSES, ApiError, ErrorBody, install_error_handlers, refuse
 from duban_shared.auth import TokenVerifier
+from duban_shared.inputs import StrictJsonBody
 from duban_shared.metrics import PROMETHEUS_CONTENT_TYPE, ServiceMetrics
 from duban_shared.runtime import Background
 
@@ -123,33 +124,76 @@ class BodyLimit:
             headers = dict(scope["headers"])
             declared = headers.get(b"content-length")
             if declared is None and b"transfer-encoding" in headers:
-                await _refuse(send, 411, "length_required", "Send the body with a Content-Length.")
+                await refuse(
+                    send, ApiError(411, "length_required", "Send the body with a Content-Length.")
+                )
+                return
+            if declared is not None and not declared.isdigit():
+                await refuse(
+                    send,
+                    ApiError(
+                        400,
+                        "invalid_content_length",
+                        "The Content-Length header is not a number of bytes.",
+                    ),
+                )
                 return
             if declared is not None and int(declared) > self.max_bytes:
-                await _refuse(
+                await refuse(
                     send,
-                    413,
-                    "body_too_large",
-                    f"The body has {int(declared)} bytes; this service accepts at most "
-                    f"{self.max_bytes}. Split it into smaller requests.",
+                    ApiError(
+                        413,
+                        "body_too_large",
+                        f"The body has {int(declared)} bytes; this service accepts at most "
+                        f"{self.max_bytes}. Split it into smaller requests.",
+                    ),
                 )
                 return
         await self.app(scope, receive, send)
 
 
-async def _refuse(send: Send, status: int, code: str, message: str) -> None:
-    body = json.dumps({"code": code, "message": message, "details": None}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
+def _error_ref(status: int) -> dict[str, Any]:
+    return {
+        "description": ERROR_STATUSES[status],
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+    }
+
+
+def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
+    """Add to every operation of an OpenAPI document the errors any operation of its kind
+    answers, each with the ErrorBody schema: 401 and 403 with a bearer token, 404 with path
+    parameters, 411 and 413 with a body, 422 with any input, 503 always (the database).
+    What only some operations answer (409, 429...) their routes declare with
+    `duban_shared.api.error_responses`."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components["ErrorBody"] = ErrorBody.model_json_schema(
+        ref_template="#/components/schemas/{model}"
     )
-    await send({"type": "http.response.body", "body": body})
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
+    for path, item in schema.get("paths", {}).items():
+        for operation in item.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            statuses = {503}
+            if operation.get("security"):
+                statuses |= {401, 403}
+            if "{" in path:
+                statuses.add(404)
+            if "requestBody" in operation:
+                statuses |= {411, 413, 422}
+            if operation.get("parameters"):
+                statuses.add(422)
+            responses = operation["responses"]
+            for status in sorted(statuses):
+                if status == 422:  # FastAPI's own 422 schema is not what the handler answers
+                    responses["422"] = _error_ref(422)
+                else:
+                    responses.setdefault(str(status), _error_ref(status))
+            for status, response in responses.items():
+                if status[0] in "45" and "content" not in response:  # declared bare
+                    response["content"] = _error_ref(int(status))["content"]
+    return schema
 
 
 def settle_heap() -> None:
@@ -195,6 +239,23 @@ def service_app(
     install_error_handlers(app)
     app.include_router(_health)
     app.include_router(router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_errors(
+                get_openapi(
+                    title=app.title,
+                    version=app.version,
+                    openapi_version=app.openapi_version,
+                    routes=app.routes,
+                )
+            )
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    # Outermost first: the size is checked before the body is read, and JSON is checked strictly
+    # (duban_shared.inputs) before any route parses it.
+    app.add_middleware(StrictJsonBody)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     FastAPIInstrumentor.instrument_app(
         app,

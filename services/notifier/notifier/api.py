@@ -7,9 +7,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from duban_shared.api import ApiError
+from duban_shared.api import ApiError, Limit, Offset, error_responses
 from duban_shared.app import SessionDep
 from duban_shared.auth import Principal, PrincipalDep, require_office
+from duban_shared.events import WorkPointId
 from duban_shared.kafka import trace_id_of
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, EmailStr, Field
@@ -77,7 +78,7 @@ def _notification_out(row: NotificationLog) -> NotificationOut:
     )
 
 
-@router.put("/v1/agencies/{agency_id}/contacts/email")
+@router.put("/v1/agencies/{agency_id}/contacts/email", responses=error_responses(409))
 async def put_email_contacts(
     agency_id: uuid.UUID,
     contacts: EmailContacts,
@@ -114,10 +115,10 @@ async def get_email_contacts(
 async def notifications(
     session: SessionDep,
     _office: OfficeDep,
-    work_point_id: Annotated[str | None, Query()] = None,
+    work_point_id: Annotated[WorkPointId | None, Query()] = None,
     alert_id: Annotated[uuid.UUID | None, Query()] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> list[NotificationOut]:
     """List the newest notification log entries, optionally for one work point or alert."""
     query = (

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from duban_shared.api import ApiError, Limit, Offset, Page
+from duban_shared.api import ApiError, Limit, Offset, Page, error_responses
 from duban_shared.app import SessionDep
 from duban_shared.auth import PrincipalDep, require_agency_access
+from duban_shared.events import WorkPointId
 from duban_shared.kafka import trace_id_of
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
@@ -102,7 +103,7 @@ async def list_alerts(
     state: Literal["firing", "acknowledged", "resolved", "open"] | None = Query(
         default=None, description="open: firing or acknowledged"
     ),
-    work_point_id: str | None = None,
+    work_point_id: Annotated[WorkPointId | None, Query()] = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> Page[AlertOut]:
@@ -127,7 +128,7 @@ async def list_alerts(
     )
 
 
-@router.post("/v1/alerts/{alert_id}/ack")
+@router.post("/v1/alerts/{alert_id}/ack", responses=error_responses(409))
 async def ack_alert(
     alert_id: uuid.UUID, request: Request, session: SessionDep, principal: PrincipalDep
 ) -> AlertOut:

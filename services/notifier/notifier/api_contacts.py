@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from duban_shared.api import ApiError
+from duban_shared.api import ApiError, error_responses
 from duban_shared.app import SessionDep
 from duban_shared.auth import Principal, PrincipalDep, require_office
+from duban_shared.inputs import Line
 from fastapi import APIRouter, Body, Depends, Request
 from pydantic import BaseModel, Field
 
@@ -45,13 +46,13 @@ class ContactBody(BaseModel):
     """One way to reach an agency."""
 
     channel: Literal["email", "sms", "wecom"]
-    address: str = Field(
+    address: Line = Field(
         min_length=1,
         max_length=320,
         description="An email address, a mobile number (13800138000 or +8613800138000), or "
         "the name of a configured WeCom robot.",
     )
-    label: str | None = Field(default=None, max_length=60, examples=["办公室"])
+    label: Line | None = Field(default=None, max_length=60, examples=["办公室"])
 
 
 class ContactOut(ContactBody):
@@ -77,7 +78,7 @@ def _out(row: Contact) -> ContactOut:
     )
 
 
-@router.put("/v1/agencies/{agency_id}/contacts")
+@router.put("/v1/agencies/{agency_id}/contacts", responses=error_responses(409))
 async def put_contacts(
     agency_id: uuid.UUID,
     body: ContactsBody,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import unicodedata
 import uuid
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
@@ -170,13 +171,46 @@ class CsvError:
     message: str
 
 
+MAX_CSV_FIELD = 1000
+"""Characters a CSV field may have; a longer one is no name, address or label."""
+
+
+def _has_control_character(value: str) -> bool:
+    return any(unicodedata.category(c) in ("Cc", "Cs") and c != "\t" for c in value)
+
+
+def _csv_rows(text: str) -> tuple[list[list[str]], CsvError | None]:
+    """Split CSV text into its non-blank rows, whatever the line endings (CRLF, LF or a bare
+    CR); a line the csv module cannot read is a CsvError with its number, not an exception."""
+    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""))
+    rows: list[list[str]] = []
+    try:
+        for row in reader:
+            if any(len(field) > MAX_CSV_FIELD for field in row):
+                return [], CsvError(
+                    reader.line_num,
+                    "field_too_long",
+                    f"A field is longer than {MAX_CSV_FIELD} characters; is this the contacts "
+                    "file (agency,channel,address,label)?",
+                )
+            if row:
+                rows.append(row)
+    except csv.Error as exc:
+        return [], CsvError(
+            reader.line_num, "invalid_csv_line", f"The line cannot be read as CSV: {exc}."
+        )
+    return rows, None
+
+
 async def parse_csv(
     session: AsyncSession, text: str, *, wecom_robots: Collection[str]
 ) -> tuple[dict[uuid.UUID, list[ContactIn]], list[CsvError]]:
     """Read `agency,channel,address,label` rows (agency by registry name or id), all checked:
     the contacts per agency in file order, and every problem with its line number."""
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    header = tuple(h.strip().lower() for h in reader.fieldnames or ())
+    rows, unreadable = _csv_rows(text)
+    if unreadable is not None:
+        return {}, [unreadable]
+    header = tuple(h.strip().lower() for h in rows[0]) if rows else ()
     if header[:3] != CSV_COLUMNS[:3]:
         return {}, [
             CsvError(
@@ -190,8 +224,19 @@ async def parse_csv(
     by_id = {a.id: a for a in agencies.values()}
     found: dict[uuid.UUID, list[ContactIn]] = {}
     errors: list[CsvError] = []
-    for line, row in enumerate(reader, start=2):
-        values = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
+    for line, row in enumerate(rows[1:], start=2):
+        values = {k: v.strip() for k, v in zip(header, row, strict=False) if k}
+        bad = next((v for v in values.values() if _has_control_character(v)), None)
+        if bad is not None:
+            errors.append(
+                CsvError(
+                    line,
+                    "control_character",
+                    "A field holds a control character (e.g. NUL); remove it and save the file "
+                    "again as plain UTF-8 text.",
+                )
+            )
+            continue
         agency = agencies.get(values.get("agency", ""))
         if agency is None:
             try:
@@ -203,8 +248,8 @@ async def parse_csv(
                 CsvError(
                     line,
                     "unknown_agency",
-                    f"No agency {values.get('agency')!r}: use its registry name, e.g. 市林业局, "
-                    "or its id.",
+                    f"No agency {values.get('agency', '')[:60]!r}: use its registry name, e.g. "
+                    "市林业局, or its id.",
                 )
             )
             continue

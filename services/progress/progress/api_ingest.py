@@ -25,15 +25,13 @@ from duban_shared.api import DATABASE_ERRORS, ApiError, ErrorBody, validation_co
 from duban_shared.auth import PrincipalDep
 from duban_shared.clock import domain_span
 from duban_shared.events import (
-    EvidenceUrl,
-    MetricName,
-    MetricValue,
     ReportStatus,
     ReportTime,
     StatusEvent,
     WorkPointId,
     coded_error,
 )
+from duban_shared.inputs import Line, Number, StrictInt, Text, text_only
 from duban_shared.kafka import link_to, send_traced
 from duban_shared.ratelimit import retry_after_header
 from duban_shared.runtime import PRODUCER
@@ -41,7 +39,7 @@ from fastapi import APIRouter, Body, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from opentelemetry import trace
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from progress import ingest_store
 from progress.checks import ReportProblem, check_report
@@ -87,16 +85,28 @@ class _CountedRoute(APIRoute):
 router = APIRouter(tags=["ingestion"], route_class=_CountedRoute)
 
 
-EXAMPLE: dict[str, Any] = {
+EXAMPLE: dict[str, Any] = {  # valid, and accepted on the 2024 plan (tests/test_api_contract.py)
     "event_id": "5f0c6a4e-8f5e-4d1c-9d7a-0b1c2d3e4f50",
     "work_point_id": "zhaoqing-digital-2024/35",
     "status": "at_risk",
     "percent": 40,
-    "kpis": {"林分优化提升": 5.2},
+    "kpis": {"林分优化": 5.2},
     "note": "林分优化用地审批未完成",
     "evidence": ["https://lyj.zhaoqing.gov.cn/reports/2024-09.pdf"],
     "occurred_at": "2024-09-02T09:30:00+08:00",
 }
+
+
+HttpEvidenceUrl = Annotated[
+    str,
+    Field(
+        max_length=500,
+        pattern=r"^https?://[^\s\x00-\x1F\x7F-\x9F]+$",
+        description="A link to evidence: a document, a photo, a system page (http or https).",
+    ),
+]
+"""An evidence link as ingestion takes it: also no control characters (the event's own
+pattern only refuses white space)."""
 
 
 class StatusReportIn(BaseModel):
@@ -107,16 +117,16 @@ class StatusReportIn(BaseModel):
     event_id: uuid.UUID = Field(description="Your idempotency key: resend with the same id.")
     work_point_id: WorkPointId
     status: ReportStatus
-    percent: int | None = Field(default=None, ge=0, le=100)
-    kpis: dict[MetricName, MetricValue] = Field(
+    percent: StrictInt | None = Field(default=None, ge=0, le=100)
+    kpis: dict[Annotated[Line, Field(min_length=1, max_length=100)], Number] = Field(
         default_factory=dict,
         max_length=20,
         description="KPI actuals, metric -> value; metrics are the work point's target metrics "
         "(GET the registry's work point to see them).",
     )
-    note: str | None = Field(default=None, max_length=2000)
-    evidence: list[EvidenceUrl] = Field(default_factory=list, max_length=10)
-    occurred_at: ReportTime
+    note: Text | None = Field(default=None, max_length=2000)
+    evidence: list[HttpEvidenceUrl] = Field(default_factory=list, max_length=10)
+    occurred_at: Annotated[ReportTime, BeforeValidator(text_only)]
 
 
 class Accepted(BaseModel):
@@ -268,6 +278,15 @@ async def post_events_batch(
         Body(
             examples=[{"events": [EXAMPLE]}],
             description='{"events": [report, ...]}: each report as for POST /v1/events.',
+            # Each report is judged on its own (a bad one is rejected in the results, the
+            # others accepted), so the batch's schema only requires a non-empty list of objects.
+            json_schema_extra={
+                "required": ["events"],
+                "properties": {
+                    "events": {"type": "array", "minItems": 1, "items": {"type": "object"}}
+                },
+                "additionalProperties": False,
+            },
         ),
     ],
 ) -> BatchOut:
@@ -281,11 +300,17 @@ async def post_events_batch(
     service = request.app.state.service
     items = body.get("events")
     limit = service.settings.batch_max_events
-    if not isinstance(items, list) or not items or set(body) != {"events"}:
+    if (
+        not isinstance(items, list)
+        or not items
+        or set(body) != {"events"}
+        or not all(isinstance(item, dict) for item in items)
+    ):
         raise ApiError(
             422,
             "invalid_batch",
-            'Send {"events": [report, ...]} with at least one report and nothing else.',
+            'Send {"events": [report, ...]} with at least one report (each a JSON object) and '
+            "nothing else.",
         )
     if len(items) > limit:
         raise ApiError(

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from duban_shared import schemas
-from duban_shared.api import ApiError, Limit, Offset, Page
+from duban_shared.api import ApiError, Limit, Offset, Page, error_responses
 from duban_shared.app import SessionDep
 from duban_shared.auth import Principal, PrincipalDep, require_agency_access, require_office
+from duban_shared.inputs import PathNumber, PlanSlug, Text
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
@@ -177,7 +178,7 @@ async def _tracked(
 
 @router.get("/v1/work-points/{plan_slug}/{number}/progress", tags=["progress"])
 async def work_point_progress(
-    plan_slug: str, number: int, session: SessionDep, principal: PrincipalDep
+    plan_slug: PlanSlug, number: PathNumber, session: SessionDep, principal: PrincipalDep
 ) -> ProgressOut:
     """A work point's colour, reasons, percent against the pace line, KPIs and agencies."""
     view, state = await _tracked(session, principal, plan_slug, number)
@@ -187,11 +188,11 @@ async def work_point_progress(
 
 @router.get("/v1/plans/{plan_slug}/progress", tags=["progress"])
 async def plan_progress(
-    plan_slug: str,
+    plan_slug: PlanSlug,
     session: SessionDep,
     principal: PrincipalDep,
     level: Literal["green", "blue", "yellow", "red"] | None = None,
-    section: int | None = None,
+    section: Annotated[int | None, Query(ge=1, le=99)] = None,
     closure: Literal["in_review", "closed", "open"] | None = Query(
         default=None, description="open: neither in review nor closed"
     ),
@@ -260,7 +261,7 @@ def _counts(counts: queries.Counts) -> dict[str, Any]:
 
 @router.get("/v1/plans/{plan_slug}/summary", tags=["progress"])
 async def plan_summary(
-    plan_slug: str, session: SessionDep, principal: PrincipalDep
+    plan_slug: PlanSlug, session: SessionDep, principal: PrincipalDep
 ) -> PlanSummaryOut:
     """Counts by colour and reason, for the plan and for each section."""
     rows = await queries.work_points(session, plan_slug, _own(principal))
@@ -313,7 +314,7 @@ def _scorecard_out(card: queries.Scorecard) -> ScorecardOut:
 
 @router.get("/v1/plans/{plan_slug}/scorecards", tags=["progress"])
 async def plan_scorecards(
-    plan_slug: str, session: SessionDep, principal: PrincipalDep
+    plan_slug: PlanSlug, session: SessionDep, principal: PrincipalDep
 ) -> list[ScorecardOut]:
     """Every responsible agency's scorecard, most red first (office only)."""
     require_office(principal)
@@ -323,7 +324,7 @@ async def plan_scorecards(
 
 @router.get("/v1/plans/{plan_slug}/agencies/{agency_id}/scorecard", tags=["progress"])
 async def agency_scorecard(
-    plan_slug: str, agency_id: uuid.UUID, session: SessionDep, principal: PrincipalDep
+    plan_slug: PlanSlug, agency_id: uuid.UUID, session: SessionDep, principal: PrincipalDep
 ) -> ScorecardOut:
     """One agency's scorecard on a plan (an agency: its own only)."""
     if not principal.is_office() and principal.agency_id != agency_id:
@@ -354,8 +355,8 @@ class TimelineEntryOut(BaseModel):
 
 @router.get("/v1/work-points/{plan_slug}/{number}/timeline", tags=["progress"])
 async def work_point_timeline(
-    plan_slug: str,
-    number: int,
+    plan_slug: PlanSlug,
+    number: PathNumber,
     session: SessionDep,
     principal: PrincipalDep,
     limit: Limit = 50,
@@ -371,19 +372,23 @@ async def work_point_timeline(
 class ApproveIn(BaseModel):
     """Approve a closure request; the note reaches the lead agency."""
 
-    note: str | None = Field(default=None, max_length=2000)
+    note: Text | None = Field(default=None, max_length=2000)
 
 
 class RejectIn(BaseModel):
     """Reject a closure request: say what is missing."""
 
-    reason: str = Field(min_length=2, max_length=2000, examples=["缺少验收材料,请补充后再报办结"])
+    reason: Text = Field(min_length=2, max_length=2000, examples=["缺少验收材料,请补充后再报办结"])
 
 
-@router.post("/v1/work-points/{plan_slug}/{number}/closure/approve", tags=["closure"])
+@router.post(
+    "/v1/work-points/{plan_slug}/{number}/closure/approve",
+    tags=["closure"],
+    responses=error_responses(409),
+)
 async def approve_closure(
-    plan_slug: str,
-    number: int,
+    plan_slug: PlanSlug,
+    number: PathNumber,
     body: ApproveIn,
     request: Request,
     session: SessionDep,
@@ -393,10 +398,14 @@ async def approve_closure(
     return await _decide(request, session, principal, plan_slug, number, True, body.note)
 
 
-@router.post("/v1/work-points/{plan_slug}/{number}/closure/reject", tags=["closure"])
+@router.post(
+    "/v1/work-points/{plan_slug}/{number}/closure/reject",
+    tags=["closure"],
+    responses=error_responses(409),
+)
 async def reject_closure(
-    plan_slug: str,
-    number: int,
+    plan_slug: PlanSlug,
+    number: PathNumber,
     body: RejectIn,
     request: Request,
     session: SessionDep,
@@ -471,7 +480,17 @@ def _verification_out(result: history.Verification) -> VerificationOut:
     )
 
 
-@router.get("/v1/schemas/{name}", tags=["contracts"])
+@router.get(
+    "/v1/schemas/{name}",
+    tags=["contracts"],
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The event's JSON Schema.",
+            "content": {"application/schema+json": {"schema": {"type": "object"}}},
+        }
+    },
+)
 async def event_schema(name: str) -> Response:
     """The JSON Schema of an event, for agency systems that produce to Kafka directly."""
     if name not in schemas.PUBLISHED:
@@ -492,7 +511,7 @@ async def verify_all_history(session: SessionDep, principal: PrincipalDep) -> Ve
 
 @router.get("/v1/work-points/{plan_slug}/{number}/history/verify", tags=["audit"])
 async def verify_work_point_history(
-    plan_slug: str, number: int, session: SessionDep, principal: PrincipalDep
+    plan_slug: PlanSlug, number: PathNumber, session: SessionDep, principal: PrincipalDep
 ) -> VerificationOut:
     """Check one work point's report history (an agency: only its own work points)."""
     wp_id = f"{plan_slug}/{number}"

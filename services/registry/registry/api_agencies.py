@@ -8,9 +8,10 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated
 
-from duban_shared.api import Limit, Offset, Page
+from duban_shared.api import Limit, Offset, Page, error_responses
 from duban_shared.app import SessionDep
 from duban_shared.auth import Principal, PrincipalDep, require_office
+from duban_shared.inputs import Line
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -37,7 +38,7 @@ class AgencyIn(BaseModel):
         json_schema_extra={"examples": [{"name": "市数据局", "kind": "city_bureau"}]},
     )
 
-    name: str = Field(min_length=2, max_length=120)
+    name: Line = Field(min_length=2, max_length=120)
     kind: AgencyKind
 
 
@@ -56,7 +57,7 @@ class NameIn(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"name": "市政数局"}]}
     )
 
-    name: str = Field(min_length=2, max_length=120)
+    name: Line = Field(min_length=2, max_length=120)
 
 
 class MergeIn(BaseModel):
@@ -123,8 +124,10 @@ async def _detail(session: SessionDep, agency: Agency) -> AgencyDetail:
 async def list_agencies(
     session: SessionDep,
     _p: PrincipalDep,
-    name: Annotated[str | None, Query(description="Part of the agency's name")] = None,
-    kind: Annotated[str | None, Query()] = None,
+    name: Annotated[
+        Line | None, Query(max_length=120, description="Part of the agency's name")
+    ] = None,
+    kind: Annotated[Line | None, Query(max_length=40)] = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> Page[AgencyPublic]:
@@ -135,11 +138,13 @@ async def list_agencies(
     return Page(items=items, total=total, limit=limit, offset=offset)
 
 
-@router.get("/resolve")
+@router.get("/resolve", responses=error_responses(404))
 async def resolve_agency(
     session: SessionDep,
     _p: PrincipalDep,
-    name: Annotated[str, Query(min_length=2, description="Any name: 肇庆市林业局, 市政数局")],
+    name: Annotated[
+        Line, Query(min_length=2, max_length=120, description="Any name: 肇庆市林业局, 市政数局")
+    ],
 ) -> AgencyPublic:
     """Find the agency a name means: canonical, alias, former name, with or without 肇庆/市."""
     agency = await agencies.resolve(session, name)
@@ -150,13 +155,13 @@ async def resolve_agency(
     return agency_out(agency, await agencies.aliases_of(session, agency.id))
 
 
-@router.get("/{agency_id}")
+@router.get("/{agency_id:uuid}")
 async def get_agency(agency_id: uuid.UUID, session: SessionDep, _p: PrincipalDep) -> AgencyDetail:
     """Show an agency with its aliases and history."""
     return await _detail(session, await _agency(session, agency_id))
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=error_responses(409))
 async def create_agency(
     body: AgencyIn, request: Request, session: SessionDep, principal: PrincipalDep
 ) -> AgencyDetail:
@@ -166,7 +171,7 @@ async def create_agency(
     return await _detail(session, agency)
 
 
-@router.patch("/{agency_id}")
+@router.patch("/{agency_id:uuid}")
 async def change_agency(
     agency_id: uuid.UUID,
     body: AgencyChange,
@@ -183,7 +188,7 @@ async def change_agency(
     return await _detail(session, agency)
 
 
-@router.post("/{agency_id}/aliases")
+@router.post("/{agency_id:uuid}/aliases", responses=error_responses(409))
 async def add_alias(
     agency_id: uuid.UUID,
     body: NameIn,
@@ -198,7 +203,7 @@ async def add_alias(
     return await _detail(session, agency)
 
 
-@router.post("/{agency_id}/rename")
+@router.post("/{agency_id:uuid}/rename", responses=error_responses(409))
 async def rename_agency(
     agency_id: uuid.UUID,
     body: NameIn,
@@ -214,7 +219,7 @@ async def rename_agency(
     return await _detail(session, agency)
 
 
-@router.post("/{agency_id}/merge")
+@router.post("/{agency_id:uuid}/merge", responses=error_responses(409))
 async def merge_agency(
     agency_id: uuid.UUID,
     body: MergeIn,

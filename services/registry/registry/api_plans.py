@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 
-from duban_shared.api import ApiError, Limit, Offset, Page
+from duban_shared.api import ApiError, Limit, Offset, Page, error_responses
 from duban_shared.app import SessionDep
 from duban_shared.auth import PrincipalDep, require_office
-from fastapi import APIRouter, Request
+from duban_shared.inputs import IsoDate, Line, PathNumber, PlanSlug, StrictBool, Text, Year
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import select
 
@@ -29,8 +30,8 @@ class PlanChange(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: str | None = Field(default=None, min_length=1, max_length=200)
-    due_on: date | None = None
+    title: Line | None = Field(default=None, min_length=1, max_length=200)
+    due_on: IsoDate | None = None
     coordinating_agency_id: uuid.UUID | None = None
 
 
@@ -44,8 +45,8 @@ class VersionIn(BaseModel):
         },
     )
 
-    text: str = Field(min_length=1, max_length=1_000_000)
-    confirm: bool = False
+    text: Text = Field(min_length=1, max_length=1_000_000)
+    confirm: StrictBool = False
 
 
 class VersionOut(BaseModel):
@@ -78,7 +79,7 @@ class SectionChange(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: str = Field(min_length=1, max_length=200)
+    title: Line = Field(min_length=1, max_length=200)
 
 
 async def _plan(session: SessionDep, slug: str) -> Plan:
@@ -94,8 +95,8 @@ async def list_plans(
     _p: PrincipalDep,
     limit: Limit = 50,
     offset: Offset = 0,
-    year: int | None = None,
-    city: str | None = None,
+    year: Year | None = None,
+    city: Annotated[Line | None, Query(max_length=40)] = None,
 ) -> Page[PlanPublic]:
     """List plans, optionally of one year or city."""
     rows, total = await queries.page(session, queries.plans_query(year, city), limit, offset)
@@ -103,14 +104,18 @@ async def list_plans(
 
 
 @router.get("/{slug}")
-async def get_plan(slug: str, session: SessionDep, _p: PrincipalDep) -> PlanPublic:
+async def get_plan(slug: PlanSlug, session: SessionDep, _p: PrincipalDep) -> PlanPublic:
     """Show a plan."""
     return plan_out(await _plan(session, slug))
 
 
 @router.patch("/{slug}", responses=DUE_ON_REFUSALS)
 async def change_plan(
-    slug: str, change: PlanChange, request: Request, session: SessionDep, principal: PrincipalDep
+    slug: PlanSlug,
+    change: PlanChange,
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
 ) -> PlanPublic:
     """Change a plan's title, due date or coordinating office; its work points are republished."""
     require_office(principal)
@@ -136,7 +141,11 @@ async def change_plan(
 
 @router.put("/{slug}/policy")
 async def set_policy(
-    slug: str, policy: StallPolicy, request: Request, session: SessionDep, principal: PrincipalDep
+    slug: PlanSlug,
+    policy: StallPolicy,
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
 ) -> PlanPublic:
     """Replace the plan's default stall policy; every work point is republished."""
     require_office(principal)
@@ -158,7 +167,7 @@ async def _republish_plan(session: SessionDep, plan: Plan, now: datetime) -> Non
 
 
 @router.get("/{slug}/sections")
-async def list_sections(slug: str, session: SessionDep, _p: PrincipalDep) -> list[SectionOut]:
+async def list_sections(slug: PlanSlug, session: SessionDep, _p: PrincipalDep) -> list[SectionOut]:
     """A plan's sections."""
     plan = await _plan(session, slug)
     assert plan.id is not None
@@ -170,7 +179,11 @@ async def list_sections(slug: str, session: SessionDep, _p: PrincipalDep) -> lis
 
 @router.put("/{slug}/sections/{number}")
 async def change_section(
-    slug: str, number: int, change: SectionChange, session: SessionDep, principal: PrincipalDep
+    slug: PlanSlug,
+    number: PathNumber,
+    change: SectionChange,
+    session: SessionDep,
+    principal: PrincipalDep,
 ) -> SectionOut:
     """Retitle a section."""
     require_office(principal)
@@ -189,7 +202,7 @@ async def change_section(
 
 
 @router.get("/{slug}/versions")
-async def list_versions(slug: str, session: SessionDep, _p: PrincipalDep) -> list[VersionOut]:
+async def list_versions(slug: PlanSlug, session: SessionDep, _p: PrincipalDep) -> list[VersionOut]:
     """A plan's versions, newest first, with what each changed."""
     plan = await _plan(session, slug)
     assert plan.id is not None
@@ -202,9 +215,9 @@ def _version_out(v: PlanVersion) -> VersionOut:
     )
 
 
-@router.post("/{slug}/versions")
+@router.post("/{slug}/versions", responses=error_responses(409))
 async def import_version(
-    slug: str, body: VersionIn, request: Request, session: SessionDep, principal: PrincipalDep
+    slug: PlanSlug, body: VersionIn, request: Request, session: SessionDep, principal: PrincipalDep
 ) -> ImportOut:
     """Import a plan text: without confirm, 409 confirmation_required with the diff; with it,
     applied. The same text again changes nothing; a new slug creates the plan."""

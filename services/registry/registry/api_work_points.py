@@ -10,6 +10,7 @@ from typing import Annotated
 from duban_shared.api import ApiError, Limit, Offset, Page
 from duban_shared.app import SessionDep
 from duban_shared.auth import Principal, PrincipalDep, require_office
+from duban_shared.inputs import Line, Number, PathNumber, PlanSlug, Position, Text
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlmodel import func, select
@@ -36,8 +37,8 @@ class WorkPointChange(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: str | None = Field(default=None, min_length=1, max_length=200)
-    text: str | None = Field(default=None, min_length=1)
+    title: Line | None = Field(default=None, min_length=1, max_length=200)
+    text: Text | None = Field(default=None, min_length=1, max_length=20_000)
 
 
 class ResponsibilitiesIn(BaseModel):
@@ -66,18 +67,18 @@ class TargetIn(BaseModel):
         },
     )
 
-    metric: str = Field(min_length=1, max_length=120)
-    value: float
-    unit: str = Field(min_length=1, max_length=20)
+    metric: Line = Field(min_length=1, max_length=120)
+    value: Number
+    unit: Line = Field(min_length=1, max_length=20)
     comparator: str = Field(pattern=r"^(>=|=|<=|increase_pct)$")
-    source: str = Field(default="", max_length=400)
+    source: Text = Field(default="", max_length=400)
 
 
 class ShareIn(BaseModel):
     """An agency's part of a target, as a fraction."""
 
     agency_id: uuid.UUID
-    share: float = Field(gt=0, le=1)
+    share: Number = Field(gt=0, le=1)
 
 
 class SharesIn(BaseModel):
@@ -130,7 +131,7 @@ async def _out(session: SessionDep, plan: Plan, wp: WorkPoint) -> WorkPointPubli
 
 @router.get("")
 async def list_work_points(
-    slug: str,
+    slug: PlanSlug,
     session: SessionDep,
     _p: PrincipalDep,
     agency_id: Annotated[uuid.UUID | None, Query(description="Only this agency's")] = None,
@@ -153,7 +154,7 @@ async def list_work_points(
 
 @router.get("/{number}")
 async def get_work_point(
-    slug: str, number: int, session: SessionDep, _p: PrincipalDep
+    slug: PlanSlug, number: PathNumber, session: SessionDep, _p: PrincipalDep
 ) -> WorkPointPublic:
     """Show one work point."""
     plan, wp = await _load(session, slug, number)
@@ -180,8 +181,8 @@ async def _editing(
 
 @router.patch("/{number}")
 async def change_work_point(
-    slug: str,
-    number: int,
+    slug: PlanSlug,
+    number: PathNumber,
     change: WorkPointChange,
     request: Request,
     session: SessionDep,
@@ -198,8 +199,8 @@ async def change_work_point(
 
 @router.put("/{number}/responsibilities")
 async def set_responsibilities(
-    slug: str,
-    number: int,
+    slug: PlanSlug,
+    number: PathNumber,
     body: ResponsibilitiesIn,
     request: Request,
     session: SessionDep,
@@ -225,8 +226,8 @@ async def set_responsibilities(
 
 @router.put("/{number}/policy", responses=DUE_ON_REFUSALS)
 async def set_work_point_policy(
-    slug: str,
-    number: int,
+    slug: PlanSlug,
+    number: PathNumber,
     override: StallPolicyOverride,
     request: Request,
     session: SessionDep,
@@ -244,8 +245,8 @@ async def set_work_point_policy(
 
 @router.post("/{number}/targets", status_code=201)
 async def add_target(
-    slug: str,
-    number: int,
+    slug: PlanSlug,
+    number: PathNumber,
     body: TargetIn,
     request: Request,
     session: SessionDep,
@@ -279,9 +280,9 @@ async def _target(session: SessionDep, wp: WorkPoint, slug: str, position: int) 
 
 @router.delete("/{number}/targets/{position}")
 async def delete_target(
-    slug: str,
-    number: int,
-    position: int,
+    slug: PlanSlug,
+    number: PathNumber,
+    position: Position,
     request: Request,
     session: SessionDep,
     principal: PrincipalDep,
@@ -298,9 +299,9 @@ async def delete_target(
 
 @router.put("/{number}/targets/{position}/shares")
 async def set_shares(
-    slug: str,
-    number: int,
-    position: int,
+    slug: PlanSlug,
+    number: PathNumber,
+    position: Position,
     body: SharesIn,
     request: Request,
     session: SessionDep,

@@ -15,15 +15,16 @@ import logging
 import math
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qsl, unquote_plus
 
-from duban_shared.api import ApiError
+from duban_shared.api import ApiError, error_responses
 from duban_shared.app import SessionDep
 from duban_shared.auth import AuthError, PrincipalDep, Role, require_office
+from duban_shared.inputs import Line
 from duban_shared.ratelimit import retry_after_header
 from duban_shared.throttle import LoginThrottle, address_key, client_key
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -92,6 +93,8 @@ _TOKEN_FORM: dict[str, Any] = {
     }
 }
 
+ClientId = Annotated[Line, Path(max_length=80, description="A client id, e.g. agency-...")]
+_TOKEN_PARAMETERS = frozenset({"grant_type", "client_id", "client_secret", "scope"})
 _INVALID_CLIENT = (
     "Client authentication failed (unknown client, wrong secret or revoked client); check the "
     "client id and secret, or ask the coordinating office for new credentials."
@@ -209,7 +212,7 @@ async def _form(request: Request) -> dict[str, str]:
         raise OAuthError(400, "invalid_request", "The form is not UTF-8.") from None
     form: dict[str, str] = {}
     for name, value in pairs:
-        if name in form:
+        if name in form and name in _TOKEN_PARAMETERS:  # RFC 6749 3.2: others are ignored
             raise OAuthError(400, "invalid_request", f"Parameter '{name[:40]}' is repeated.")
         form[name] = value
     return form
@@ -357,18 +360,19 @@ class ClientIn(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"role": "agency", "agency_name": "市林业局", "label": "林业局系统"}]
+            "examples": [{"role": "agency", "agency_name": "市林业局", "label": "林业局系统"}],
+            "not": {"required": ["agency_id", "agency_name"]},
         },
     )
 
     role: Role
     agency_id: uuid.UUID | None = None
-    agency_name: str | None = Field(default=None, max_length=120)
-    label: str = Field(default="", max_length=120)
+    agency_name: Line | None = Field(default=None, max_length=120)
+    label: Line = Field(default="", max_length=120)
 
     @model_validator(mode="after")
     def _one_agency_reference(self) -> ClientIn:
-        if self.agency_id is not None and self.agency_name is not None:
+        if {"agency_id", "agency_name"} <= self.model_fields_set:
             raise ValueError("give agency_id or agency_name, not both")
         return self
 
@@ -434,7 +438,7 @@ async def create_client(
 
 
 @router.get("/v1/clients/{client_id}", tags=["clients"])
-async def client(client_id: str, session: SessionDep, principal: PrincipalDep) -> ClientOut:
+async def client(client_id: ClientId, session: SessionDep, principal: PrincipalDep) -> ClientOut:
     """Show one client (office only)."""
     require_office(principal)
     try:
@@ -448,10 +452,11 @@ async def client(client_id: str, session: SessionDep, principal: PrincipalDep) -
     "/v1/clients/{client_id}/rotate",
     tags=["clients"],
     status_code=201,
+    responses=error_responses(409),
     response_model=ClientWithSecret,
 )
 async def rotate_client(
-    client_id: str, request: Request, session: SessionDep, principal: PrincipalDep
+    client_id: ClientId, request: Request, session: SessionDep, principal: PrincipalDep
 ) -> JSONResponse:
     """Give a client a new secret, shown once; the old one stops working (office only)."""
     require_office(principal)
@@ -471,13 +476,10 @@ async def rotate_client(
 @router.post(
     "/v1/clients/{client_id}/revoke",
     tags=["clients"],
-    responses={
-        404: {"description": "unknown_client"},
-        409: {"description": "last_office_client: create another office client first"},
-    },
+    responses=error_responses(404, 409),
 )
 async def revoke_client(
-    client_id: str, request: Request, session: SessionDep, principal: PrincipalDep
+    client_id: ClientId, request: Request, session: SessionDep, principal: PrincipalDep
 ) -> ClientOut:
     """Revoke a client: no new tokens, and the tokens it holds are refused by every service
     within seconds (401 token_revoked). The last active office client cannot be revoked (409

@@ -6,6 +6,7 @@ from datetime import date
 from typing import Any
 
 from duban_shared.api import ApiError, ErrorBody
+from duban_shared.inputs import IsoDate, Number, StrictInt
 from pydantic import BaseModel, ConfigDict, Field
 
 from registry.models import Plan, WorkPoint
@@ -37,17 +38,19 @@ class StallPolicy(BaseModel):
         },
     )
 
-    report_every_working_days: int = Field(
+    report_every_working_days: StrictInt = Field(
         ge=1, le=120, description="The lead agency reports at least this often."
     )
-    grace_working_days: int = Field(ge=0, le=60, description="Slack before silence is a stall.")
-    warn_before_due_working_days: int = Field(
+    grace_working_days: StrictInt = Field(
+        ge=0, le=60, description="Slack before silence is a stall."
+    )
+    warn_before_due_working_days: StrictInt = Field(
         ge=0, le=120, description="A work point not done this close to its due date is 预警."
     )
-    pace_tolerance_pct: float = Field(
+    pace_tolerance_pct: Number = Field(
         ge=0, le=100, description="How far below the straight line to the target is tolerated."
     )
-    flatline_reports: int = Field(
+    flatline_reports: StrictInt = Field(
         ge=2, le=20, description="This many reports without progress is a flatline."
     )
 
@@ -60,12 +63,12 @@ class StallPolicyOverride(BaseModel):
         json_schema_extra={"examples": [{"report_every_working_days": 5, "due_on": "2024-10-31"}]},
     )
 
-    report_every_working_days: int | None = Field(default=None, ge=1, le=120)
-    grace_working_days: int | None = Field(default=None, ge=0, le=60)
-    warn_before_due_working_days: int | None = Field(default=None, ge=0, le=120)
-    pace_tolerance_pct: float | None = Field(default=None, ge=0, le=100)
-    flatline_reports: int | None = Field(default=None, ge=2, le=20)
-    due_on: date | None = None
+    report_every_working_days: StrictInt | None = Field(default=None, ge=1, le=120)
+    grace_working_days: StrictInt | None = Field(default=None, ge=0, le=60)
+    warn_before_due_working_days: StrictInt | None = Field(default=None, ge=0, le=120)
+    pace_tolerance_pct: Number | None = Field(default=None, ge=0, le=100)
+    flatline_reports: StrictInt | None = Field(default=None, ge=2, le=20)
+    due_on: IsoDate | None = None
 
 
 DUE_ON_REFUSALS: dict[int | str, dict[str, Any]] = {
