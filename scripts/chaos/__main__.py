@@ -26,10 +26,11 @@ import signal
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -38,6 +39,7 @@ from scripts.chaos.faults import HealthWatch, Poison, post_poison, produce_poiso
 from scripts.chaos.load import Agency, Load, Tokens
 from scripts.chaos.stack import PLAN_FILE, PLAN_SLUG, ROOT, VENV_BIN, Stack, log, run
 
+T = TypeVar("T")
 SERVICES = ["registry", "progress-api", "worker1", "worker2", "notifier1", "notifier2"]
 
 
@@ -125,6 +127,7 @@ class Run:
     durations: dict[str, float] = field(default_factory=dict)
     restart_seconds: dict[str, list[float]] = field(default_factory=dict)
     load: Load | None = None
+    health: HealthWatch | None = None
 
     # ---------------------------------------------------------------- 1. set-up
 
@@ -144,31 +147,18 @@ class Run:
         await asyncio.gather(stack.kafka("start"), stack.postgres("start"))
         env = stack.service_env()
         bin_ = VENV_BIN
-        await asyncio.gather(
-            *(
-                run([str(bin_ / f"duban-{s}"), "migrate"], env)
-                for s in ("registry", "progress", "notifier")
-            )
-        )
-        await run([str(bin_ / "duban-registry"), "import-plan", str(PLAN_FILE)], env)
-        await run(
-            [
-                str(bin_ / "duban-registry"),
-                "load-aliases",
-                str(ROOT / "data" / "agencies" / "zhaoqing-aliases.toml"),
-            ],
-            env,
-        )
-        _, out = await run(
-            [
-                str(bin_ / "duban-registry"),
-                "create-client",
-                "--role",
-                "operator",
-                "--label",
-                "chaos office",
-            ],
-            env,
+        cli = {s: str(bin_ / f"duban-{s}") for s in ("registry", "progress", "notifier")}
+
+        async def registry_side() -> str:
+            await run([cli["registry"], "migrate"], env)
+            await run([cli["registry"], "import-plan", str(PLAN_FILE)], env)
+            role = ["--role", "operator", "--label", "chaos office"]
+            return (await run([cli["registry"], "create-client", *role], env))[1]
+
+        out, *_ = await asyncio.gather(
+            registry_side(),
+            run([cli["progress"], "migrate"], env),
+            run([cli["notifier"], "migrate"], env),
         )
         self.office = dict(
             line.split("=", 1) for line in out.splitlines() if line.startswith("client_")
@@ -236,7 +226,7 @@ class Run:
         self.agencies = sorted(agencies.values(), key=lambda a: a.name)
 
     async def _make_clients(self, registry: httpx.AsyncClient) -> None:
-        for agency in self.agencies:
+        async def make(agency: Agency) -> None:
             answer = await registry.post(
                 "/v1/clients",
                 json={"role": "agency", "agency_id": str(agency.id), "label": "chaos load"},
@@ -245,9 +235,12 @@ class Run:
             answer.raise_for_status()
             agency.client_id = answer.json()["client_id"]
             agency.secret = answer.json()["client_secret"]
+            await Tokens(registry).get(agency)
+
+        await _in_parallel(make, self.agencies)
 
     async def _contacts(self, notifier: httpx.AsyncClient) -> None:
-        for agency in self.agencies:
+        async def put(agency: Agency) -> None:
             body = {
                 "contacts": [
                     {"channel": "email", "address": f"dept-{agency.id.hex[:8]}@chaos.example.cn"}
@@ -263,9 +256,12 @@ class Run:
             else:
                 raise RuntimeError(f"contact of {agency.name} refused: {answer.text}")
 
+        await _in_parallel(put, self.agencies)
+
     async def _due_this_year(self, registry: httpx.AsyncClient) -> None:
         due = f"{datetime.now(UTC).date().year}-12-31"
-        for item in self.work_points:
+
+        async def put(item: dict[str, Any]) -> None:
             answer = await registry.put(
                 f"/v1/plans/{PLAN_SLUG}/work-points/{item['number']}/policy",
                 json={"due_on": due},
@@ -273,11 +269,13 @@ class Run:
             )
             answer.raise_for_status()
 
+        await _in_parallel(put, self.work_points)
+
     # ---------------------------------------------------------------- 2. load and faults
 
     async def load_and_faults(self) -> None:
         stack, mode = self.stack, self.mode
-        watch = HealthWatch(stack)
+        self.health = watch = HealthWatch(stack)
         async with (
             httpx.AsyncClient(base_url=stack.url(stack.ports.progress), timeout=10) as progress,
             httpx.AsyncClient(base_url=stack.url(stack.ports.registry), timeout=10) as registry,
@@ -287,33 +285,37 @@ class Run:
             stop_load, stop_watch = asyncio.Event(), asyncio.Event()
             watching = asyncio.create_task(watch.run(stop_watch))
             loading = asyncio.create_task(load.run(stop_load))
-            began = time.monotonic()
-            log(
-                f"load: {mode.rate:g} reports/s for {mode.load_seconds:.0f}s, "
-                f"{len(mode.timeline)} fault steps"
-            )
             side: list[asyncio.Task[None]] = []
-            for at, action in mode.timeline:
-                await asyncio.sleep(max(0.0, began + at - time.monotonic()))
+            try:
+                began = time.monotonic()
                 log(
-                    f"t+{time.monotonic() - began:5.1f}s {action} "
-                    f"(sent {len(load.sent)}, in flight {load.in_flight})"
+                    f"load: {mode.rate:g} reports/s for {mode.load_seconds:.0f}s, "
+                    f"{len(mode.timeline)} fault steps"
                 )
-                side.append(asyncio.create_task(self.act(action, load, progress, registry, tokens)))
-            await asyncio.sleep(max(0.0, began + mode.load_seconds - time.monotonic()))
-            stop_load.set()
-            await loading
-            await asyncio.gather(*side)
-            log(
-                f"load stopped after {time.monotonic() - began:.0f}s: {len(load.sent)} "
-                f"reports; waiting for {load.in_flight} still being resent"
-            )
-            await stack.wait_healthy(SERVICES, 120)
-            await load.drain()
-            self.durations["load"] = time.monotonic() - began
-            stop_watch.set()
-            await watching
-            self.health = watch
+                for at, action in mode.timeline:
+                    await asyncio.sleep(max(0.0, began + at - time.monotonic()))
+                    log(
+                        f"t+{time.monotonic() - began:5.1f}s {action} "
+                        f"(sent {len(load.sent)}, in flight {load.in_flight})"
+                    )
+                    act = self.act(action, load, progress, registry, tokens)
+                    side.append(asyncio.create_task(act))
+                await asyncio.sleep(max(0.0, began + mode.load_seconds - time.monotonic()))
+                stop_load.set()
+                await loading
+                await asyncio.gather(*side)
+                log(
+                    f"load stopped after {time.monotonic() - began:.0f}s: {len(load.sent)} "
+                    f"reports; waiting for {load.in_flight} still being resent"
+                )
+                await stack.wait_healthy(SERVICES, 120)
+                await load.drain()
+                self.durations["load"] = time.monotonic() - began
+                stop_watch.set()
+                await watching
+            finally:
+                for task in [*side, *load.tasks, loading, watching]:
+                    task.cancel()
 
     async def act(
         self,
@@ -386,8 +388,6 @@ class Run:
             if f.startswith({"broker": "broker", "postgres": "PostgreSQL"}[what])
         )
 
-    health: HealthWatch | None = None
-
     # ---------------------------------------------------------------- 3-5.
 
     async def check(self) -> Results:
@@ -453,6 +453,19 @@ class Run:
         figures["durations (s)"] = {k: round(v) for k, v in self.durations.items()}
         results.figures = figures
         return results
+
+
+async def _in_parallel(
+    call: Callable[[T], Awaitable[None]], items: Iterable[T], at_once: int = 6
+) -> None:
+    """Call for every item, a few at a time."""
+    gate = asyncio.Semaphore(at_once)
+
+    async def one(item: T) -> None:
+        async with gate:
+            await call(item)
+
+    await asyncio.gather(*(one(i) for i in items))
 
 
 def table(mode: Mode, results: Results) -> str:

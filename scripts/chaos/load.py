@@ -65,11 +65,19 @@ class Tokens:
 
     def __init__(self, registry: httpx.AsyncClient) -> None:
         self.registry = registry
+        self._locks: dict[uuid.UUID, asyncio.Lock] = {}
 
     async def get(self, agency: Agency, renew: bool = False) -> str:
-        """A valid token; retried while the registry or its database is down."""
-        if not renew and agency.token and time.monotonic() < agency.token_until - 60:
-            return agency.token
+        """A valid token; retried while the registry or its database is down. One request
+        per agency at a time: the others wait for its token."""
+        held = agency.token
+        async with self._locks.setdefault(agency.id, asyncio.Lock()):
+            fresh = agency.token and time.monotonic() < agency.token_until - 60
+            if fresh and (not renew or agency.token != held):
+                return agency.token
+            return await self._fetch(agency)
+
+    async def _fetch(self, agency: Agency) -> str:
         while True:
             try:
                 answer = await self.registry.post(
@@ -150,6 +158,11 @@ class Load:
         """Wait for every report under way to be answered for good (or given up)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks))
+
+    @property
+    def tasks(self) -> list[asyncio.Task[None]]:
+        """The reports being sent."""
+        return list(self._tasks)
 
     @property
     def in_flight(self) -> int:
