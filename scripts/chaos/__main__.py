@@ -169,8 +169,8 @@ class Run:
         await stack.wait_healthy(SERVICES, 120)
         log("set-up: services healthy; API clients, contacts and due dates")
         async with (
-            httpx.AsyncClient(base_url=stack.url(stack.ports.registry), timeout=10) as registry,
-            httpx.AsyncClient(base_url=stack.url(stack.ports.notifier[0]), timeout=10) as notifier,
+            httpx.AsyncClient(base_url=stack.url(stack.ports.registry), timeout=60) as registry,
+            httpx.AsyncClient(base_url=stack.url(stack.ports.notifier[0]), timeout=60) as notifier,
         ):
             await self._office_token(registry)
             await self._read_plan(registry)
@@ -237,7 +237,7 @@ class Run:
             agency.secret = answer.json()["client_secret"]
             await Tokens(registry).get(agency)
 
-        await _in_parallel(make, self.agencies)
+        await _in_parallel(make, self.agencies, at_once=3)
 
     async def _contacts(self, notifier: httpx.AsyncClient) -> None:
         async def put(agency: Agency) -> None:
@@ -278,7 +278,7 @@ class Run:
         self.health = watch = HealthWatch(stack)
         async with (
             httpx.AsyncClient(base_url=stack.url(stack.ports.progress), timeout=10) as progress,
-            httpx.AsyncClient(base_url=stack.url(stack.ports.registry), timeout=10) as registry,
+            httpx.AsyncClient(base_url=stack.url(stack.ports.registry), timeout=30) as registry,
         ):
             tokens = Tokens(registry)
             self.load = load = Load(progress, tokens, self.agencies, mode.rate)
