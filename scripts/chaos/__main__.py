@@ -60,21 +60,21 @@ SHORT = Mode(
     rate=12,
     timeline=[
         (5, "kill worker1"),
+        (8, "start worker-2027"),
         (12, "kill notifier1"),
         (15, "poison"),
-        (20, "start worker-2027"),
-        (25, "kill broker"),
-        (40, "start broker"),
         (50, "stop worker-2027"),
-        (55, "stop smtp"),
-        (115, "start smtp"),
-        (120, "stop postgres"),
-        (180, "start postgres"),
-        (185, "kill worker2"),
+        (55, "kill broker"),
+        (70, "start broker"),
+        (80, "stop smtp"),
+        (110, "stop postgres"),
+        (140, "start smtp"),
+        (170, "start postgres"),
+        (175, "kill worker2"),
     ],
-    load_seconds=195,
+    load_seconds=185,
     check_within=150,
-    hard_limit=600,
+    hard_limit=720,
 )
 
 LONG = Mode(
@@ -277,7 +277,11 @@ class Run:
         stack, mode = self.stack, self.mode
         self.health = watch = HealthWatch(stack)
         async with (
-            httpx.AsyncClient(base_url=stack.url(stack.ports.progress), timeout=10) as progress,
+            httpx.AsyncClient(
+                base_url=stack.url(stack.ports.progress),
+                timeout=10,
+                limits=httpx.Limits(max_connections=60),
+            ) as progress,
             httpx.AsyncClient(base_url=stack.url(stack.ports.registry), timeout=30) as registry,
         ):
             tokens = Tokens(registry)
@@ -325,7 +329,6 @@ class Run:
         registry: httpx.AsyncClient,
         tokens: Tokens,
     ) -> None:
-        verb, what = action.split(" ", 1)
         stack = self.stack
         if action == "poison":
             agency = self.agencies[0]
@@ -336,6 +339,7 @@ class Run:
             )
             self.faults.append("poison records: 2 to Kafka, 2 through the APIs")
             return
+        verb, what = action.split(" ", 1)
         if what == "broker":
             if verb == "kill":
                 load.watch[f"broker#{self._count('broker')}"] = time.monotonic()

@@ -45,6 +45,7 @@ class Sent:
     body: dict[str, Any]
     created: float
     attempts: int = 0
+    first_attempt: float = 0.0
     accepted_at: float | None = None
     final_status: int | None = None
     final_code: str = ""
@@ -122,7 +123,8 @@ class Load:
         self.sent: list[Sent] = []
         self.stats = LoadStats()
         self.watch: dict[str, float] = {}  # fault name -> monotonic moment it began
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._queues: dict[uuid.UUID, asyncio.Queue[tuple[Sent, bool]]] = {}
+        self._senders: list[asyncio.Task[None]] = []
 
     def body(self, agency: Agency) -> dict[str, Any]:
         """A report on one of the agency's work points: on pace mostly, sometimes blocked (an
@@ -139,7 +141,14 @@ class Load:
         }
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Start a report every 1/rate seconds until `stop`; then wait for those under way."""
+        """Queue a report every 1/rate seconds until `stop`. Each agency's system sends its
+        queue in order, two reports at a time (a backlog builds up while the service does not
+        accept them, and drains afterwards)."""
+        for agency in self.agencies:
+            queue: asyncio.Queue[tuple[Sent, bool]] = asyncio.Queue()
+            self._queues[agency.id] = queue
+            for _ in range(2):
+                self._senders.append(asyncio.create_task(self._sender(queue)))
         interval = 1.0 / self.rate
         next_at = time.monotonic()
         while not stop.is_set():
@@ -147,27 +156,33 @@ class Load:
             body = self.body(agency)
             report = Sent(uuid.UUID(body["event_id"]), agency, body, time.monotonic())
             self.sent.append(report)
-            resend = self.rng.random() < 0.1
-            task = asyncio.create_task(self._deliver(report, resend))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._queues[agency.id].put_nowait((report, self.rng.random() < 0.1))
             next_at += interval
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
 
+    async def _sender(self, queue: asyncio.Queue[tuple[Sent, bool]]) -> None:
+        while True:
+            report, resend = await queue.get()
+            try:
+                await self._deliver(report, resend)
+            finally:
+                queue.task_done()
+
     async def drain(self) -> None:
-        """Wait for every report under way to be answered for good (or given up)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks))
+        """Wait for every queued report to be answered for good (or given up)."""
+        await asyncio.gather(*(q.join() for q in self._queues.values()))
 
     @property
     def tasks(self) -> list[asyncio.Task[None]]:
-        """The reports being sent."""
-        return list(self._tasks)
+        """The agencies' senders."""
+        return list(self._senders)
 
     @property
     def in_flight(self) -> int:
-        """Reports still being sent."""
-        return len(self._tasks)
+        """Reports queued or being sent."""
+        return sum(q.qsize() for q in self._queues.values()) + sum(
+            1 for s in self.sent if s.attempts and s.final_status is None
+        )
 
     async def post(self, agency: Agency, body: dict[str, Any]) -> tuple[str, int, str]:
         """One POST /v1/events; (outcome label, status, code). An expired token is renewed."""
@@ -200,6 +215,7 @@ class Load:
 
     async def _deliver(self, report: Sent, resend: bool) -> None:
         pause = 0.5
+        report.first_attempt = time.monotonic()
         while True:
             report.attempts += 1
             label, status, code = await self.post(report.agency, report.body)
@@ -209,12 +225,12 @@ class Load:
                 report.final_status = 202
                 break
             retryable = status in (0, 429) or status >= 500
-            if not retryable or time.monotonic() - report.created > self.give_up_after:
+            if not retryable or time.monotonic() - report.first_attempt > self.give_up_after:
                 report.final_status, report.final_code = status, code
                 return
             await asyncio.sleep(pause)
             pause = min(pause * 2, 5.0)
-        if resend:
+        if resend:  # the answer was "lost": the same report again, at once
             for _ in range(60):
                 label, status, _code = await self.post(report.agency, report.body)
                 self._noted(label)
