@@ -1,5 +1,5 @@
 # Duban: the two commands are `make up` (run the system) and `make test` (run every test).
-.PHONY: up demo test deps lint deploy-check down clean
+.PHONY: up demo test chaos deps lint deploy-check down clean
 
 up:            ## run broker, SMTP sink and the three services on SQLite, plan imported
 	bash scripts/up.sh
@@ -10,13 +10,17 @@ demo:          ## replay 2024 in about 9 minutes on a stack of its own (.run/dem
 test:          ## lint, types and the whole test suite on real Kafka and PostgreSQL
 	bash scripts/test.sh
 
+chaos:         ## the fault suite, long mode (~15 min): load, kill -9s, outages, poison; checks
+	bash scripts/bootstrap.sh
+	.venv/bin/python -m scripts.chaos
+
 deps:          ## create .venv with the pinned dependencies
 	bash scripts/bootstrap.sh
 
 lint:          ## ruff and mypy only
 	bash scripts/bootstrap.sh
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .
-	.venv/bin/mypy shared/duban_shared services/registry/registry services/progress/progress services/notifier/notifier scripts/demo
+	.venv/bin/mypy shared/duban_shared services/registry/registry services/progress/progress services/notifier/notifier scripts/demo scripts/chaos
 
 deploy-check:  ## static checks of docker-compose.yml, deploy/Dockerfile and deploy/k8s (no Docker needed)
 	bash scripts/check-deploy.sh

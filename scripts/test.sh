@@ -25,7 +25,7 @@ echo "test: ruff"
 .venv/bin/ruff format --check .
 echo "test: mypy (strict)"
 .venv/bin/mypy shared/duban_shared services/registry/registry services/progress/progress \
-  services/notifier/notifier scripts/demo
+  services/notifier/notifier scripts/demo scripts/chaos
 
 echo "test: deployment files (compose schema, hadolint, kustomize + Kubernetes schemas, settings)"
 bash scripts/check-deploy.sh
@@ -38,5 +38,18 @@ set +e
 .venv/bin/pytest --junitxml=test-artifacts/junit.xml "$@"
 status=$?
 set -e
-echo "test: finished in $(( $(date +%s) - started ))s (pytest exit $status)"
+
+# The fault suite's short mode (about 5 minutes): the processes as deployed on a broker and a
+# PostgreSQL of its own (other ports, .run/chaos), under load and faults. DUBAN_TEST_CHAOS=0
+# skips it.
+chaos_status=skipped
+if [[ ${DUBAN_TEST_CHAOS:-1} != 0 ]]; then
+  echo "test: chaos (short mode; DUBAN_TEST_CHAOS=0 skips it)"
+  set +e
+  .venv/bin/python -m scripts.chaos --short
+  chaos_status=$?
+  set -e
+  [[ $status != 0 || $chaos_status == 0 ]] || status=$chaos_status
+fi
+echo "test: finished in $(( $(date +%s) - started ))s (pytest exit $status, chaos $chaos_status)"
 exit $status
