@@ -25,6 +25,7 @@ was lost) is due again: that is the one case where a message may go out twice.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import random
 import uuid
@@ -233,6 +234,15 @@ class Backoff:
         """The wait before attempt `attempts + 1`."""
         full = min(self.cap, self.base * (1 << max(attempts - 1, 0)))
         return full / 2 + full / 2 * rng.random()
+
+
+def _reference(rows: Sequence[NotificationLog]) -> str:
+    """Our id of the message for these rows, the same each time they are sent: an email's
+    Message-ID and an SMS gateway's caller id are made from it, so a message sent again (after
+    a retry, or a lease that ran out when a process died mid-send) is recognised as the same
+    one by the receiving side."""
+    key = ",".join(sorted(f"{row.id}:{row.transition_event_id}" for row in rows))
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
 @dataclass
@@ -474,7 +484,7 @@ class Dispatcher:
             # The WeCom markdown carries its own heading; the robot would repeat a subject.
             subject="" if group.channel == "wecom" else rendered.subject,
             text=text,
-            reference=uuid.uuid4().hex[:32],
+            reference=_reference(group.rows),
         )
 
     async def _failed(self, group: _Group, error: ChannelError) -> None:

@@ -159,19 +159,32 @@ def refusal(exc: aiosmtplib.SMTPException) -> DeliveryError:
     )
 
 
+MESSAGE_ID_DOMAIN = "duban.local"
+"""The right side of our Message-IDs."""
+
+
 class SmtpMailer:
     """Sends one message per call through the configured SMTP server."""
 
     def __init__(self, settings: NotifierSettings) -> None:
         self._s = settings
 
-    async def send(self, to: str, subject: str, body: str) -> str:
-        """Send a plain-text email; return its Message-ID or raise a classified DeliveryError."""
+    async def send(self, to: str, subject: str, body: str, *, reference: str | None = None) -> str:
+        """Send a plain-text email; return its Message-ID or raise a classified DeliveryError.
+
+        With a `reference` (our id of the delivery) the Message-ID is made from it, so a message
+        sent again for the same delivery (a process killed after the server accepted it and
+        before it was recorded as sent) is the same message to the recipient's mail system,
+        which shows it once."""
         msg = EmailMessage()
         msg["From"] = self._s.mail_from
         msg["To"] = to
         msg["Subject"] = subject
-        msg["Message-ID"] = make_msgid(domain="duban.local")
+        msg["Message-ID"] = (
+            f"<{reference}@{MESSAGE_ID_DOMAIN}>"
+            if reference
+            else make_msgid(domain=MESSAGE_ID_DOMAIN)
+        )
         msg.set_content(body)
         try:
             await aiosmtplib.send(

@@ -6,6 +6,7 @@ own fault (`500 Error: (FileNotFoundError)`) is retried and never condemns the a
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from duban_shared.clock import ManualClock
 from notifier.channels.base import ChannelError, ErrorCode, OutgoingMessage
 from notifier.channels.email import EmailChannel
 from notifier.contacts import ContactIn, replace_contacts
+from notifier.delivery import _reference
 from notifier.mailer import DeliveryError, SmtpMailer, Stage, Verdict, classify, enhanced_status
 from notifier.main import NotifierService, build
 from notifier.models import AgencyView, Contact, NotificationLog
@@ -321,3 +323,28 @@ async def test_failed_and_retried_deliveries_are_counted_by_error_code(
     assert count("retried", error_type="provider_unavailable") == 1  # 451 once
     assert count("failed", error_type="invalid_recipient") == 1  # 市自然资源局's only contact
     assert (count("retried"), count("failed"), count("sent")) == (1, 1, 1)
+
+
+async def test_a_delivery_sent_again_is_the_same_message(smtp: SmtpSink) -> None:
+    """A process killed after the server accepted a message and before it recorded it as sent
+    sends it again once the send's lease ends: the same Message-ID (made from the delivery's
+    reference), so the recipient's mail system shows it once; another delivery gets another."""
+    channel = EmailChannel(SmtpMailer(_settings(smtp.port)))
+    first = await channel.send(_message(FIRST))
+    again = await channel.send(_message(FIRST))
+    other = await channel.send(
+        OutgoingMessage(recipient=FIRST, subject="主题", text="正文", reference="r2")
+    )
+    ids = [str(m["Message-ID"]) for m in smtp.mailbox(FIRST)]
+    assert ids == ["<r1@duban.local>", "<r1@duban.local>", "<r2@duban.local>"]
+    assert first.provider_id == again.provider_id == "<r1@duban.local>"
+    assert other.provider_id == "<r2@duban.local>"
+
+
+def test_a_message_reference_is_made_from_its_rows() -> None:
+    """The same rows give the same reference whatever their order; other rows another one."""
+    event = uuid.UUID(int=7)
+    one, two, three = (NotificationLog(id=i, transition_event_id=event) for i in (1, 2, 3))
+    assert _reference([one, two]) == _reference([two, one])
+    assert _reference([one, two]) != _reference([one, three])
+    assert len(_reference([one])) == 32

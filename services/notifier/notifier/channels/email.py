@@ -39,7 +39,9 @@ class EmailChannel:
     async def send(self, msg: OutgoingMessage) -> Receipt:
         """Hand the message to the SMTP server; raise ChannelError with the reply's verdict."""
         try:
-            message_id = await self._mailer.send(msg.recipient, msg.subject, msg.text)
+            message_id = await self._mailer.send(
+                msg.recipient, msg.subject, msg.text, reference=msg.reference
+            )
         except DeliveryError as exc:
             code = error_code(exc)
             if code is ErrorCode.LOGIN_REFUSED and not self._login_refused:
