@@ -10,9 +10,11 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import pytest
+from duban_shared import topics
 from notifier.models import Alert
-from progress.models import StatusReport
-from sqlmodel import func, select
+from notifier.models import Inbox as NotifierInbox
+from progress.models import OutboxMessage, StatusReport
+from sqlmodel import col, func, select
 
 from scripts.demo.simulator import SHANGHAI, Credentials, Script, Services, Simulator
 from tests.harness import wait_for
@@ -46,6 +48,27 @@ async def test_the_simulated_agencies_cause_alerts_silence_acks_recovery_and_a_c
             stored = (await session.exec(select(func.count()).select_from(StatusReport))).one()
         return int(stored) >= expected
 
+    async def notified() -> bool:
+        """The notifier took every stall transition progress wrote so far (alerts are current
+        when the agencies look at them)."""
+        async with stack.progress.sessions() as session:
+            written = (
+                await session.exec(
+                    select(func.count())
+                    .select_from(OutboxMessage)
+                    .where(col(OutboxMessage.topic) == topics.STALLS)
+                )
+            ).one()
+        async with stack.notifier.sessions() as session:
+            taken = (
+                await session.exec(
+                    select(func.count())
+                    .select_from(NotifierInbox)
+                    .where(col(NotifierInbox.topic).endswith(topics.STALLS))
+                )
+            ).one()
+        return int(taken) >= int(written)
+
     async def until(moment: datetime) -> None:
         if moment <= stack.clock.now():
             return
@@ -56,6 +79,7 @@ async def test_the_simulated_agencies_cause_alerts_silence_acks_recovery_and_a_c
         await wait_for(lambda: applied(simulator.tally.reports), what="progress to apply reports")
         stack.clock.set(moment)
         await stack.progress.sweeper.sweep_once()
+        await wait_for(notified, what="the notifier to take the day's stall transitions")
 
     simulator = Simulator(
         services, office, clock=stack.clock, until=until, script=SCRIPT, say=lines.append

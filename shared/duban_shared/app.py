@@ -159,6 +159,10 @@ def _error_ref(status: int) -> dict[str, Any]:
     }
 
 
+FASTAPI_422 = "Validation Error"
+"""The description FastAPI gives the 422 it adds to every operation with input."""
+
+
 def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
     """Add to every operation of an OpenAPI document the errors any operation of its kind
     answers, each with the ErrorBody schema: 401 and 403 with a bearer token, 404 with path
@@ -187,7 +191,10 @@ def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
             responses = operation["responses"]
             for status in sorted(statuses):
                 if status == 422:  # FastAPI's own 422 schema is not what the handler answers
+                    declared = responses.get("422", {}).get("description")
                     responses["422"] = _error_ref(422)
+                    if declared and declared != FASTAPI_422:  # the route's own codes, kept
+                        responses["422"]["description"] = declared
                 else:
                     responses.setdefault(str(status), _error_ref(status))
             for status, response in responses.items():

@@ -272,7 +272,11 @@ _REVOKE_FORM: dict[str, Any] = {
                     "type": "object",
                     "required": ["token"],
                     "properties": {
-                        "token": {"type": "string", "description": "the access token"},
+                        "token": {
+                            "type": "string",
+                            "minLength": 1,
+                            "description": "the access token",
+                        },
                         "token_type_hint": {"type": "string", "enum": ["access_token"]},
                     },
                 }
