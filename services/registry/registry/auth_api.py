@@ -277,7 +277,11 @@ _REVOKE_FORM: dict[str, Any] = {
                             "minLength": 1,
                             "description": "the access token",
                         },
-                        "token_type_hint": {"type": "string", "enum": ["access_token"]},
+                        "token_type_hint": {
+                            "type": "string",
+                            "description": "a hint only (RFC 7009): every token here is an "
+                            "access token, whatever it says",
+                        },
                     },
                 }
             }
