@@ -17,10 +17,11 @@ chaos:         ## the fault suite, long mode (~15 min): load, kill -9s, outages,
 deps:          ## create .venv with the pinned dependencies
 	bash scripts/bootstrap.sh
 
-lint:          ## ruff and mypy only
+lint:          ## ruff, mypy and the import contracts
 	bash scripts/bootstrap.sh
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .
 	.venv/bin/mypy shared/duban_shared services/registry/registry services/progress/progress services/notifier/notifier scripts/demo scripts/chaos
+	bash scripts/import-contracts.sh
 
 deploy-check:  ## static checks of docker-compose.yml, deploy/Dockerfile and deploy/k8s (no Docker needed)
 	bash scripts/check-deploy.sh

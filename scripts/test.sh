@@ -27,6 +27,9 @@ echo "test: mypy (strict)"
 .venv/bin/mypy shared/duban_shared services/registry/registry services/progress/progress \
   services/notifier/notifier scripts/demo scripts/chaos
 
+echo "test: import contracts (services independent; each service's layers, domain pure, no cycles)"
+bash scripts/import-contracts.sh
+
 echo "test: deployment files (compose schema, hadolint, kustomize + Kubernetes schemas, settings)"
 bash scripts/check-deploy.sh
 
