@@ -3,7 +3,7 @@ WeCom robots), kept in the order they are tried, imported from CSV all or nothin
 
 from __future__ import annotations
 
-from notifier.contacts import mask
+from notifier.domain.contacts import mask
 
 from tests.stack import Stack
 
