@@ -26,6 +26,7 @@ from email.utils import make_msgid
 from enum import StrEnum
 
 import aiosmtplib
+
 from notifier.settings import NotifierSettings
 
 

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any, get_args
 
 import yaml
-from notifier.domain.policy import RULE_ERROR, EscalationPolicy, PolicySet
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
+
+from notifier.domain.policy import RULE_ERROR, EscalationPolicy, PolicySet
 
 DEFAULT_FILE = "default.yaml"
 

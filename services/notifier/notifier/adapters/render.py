@@ -27,6 +27,7 @@ from duban_shared.numerals import chinese_number
 from duban_shared.workdays import SHANGHAI
 from jinja2 import BaseLoader, Environment, PackageLoader, StrictUndefined, Undefined
 from jinja2.environment import TemplateModule
+
 from notifier.adapters.channels.wecom import MARKDOWN_MAX_BYTES, fit_utf8
 from notifier.domain.quoting import CUT_MARK, QUOTE_MARK, one_line, quote
 from notifier.domain.sms_segments import analyze, truncate_to_segments

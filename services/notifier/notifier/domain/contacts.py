@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from email_validator import EmailNotValidError, validate_email
+
 from notifier.domain.phone import InvalidPhoneNumber, normalize_phone
 
 Channel = Literal["email", "sms", "wecom"]

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from duban_shared.workdays import WorkingCalendar
+
 from notifier.domain.policy import EscalationPolicy
 from notifier.domain.workhours import is_open, next_open
 

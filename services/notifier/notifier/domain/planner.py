@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 
 from duban_shared.events import Level, StallReason
 from duban_shared.workdays import SHANGHAI, WorkingCalendar
+
 from notifier.domain.policy import Duration, EscalationPolicy, Since, Step, While, aware
 from notifier.domain.workhours import (
     WorkingHours,

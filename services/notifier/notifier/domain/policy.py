@@ -19,7 +19,6 @@ from typing import Annotated
 
 from duban_shared.events import Level, StallReason
 from duban_shared.workdays import SHANGHAI, WorkingCalendar
-from notifier.domain.workhours import WorkingHours, next_open
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -30,6 +29,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
+
+from notifier.domain.workhours import WorkingHours, next_open
 
 MAX_WORKING_HOURS = 2000.0  # about a working year: a longer wait is a typo, not a policy
 MAX_WORKING_DAYS = 250

@@ -22,6 +22,7 @@ from alibabacloud_tea_openapi.exceptions import AlibabaCloudException, Throttlin
 from alibabacloud_tea_openapi.utils_models import Config
 from darabonba.exceptions import RetryError, UnretryableException
 from darabonba.runtime import RuntimeOptions
+
 from notifier.adapters.channels._sms import recipient_e164, template_text
 from notifier.adapters.channels.base import (
     ChannelError,

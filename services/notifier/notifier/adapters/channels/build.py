@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from duban_shared.clock import Clock
+
 from notifier.adapters.channels.aliyun import AliyunSmsChannel
 from notifier.adapters.channels.base import Channel
 from notifier.adapters.channels.http_sms import HttpSmsChannel

@@ -10,23 +10,18 @@ lost.
 from __future__ import annotations
 
 import httpx
-from duban_shared.clock import Clock, SystemClock
-from notifier.adapters.channels._http import (
-    classify_status,
-    json_object,
-    make_client,
-    retry_after_seconds,
-    transport_error,
-)
+from duban_shared.clock import Clock
+
 from notifier.adapters.channels._sms import recipient_e164, template_text
-from notifier.adapters.channels.base import ChannelError, OutgoingMessage, Receipt, deadline
+from notifier.adapters.channels.base import OutgoingMessage, Receipt
+from notifier.adapters.channels.http import HttpChannel, json_object
 from notifier.domain.sms_segments import analyze
 from notifier.settings import HttpSmsSettings
 
 NAME = "http_sms"
 
 
-class HttpSmsChannel:
+class HttpSmsChannel(HttpChannel):
     """Sends the message text to one phone number through the configured gateway."""
 
     name = NAME
@@ -39,43 +34,33 @@ class HttpSmsChannel:
         clock: Clock | None = None,
     ) -> None:
         """`client` lets the caller share or instrument one; otherwise the channel owns one."""
-        self._s = settings
-        self._owned = client is None
-        self._client = client or make_client(
-            settings.timeout_seconds, settings.connect_timeout_seconds
+        super().__init__(
+            settings.timeout_seconds, settings.connect_timeout_seconds, client=client, clock=clock
         )
-        self._clock = clock or SystemClock()
+        self._s = settings
 
     async def send(self, msg: OutgoingMessage) -> Receipt:
         """POST the text; SMS has no subject, so only `msg.text` is sent (cut to the budget)."""
         e164 = recipient_e164(msg, self._s.default_region, NAME)
         text = template_text(msg, self._s.max_segments)
-        try:
-            async with deadline(self._s.timeout_seconds, NAME):
-                response = await self._client.post(
-                    self._s.url,
-                    json={"to": e164, "text": text, "reference": msg.reference},
-                    headers={
-                        "Authorization": f"Bearer {self._s.token.get_secret_value()}",
-                        "Idempotency-Key": msg.reference,
-                    },
-                )
-        except httpx.TransportError as exc:
-            raise transport_error(exc, NAME) from exc
+        response = await self._post(
+            self._s.url,
+            json={"to": e164, "text": text, "reference": msg.reference},
+            headers={
+                "Authorization": f"Bearer {self._s.token.get_secret_value()}",
+                "Idempotency-Key": msg.reference,
+            },
+        )
         body = json_object(response)
         request_id = response.headers.get("x-request-id")
         if not response.is_success:
             provider_code = body.get("code") or body.get("error")
             detail = body.get("message") or response.reason_phrase
-            raise ChannelError(
+            raise self._refused(
+                response,
                 f"HTTP {response.status_code}: {detail}"
                 + (f" (request {request_id})" if request_id else ""),
-                code=classify_status(response.status_code),
-                channel=NAME,
-                provider_code=str(provider_code) if provider_code else str(response.status_code),
-                retry_after=retry_after_seconds(
-                    response.headers.get("retry-after"), self._clock.now()
-                ),
+                str(provider_code) if provider_code else str(response.status_code),
             )
         provider_id = body.get("id") or body.get("message_id")
         segments = body.get("segments")
@@ -86,8 +71,3 @@ class HttpSmsChannel:
             request_id=request_id,
             segments=segments if isinstance(segments, int) else analyze(text).segments,
         )
-
-    async def aclose(self) -> None:
-        """Close the HTTP client if this channel made it."""
-        if self._owned:
-            await self._client.aclose()

@@ -14,16 +14,6 @@ from __future__ import annotations
 import json
 
 import httpx
-from notifier.adapters.channels._http import transport_error
-from notifier.adapters.channels._sms import recipient_e164, template_text
-from notifier.adapters.channels.base import (
-    ChannelError,
-    ErrorCode,
-    OutgoingMessage,
-    Receipt,
-    deadline,
-)
-from notifier.settings import TencentSmsSettings
 from tencentcloud.common.credential import Credential
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import (
     TencentCloudSDKException,
@@ -32,6 +22,17 @@ from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.sms.v20210111.models import SendSmsRequest
 from tencentcloud.sms.v20210111.sms_client_async import SmsClient
+
+from notifier.adapters.channels._sms import recipient_e164, template_text
+from notifier.adapters.channels.base import (
+    ChannelError,
+    ErrorCode,
+    OutgoingMessage,
+    Receipt,
+    deadline,
+)
+from notifier.adapters.channels.http import transport_error
+from notifier.settings import TencentSmsSettings
 
 NAME = "tencent_sms"
 OK = "Ok"

@@ -9,21 +9,10 @@ or was removed, 40008/40058/44004 for a malformed message. Markdown content may 
 from __future__ import annotations
 
 import httpx
-from duban_shared.clock import Clock, SystemClock
-from notifier.adapters.channels._http import (
-    classify_status,
-    json_object,
-    make_client,
-    retry_after_seconds,
-    transport_error,
-)
-from notifier.adapters.channels.base import (
-    ChannelError,
-    ErrorCode,
-    OutgoingMessage,
-    Receipt,
-    deadline,
-)
+from duban_shared.clock import Clock
+
+from notifier.adapters.channels.base import ChannelError, ErrorCode, OutgoingMessage, Receipt
+from notifier.adapters.channels.http import HttpChannel, json_object
 from notifier.settings import WeComSettings
 
 NAME = "wecom"
@@ -61,7 +50,7 @@ def markdown(msg: OutgoingMessage) -> str:
     return fit_utf8(f"**{msg.subject}**\n{msg.text}" if msg.subject else msg.text)
 
 
-class WeComRobotChannel:
+class WeComRobotChannel(HttpChannel):
     """Posts to the group robot named by the message's recipient."""
 
     name = NAME
@@ -74,12 +63,10 @@ class WeComRobotChannel:
         clock: Clock | None = None,
     ) -> None:
         """`client` lets the caller share or instrument one; otherwise the channel owns one."""
-        self._s = settings
-        self._owned = client is None
-        self._client = client or make_client(
-            settings.timeout_seconds, settings.connect_timeout_seconds
+        super().__init__(
+            settings.timeout_seconds, settings.connect_timeout_seconds, client=client, clock=clock
         )
-        self._clock = clock or SystemClock()
+        self._s = settings
 
     async def send(self, msg: OutgoingMessage) -> Receipt:
         """Post the message as markdown; `msg.recipient` is a robot name from the settings."""
@@ -91,24 +78,14 @@ class WeComRobotChannel:
                 channel=NAME,
             )
         payload = {"msgtype": "markdown", "markdown": {"content": markdown(msg)}}
-        try:
-            async with deadline(self._s.timeout_seconds, NAME):
-                response = await self._client.post(
-                    self._s.webhook_url,
-                    params={"key": key.get_secret_value()},
-                    json=payload,
-                )
-        except httpx.TransportError as exc:
-            raise transport_error(exc, NAME) from exc
+        response = await self._post(
+            self._s.webhook_url, params={"key": key.get_secret_value()}, json=payload
+        )
         if not response.is_success:
-            raise ChannelError(
+            raise self._refused(
+                response,
                 f"HTTP {response.status_code} {response.reason_phrase}",
-                code=classify_status(response.status_code),
-                channel=NAME,
-                provider_code=str(response.status_code),
-                retry_after=retry_after_seconds(
-                    response.headers.get("retry-after"), self._clock.now()
-                ),
+                str(response.status_code),
             )
         body = json_object(response)
         errcode = body.get("errcode")
@@ -126,8 +103,3 @@ class WeComRobotChannel:
                 provider_code=str(errcode),
             )
         return Receipt(channel=NAME, recipient=msg.recipient)
-
-    async def aclose(self) -> None:
-        """Close the HTTP client if this channel made it."""
-        if self._owned:
-            await self._client.aclose()

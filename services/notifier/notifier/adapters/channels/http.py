@@ -1,4 +1,12 @@
-"""What the httpx-based channels share: one client policy, one reading of HTTP failures."""
+"""What the channels that speak HTTP themselves share (the SMS gateway, WeCom robots): one client
+policy, one bounded POST, one reading of HTTP failures.
+
+`HttpChannel` is their base: it owns (or borrows) the httpx client, posts within the channel's
+deadline, turns a request that got no answer into a transient ChannelError, and a non-2xx
+answer into the ChannelError its status means (Retry-After honoured). A subclass builds the
+request and reads its provider's answer. The SDK-based channels (Aliyun, Tencent) use
+`transport_error` only: their SDKs make the requests.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +15,9 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
-from notifier.adapters.channels.base import ChannelError, ErrorCode
+from duban_shared.clock import Clock, SystemClock
+
+from notifier.adapters.channels.base import ChannelError, ErrorCode, deadline
 
 
 def make_client(timeout_seconds: float, connect_timeout_seconds: float) -> httpx.AsyncClient:
@@ -77,3 +87,48 @@ def json_object(response: httpx.Response) -> dict[str, Any]:
     except ValueError:
         return {}
     return data if isinstance(data, dict) else {}
+
+
+class HttpChannel:
+    """Base of the channels that POST to their provider with httpx."""
+
+    name: str
+
+    def __init__(
+        self,
+        timeout_seconds: float,
+        connect_timeout_seconds: float,
+        *,
+        client: httpx.AsyncClient | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        """`client` lets the caller share or instrument one; otherwise the channel owns one."""
+        self._timeout = timeout_seconds
+        self._owned = client is None
+        self._client = client or make_client(timeout_seconds, connect_timeout_seconds)
+        self._clock = clock or SystemClock()
+
+    async def _post(self, url: str, **request: Any) -> httpx.Response:
+        """POST within the channel's deadline; no answer at all is a transient ChannelError."""
+        try:
+            async with deadline(self._timeout, self.name):
+                return await self._client.post(url, **request)
+        except httpx.TransportError as exc:
+            raise transport_error(exc, self.name) from exc
+
+    def _refused(
+        self, response: httpx.Response, message: str, provider_code: str | None
+    ) -> ChannelError:
+        """The ChannelError a non-2xx answer means, with the wait it asked for, if any."""
+        return ChannelError(
+            message,
+            code=classify_status(response.status_code),
+            channel=self.name,
+            provider_code=provider_code,
+            retry_after=retry_after_seconds(response.headers.get("retry-after"), self._clock.now()),
+        )
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this channel made it."""
+        if self._owned:
+            await self._client.aclose()
