@@ -3,8 +3,6 @@ WeCom robots), kept in the order they are tried, imported from CSV all or nothin
 
 from __future__ import annotations
 
-from notifier.domain.contacts import mask
-
 from tests.stack import Stack
 
 CSV_OK = """agency,channel,address,label
@@ -103,9 +101,3 @@ async def test_a_csv_file_replaces_the_contacts_of_the_agencies_it_names(stack: 
         "/v1/contacts/import", content=b"name,phone\nx,y\n", headers=office
     )
     assert header.json()["details"][0]["code"] == "invalid_header"
-
-
-def test_addresses_are_masked_for_logs_and_spans() -> None:
-    assert mask("sms", "+8613800138000") == "+86***8000"
-    assert mask("email", "linye@zhaoqing.example.cn") == "li***@zhaoqing.example.cn"
-    assert mask("wecom", "office-robot") == "office-robot"
