@@ -20,11 +20,11 @@ import httpx
 import pytest
 from duban_shared.auth import Role
 from duban_shared.clock import ManualClock
-from notifier.main import NotifierService
 from notifier.main import build as build_notifier
 from notifier.main import create_app as notifier_app
-from notifier.models import AgencyView
+from notifier.service import NotifierService
 from notifier.settings import NotifierSettings
+from notifier.store.models import AgencyView
 from opentelemetry.sdk.trace import TracerProvider
 from progress.main import ProgressService
 from progress.main import build as build_progress

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from notifier.models import AgencyView
+from notifier.store.models import AgencyView
 
 from tests.harness import wait_for
 from tests.stack import Stack

@@ -22,7 +22,7 @@ import httpx
 import pytest
 import uvicorn
 from notifier.main import create_app as notifier_app
-from notifier.models import Alert, NotificationLog
+from notifier.store.models import Alert, NotificationLog
 from playwright.async_api import Browser, Page, async_playwright, expect
 from progress.main import create_app as progress_app
 from registry.main import create_app as registry_app

@@ -11,8 +11,8 @@ from datetime import date, datetime
 
 import pytest
 from duban_shared import topics
-from notifier.models import Alert
-from notifier.models import Inbox as NotifierInbox
+from notifier.store.models import Alert
+from notifier.store.models import Inbox as NotifierInbox
 from progress.models import OutboxMessage, StatusReport
 from sqlmodel import col, func, select
 

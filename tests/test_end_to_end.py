@@ -10,7 +10,7 @@ from functools import partial
 from aiokafka import AIOKafkaProducer
 from duban_shared import topics
 from duban_shared.attributes import LINK_KIND
-from notifier.models import NotificationLog
+from notifier.store.models import NotificationLog
 from opentelemetry.trace import SpanKind
 from progress.models import StatusReport
 from sqlmodel import func, select

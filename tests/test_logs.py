@@ -56,7 +56,7 @@ async def test_delivery_logs_carry_the_trace_and_no_raw_contact(
         record = by_message[message]
         assert record["service"] == "duban-notifier"  # the service of the current span
         assert record["level"] in {"INFO", "WARNING"}
-        assert record["logger"] == "notifier.delivery"
+        assert record["logger"] == "notifier.use_cases.dispatching"
         assert record["timestamp"]
         # Logged inside the send span: its trace and span ids.
         assert (record["trace_id"], record["span_id"]) in send_spans

@@ -15,7 +15,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from duban_shared.db import is_sqlite, sync_url
 from duban_shared.migrations import alembic_config, downgrade, upgrade
-from notifier.models import NotifierBase
+from notifier.store.models import NotifierBase
 from progress.models import ProgressBase
 from registry.models import RegistryBase
 from sqlalchemy import Engine, MetaData, create_engine, inspect, pool, text

@@ -13,17 +13,19 @@ from duban_shared.cli import add_dead_letters, add_migrate, add_serve, agency_id
 from duban_shared.clock import SystemClock
 from duban_shared.db import create_engine, session_factory
 
+from notifier.domain.contacts import ContactIn
 from notifier.settings import NotifierSettings
-from notifier.store import replace_email_contacts
+from notifier.use_cases.contacts import Contacts
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 async def _set_email(database_url: str, agency_id: uuid.UUID, addresses: list[str]) -> None:
     engine = create_engine(database_url)
+    contacts = Contacts(session_factory(engine), SystemClock(), wecom_robots=())
     try:
-        async with session_factory(engine)() as session, session.begin():
-            await replace_email_contacts(session, agency_id, addresses, SystemClock().now())
+        emails = [ContactIn("email", a) for a in addresses]
+        await contacts.set_as_given(agency_id, emails, channel="email")
     finally:
         await engine.dispose()
 
@@ -41,7 +43,7 @@ def cmd_set_email(args: argparse.Namespace) -> int:
 
 def cmd_sms_sink(args: argparse.Namespace) -> int:
     """Run a local SMS gateway that keeps every message (for demos and `make up`)."""
-    from notifier.sms_sink import serve
+    from notifier.adapters.sms_sink import serve
 
     serve(Path(args.dir), args.token, args.host, args.port)
     return 0

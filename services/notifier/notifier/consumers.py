@@ -1,0 +1,75 @@
+"""Kafka entry points of the notifier: decode records, then call the use cases.
+
+- `StallConsumer` (topic `duban.stalls.v1`): each stall transition in its own transaction
+  (`notifier.use_cases.transitions`), so a failure part-way leaves the records before it
+  applied and the inbox skips them when the batch comes again.
+- `AgencyConsumer` (topic `duban.registry.agencies.v1`): a batch of agency snapshots in one
+  transaction (`notifier.use_cases.agencies`).
+A record that cannot be decoded was written by a bug upstream: RecordRejected makes the
+consumer loop park it as a dead letter while the rest goes on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiokafka import ConsumerRecord
+from duban_shared import attributes as attr
+from duban_shared.events import AgencySnapshot, StallTransition
+from duban_shared.failures import RecordRejected
+from duban_shared.kafka import process_span
+from opentelemetry.trace import Status, StatusCode, Tracer
+from pydantic import ValidationError
+
+from notifier.use_cases.agencies import Agencies
+from notifier.use_cases.transitions import Transitions
+
+
+@dataclass
+class StallConsumer:
+    """Handles batches of the stall topic."""
+
+    transitions: Transitions
+    tracer: Tracer
+
+    async def handle_batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        """Handle records in order, each in its own span and transaction."""
+        for record in records:
+            with process_span(self.tracer, record) as span:
+                try:
+                    transition = StallTransition.model_validate_json(record.value or b"")
+                except ValidationError as exc:
+                    span.set_status(Status(StatusCode.ERROR, "invalid_transition"))
+                    raise RecordRejected("invalid_transition", str(exc)) from exc
+                span.set_attribute(attr.WORK_POINT_ID, transition.work_point_id)
+                span.set_attribute(attr.PLAN_SLUG, transition.work_point_id.rpartition("/")[0])
+                if transition.reason is not None:
+                    span.set_attribute(attr.STALL_REASON, transition.reason.value)
+                span.set_attribute(attr.STALL_TRANSITION, transition.kind.value)
+                span.set_attribute(attr.STALL_LEVEL, transition.level.value)
+                await self.handle(transition, record.topic)
+
+    async def handle(self, transition: StallTransition, topic: str) -> None:
+        """Apply one decoded transition of `topic`."""
+        await self.transitions.apply(transition, topic)
+
+
+@dataclass
+class AgencyConsumer:
+    """Handles batches of agency snapshots."""
+
+    agencies: Agencies
+    tracer: Tracer
+
+    async def handle_batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        """Decode every snapshot of the batch (tombstones carry none), then apply them."""
+        snapshots = []
+        for record in records:
+            with process_span(self.tracer, record):
+                if record.value is None:
+                    continue
+                try:
+                    snapshots.append(AgencySnapshot.model_validate_json(record.value))
+                except ValidationError as exc:
+                    raise RecordRejected("invalid_snapshot", str(exc)) from exc
+        await self.agencies.apply(snapshots)

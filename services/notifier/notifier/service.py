@@ -1,0 +1,127 @@
+"""The running notifier: its use cases, the loops and consumers around them, built once by
+`notifier.main.build` and closed once. The HTTP app reaches it through `notifier.api.deps`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import httpx
+from aiokafka import AIOKafkaProducer
+from duban_shared import topics
+from duban_shared.auth import JwksVerifier
+from duban_shared.clock import Clock
+from duban_shared.deadletters import DeadLetterSink
+from duban_shared.kafka import BatchHandler, make_consumer
+from duban_shared.metrics import ServiceMetrics
+from duban_shared.revocations import REVOCATIONS, RevocationFeed
+from duban_shared.runtime import PRODUCER, Background
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import Tracer
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from notifier.adapters.channels.base import Channel
+from notifier.settings import NotifierSettings
+from notifier.use_cases.ack_links import AckLinks
+from notifier.use_cases.alerts import Alerts
+from notifier.use_cases.contacts import Contacts
+from notifier.use_cases.dispatching import Dispatcher
+from notifier.use_cases.escalation import Escalator
+from notifier.use_cases.notifications import Notifications
+
+SERVICE = "duban-notifier"
+
+
+class Consumer(Protocol):
+    """A Kafka entry point (`notifier.consumers`): handles a batch of records."""
+
+    @property
+    def handle_batch(self) -> BatchHandler: ...
+
+
+@dataclass
+class NotifierService:
+    """Everything the notifier runs, built once and closed once."""
+
+    settings: NotifierSettings
+    clock: Clock  # domain time: alerts, escalation, quiet hours; may be simulated
+    wall_clock: Clock  # real seconds: token checks, JWKS cache, rate limits, provider answers
+    tracer_provider: TracerProvider
+    tracer: Tracer
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    stall_consumer: Consumer
+    agency_consumer: Consumer
+    dispatcher: Dispatcher
+    escalator: Escalator
+    alerts: Alerts
+    contacts: Contacts
+    notifications: Notifications
+    channels: dict[str, Channel]
+    verifier: JwksVerifier
+    revocation_feed: RevocationFeed
+    ack_links: AckLinks
+    metrics: ServiceMetrics
+    producer: AIOKafkaProducer  # dead letters only
+    owned_http: httpx.AsyncClient | None = None  # the JWKS client, when build() made it
+    background: Background = field(default_factory=Background)
+
+    async def start(self) -> None:
+        """Fetch the registry's keys (best effort), then consume stall transitions and agencies."""
+        await self.verifier.prefetch()
+        self.background.start_soon(PRODUCER, self.producer.start)
+        feed = self.revocation_feed
+        self.background.follow("notifier-revocations", feed.consumer, feed.run, name=REVOCATIONS)
+        prefix, bootstrap = self.settings.topic_prefix, self.settings.kafka_bootstrap_servers
+        stalls_group, agencies_group = f"{prefix}{SERVICE}.stalls", f"{prefix}{SERVICE}.agencies"
+        stalls = make_consumer(bootstrap, stalls_group, prefix + topics.STALLS, client_id=SERVICE)
+        agencies = make_consumer(
+            bootstrap, agencies_group, prefix + topics.AGENCIES, client_id=SERVICE
+        )
+        lag = self.metrics.consumer_lag
+        await self.background.consume(
+            "notifier-stalls",
+            stalls,
+            self.stall_consumer.handle_batch,
+            name="stalls",
+            retry=self.settings.retry_policy(pause_seconds=self.settings.retry_seconds),
+            lag=lag.tracker(stalls_group),
+            dead_letters=self._dead_letters(stalls_group),
+        )
+        await self.background.consume(
+            "notifier-agencies",
+            agencies,
+            self.agency_consumer.handle_batch,
+            name="agencies",
+            lag=lag.tracker(agencies_group),
+            dead_letters=self._dead_letters(agencies_group),
+        )
+        stop = self.background.stop
+        if self.settings.run_loops:
+            self.background.spawn(
+                "notifier-dispatcher",
+                self.dispatcher.run(stop, self.settings.dispatch_interval_seconds),
+            )
+            self.background.spawn(
+                "notifier-escalator",
+                self.escalator.run(
+                    stop, self.settings.escalate_interval_seconds, self.dispatcher.wake
+                ),
+            )
+
+    def _dead_letters(self, group: str) -> DeadLetterSink:
+        """Where one of the notifier's consumers parks what it cannot apply."""
+        topic = self.settings.topic_prefix + topics.NOTIFIER_DLQ
+        return DeadLetterSink(self.producer, self.tracer, topic, group, self.metrics)
+
+    async def close(self) -> None:
+        """Stop consuming, then close the engine."""
+        await self.background.close()
+        await self.producer.stop()
+        for channel in self.channels.values():
+            await channel.aclose()
+        if self.owned_http is not None:
+            await self.owned_http.aclose()
+        await self.engine.dispose()
+        self.metrics.shutdown()
