@@ -4,7 +4,8 @@ Our own attributes live under `duban.`; standard ones come from the OpenTelemetr
 conventions and are re-exported here so code imports attributes from one place. Rules:
 
 - No personal data in any attribute: no contact address, phone number, e-mail address or webhook
-  URL. A recipient appears only masked (`notifier.contacts.mask`), a caller only by client id.
+  URL. A recipient appears only masked (`notifier.domain.contacts.mask`), a caller only by
+  client id.
 - Values are ids and closed vocabularies (levels, reasons, outcomes), so metric attributes keep a
   bounded cardinality. Work point and agency ids go on spans only, never on metrics.
 """

@@ -7,9 +7,9 @@ outside a span) and the `extra={...}` fields it was given. The service is the on
 current (the three services share one process in tests), else the one configured.
 
 Personal data never goes into a log message: the notifier logs addresses only masked
-(`notifier.contacts.mask`). httpx logs each request's URL at INFO, and a webhook URL carries its
-key, so httpx and httpcore log from WARNING up. uvicorn's access lines never show the query
-string of `/oauth/...` or the value of a secret-looking query parameter (`redact_target`).
+(`notifier.domain.contacts.mask`). httpx logs each request's URL at INFO, and a webhook URL
+carries its key, so httpx and httpcore log from WARNING up. uvicorn's access lines never show
+the query string of `/oauth/...` or the value of a secret-looking query parameter (`redact_target`).
 """
 
 from __future__ import annotations
