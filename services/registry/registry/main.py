@@ -1,8 +1,7 @@
-"""Registry wiring: engine, producer, outbox relay and the HTTP app."""
+"""Registry wiring: the service built from its settings, and the HTTP app."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
 
 from duban_shared.app import service_app
@@ -10,45 +9,19 @@ from duban_shared.auth import JwtVerifier
 from duban_shared.clock import Clock, SystemClock
 from duban_shared.db import is_sqlite
 from duban_shared.outbox import OutboxRelay
-from duban_shared.revocations import REVOCATIONS, RevocationFeed, revocation_feed
-from duban_shared.runtime import PRODUCER
-from duban_shared.service import ServiceCore, build_core
-from duban_shared.throttle import LoginThrottle
-from fastapi import APIRouter, FastAPI
+from duban_shared.revocations import revocation_feed
+from duban_shared.service import build_core
+from fastapi import FastAPI
 from opentelemetry.sdk.trace import TracerProvider
 
-from registry.keys import KeyRing
-from registry.models import OutboxMessage
+from registry.api import answer_refusals, router
+from registry.service import RegistryService
 from registry.settings import RegistrySettings
-from registry.tokens import TokenIssuer
+from registry.store.models import OutboxMessage
+from registry.use_cases.keys import KeyRing
+from registry.use_cases.tokens import TokenIssuer
 
 SERVICE = "duban-registry"
-
-
-@dataclass(kw_only=True)
-class RegistryService(ServiceCore):
-    """Everything the registry runs, built once and closed once."""
-
-    settings: RegistrySettings
-    clock: Clock  # domain time (plan edits); may be simulated (DUBAN_SIM_CLOCK_*)
-    wall_clock: Clock  # real seconds: tokens, signing keys, clients, the outbox
-    relay: OutboxRelay
-    keys: KeyRing
-    issuer: TokenIssuer
-    verifier: JwtVerifier
-    revocation_feed: RevocationFeed
-    throttle: LoginThrottle  # failed token requests per client id and source address
-
-    async def start(self) -> None:
-        """Load the signing keys (making the first) and connect to Kafka, then relay the
-        outbox, and follow the revocations; in the background, retried until the database and
-        the broker answer."""
-        self.background.start_soon("signing keys", self.keys.load)
-        self.background.start_soon(
-            PRODUCER, self.producer.start, then=lambda: self.relay.run(self.background.stop)
-        )
-        feed = self.revocation_feed
-        self.background.follow("registry-revocations", feed.consumer, feed.run, name=REVOCATIONS)
 
 
 def build(
@@ -110,14 +83,9 @@ def build(
 
 def create_app(service: RegistryService | None = None) -> FastAPI:
     """Build the HTTP app; with no service given it builds and runs its own from settings."""
-    from registry import api, auth_api
-
-    router = APIRouter()
-    router.include_router(auth_api.router)
-    router.include_router(api.router)
     owned = service is None
     service = service or build(RegistrySettings())
-    return service_app(
+    app = service_app(
         "Duban registry",
         service,
         router,
@@ -125,3 +93,5 @@ def create_app(service: RegistryService | None = None) -> FastAPI:
         max_body_bytes=4 * 1024 * 1024,  # a plan text (the 2024 plan is 30 KB)
         trusted_proxies=service.settings.trusted_proxy_list,
     )
+    answer_refusals(app)
+    return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from registry.agency_names import canonical_agency_name, split_agency_list
+from registry.domain.agency_names import canonical_agency_name, split_agency_list
 
 # Complete names, including parentheses and 、 inside them (which must never split).
 COMPLETE = [

@@ -14,11 +14,13 @@ from duban_shared import topics
 from duban_shared.clock import ManualClock
 from duban_shared.db import create_engine, session_factory
 from duban_shared.events import AgencySnapshot, WorkPointSnapshot
+from registry.domain.agency_identity import agency_id_for
+from registry.domain.plan_import import Defaults, ImportReport, sha256_text
+from registry.domain.plan_parser import parse_plan
 from registry.main import build, create_app
-from registry.models import Agency, OutboxMessage, Plan, Responsibility, Section, WorkPoint
-from registry.plan_parser import parse_plan
 from registry.settings import RegistrySettings
-from registry.store import Defaults, ImportReport, agency_id_for, import_plan, sha256_text
+from registry.store.models import Agency, OutboxMessage, Plan, Responsibility, Section, WorkPoint
+from registry.use_cases.plans import import_plan
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession

@@ -18,12 +18,14 @@ from duban_shared import topics
 from duban_shared.auth import AuthError, parse_jwks
 from duban_shared.clock import ManualClock
 from duban_shared.events import Revocation
-from registry import auth_store, keys
-from registry.auth_models import ApiClient, SigningKey
 from registry.cli import main as cli
-from registry.main import RegistryService
-from registry.models import OutboxMessage
-from registry.store import agency_id_for
+from registry.domain import client_secrets
+from registry.domain.agency_identity import agency_id_for
+from registry.service import RegistryService
+from registry.store import clients as client_store
+from registry.store import keys
+from registry.store.auth_models import ApiClient, SigningKey
+from registry.store.models import OutboxMessage
 from sqlmodel import select
 
 from tests.stack import Client, create_client, import_plan_into
@@ -104,7 +106,7 @@ async def test_client_credentials_give_a_signed_short_lived_token(
     )
     assert response.status_code == 200, response.text
     async with registry.sessions() as session:
-        client = await auth_store.get_client(session, forestry.client_id)
+        client = await client_store.get_client(session, forestry.client_id)
     assert client.last_used_at == START
     assert client.secret_hash.startswith("$argon2id$")
     assert forestry.secret not in client.secret_hash
@@ -398,7 +400,7 @@ class CountingHasher(PasswordHasher):
 async def test_failed_token_requests_are_throttled_before_any_argon2_check(
     registry: RegistryService, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(auth_store, "_hasher", CountingHasher())
+    monkeypatch.setattr(client_secrets, "_hasher", CountingHasher())
     CountingHasher.verified = 0
     clock = _clock(registry)
     forestry = await create_client(registry, "agency", FORESTRY)

@@ -12,9 +12,14 @@ from duban_shared import topics
 from duban_shared.db import create_engine, session_factory
 from duban_shared.events import AgencySnapshot, WorkPointSnapshot
 from pydantic import ValidationError
-from registry import agencies
-from registry.agencies import AgencyError
-from registry.models import (
+from registry.api.schemas import StallPolicy, StallPolicyOverride
+from registry.domain.errors import AgencyError
+from registry.domain.plan_import import ConfirmationRequired, Defaults, ImportReport, sha256_text
+from registry.domain.plan_parser import parse_plan
+from registry.domain.policies import effective_policy
+from registry.domain.versions import WorkPointShape, diff_work_points
+from registry.store import agencies as agency_store
+from registry.store.models import (
     AgencyHistory,
     OutboxMessage,
     Plan,
@@ -24,11 +29,9 @@ from registry.models import (
     TargetShare,
     WorkPoint,
 )
-from registry.plan_parser import parse_plan
-from registry.policies import StallPolicy, StallPolicyOverride, effective_policy
-from registry.snapshots import publish_work_point
-from registry.store import ConfirmationRequired, Defaults, ImportReport, import_plan, sha256_text
-from registry.versions import WorkPointShape, diff_work_points
+from registry.use_cases import agencies
+from registry.use_cases.plans import import_plan
+from registry.use_cases.publishing import publish_work_point
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -175,7 +178,7 @@ async def test_a_whole_year_plan_is_due_on_31_december_and_coordinated_by_its_is
     await _import(sessions)
     async with sessions() as session:
         plan = (await session.exec(select(Plan))).one()
-        office = await agencies.resolve(session, "市政务服务和数据管理局")
+        office = await agency_store.resolve(session, "市政务服务和数据管理局")
     assert plan.due_on == date(2024, 12, 31)
     assert office is not None and plan.coordinating_agency_id == office.id
     assert plan.city == "肇庆市"
@@ -193,7 +196,7 @@ async def test_names_with_or_without_zhaoqing_or_shi_resolve_to_one_agency(
     await _import(sessions)
     async with sessions() as session:
         found = {
-            name: (await agencies.resolve(session, name))
+            name: (await agency_store.resolve(session, name))
             for name in ("市林业局", "肇庆市林业局", "林业局", "肇庆市政务服务和数据管理局")
         }
         assert {n: a.name if a else None for n, a in found.items()} == {
@@ -202,20 +205,20 @@ async def test_names_with_or_without_zhaoqing_or_shi_resolve_to_one_agency(
             "林业局": "市林业局",
             "肇庆市政务服务和数据管理局": "市政务服务和数据管理局",
         }
-        assert await agencies.resolve(session, "市不存在局") is None
+        assert await agency_store.resolve(session, "市不存在局") is None
 
 
 async def test_an_alias_resolves_and_cannot_name_two_agencies(sessions: Sessions) -> None:
     await _import(sessions)
     async with sessions() as session, session.begin():
-        office = await agencies.resolve(session, "市政务服务和数据管理局")
-        forestry = await agencies.resolve(session, "市林业局")
+        office = await agency_store.resolve(session, "市政务服务和数据管理局")
+        forestry = await agency_store.resolve(session, "市林业局")
         assert office is not None and forestry is not None
         added, refused = await agencies.load_aliases(
             session, {"市政数局": office.name, "x办": "市没有这个办"}, NOW
         )
         assert (added, refused) == (1, ["x办: no agency '市没有这个办'"])
-        resolved = await agencies.resolve(session, "市政数局")
+        resolved = await agency_store.resolve(session, "市政数局")
         assert resolved is not None and resolved.id == office.id
         with pytest.raises(AgencyError) as taken:
             await agencies.add_alias(session, forestry, "市政数局", NOW)
@@ -227,10 +230,10 @@ async def test_a_renamed_agency_keeps_its_id_and_answers_to_its_old_name(
 ) -> None:
     await _import(sessions)
     async with sessions() as session, session.begin():
-        forestry = await agencies.resolve(session, "市林业局")
+        forestry = await agency_store.resolve(session, "市林业局")
         assert forestry is not None
         await agencies.rename(session, forestry, "市林业和草原局", NOW)
-        again = await agencies.resolve(session, "市林业局")
+        again = await agency_store.resolve(session, "市林业局")
         assert again is not None and (again.id, again.name) == (forestry.id, "市林业和草原局")
         history = (
             await session.exec(select(AgencyHistory).where(AgencyHistory.agency_id == forestry.id))
@@ -253,8 +256,8 @@ async def test_merging_moves_roles_and_shares_and_keeps_the_stronger_role(
 ) -> None:
     await _import(sessions)
     async with sessions() as session, session.begin():
-        security = await agencies.resolve(session, "市公安局")
-        justice = await agencies.resolve(session, "市司法局")
+        security = await agency_store.resolve(session, "市公安局")
+        justice = await agency_store.resolve(session, "市司法局")
         assert security is not None and justice is not None
         touched = await agencies.merge(session, justice, security, NOW)
         # 市司法局 shares work points 32, 33 with 市公安局; 26 is its own.
@@ -269,7 +272,7 @@ async def test_merging_moves_roles_and_shares_and_keeps_the_stronger_role(
             )
         ).all()
         assert sorted(str(r.agency_id) for r in on_33).count(str(security.id)) == 1
-        merged = await agencies.resolve(session, "市司法局")
+        merged = await agency_store.resolve(session, "市司法局")
         assert merged is not None and merged.id == security.id
         with pytest.raises(AgencyError) as itself:
             await agencies.merge(session, security, security, NOW)
@@ -332,8 +335,8 @@ async def test_the_seven_targets_are_stored_and_shares_travel_in_the_snapshot(
         ]
         base_stations = targets[-1]
         assert base_stations.id is not None
-        it = await agencies.resolve(session, "市工信局")
-        office = await agencies.resolve(session, "市政务服务和数据管理局")
+        it = await agency_store.resolve(session, "市工信局")
+        office = await agency_store.resolve(session, "市政务服务和数据管理局")
         assert it is not None and office is not None
         session.add(TargetShare(target_id=base_stations.id, agency_id=it.id, share=0.75))
         session.add(TargetShare(target_id=base_stations.id, agency_id=office.id, share=0.25))

@@ -12,14 +12,14 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-from registry.agency_names import agency_kind, canonical_agency_name, parse_responsibility
-from registry.plan_parser import (
+from registry.domain.agency_names import agency_kind, canonical_agency_name, parse_responsibility
+from registry.domain.plan_parser import (
     ParsedPlan,
     PlanParseError,
     chinese_numeral,
-    extract_targets,
     parse_plan,
 )
+from registry.domain.targets import extract_targets
 
 PLAN_RELATIVE = Path("data/plans/zhaoqing-digital-2024.txt")
 FW_OPEN, FW_CLOSE, FW_COMMA = "\uff08", "\uff09", "\uff0c"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from registry.main import RegistryService
+from registry.service import RegistryService
 
 from tests.stack import bearer
 

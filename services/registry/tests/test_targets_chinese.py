@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from registry.plan_parser import extract_targets
+from registry.domain.targets import extract_targets
 
 
 @pytest.mark.parametrize(
