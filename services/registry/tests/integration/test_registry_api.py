@@ -12,7 +12,7 @@ from registry.service import RegistryService
 from tests.stack import bearer
 
 PLAN = "zhaoqing-digital-2024"
-TEXT = (Path(__file__).resolve().parents[3] / "data" / "plans" / f"{PLAN}.txt").read_text()
+TEXT = (Path(__file__).resolve().parents[4] / "data" / "plans" / f"{PLAN}.txt").read_text()
 WP = f"/v1/plans/{PLAN}/work-points"
 
 

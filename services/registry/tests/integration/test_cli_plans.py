@@ -9,9 +9,9 @@ import pytest
 from registry.cli import main as cli
 
 PLAN_TEXT = (
-    Path(__file__).resolve().parents[3] / "data" / "plans" / "zhaoqing-digital-2024.txt"
+    Path(__file__).resolve().parents[4] / "data" / "plans" / "zhaoqing-digital-2024.txt"
 ).read_text()
-ALIASES = Path(__file__).resolve().parents[3] / "data" / "agencies" / "zhaoqing-aliases.toml"
+ALIASES = Path(__file__).resolve().parents[4] / "data" / "agencies" / "zhaoqing-aliases.toml"
 
 
 @pytest.fixture

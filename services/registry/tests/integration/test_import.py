@@ -29,7 +29,7 @@ from tests.harness import Spans
 from tests.stack import bearer
 
 PLAN = "zhaoqing-digital-2024"
-PLAN_PATH = Path(__file__).resolve().parents[3] / "data" / "plans" / f"{PLAN}.txt"
+PLAN_PATH = Path(__file__).resolve().parents[4] / "data" / "plans" / f"{PLAN}.txt"
 OLD_35 = "(三十五)加强林业数字化应用。"
 NEW_35 = "(三十五)深化林业数字化应用。"
 START = datetime.fromisoformat("2024-09-02T09:00:00+08:00")

@@ -37,7 +37,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 PLAN = "zhaoqing-digital-2024"
-TEXT = (Path(__file__).resolve().parents[3] / "data" / "plans" / f"{PLAN}.txt").read_text()
+TEXT = (Path(__file__).resolve().parents[4] / "data" / "plans" / f"{PLAN}.txt").read_text()
 NOW = datetime.fromisoformat("2024-08-07T09:00:00+08:00")
 Sessions = async_sessionmaker[AsyncSession]
 
