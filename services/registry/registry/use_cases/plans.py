@@ -7,8 +7,9 @@ below it open their own.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from duban_shared.events import work_point_id
@@ -231,8 +232,8 @@ async def change_plan(
     slug: str,
     *,
     title: str | None = None,
-    due_on: Any = None,
-    coordinating_agency_id: Any = None,
+    due_on: date | None = None,
+    coordinating_agency_id: uuid.UUID | None = None,
 ) -> Plan:
     """Change a plan's title, due date or coordinating office; its work points are republished."""
     async with ctx.transaction() as now:
