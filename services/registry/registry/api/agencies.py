@@ -21,7 +21,6 @@ from registry.api.schemas import (
     HistoryOut,
     MergeIn,
     NameIn,
-    agency_out,
 )
 from registry.domain.errors import Refusal, unknown_agency
 from registry.store import agencies, queries
@@ -29,6 +28,17 @@ from registry.store.models import Agency
 from registry.use_cases import agencies as use_cases
 
 router = APIRouter(prefix="/v1/agencies", tags=["agencies"])
+
+
+def agency_out(agency: Agency, aliases: list[str]) -> AgencyPublic:
+    """Shape an agency for the API."""
+    return AgencyPublic(
+        id=agency.id,
+        name=agency.name,
+        kind=agency.kind,
+        aliases=aliases,
+        merged_into_id=agency.merged_into_id,
+    )
 
 
 async def _detail(session: AsyncSession, agency: Agency) -> AgencyDetail:

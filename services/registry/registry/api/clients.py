@@ -4,20 +4,18 @@
 from __future__ import annotations
 
 import logging
-import uuid
-from datetime import datetime
 from typing import Annotated
 
 from duban_shared.api import error_responses
 from duban_shared.app import SessionDep
-from duban_shared.auth import PrincipalDep, Role, require_office
+from duban_shared.auth import PrincipalDep, require_office
 from duban_shared.inputs import Line
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from registry.api.deps import ContextDep
 from registry.api.oauth import NO_STORE
+from registry.api.schemas import ClientIn, ClientOut, ClientWithSecret
 from registry.store import clients as store
 from registry.store.auth_models import ApiClient
 from registry.use_cases import clients as use_cases
@@ -26,49 +24,6 @@ router = APIRouter(tags=["clients"])
 log = logging.getLogger(__name__)
 
 ClientId = Annotated[Line, Path(max_length=80, description="A client id, e.g. agency-...")]
-
-
-class ClientOut(BaseModel):
-    """An API client (its secret is never shown again)."""
-
-    client_id: str
-    role: str
-    agency_id: uuid.UUID | None
-    agency_name: str | None
-    label: str
-    created_at: datetime
-    rotated_at: datetime | None
-    revoked_at: datetime | None
-    last_used_at: datetime | None
-
-
-class ClientWithSecret(ClientOut):
-    """A client with its secret: shown only in this answer, store it now."""
-
-    client_secret: str
-
-
-class ClientIn(BaseModel):
-    """A client to create: an agency client names its agency (by id or exact name)."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [{"role": "agency", "agency_name": "市林业局", "label": "林业局系统"}],
-            "not": {"required": ["agency_id", "agency_name"]},
-        },
-    )
-
-    role: Role
-    agency_id: uuid.UUID | None = None
-    agency_name: Line | None = Field(default=None, max_length=120)
-    label: Line = Field(default="", max_length=120)
-
-    @model_validator(mode="after")
-    def _one_agency_reference(self) -> ClientIn:
-        if {"agency_id", "agency_name"} <= self.model_fields_set:
-            raise ValueError("give agency_id or agency_name, not both")
-        return self
 
 
 def client_out(client: ApiClient, agency_name: str | None) -> ClientOut:

@@ -24,9 +24,9 @@ from duban_shared.ratelimit import retry_after_header
 from duban_shared.throttle import address_key, client_key
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 
 from registry.api.deps import ContextDep, ServiceDep
+from registry.api.schemas import TokenResponse
 from registry.domain.signing_keys import jwks_document
 from registry.store.keys import published_keys
 from registry.use_cases import clients
@@ -62,14 +62,6 @@ class OAuthError(Exception):
             "message": self.description,
         }
         return JSONResponse(status_code=self.status, content=body, headers=headers)
-
-
-class TokenResponse(BaseModel):
-    """RFC 6749 access token response."""
-
-    access_token: str
-    token_type: str = "Bearer"  # noqa: S105 - the RFC 6750 scheme name, not a secret
-    expires_in: int
 
 
 _TOKEN_FORM: dict[str, Any] = {

@@ -21,14 +21,35 @@ from registry.api.schemas import (
     StallPolicy,
     VersionIn,
     VersionOut,
-    plan_out,
 )
 from registry.domain.plan_parser import PlanParseError, parse_plan
+from registry.domain.policies import POLICY_FIELDS
 from registry.store import plans, queries
-from registry.store.models import PlanVersion
+from registry.store.models import Plan, PlanVersion
 from registry.use_cases import plans as use_cases
 
 router = APIRouter(prefix="/v1/plans", tags=["plans"])
+
+
+def plan_policy(plan: Plan) -> StallPolicy:
+    """The plan's defaults."""
+    return StallPolicy.model_validate({f: getattr(plan, f) for f in POLICY_FIELDS})
+
+
+def plan_out(plan: Plan) -> PlanPublic:
+    """Shape a plan for the API."""
+    return PlanPublic(
+        slug=plan.slug,
+        title=plan.title,
+        issuer=plan.issuer,
+        issued_on=plan.issued_on,
+        year=plan.year,
+        city=plan.city,
+        version=plan.version,
+        due_on=plan.due_on,
+        coordinating_agency_id=plan.coordinating_agency_id,
+        policy=plan_policy(plan),
+    )
 
 
 @router.get("")

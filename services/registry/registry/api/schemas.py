@@ -1,5 +1,4 @@
-"""The registry API's request and response models, and how stored rows are shaped into
-them."""
+"""The registry API's request and response models (the routers shape stored rows into them)."""
 
 from __future__ import annotations
 
@@ -7,12 +6,11 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
+from duban_shared.auth import Role
 from duban_shared.inputs import IsoDate, Line, Number, StrictBool, StrictInt, Text
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from registry.domain.agency_names import AgencyKind
-from registry.domain.policies import POLICY_FIELDS, effective_policy
-from registry.store.models import Agency, Plan, Responsibility, Target, TargetShare, WorkPoint
 
 SHARE_TOLERANCE = 1e-6
 
@@ -140,76 +138,6 @@ class PlanPublic(BaseModel):
     due_on: date
     coordinating_agency_id: uuid.UUID | None
     policy: StallPolicy
-
-
-def plan_policy(plan: Plan) -> StallPolicy:
-    """The plan's defaults."""
-    return StallPolicy.model_validate({f: getattr(plan, f) for f in POLICY_FIELDS})
-
-
-def plan_out(plan: Plan) -> PlanPublic:
-    """Shape a plan for the API."""
-    return PlanPublic(
-        slug=plan.slug,
-        title=plan.title,
-        issuer=plan.issuer,
-        issued_on=plan.issued_on,
-        year=plan.year,
-        city=plan.city,
-        version=plan.version,
-        due_on=plan.due_on,
-        coordinating_agency_id=plan.coordinating_agency_id,
-        policy=plan_policy(plan),
-    )
-
-
-def work_point_out(
-    plan: Plan,
-    wp: WorkPoint,
-    roles: list[tuple[Responsibility, Agency]],
-    targets: list[tuple[Target, list[TargetShare]]],
-) -> WorkPointPublic:
-    """Shape a work point for the API."""
-    policy = effective_policy(plan, wp)
-    policy["due_on"] = policy["due_on"].isoformat()
-    return WorkPointPublic(
-        id=wp.id,
-        number=wp.number,
-        section=wp.section_number,
-        title=wp.title,
-        text=wp.text,
-        lead_inferred=wp.lead_inferred,
-        with_other_units=wp.with_other_units,
-        responsibilities=[
-            ResponsibilityPublic(agency_id=a.id, agency_name=a.name, role=r.role) for r, a in roles
-        ],
-        targets=[
-            TargetPublic(
-                position=t.position,
-                metric=t.metric,
-                value=t.value,
-                unit=t.unit,
-                comparator=t.comparator,
-                source=t.source,
-                shares=[ShareOut(agency_id=s.agency_id, share=s.share) for s in shares],
-            )
-            for t, shares in targets
-        ],
-        policy=policy,
-        revision=wp.revision,
-        updated_at=wp.updated_at,
-    )
-
-
-def agency_out(agency: Agency, aliases: list[str]) -> AgencyPublic:
-    """Shape an agency for the API."""
-    return AgencyPublic(
-        id=agency.id,
-        name=agency.name,
-        kind=agency.kind,
-        aliases=aliases,
-        merged_into_id=agency.merged_into_id,
-    )
 
 
 # ---------------------------------------------------------------- agency requests
@@ -407,4 +335,58 @@ class SharesIn(BaseModel):
             raise ValueError(f"shares add up to {total:g}; they must add up to 1")
         if len({s.agency_id for s in self.shares}) != len(self.shares):
             raise ValueError("an agency may have one share of a target")
+        return self
+
+
+# ---------------------------------------------------------------- tokens and API clients
+
+
+class TokenResponse(BaseModel):
+    """RFC 6749 access token response."""
+
+    access_token: str
+    token_type: str = "Bearer"  # noqa: S105 - the RFC 6750 scheme name, not a secret
+    expires_in: int
+
+
+class ClientOut(BaseModel):
+    """An API client (its secret is never shown again)."""
+
+    client_id: str
+    role: str
+    agency_id: uuid.UUID | None
+    agency_name: str | None
+    label: str
+    created_at: datetime
+    rotated_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+class ClientWithSecret(ClientOut):
+    """A client with its secret: shown only in this answer, store it now."""
+
+    client_secret: str
+
+
+class ClientIn(BaseModel):
+    """A client to create: an agency client names its agency (by id or exact name)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"role": "agency", "agency_name": "市林业局", "label": "林业局系统"}],
+            "not": {"required": ["agency_id", "agency_name"]},
+        },
+    )
+
+    role: Role
+    agency_id: uuid.UUID | None = None
+    agency_name: Line | None = Field(default=None, max_length=120)
+    label: Line = Field(default="", max_length=120)
+
+    @model_validator(mode="after")
+    def _one_agency_reference(self) -> ClientIn:
+        if {"agency_id", "agency_name"} <= self.model_fields_set:
+            raise ValueError("give agency_id or agency_name, not both")
         return self

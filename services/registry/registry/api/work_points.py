@@ -16,19 +16,60 @@ from registry.api.deps import ContextDep
 from registry.api.errors import DUE_ON_REFUSALS
 from registry.api.schemas import (
     ResponsibilitiesIn,
+    ResponsibilityPublic,
+    ShareOut,
     SharesIn,
     StallPolicyOverride,
     TargetIn,
+    TargetPublic,
     WorkPointChange,
     WorkPointPublic,
-    work_point_out,
 )
+from registry.domain.policies import effective_policy
 from registry.store import queries
-from registry.store.models import Plan, WorkPoint
+from registry.store.models import Agency, Plan, Responsibility, Target, TargetShare, WorkPoint
 from registry.use_cases import work_points as use_cases
 from registry.use_cases.plans import plan_by_slug
 
 router = APIRouter(prefix="/v1/plans/{slug}/work-points", tags=["work points"])
+
+
+def work_point_out(
+    plan: Plan,
+    wp: WorkPoint,
+    roles: list[tuple[Responsibility, Agency]],
+    targets: list[tuple[Target, list[TargetShare]]],
+) -> WorkPointPublic:
+    """Shape a work point for the API."""
+    policy = effective_policy(plan, wp)
+    policy["due_on"] = policy["due_on"].isoformat()
+    return WorkPointPublic(
+        id=wp.id,
+        number=wp.number,
+        section=wp.section_number,
+        title=wp.title,
+        text=wp.text,
+        lead_inferred=wp.lead_inferred,
+        with_other_units=wp.with_other_units,
+        responsibilities=[
+            ResponsibilityPublic(agency_id=a.id, agency_name=a.name, role=r.role) for r, a in roles
+        ],
+        targets=[
+            TargetPublic(
+                position=t.position,
+                metric=t.metric,
+                value=t.value,
+                unit=t.unit,
+                comparator=t.comparator,
+                source=t.source,
+                shares=[ShareOut(agency_id=s.agency_id, share=s.share) for s in shares],
+            )
+            for t, shares in targets
+        ],
+        policy=policy,
+        revision=wp.revision,
+        updated_at=wp.updated_at,
+    )
 
 
 async def _out(session: AsyncSession, plan: Plan, wp: WorkPoint) -> WorkPointPublic:
