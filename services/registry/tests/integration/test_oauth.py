@@ -1,13 +1,10 @@
 """The registry as OAuth2 authorization server, on PostgreSQL, through its HTTP app and CLI:
-client credentials, RFC 6749 errors, rotation and revocation, JWKS and key rotation."""
+client credentials, RFC 6749 errors, throttling, token revocation, JWKS and key rotation."""
 
 from __future__ import annotations
 
 import base64
-import shlex
-import uuid
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Literal
 
 import httpx
@@ -16,56 +13,32 @@ import pytest
 from argon2 import PasswordHasher
 from duban_shared import topics
 from duban_shared.auth import AuthError, parse_jwks
-from duban_shared.clock import ManualClock
 from duban_shared.events import Revocation
-from registry.cli import main as cli
 from registry.domain import client_secrets
 from registry.domain.agency_identity import agency_id_for
 from registry.service import RegistryService
 from registry.store import clients as client_store
 from registry.store import keys
-from registry.store.auth_models import ApiClient, SigningKey
+from registry.store.auth_models import SigningKey
 from registry.store.models import OutboxMessage
 from sqlmodel import select
 
-from tests.stack import Client, create_client, import_plan_into
-
-START = datetime.fromisoformat("2024-09-02T09:00:00+08:00")
-FORESTRY = "市林业局"
-
-
-def _clock(registry: RegistryService) -> ManualClock:
-    assert isinstance(registry.clock, ManualClock)
-    return registry.clock
-
-
-async def _token(http: httpx.AsyncClient, client_id: str, secret: str) -> httpx.Response:
-    return await http.post(
-        "/oauth/token",
-        data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
-    )
-
-
-async def _bearer(http: httpx.AsyncClient, client: Client) -> dict[str, str]:
-    response = await _token(http, client.client_id, client.secret)
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
-
-
-def _assert_invalid_client(response: httpx.Response) -> None:
-    assert response.status_code == 401, response.text
-    body = response.json()
-    assert body["error"] == body["code"] == "invalid_client"
-    assert body["error_description"] == body["message"]
-    assert response.headers["www-authenticate"].startswith("Basic")
-    assert response.headers["cache-control"] == "no-store"
+from services.registry.tests.integration.oauth_helpers import (
+    FORESTRY,
+    START,
+    assert_invalid_client,
+    bearer,
+    manual_clock,
+    token_request,
+)
+from tests.stack import create_client
 
 
 async def test_client_credentials_give_a_signed_short_lived_token(
     registry: RegistryService, http: httpx.AsyncClient
 ) -> None:
     forestry = await create_client(registry, "agency", FORESTRY)
-    response = await _token(http, forestry.client_id, forestry.secret)
+    response = await token_request(http, forestry.client_id, forestry.secret)
     assert response.status_code == 200, response.text
     assert response.headers["cache-control"] == "no-store"
     body = response.json()
@@ -116,13 +89,13 @@ async def test_wrong_secret_unknown_and_malformed_requests_get_rfc_6749_errors(
     registry: RegistryService, http: httpx.AsyncClient
 ) -> None:
     forestry = await create_client(registry, "agency", FORESTRY)
-    wrong = await _token(http, forestry.client_id, forestry.secret + "x")
-    _assert_invalid_client(wrong)
+    wrong = await token_request(http, forestry.client_id, forestry.secret + "x")
+    assert_invalid_client(wrong)
     assert "ask the coordinating office for new credentials" in wrong.json()["message"]
-    unknown = await _token(http, "agency-0000000000000000", forestry.secret)
-    _assert_invalid_client(unknown)
+    unknown = await token_request(http, "agency-0000000000000000", forestry.secret)
+    assert_invalid_client(unknown)
     assert unknown.json() == wrong.json()  # nothing tells which client ids exist
-    _assert_invalid_client(
+    assert_invalid_client(
         await http.post("/oauth/token", data={"grant_type": "client_credentials"})
     )
 
@@ -145,92 +118,14 @@ async def test_wrong_secret_unknown_and_malformed_requests_get_rfc_6749_errors(
     assert (both.status_code, both.json()["error"]) == (400, "invalid_request")
 
 
-async def test_a_revoked_client_cannot_obtain_a_token(
-    registry: RegistryService, http: httpx.AsyncClient
-) -> None:
-    forestry = await create_client(registry, "agency", FORESTRY)
-    office = await create_client(registry, "coordinator")
-    revoked = await http.post(
-        f"/v1/clients/{forestry.client_id}/revoke", headers=await _bearer(http, office)
-    )
-    assert revoked.status_code == 200, revoked.text
-    assert revoked.json()["revoked_at"] is not None
-    _assert_invalid_client(await _token(http, forestry.client_id, forestry.secret))
-    rotate = await http.post(
-        f"/v1/clients/{forestry.client_id}/rotate", headers=await _bearer(http, office)
-    )
-    assert (rotate.status_code, rotate.json()["code"]) == (409, "client_revoked")
-
-
-async def test_a_rotated_secret_replaces_the_old_one_at_once(
-    registry: RegistryService, http: httpx.AsyncClient
-) -> None:
-    forestry = await create_client(registry, "agency", FORESTRY)
-    operator = await create_client(registry, "operator")
-    rotated = await http.post(
-        f"/v1/clients/{forestry.client_id}/rotate", headers=await _bearer(http, operator)
-    )
-    assert rotated.status_code == 201, rotated.text
-    assert rotated.headers["cache-control"] == "no-store"
-    new_secret = rotated.json()["client_secret"]
-    assert new_secret != forestry.secret and rotated.json()["rotated_at"] is not None
-    _assert_invalid_client(await _token(http, forestry.client_id, forestry.secret))
-    assert (await _token(http, forestry.client_id, new_secret)).status_code == 200
-
-
-async def test_client_management_is_office_only_and_never_shows_a_stored_secret(
-    registry: RegistryService, http: httpx.AsyncClient
-) -> None:
-    forestry = await create_client(registry, "agency", FORESTRY)
-    office = await _bearer(http, await create_client(registry, "coordinator"))
-
-    missing = await http.get("/v1/clients")
-    assert (missing.status_code, missing.json()["code"]) == (401, "missing_token")
-    assert missing.headers["www-authenticate"].startswith("Bearer")
-    as_agency = await http.get("/v1/clients", headers=await _bearer(http, forestry))
-    assert (as_agency.status_code, as_agency.json()["code"]) == (403, "office_only")
-    created = await http.post(
-        "/v1/clients",
-        json={"role": "agency", "agency_name": "市 林业局", "label": "林业局系统"},
-        headers=office,
-    )
-    assert created.status_code == 201, created.text
-    made = created.json()
-    assert (made["agency_name"], made["agency_id"]) == (FORESTRY, str(agency_id_for(FORESTRY)))
-    assert made["client_id"].startswith("agency-") and made["client_secret"].startswith("dcs_")
-    assert (await _token(http, made["client_id"], made["client_secret"])).status_code == 200
-
-    listed = await http.get("/v1/clients", headers=office)
-    assert listed.status_code == 200
-    assert {c["client_id"] for c in listed.json()} >= {forestry.client_id, made["client_id"]}
-    assert all("client_secret" not in c and "secret_hash" not in c for c in listed.json())
-    one = await http.get(f"/v1/clients/{made['client_id']}", headers=office)
-    assert one.json()["label"] == "林业局系统"
-    assert datetime.fromisoformat(one.json()["last_used_at"]) == START
-
-    refusals = [
-        ({"role": "agency", "agency_name": "林业局"}, 422, "unknown_agency"),
-        ({"role": "agency"}, 422, "agency_required"),
-        ({"role": "operator", "agency_name": FORESTRY}, 422, "agency_not_allowed"),
-        ({"role": "admin"}, 422, "invalid_request"),
-    ]
-    for body, status, code in refusals:
-        response = await http.post("/v1/clients", json=body, headers=office)
-        assert (response.status_code, response.json()["code"]) == (status, code), response.text
-    unknown = await http.post("/v1/clients", json=refusals[0][0], headers=office)
-    assert "Did you mean: 市林业局?" in unknown.json()["message"]
-    gone = await http.post("/v1/clients/agency-nobody/revoke", headers=office)
-    assert (gone.status_code, gone.json()["code"]) == (404, "unknown_client")
-
-
 async def test_registry_verifier_follows_the_clock_and_the_keys(
     registry: RegistryService, http: httpx.AsyncClient
 ) -> None:
     office = await create_client(registry, "coordinator")
-    headers = await _bearer(http, office)
+    headers = await bearer(http, office)
     assert (await http.get("/v1/clients", headers=headers)).status_code == 200
 
-    _clock(registry).advance(timedelta(minutes=11))
+    manual_clock(registry).advance(timedelta(minutes=11))
     expired = await http.get("/v1/clients", headers=headers)
     assert (expired.status_code, expired.json()["code"]) == (401, "token_expired")
     assert 'error="invalid_token"' in expired.headers["www-authenticate"]
@@ -240,14 +135,14 @@ async def test_signing_key_rotation_keeps_old_tokens_valid_until_retention_ends(
     registry: RegistryService, http: httpx.AsyncClient
 ) -> None:
     office = await create_client(registry, "coordinator")
-    old_token = (await _token(http, office.client_id, office.secret)).json()["access_token"]
+    old_token = (await token_request(http, office.client_id, office.secret)).json()["access_token"]
     old_kid = jwt.get_unverified_header(old_token)["kid"]
 
-    clock = _clock(registry)
+    clock = manual_clock(registry)
     async with registry.sessions() as session, session.begin():
         new_key = await keys.rotate(session, clock.now(), registry.keys.retention)
     clock.advance(timedelta(minutes=1))  # the running registry reloads its keys
-    new_token = (await _token(http, office.client_id, office.secret)).json()["access_token"]
+    new_token = (await token_request(http, office.client_id, office.secret)).json()["access_token"]
     assert jwt.get_unverified_header(new_token)["kid"] == new_key.kid != old_kid
     published = [k["kid"] for k in (await http.get("/.well-known/jwks.json")).json()["keys"]]
     assert published == [new_key.kid, old_kid]  # newest first; the retired one still there
@@ -266,127 +161,6 @@ async def test_signing_key_rotation_keeps_old_tokens_valid_until_retention_ends(
     assert old_kid not in remaining  # private keys past retention are deleted
 
 
-def test_the_cli_creates_lists_rotates_and_revokes_clients(
-    make_database: Callable[[str], str],
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    url = make_database("registry")
-    monkeypatch.setenv("DUBAN_REGISTRY_DATABASE_URL", url)
-    plan = str(import_plan_into.__globals__["PLAN_PATH"])
-    assert cli(["import-plan", plan, "--slug", "zhaoqing-digital-2024"]) == 0
-    capsys.readouterr()
-
-    def run(*args: str) -> dict[str, str]:
-        assert cli(list(args)) == 0
-        out = capsys.readouterr().out
-        pairs = (line.split("=", 1) for line in out.splitlines() if "=" in line)
-        return {name: (shlex.split(value) or [""])[0] for name, value in pairs}
-
-    made = run("create-client", "--role", "agency", "--agency-name", FORESTRY, "--label", "demo")
-    assert made["role"] == "agency" and made["agency_name"] == FORESTRY
-    assert made["agency_id"] == str(agency_id_for(FORESTRY))
-    assert made["client_secret"].startswith("dcs_")
-    by_id = run("create-client", "--role", "agency", "--agency-id", made["agency_id"])
-    office = run("create-client", "--role", "coordinator")
-    assert office["agency_id"] == "" and office["client_id"].startswith("coordinator-")
-
-    with pytest.raises(SystemExit) as unknown:
-        cli(["create-client", "--role", "agency", "--agency-name", "林业局"])
-    assert "[unknown_agency]" in str(unknown.value) and "市林业局" in str(unknown.value)
-    with pytest.raises(SystemExit) as bad_id:
-        cli(["create-client", "--role", "agency", "--agency-id", str(uuid.uuid4())])
-    assert "[unknown_agency]" in str(bad_id.value)
-    with pytest.raises(SystemExit) as no_agency:
-        cli(["create-client", "--role", "agency"])
-    assert "--agency-name" in str(no_agency.value)
-    with pytest.raises(SystemExit) as office_agency:
-        cli(["create-client", "--role", "operator", "--agency-name", FORESTRY])
-    assert "[agency_not_allowed]" in str(office_agency.value)
-
-    rotated = run("rotate-client", made["client_id"])
-    assert rotated["client_id"] == made["client_id"]
-    assert rotated["client_secret"] != made["client_secret"]
-    assert cli(["revoke-client", by_id["client_id"]]) == 0
-    assert "revoked" in capsys.readouterr().out
-    with pytest.raises(SystemExit) as missing:
-        cli(["rotate-client", "agency-nobody"])
-    assert "[unknown_client]" in str(missing.value)
-
-    assert cli(["list-clients"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("client_id\trole\tagency")
-    rows = {line.split("\t")[0]: line.split("\t") for line in lines[1:]}
-    assert rows[made["client_id"]][1:3] == ["agency", FORESTRY]
-    assert rows[by_id["client_id"]][-1] == "revoked"
-    assert rows[office["client_id"]][2] == "-"
-    out = "\n".join(lines)
-    assert made["client_secret"] not in out and rotated["client_secret"] not in out
-
-    assert cli(["rotate-signing-key"]) == 0
-    assert "is active" in capsys.readouterr().out
-    assert cli(["rotate-signing-key"]) == 0
-    capsys.readouterr()
-
-
-async def test_api_client_rows_keep_role_and_agency_consistent(
-    registry: RegistryService,
-) -> None:
-    """The database itself refuses an agency client without agency (check constraint)."""
-    from sqlalchemy.exc import IntegrityError
-
-    async with registry.sessions() as session:
-        session.add(
-            ApiClient(
-                client_id="agency-broken",
-                secret_hash="x",
-                role="agency",
-                agency_id=None,
-                created_at=START,
-            )
-        )
-        with pytest.raises(IntegrityError):
-            await session.commit()
-
-
-async def test_the_last_active_office_client_cannot_be_revoked(
-    registry: RegistryService, http: httpx.AsyncClient
-) -> None:
-    office = await create_client(registry, "coordinator")
-    headers = await _bearer(http, office)
-    alone = await http.post(f"/v1/clients/{office.client_id}/revoke", headers=headers)
-    assert (alone.status_code, alone.json()["code"]) == (409, "last_office_client"), alone.text
-    assert "create another office client first" in alone.json()["message"]
-    assert (await _token(http, office.client_id, office.secret)).status_code == 200
-
-    operator = await create_client(registry, "operator")
-    first = await http.post(f"/v1/clients/{office.client_id}/revoke", headers=headers)
-    assert first.status_code == 200, first.text
-    last = await http.post(
-        f"/v1/clients/{operator.client_id}/revoke", headers=await _bearer(http, operator)
-    )
-    assert (last.status_code, last.json()["code"]) == (409, "last_office_client")
-    again = await http.post(f"/v1/clients/{office.client_id}/revoke", headers=headers)
-    assert again.status_code == 200  # revoking a revoked client stays harmless
-
-
-def test_the_cli_refuses_to_revoke_the_last_office_client(
-    make_database: Callable[[str], str],
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    monkeypatch.setenv("DUBAN_REGISTRY_DATABASE_URL", make_database("registry"))
-    assert cli(["create-client", "--role", "operator"]) == 0
-    client_id = next(
-        line.split("=", 1)[1]
-        for line in capsys.readouterr().out.splitlines()
-        if line.startswith("client_id=")
-    )
-    with pytest.raises(SystemExit) as refused:
-        cli(["revoke-client", shlex.split(client_id)[0]])
-    assert "[last_office_client]" in str(refused.value)
-
-
 class CountingHasher(PasswordHasher):
     """argon2's hasher, counting the secrets it checks."""
 
@@ -402,40 +176,40 @@ async def test_failed_token_requests_are_throttled_before_any_argon2_check(
 ) -> None:
     monkeypatch.setattr(client_secrets, "_hasher", CountingHasher())
     CountingHasher.verified = 0
-    clock = _clock(registry)
+    clock = manual_clock(registry)
     forestry = await create_client(registry, "agency", FORESTRY)
     for _ in range(5):  # DUBAN_AUTH_THROTTLE_FREE_FAILURES
-        _assert_invalid_client(await _token(http, forestry.client_id, "dcs_wrong"))
+        assert_invalid_client(await token_request(http, forestry.client_id, "dcs_wrong"))
     assert CountingHasher.verified == 5
 
     # The sixth failure makes the client wait 1 s, then 2, 4, ...: refused before hashing,
     # the right secret included.
-    _assert_invalid_client(await _token(http, forestry.client_id, "dcs_wrong"))
+    assert_invalid_client(await token_request(http, forestry.client_id, "dcs_wrong"))
     waits = []
     for _ in range(6):
-        refused = await _token(http, forestry.client_id, forestry.secret)
+        refused = await token_request(http, forestry.client_id, forestry.secret)
         assert refused.status_code == 429, refused.text
         assert refused.json()["code"] == refused.json()["error"] == "too_many_attempts"
         assert refused.headers["cache-control"] == "no-store"
         waits.append(int(refused.headers["retry-after"]))
         assert CountingHasher.verified == 5 + len(waits)  # the refusal checked nothing
         clock.advance(timedelta(seconds=waits[-1]))
-        _assert_invalid_client(await _token(http, forestry.client_id, "dcs_wrong"))
+        assert_invalid_client(await token_request(http, forestry.client_id, "dcs_wrong"))
     assert waits == [1, 2, 4, 8, 16, 32]
     attempts = CountingHasher.verified
     for _ in range(300):  # a burst is refused without a single hash
-        assert (await _token(http, forestry.client_id, "dcs_wrong")).status_code == 429
+        assert (await token_request(http, forestry.client_id, "dcs_wrong")).status_code == 429
     assert CountingHasher.verified == attempts
 
     # The source address is throttled too: guessing other clients' secrets from it waits.
     office = await create_client(registry, "coordinator")
-    assert (await _token(http, office.client_id, "dcs_wrong")).status_code == 429
+    assert (await token_request(http, office.client_id, "dcs_wrong")).status_code == 429
 
     # Failures are forgotten after a quiet while; a good secret clears the client's count.
     clock.advance(timedelta(minutes=16))
-    assert (await _token(http, forestry.client_id, forestry.secret)).status_code == 200
+    assert (await token_request(http, forestry.client_id, forestry.secret)).status_code == 200
     for _ in range(5):
-        _assert_invalid_client(await _token(http, forestry.client_id, "dcs_wrong"))
+        assert_invalid_client(await token_request(http, forestry.client_id, "dcs_wrong"))
 
 
 async def test_credentials_in_the_query_string_are_refused(
@@ -461,7 +235,7 @@ async def test_credentials_in_the_query_string_are_refused(
     assert (both.status_code, both.json()["code"]) == (400, "credentials_in_query")
     other = await http.post("/oauth/token?debug=1", data={"grant_type": "client_credentials"})
     assert (other.status_code, other.json()["code"]) == (400, "invalid_request")
-    token = (await _token(http, forestry.client_id, forestry.secret)).json()["access_token"]
+    token = (await token_request(http, forestry.client_id, forestry.secret)).json()["access_token"]
     in_url = await http.post("/oauth/revoke", params={"token": token}, data={"x": "1"})
     assert (in_url.status_code, in_url.json()["code"]) == (400, "credentials_in_query")
     bearer_in_url = await http.get("/v1/plans", params={"access_token": token})
@@ -475,7 +249,7 @@ async def test_a_revoked_token_is_refused_by_the_registry_and_published(
     registry: RegistryService, http: httpx.AsyncClient
 ) -> None:
     office = await create_client(registry, "coordinator")
-    token = (await _token(http, office.client_id, office.secret)).json()["access_token"]
+    token = (await token_request(http, office.client_id, office.secret)).json()["access_token"]
     headers = {"Authorization": f"Bearer {token}"}
     assert (await http.get("/v1/clients", headers=headers)).status_code == 200
     revoked = await http.post("/oauth/revoke", data={"token": token})
@@ -505,11 +279,11 @@ async def test_a_rotation_or_revocation_publishes_what_verifiers_refuse(
 ) -> None:
     forestry = await create_client(registry, "agency", FORESTRY)
     operator = await create_client(registry, "operator")
-    headers = await _bearer(http, operator)
-    old = (await _token(http, forestry.client_id, forestry.secret)).json()["access_token"]
-    _clock(registry).advance(timedelta(seconds=1))
+    headers = await bearer(http, operator)
+    old = (await token_request(http, forestry.client_id, forestry.secret)).json()["access_token"]
+    manual_clock(registry).advance(timedelta(seconds=1))
     rotated = await http.post(f"/v1/clients/{forestry.client_id}/rotate", headers=headers)
-    new = (await _token(http, forestry.client_id, rotated.json()["client_secret"])).json()
+    new = (await token_request(http, forestry.client_id, rotated.json()["client_secret"])).json()
     async with registry.sessions() as session:
         rows = (await session.exec(select(OutboxMessage))).all()
     (rotation,) = [
