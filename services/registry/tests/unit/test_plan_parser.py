@@ -1,4 +1,4 @@
-"""Tests for registry.plan_parser on the Digital Zhaoqing 2024 work plan.
+"""Tests for registry.domain.plan_parser on the Digital Zhaoqing 2024 work plan.
 
 The expected responsibility table below was written by hand from reading the plan text.
 Full-width characters are written as escapes: U+FF08/U+FF09 are the full-width
@@ -9,42 +9,24 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from pathlib import Path
 
 import pytest
 from registry.domain.agency_names import agency_kind, canonical_agency_name, parse_responsibility
 from registry.domain.plan_parser import (
     ParsedPlan,
-    PlanParseError,
     chinese_numeral,
     parse_plan,
 )
 from registry.domain.targets import extract_targets
 
-PLAN_RELATIVE = Path("data/plans/zhaoqing-digital-2024.txt")
+from services.registry.tests.unit.plan_text import plan_text
+
 FW_OPEN, FW_CLOSE, FW_COMMA = "\uff08", "\uff09", "\uff0c"
-
-
-def _plan_path() -> Path:
-    for parent in Path(__file__).resolve().parents:
-        candidate = parent / PLAN_RELATIVE
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(PLAN_RELATIVE)
-
-
-@cache
-def plan_text() -> str:
-    return _plan_path().read_text(encoding="utf-8")
 
 
 @cache
 def parsed() -> ParsedPlan:
     return parse_plan(plan_text())
-
-
-def _lines() -> list[str]:
-    return plan_text().splitlines()
 
 
 # Agency names, as spelled in the plan.
@@ -153,21 +135,6 @@ EXPECTED_TARGETS = [
     (35, "森林抚育", 15, "万亩", "=", "森林抚育提升15万亩"),
     (41, "5G网络基站总量", 8000, "座", ">=", "建成5G网络基站总量8000座以上"),
 ]
-
-
-def _parse_error(text: str) -> PlanParseError:
-    with pytest.raises(PlanParseError) as caught:
-        parse_plan(text)
-    return caught.value
-
-
-def _replace_line(number: int, new: str | None) -> str:
-    lines = _lines()
-    if new is None:
-        del lines[number - 1]
-    else:
-        lines[number - 1] = new
-    return "\n".join(lines)
 
 
 def test_plan_metadata_is_read_from_the_notice_and_title_line() -> None:
@@ -384,77 +351,3 @@ def test_chinese_numerals_convert(numeral: str, value: int) -> None:
 def test_bad_chinese_numerals_are_rejected(bad: str) -> None:
     with pytest.raises(ValueError):
         chinese_numeral(bad)
-
-
-def test_empty_text_is_an_error() -> None:
-    assert _parse_error("  \n\n").code == "empty_text"
-
-
-def test_text_without_notice_is_an_error() -> None:
-    assert _parse_error("这不是一份工作要点。\n一、总体要求").code == "no_notice"
-
-
-def test_missing_date_line_is_an_error() -> None:
-    error = _parse_error(_replace_line(7, None))
-    assert error.code == "no_issue_date"
-    assert "line 3" in error.message
-
-
-def test_missing_plan_title_is_an_error() -> None:
-    error = _parse_error(_replace_line(8, None))
-    assert error.code == "no_plan_title"
-    assert "数字肇庆建设2024年工作要点" in error.message
-
-
-def test_plan_without_sections_is_an_error() -> None:
-    error = _parse_error("\n".join(_lines()[:9]))
-    assert error.code == "no_sections"
-    assert "line 8" in error.message
-
-
-def test_skipped_work_point_number_is_an_error() -> None:
-    error = _parse_error(_replace_line(16, None))
-    assert error.code == "work_point_numbering"
-    assert error.line == 16
-    assert "line 16" in error.message
-
-
-def test_wrong_section_number_is_an_error() -> None:
-    error = _parse_error(_replace_line(19, "四、加强数字技术创新"))
-    assert error.code == "section_numbering"
-    assert error.line == 19
-
-
-def test_work_point_before_first_section_is_an_error() -> None:
-    lines = _lines()
-    lines.insert(9, lines[10])
-    assert _parse_error("\n".join(lines)).code == "work_point_outside_section"
-
-
-def test_missing_responsibility_clause_is_an_error() -> None:
-    line = _lines()[11]
-    without = line[: line.rindex("(")]
-    error = _parse_error(_replace_line(12, without))
-    assert error.code == "missing_responsibility"
-    assert error.line == 12
-    assert "line 12" in error.message and "work point 2" in error.message
-
-
-def test_trailing_parenthetical_that_names_no_duty_is_not_a_clause() -> None:
-    line = _lines()[11]
-    error = _parse_error(_replace_line(12, line[: line.rindex("(")] + "(试点)"))
-    assert error.code == "missing_responsibility"
-
-
-def test_responsibility_clause_without_agencies_is_an_error() -> None:
-    line = _lines()[11]
-    error = _parse_error(_replace_line(12, line[: line.rindex("(")] + "(牵头)"))
-    assert error.code == "bad_responsibility"
-    assert error.line == 12
-
-
-def test_a_plan_for_a_year_outside_2000_to_2099_is_an_error() -> None:
-    # Its work points would be due that year, which no working-day calendar covers.
-    error = _parse_error(plan_text().replace("建设2024年工作要点", "建设1924年工作要点"))
-    assert error.code == "plan_year_out_of_range"
-    assert "1924" in error.message and error.line == 8
