@@ -1,5 +1,5 @@
-"""Plans in the database: the stored work points an import compares with, and the writes
-of an import (plan, sections, responsibilities, targets), and plan versions."""
+"""Plans in the database: the stored work points an import compares with, the writes of an
+import (sections, responsibilities, targets), and plan versions."""
 
 from __future__ import annotations
 
