@@ -71,7 +71,7 @@ from _common import (
 )
 from duban_shared import topics
 from duban_shared.db import create_engine, session_factory
-from registry import auth_store
+from registry.store import clients as client_store
 
 PLAN_FILE = ROOT / "data" / "plans" / "zhaoqing-digital-2024.txt"
 PLAN_WORK_POINTS = 50
@@ -277,7 +277,7 @@ async def create_clients(
     registry_db: Database, progress_db: Database, count: int, registry: Server
 ) -> list[AgencyClient]:
     """API clients for the `count` agencies with the most work points, as tests/stack.py makes
-    them (registry.auth_store, the registry's own database), each with a token from the
+    them (registry.store.clients, the registry's own database), each with a token from the
     registry's OAuth token endpoint."""
     responsible = await agencies_by_work_points(progress_db.dsn)
     chosen = sorted(responsible, key=lambda a: (-len(responsible[a]), str(a)))[:count]
@@ -286,8 +286,8 @@ async def create_clients(
     try:
         async with session_factory(engine)() as session, session.begin():
             for agency_id in chosen:
-                agency = await auth_store.resolve_agency(session, agency_id=agency_id)
-                issued = await auth_store.create_client(
+                agency = await client_store.resolve_agency(session, agency_id=agency_id)
+                issued = await client_store.create_client(
                     session, role="agency", agency=agency, label="bench", now=datetime.now(UTC)
                 )
                 clients.append(

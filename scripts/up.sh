@@ -147,7 +147,7 @@ duban-registry republish 2>&1 | grep -v 'database at head' | sed 's/^/up: /'
 duban-progress migrate | sed 's/^/up: /'
 duban-notifier migrate | sed 's/^/up: /'
 # The demo agency's address, before the notifier runs: the plan's first alerts reach it.
-demo_agency_id=$(python -c "import sys; from registry.agencies import agency_id_for; print(agency_id_for(sys.argv[1]))" "$DEMO_AGENCY")
+demo_agency_id=$(python -c "import sys; from registry.domain.agency_identity import agency_id_for; print(agency_id_for(sys.argv[1]))" "$DEMO_AGENCY")
 duban-notifier set-email --agency-id "$demo_agency_id" --email "$DEMO_MAIL" | grep -v 'database at head' | sed 's/^/up: /'
 
 start_sim_clock # again: simulated time starts now

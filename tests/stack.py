@@ -31,13 +31,15 @@ from progress.main import build as build_progress
 from progress.main import create_app as progress_app
 from progress.models import StatusReport, WorkPointView
 from progress.settings import ProgressSettings
-from registry import auth_store
-from registry.main import RegistryService
+from registry.domain.agency_identity import agency_id_for
+from registry.domain.plan_import import Defaults, sha256_text
+from registry.domain.plan_parser import parse_plan
 from registry.main import build as build_registry
 from registry.main import create_app as registry_app
-from registry.plan_parser import parse_plan
+from registry.service import RegistryService
 from registry.settings import RegistrySettings
-from registry.store import Defaults, agency_id_for, import_plan, sha256_text
+from registry.store import clients as client_store
+from registry.use_cases.plans import import_plan
 from sqlmodel import col, func, select
 
 from tests.harness import PLAN_PATH, ROOT, SmtpSink, Spans, wait_for
@@ -83,11 +85,11 @@ async def create_client(
     """Create an API client in the registry, as `duban-registry create-client` does."""
     async with registry.sessions() as session, session.begin():
         agency = (
-            await auth_store.resolve_agency(session, agency_name=agency_name)
+            await client_store.resolve_agency(session, agency_name=agency_name)
             if agency_name
             else None
         )
-        issued = await auth_store.create_client(
+        issued = await client_store.create_client(
             session, role=role, agency=agency, label=label, now=registry.clock.now()
         )
     return Client(issued.client.client_id, issued.secret, role, issued.client.agency_id)
@@ -99,7 +101,7 @@ async def bearer(
     """An Authorization header for a new client of the registry (token signed directly)."""
     client = await create_client(registry, role, agency_name)
     async with registry.sessions() as session:
-        row = await auth_store.get_client(session, client.client_id)
+        row = await client_store.get_client(session, client.client_id)
     token = await registry.issuer.issue(row)
     return {"Authorization": f"Bearer {token.token}"}
 

@@ -10,7 +10,7 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 from duban_shared import topics
-from registry import keys
+from registry.store import keys
 
 from tests.harness import end_offsets
 from tests.stack import PLAN, Stack

@@ -13,7 +13,7 @@ from duban_shared import topics
 from duban_shared.deadletters import DeadLetter, read_dead_letters
 from duban_shared.events import ReportStatus, Responsibility, StatusEvent, WorkPointSnapshot
 from progress.models import IngestedEvent, StatusReport, WorkPointState, WorkPointView
-from registry.store import agency_id_for
+from registry.domain.agency_identity import agency_id_for
 from sqlmodel import col, func, select
 
 from tests.harness import wait_for

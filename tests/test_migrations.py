@@ -17,7 +17,8 @@ from duban_shared.db import is_sqlite, sync_url
 from duban_shared.migrations import alembic_config, downgrade, upgrade
 from notifier.store.models import NotifierBase
 from progress.models import ProgressBase
-from registry.models import RegistryBase
+from registry.store import auth_models as _registry_auth_tables  # noqa: F401 (on the metadata)
+from registry.store.models import RegistryBase
 from sqlalchemy import Engine, MetaData, create_engine, inspect, pool, text
 
 from tests.harness import MIGRATIONS

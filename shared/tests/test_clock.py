@@ -64,9 +64,9 @@ def test_settings_make_the_domain_clock_or_refuse_an_incomplete_one(
 async def test_registry_tokens_live_real_minutes_while_its_domain_clock_runs_a_month_ahead(
     sqlite_url: Callable[[str], str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from registry import auth_store
     from registry.main import build
     from registry.settings import RegistrySettings
+    from registry.store import clients as client_store
 
     monkeypatch.setenv("DUBAN_SIM_CLOCK_START", START.isoformat())
     monkeypatch.setenv("DUBAN_SIM_CLOCK_RATE", "60000")
@@ -81,11 +81,11 @@ async def test_registry_tokens_live_real_minutes_while_its_domain_clock_runs_a_m
         assert isinstance(registry.clock, ScaledClock)
         await registry.keys.load()
         async with registry.sessions() as session, session.begin():
-            issued = await auth_store.create_client(
+            issued = await client_store.create_client(
                 session, role="operator", agency=None, label="t", now=wall.now()
             )
         async with registry.sessions() as session:
-            row = await auth_store.get_client(session, issued.client.client_id)
+            row = await client_store.get_client(session, issued.client.client_id)
         token = await registry.issuer.issue(row)
 
         wall.advance(timedelta(seconds=45))  # 45 real seconds: a simulated month

@@ -1,74 +1,27 @@
-"""Registry wiring: engine, producer, outbox relay and the HTTP app."""
+"""Registry wiring: the service built from its settings, and the HTTP app."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import timedelta
 
-from aiokafka import AIOKafkaProducer
 from duban_shared.app import service_app
 from duban_shared.auth import JwtVerifier
 from duban_shared.clock import Clock, SystemClock
-from duban_shared.db import create_engine, is_sqlite, session_factory
-from duban_shared.kafka import make_producer
-from duban_shared.metrics import ServiceMetrics, create_service_metrics
+from duban_shared.db import is_sqlite
 from duban_shared.outbox import OutboxRelay
-from duban_shared.revocations import REVOCATIONS, RevocationFeed, revocation_feed
-from duban_shared.runtime import PRODUCER, Background
-from duban_shared.telemetry import create_tracer_provider, instrument_engine
-from duban_shared.throttle import LoginThrottle
-from fastapi import APIRouter, FastAPI
+from duban_shared.revocations import revocation_feed
+from duban_shared.service import build_core
+from fastapi import FastAPI
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.trace import Tracer
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
 
-from registry.keys import KeyRing
-from registry.models import OutboxMessage
+from registry.api import answer_refusals, router
+from registry.service import RegistryService
 from registry.settings import RegistrySettings
-from registry.tokens import TokenIssuer
+from registry.store.models import OutboxMessage
+from registry.use_cases.keys import KeyRing
+from registry.use_cases.tokens import TokenIssuer
 
 SERVICE = "duban-registry"
-
-
-@dataclass
-class RegistryService:
-    """Everything the registry runs, built once and closed once."""
-
-    settings: RegistrySettings
-    clock: Clock  # domain time (plan edits); may be simulated (DUBAN_SIM_CLOCK_*)
-    wall_clock: Clock  # real seconds: tokens, signing keys, clients, the outbox
-    tracer_provider: TracerProvider
-    tracer: Tracer
-    metrics: ServiceMetrics
-    engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
-    producer: AIOKafkaProducer
-    relay: OutboxRelay
-    keys: KeyRing
-    issuer: TokenIssuer
-    verifier: JwtVerifier
-    revocation_feed: RevocationFeed
-    throttle: LoginThrottle  # failed token requests per client id and source address
-    background: Background = field(default_factory=Background)
-
-    async def start(self) -> None:
-        """Load the signing keys (making the first) and connect to Kafka, then relay the
-        outbox, and follow the revocations; in the background, retried until the database and
-        the broker answer."""
-        self.background.start_soon("signing keys", self.keys.load)
-        self.background.start_soon(
-            PRODUCER, self.producer.start, then=lambda: self.relay.run(self.background.stop)
-        )
-        feed = self.revocation_feed
-        self.background.follow("registry-revocations", feed.consumer, feed.run, name=REVOCATIONS)
-
-    async def close(self) -> None:
-        """Stop background work, then the producer and the engine."""
-        await self.background.close()
-        await self.producer.stop()
-        await self.engine.dispose()
-        self.metrics.shutdown()
 
 
 def build(
@@ -85,26 +38,21 @@ def build(
     """
     wall_clock = wall_clock or clock or SystemClock()
     clock = clock or settings.domain_clock(wall_clock)
-    provider = tracer_provider or create_tracer_provider(SERVICE)
-    tracer = provider.get_tracer("duban.registry")
-    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
-    sessions = session_factory(engine)
-    metrics = create_service_metrics(SERVICE)
-    metrics.consumer_lag.stuck_after_seconds = settings.consumer_stuck_seconds
-    instrument_engine(engine, provider, metrics.provider)
-    producer = make_producer(settings.kafka_bootstrap_servers, client_id=SERVICE)
+    core = build_core(settings, SERVICE, "duban.registry", tracer_provider=tracer_provider)
     relay = OutboxRelay(
         OutboxMessage,
-        sessions,
-        producer,
-        tracer,
+        core.sessions,
+        core.producer,
+        core.tracer,
         wall_clock,
         poll_seconds=settings.outbox_poll_seconds,
         skip_locked=not is_sqlite(settings.database_url),
         topic_prefix=settings.topic_prefix,
     )
     keys = KeyRing(
-        sessions, wall_clock, retention=timedelta(seconds=settings.retired_key_retention_seconds)
+        core.sessions,
+        wall_clock,
+        retention=timedelta(seconds=settings.retired_key_retention_seconds),
     )
     verifier = JwtVerifier(
         keys,
@@ -114,15 +62,10 @@ def build(
         leeway_seconds=settings.auth_leeway_seconds,
     )
     return RegistryService(
+        **core.parts(),
         settings=settings,
         clock=clock,
         wall_clock=wall_clock,
-        tracer_provider=provider,
-        tracer=tracer,
-        metrics=metrics,
-        engine=engine,
-        sessions=sessions,
-        producer=producer,
         relay=relay,
         keys=keys,
         issuer=TokenIssuer(
@@ -135,20 +78,14 @@ def build(
         verifier=verifier,
         throttle=settings.login_throttle(wall_clock),
         revocation_feed=revocation_feed(settings, SERVICE, verifier.revocations),
-        background=Background(settings.retry_policy()),
     )
 
 
 def create_app(service: RegistryService | None = None) -> FastAPI:
     """Build the HTTP app; with no service given it builds and runs its own from settings."""
-    from registry import api, auth_api
-
-    router = APIRouter()
-    router.include_router(auth_api.router)
-    router.include_router(api.router)
     owned = service is None
     service = service or build(RegistrySettings())
-    return service_app(
+    app = service_app(
         "Duban registry",
         service,
         router,
@@ -156,3 +93,5 @@ def create_app(service: RegistryService | None = None) -> FastAPI:
         max_body_bytes=4 * 1024 * 1024,  # a plan text (the 2024 plan is 30 KB)
         trusted_proxies=service.settings.trusted_proxy_list,
     )
+    answer_refusals(app)
+    return app
