@@ -8,13 +8,10 @@ import httpx
 from duban_shared.app import service_app
 from duban_shared.auth import jwks_verifier
 from duban_shared.clock import Clock, SystemClock
-from duban_shared.db import create_engine, is_sqlite, session_factory
-from duban_shared.kafka import make_producer
-from duban_shared.metrics import create_service_metrics
+from duban_shared.db import is_sqlite
 from duban_shared.ratelimit import RateLimiter
 from duban_shared.revocations import revocation_feed
-from duban_shared.runtime import Background
-from duban_shared.telemetry import create_tracer_provider, instrument_engine
+from duban_shared.service import build_core
 from duban_shared.workdays import WorkingCalendar
 from fastapi import FastAPI
 from opentelemetry.sdk.trace import TracerProvider
@@ -71,13 +68,8 @@ def build(
     """
     wall_clock = wall_clock or clock or SystemClock()
     clock = clock or settings.domain_clock(wall_clock)
-    provider = tracer_provider or create_tracer_provider(SERVICE)
-    tracer = provider.get_tracer("duban.notifier")
-    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
-    sessions = session_factory(engine)
-    metrics = create_service_metrics(SERVICE)
-    metrics.consumer_lag.stuck_after_seconds = settings.consumer_stuck_seconds
-    instrument_engine(engine, provider, metrics.provider)
+    core = build_core(settings, SERVICE, "duban.notifier", tracer_provider=tracer_provider)
+    sessions, tracer, metrics = core.sessions, core.tracer, core.metrics
     ack_links = AckLinks(
         settings.ack_secret.get_secret_value(),
         settings.public_url,
@@ -116,13 +108,10 @@ def build(
         jwks_http = owned_http = httpx.AsyncClient(timeout=settings.auth_jwks_timeout_seconds)
     verifier = jwks_verifier(settings, wall_clock, jwks_http)
     return NotifierService(
-        settings,
-        clock,
-        wall_clock,
-        provider,
-        tracer,
-        engine,
-        sessions,
+        **core.parts(),
+        settings=settings,
+        clock=clock,
+        wall_clock=wall_clock,
         stall_consumer=StallConsumer(transitions, tracer),
         agency_consumer=AgencyConsumer(Agencies(sessions), tracer),
         dispatcher=dispatcher,
@@ -134,10 +123,7 @@ def build(
         verifier=verifier,
         revocation_feed=revocation_feed(settings, SERVICE, verifier.revocations),
         ack_links=ack_links,
-        metrics=metrics,
-        producer=make_producer(settings.kafka_bootstrap_servers, client_id=SERVICE),
         owned_http=owned_http,
-        background=Background(settings.retry_policy()),
     )
 
 

@@ -3,23 +3,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import httpx
-from aiokafka import AIOKafkaProducer
 from duban_shared import topics
 from duban_shared.auth import JwksVerifier
 from duban_shared.clock import Clock
 from duban_shared.deadletters import DeadLetterSink
 from duban_shared.kafka import BatchHandler, make_consumer
-from duban_shared.metrics import ServiceMetrics
 from duban_shared.revocations import REVOCATIONS, RevocationFeed
-from duban_shared.runtime import PRODUCER, Background
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.trace import Tracer
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
+from duban_shared.runtime import PRODUCER
+from duban_shared.service import ServiceCore
 
 from notifier.adapters.channels.base import Channel
 from notifier.settings import NotifierSettings
@@ -40,17 +35,14 @@ class Consumer(Protocol):
     def handle_batch(self) -> BatchHandler: ...
 
 
-@dataclass
-class NotifierService:
-    """Everything the notifier runs, built once and closed once."""
+@dataclass(kw_only=True)
+class NotifierService(ServiceCore):
+    """Everything the notifier runs, built once and closed once. Its producer carries dead
+    letters only."""
 
     settings: NotifierSettings
     clock: Clock  # domain time: alerts, escalation, quiet hours; may be simulated
     wall_clock: Clock  # real seconds: token checks, JWKS cache, rate limits, provider answers
-    tracer_provider: TracerProvider
-    tracer: Tracer
-    engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
     stall_consumer: Consumer
     agency_consumer: Consumer
     dispatcher: Dispatcher
@@ -62,10 +54,7 @@ class NotifierService:
     verifier: JwksVerifier
     revocation_feed: RevocationFeed
     ack_links: AckLinks
-    metrics: ServiceMetrics
-    producer: AIOKafkaProducer  # dead letters only
     owned_http: httpx.AsyncClient | None = None  # the JWKS client, when build() made it
-    background: Background = field(default_factory=Background)
 
     async def start(self) -> None:
         """Fetch the registry's keys (best effort), then consume stall transitions and agencies."""
@@ -116,12 +105,10 @@ class NotifierService:
         return DeadLetterSink(self.producer, self.tracer, topic, group, self.metrics)
 
     async def close(self) -> None:
-        """Stop consuming, then close the engine."""
-        await self.background.close()
-        await self.producer.stop()
+        """Stop consuming and the loops (the core), then close the channels and the JWKS
+        client."""
+        await super().close()
         for channel in self.channels.values():
             await channel.aclose()
         if self.owned_http is not None:
             await self.owned_http.aclose()
-        await self.engine.dispose()
-        self.metrics.shutdown()
