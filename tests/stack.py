@@ -29,8 +29,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from progress.main import ProgressService
 from progress.main import build as build_progress
 from progress.main import create_app as progress_app
-from progress.models import StatusReport, WorkPointView
 from progress.settings import ProgressSettings
+from progress.store.models import StatusReport, WorkPointView
 from registry import auth_store
 from registry.main import RegistryService
 from registry.main import build as build_registry

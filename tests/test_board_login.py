@@ -7,7 +7,7 @@ import re
 from datetime import timedelta
 
 import httpx
-from progress.board.session import COOKIE, LOGIN_COOKIE
+from progress.api.board.session import COOKIE, LOGIN_COOKIE
 from progress.main import create_app as progress_app
 
 from tests.stack import Stack, board_login

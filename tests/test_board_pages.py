@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from progress.board.session import COOKIE
+from progress.api.board.session import COOKIE
 
 from tests.stack import PLAN, Stack
 

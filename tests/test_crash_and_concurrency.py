@@ -23,9 +23,9 @@ from duban_shared.outbox import OutboxRelay
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.trace import Tracer
-from progress import history
-from progress.consumer import StatusConsumer
-from progress.models import (
+from progress.consumers import StatusConsumer
+from progress.store import history
+from progress.store.models import (
     AgencyProgress,
     Inbox,
     OutboxMessage,
@@ -33,8 +33,9 @@ from progress.models import (
     TransitionRecord,
     WorkPointState,
 )
-from progress.store import upsert_view
-from progress.sweeper import Sweeper
+from progress.use_cases.reports import ApplyReports
+from progress.use_cases.sweep import Sweeper
+from progress.use_cases.work_points import upsert_view
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -144,7 +145,7 @@ async def test_a_consumer_killed_mid_batch_and_restarted_loses_and_doubles_nothi
         tracer = provider.get_tracer("crash-test")
         relay = OutboxRelay(OutboxMessage, sessions, producer, tracer, clock)
         parker = _parker(producer, tracer, topic_prefix)
-        status = StatusConsumer(sessions, parker, tracer, clock, relay)
+        status = StatusConsumer(ApplyReports(sessions, clock, relay), parker, tracer)
         consumer = make_consumer(kafka_bootstrap, group, topic, client_id="p", max_poll_records=40)
         await consumer.start()
         sizes: list[int] = []
@@ -192,7 +193,7 @@ async def test_a_consumer_killed_mid_batch_and_restarted_loses_and_doubles_nothi
         tracer = provider.get_tracer("crash-test")
         relay = OutboxRelay(OutboxMessage, sessions, producer, tracer, clock)
         parker = _parker(producer, tracer, topic_prefix)
-        status = StatusConsumer(sessions, parker, tracer, clock, relay)
+        status = StatusConsumer(ApplyReports(sessions, clock, relay), parker, tracer)
         consumer = make_consumer(kafka_bootstrap, group, topic, client_id="p")
         await consumer.start()
         stop = asyncio.Event()

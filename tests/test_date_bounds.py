@@ -12,7 +12,7 @@ from datetime import date, timedelta
 from duban_shared import topics
 from duban_shared.deadletters import DeadLetter, read_dead_letters
 from duban_shared.events import ReportStatus, Responsibility, StatusEvent, WorkPointSnapshot
-from progress.models import IngestedEvent, StatusReport, WorkPointState, WorkPointView
+from progress.store.models import IngestedEvent, StatusReport, WorkPointState, WorkPointView
 from registry.store import agency_id_for
 from sqlmodel import col, func, select
 

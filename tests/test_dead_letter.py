@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from duban_shared import topics
 from duban_shared.events import ReportStatus, StatusEvent
 from duban_shared.kafka import headers_to_dict
-from progress.models import StatusReport, WorkPointState
+from progress.store.models import StatusReport, WorkPointState
 from sqlmodel import func, select
 
 from tests.harness import topic_specs, wait_for

@@ -3,7 +3,7 @@ work points, and a report posted through the API is in a chain that holds."""
 
 from __future__ import annotations
 
-from progress.models import StatusReport
+from progress.store.models import StatusReport
 from sqlmodel import func, select
 
 from tests.harness import wait_for

@@ -11,8 +11,9 @@ from collections.abc import AsyncIterator
 from aiokafka.structs import RecordMetadata
 from duban_shared import topics
 from duban_shared.api import ApiError
-from progress.api_ingest import Accepted, StatusReportIn, _check, _Ready, _record
-from progress.models import IngestedEvent, StatusReport, WorkPointView
+from progress.api.schemas import Accepted, StatusReportIn
+from progress.store.models import IngestedEvent, StatusReport, WorkPointView
+from progress.use_cases.ingestion import Ready, Receipt
 from sqlmodel import col, func, select
 
 from tests.harness import end_offsets, wait_for
@@ -224,32 +225,36 @@ async def test_a_record_that_collides_with_a_concurrent_acceptance_gets_that_ans
 ) -> None:
     # The collision itself, without relying on timing: the answer for an event_id is already
     # recorded when a request that passed the look-up records its own.
-    service = stack.progress
+    ingestion = stack.progress.ingestion
     first = await stack.post_event(stack.forestry, 35, "at_risk", percent=40)
     assert first.status_code == 202
     sent = json.loads(first.request.content)
     same = StatusReportIn.model_validate(sent)
-    ready = _check(service, same, stack.forestry_id, None, await _view(stack, 35))
-    assert isinstance(ready, _Ready)
+    ready = ingestion.check(same, stack.forestry_id, None, await _view(stack, 35))
+    assert isinstance(ready, Ready)
     elsewhere = RecordMetadata(
         topic="t", partition=5, topic_partition=None, offset=999, timestamp=0,
         timestamp_type=0, log_start_offset=0,
     )  # fmt: skip
-    [answer] = await _record(service, [(ready, elsewhere)])
-    assert answer.model_dump(mode="json") == first.json()  # the recorded one, not 5/999
+    [answer] = await ingestion.record([(ready, elsewhere)])
+    assert isinstance(answer, Receipt)
+    accepted = Accepted(
+        event_id=answer.event_id, partition=answer.partition, offset=answer.offset, late=answer.late
+    )
+    assert accepted.model_dump(mode="json") == first.json()  # the recorded one, not 5/999
 
     other = StatusReportIn.model_validate({**sent, "percent": 41})
-    ready = _check(service, other, stack.forestry_id, None, await _view(stack, 35))
-    assert isinstance(ready, _Ready)
-    [refused] = await _record(service, [(ready, elsewhere)])
+    ready = ingestion.check(other, stack.forestry_id, None, await _view(stack, 35))
+    assert isinstance(ready, Ready)
+    [refused] = await ingestion.record([(ready, elsewhere)])
     assert isinstance(refused, ApiError) and refused.code == "event_id_reused"
 
     # In a batch (several rows, one statement), only the colliding report is refused.
     fresh = StatusReportIn.model_validate({**sent, "event_id": str(uuid.uuid4())})
-    new = _check(service, fresh, stack.forestry_id, None, await _view(stack, 35))
-    assert isinstance(new, _Ready)
-    kept, refused = await _record(service, [(new, elsewhere), (ready, elsewhere)])
-    assert isinstance(kept, Accepted) and (kept.partition, kept.offset) == (5, 999)
+    new = ingestion.check(fresh, stack.forestry_id, None, await _view(stack, 35))
+    assert isinstance(new, Ready)
+    kept, refused = await ingestion.record([(new, elsewhere), (ready, elsewhere)])
+    assert isinstance(kept, Receipt) and (kept.partition, kept.offset) == (5, 999)
     assert isinstance(refused, ApiError) and refused.code == "event_id_reused"
 
 

@@ -21,7 +21,7 @@ from duban_shared.events import ReportStatus, StatusEvent
 from duban_shared.kafka import RetryPolicy, make_consumer, make_producer, run_batch_consumer
 from duban_shared.metrics import create_service_metrics
 from opentelemetry.sdk.trace import TracerProvider
-from progress.models import WorkPointView
+from progress.store.models import WorkPointView
 
 from tests.harness import committed_offsets, wait_for
 from tests.stack import PLAN, Stack

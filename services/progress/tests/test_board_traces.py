@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from progress.board.traces import parse, trace_link
+from progress.api.board.traces import parse, trace_link
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 

@@ -1,4 +1,4 @@
-"""The stall model of progress.domain, checked by hand against the official calendar.
+"""The stall model of progress.domain.stall, checked by hand against the official calendar.
 
 Last report Fri 27 Sep 2024; with report_every 10 + grace 3 the lead may stay silent for 13
 working days: Sun 29 Sep (调休), Mon 30 Sep, [1-7 Oct National Day], Tue 8, Wed 9, Thu 10,
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from duban_shared.events import Level, StallReason, StallTransitionKind
-from progress.domain import (
+from progress.domain.stall import (
     Facts,
     Policy,
     Target,

@@ -10,9 +10,10 @@ from datetime import datetime, timedelta
 import pytest
 from duban_shared.db import create_engine, session_factory
 from duban_shared.events import ReportStatus, StatusEvent
-from progress import history
-from progress.models import StatusReport, WorkPointView
-from progress.store import apply_report
+from progress.domain import chain
+from progress.store import history
+from progress.store.models import StatusReport, WorkPointView
+from progress.use_cases.reports import apply_one_report
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -60,7 +61,7 @@ async def _report(sessions: Sessions, wp_id: str, percent: int, at: datetime) ->
     async with sessions() as session, session.begin():
         view = await session.get(WorkPointView, wp_id)
         assert view is not None
-        await apply_report(session, event, view, at)
+        await apply_one_report(session, event, view, at)
 
 
 async def _history(sessions: Sessions, n: int = 3) -> None:
@@ -79,7 +80,7 @@ async def _rows(sessions: Sessions, wp_id: str) -> list[StatusReport]:
         return list((await session.exec(query)).all())
 
 
-async def _verify(sessions: Sessions, wp_id: str | None = None) -> history.Verification:
+async def _verify(sessions: Sessions, wp_id: str | None = None) -> chain.Verification:
     async with sessions() as session:
         return await history.verify(session, wp_id)
 
@@ -90,7 +91,7 @@ async def test_an_untouched_history_verifies_and_links_each_row_to_the_last(
     await _history(sessions)
     rows = await _rows(sessions, WORK_POINTS[0])
     assert [r.chain_seq for r in rows] == [1, 2, 3]
-    assert rows[0].prev_hash == history.GENESIS
+    assert rows[0].prev_hash == chain.GENESIS
     assert [r.prev_hash for r in rows[1:]] == [r.row_hash for r in rows[:-1]]
     result = await _verify(sessions)
     assert (result.ok, result.rows_checked, result.first_broken) == (True, 6, None)
@@ -105,7 +106,7 @@ async def test_a_changed_note_is_found_at_its_row(sessions: Sessions) -> None:
         row.note = "进度90%"  # someone edits the record after the fact
         session.add(row)
     result = await _verify(sessions)
-    assert result.first_broken == history.Broken(
+    assert result.first_broken == chain.Broken(
         WORK_POINTS[1], 2, str(target.event_id), "content_changed"
     )
     assert (await _verify(sessions, WORK_POINTS[0])).ok  # the other chain is intact
@@ -135,7 +136,7 @@ async def test_a_rehashed_forgery_still_breaks_the_link_to_the_next_row(
         row = await session.get(StatusReport, rows[0].event_id)
         assert row is not None
         row.percent = 95
-        row.row_hash = history.hash_row(row.prev_hash, row)  # a careful forger rehashes it
+        row.row_hash = chain.hash_row(row.prev_hash, row)  # a careful forger rehashes it
         session.add(row)
     broken = (await _verify(sessions)).first_broken
     assert broken is not None

@@ -9,7 +9,7 @@ from duban_shared import attributes as attr
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from progress.ingest_store import Rounds
+from progress.store.ingest import Rounds
 
 
 class Gate:

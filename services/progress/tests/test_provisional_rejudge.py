@@ -17,9 +17,9 @@ from duban_shared.kafka import make_producer
 from duban_shared.outbox import OutboxRelay
 from duban_shared.workdays import WorkingCalendar
 from opentelemetry.sdk.trace import TracerProvider
-from progress.models import OutboxMessage, TransitionRecord, WorkPointState, WorkPointView
-from progress.store import apply_report
-from progress.sweeper import Sweeper
+from progress.store.models import OutboxMessage, TransitionRecord, WorkPointState, WorkPointView
+from progress.use_cases.reports import apply_one_report
+from progress.use_cases.sweep import Sweeper
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -100,7 +100,7 @@ async def test_an_official_year_file_makes_provisional_judgements_be_made_again(
     async with sessions() as session, session.begin():
         view = await session.get(WorkPointView, WP)
         assert view is not None
-        assert await apply_report(session, report, view, clock.now(), provisional) is None
+        assert await apply_one_report(session, report, view, clock.now(), provisional) is None
     state = await _state(sessions)
     assert state.provisional_years == [2027]
     assert state.next_check_at == _at("2027-01-06T00:00:00")
@@ -147,7 +147,7 @@ async def test_a_restart_without_new_official_years_judges_nothing_again(
     async with sessions() as session, session.begin():
         view = await session.get(WorkPointView, WP)
         assert view is not None
-        await apply_report(session, report, view, clock.now(), calendar)
+        await apply_one_report(session, report, view, clock.now(), calendar)
     before = await _state(sessions)
     clock.set(_at("2027-01-04T09:00:00"))
     restarted = _sweeper(sessions, clock, WorkingCalendar.from_folder(tmp_path))

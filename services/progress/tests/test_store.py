@@ -1,4 +1,4 @@
-"""progress.store on a real PostgreSQL database, without Kafka.
+"""Applying reports and sweeping (progress.use_cases) on a real PostgreSQL database, without Kafka.
 
 A work point view is inserted by hand (what the registry consumer would have written), then
 reports are applied the way the status consumer applies them: inbox first, then apply_report.
@@ -23,8 +23,7 @@ from duban_shared.events import (
     StatusEvent,
 )
 from duban_shared.inbox import first_delivery
-from progress import store
-from progress.models import (
+from progress.store.models import (
     AgencyProgress,
     Inbox,
     OutboxMessage,
@@ -32,7 +31,9 @@ from progress.models import (
     WorkPointState,
     WorkPointView,
 )
-from progress.store import apply_report, claim_due
+from progress.store.states import claim_due
+from progress.use_cases import sweep
+from progress.use_cases.reports import apply_one_report
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -103,7 +104,7 @@ async def _deliver(
     assert view is not None
     if not await first_delivery(session, Inbox, event.event_id, topics.STATUS, now):
         return False, None
-    return True, await apply_report(session, event, view, now)
+    return True, await apply_one_report(session, event, view, now)
 
 
 async def _apply(
@@ -318,7 +319,7 @@ async def test_a_sweep_batch_gives_the_event_loop_a_turn_every_few_judgements(
 ) -> None:
     clock.set(datetime.fromisoformat("2024-09-23T08:00:00+08:00"))
     now = clock.now()
-    count = 3 * store.YIELD_EVERY + 5
+    count = 3 * sweep.YIELD_EVERY + 5
     await _add_states(sessions, [now - timedelta(hours=1)] * count, not_due=now + timedelta(days=1))
     async with sessions() as session, session.begin():
         template = await session.get(WorkPointView, WP)
@@ -331,13 +332,13 @@ async def test_a_sweep_batch_gives_the_event_loop_a_turn_every_few_judgements(
 
     turns = 0  # turns the event loop gave to other work (a request, a consumer)
     judged_at: list[int] = []  # `turns` when each work point was judged
-    real_rejudge = store.rejudge
+    real_rejudge = sweep.rejudge
 
     def counting_rejudge(*args: object, **kwargs: object) -> StallTransition | None:
         judged_at.append(turns)
         return real_rejudge(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(store, "rejudge", counting_rejudge)
+    monkeypatch.setattr(sweep, "rejudge", counting_rejudge)
     done = asyncio.Event()
 
     async def other_work() -> None:
@@ -349,10 +350,10 @@ async def test_a_sweep_batch_gives_the_event_loop_a_turn_every_few_judgements(
     other = asyncio.create_task(other_work())
     async with sessions() as session, session.begin():
         claimed = await claim_due(session, now, 500, skip_locked=True)
-        judged = await store.rejudge_claimed(session, claimed, now)
+        judged = await sweep.rejudge_claimed(session, claimed, now)
     done.set()
     await other
     assert len(judged) == len(judged_at) == count
-    every = store.YIELD_EVERY
+    every = sweep.YIELD_EVERY
     assert all(judged_at[i + every] > judged_at[i] for i in range(count - every))
     assert judged_at[every - 1] == judged_at[0]  # in between, judgements run back to back

@@ -1,4 +1,5 @@
-"""Read-side questions: a work point's timeline, an agency's scorecard, a plan's counts.
+"""Read-side questions: a plan's work points, its board lines and titles, an agency's scorecard,
+the agencies' latest reports, a work point's timeline.
 
 Each takes the work points a caller may see (an agency: its own; the office: all), so access is
 decided once, by the API, and the sums here never mix in what the caller may not see.
@@ -12,7 +13,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from duban_shared.events import Level
 from sqlalchemy import String, case, cast, func
@@ -20,14 +21,14 @@ from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from progress.models import (
+from progress.store.models import (
+    AgencyProgress,
     ClosureDecision,
     StatusReport,
     TransitionRecord,
     WorkPointState,
     WorkPointView,
 )
-from progress.store import CLOSED, IN_REVIEW
 
 
 async def work_points(
@@ -47,6 +48,32 @@ async def work_points(
         for view, state in rows
         if agency_id is None or view.role_of(agency_id) is not None
     ]
+
+
+async def latest_reports(
+    session: AsyncSession, wp_ids: list[str]
+) -> dict[str, dict[uuid.UUID, AgencyProgress]]:
+    """Each responsible agency's latest report on some work points, by work point and agency."""
+    rows = (
+        await session.exec(
+            select(AgencyProgress).where(col(AgencyProgress.work_point_id).in_(wp_ids))
+        )
+    ).all()
+    latest: dict[str, dict[uuid.UUID, AgencyProgress]] = {}
+    for row in rows:
+        latest.setdefault(row.work_point_id, {})[row.agency_id] = row
+    return latest
+
+
+async def plan_slugs(session: AsyncSession) -> list[str]:
+    """The plans with tracked work points, by slug."""
+    rows = await session.exec(
+        select(WorkPointView.plan_slug)
+        .where(col(WorkPointView.deleted).is_(False))
+        .distinct()
+        .order_by(col(WorkPointView.plan_slug))
+    )
+    return list(rows.all())
 
 
 Responsible = tuple[tuple[str, str, str], ...]
@@ -131,61 +158,6 @@ async def plan_titles(session: AsyncSession, plan_slug: str) -> tuple[str, dict[
     return plan_title, sections
 
 
-class Judged(Protocol):
-    """A work point's verdict as the counts read it (a WorkPointState or a BoardLine)."""
-
-    @property
-    def level(self) -> str: ...
-
-    @property
-    def reasons(self) -> list[str]: ...
-
-    @property
-    def closure(self) -> str | None: ...
-
-
-class Sectioned(Protocol):
-    """Where a work point sits in its plan."""
-
-    @property
-    def section(self) -> int: ...
-
-
-@dataclass
-class Counts:
-    """Work points by colour, with those in review and closed apart."""
-
-    work_points: int = 0
-    by_level: dict[str, int] = field(default_factory=lambda: {lv.value: 0 for lv in Level})
-    by_reason: dict[str, int] = field(default_factory=dict)
-    in_review: int = 0
-    closed: int = 0
-
-    def add(self, state: Judged) -> None:
-        """Count one work point."""
-        self.work_points += 1
-        if state.closure == CLOSED:
-            self.closed += 1
-            return
-        if state.closure == IN_REVIEW:
-            self.in_review += 1
-            return
-        self.by_level[state.level] = self.by_level.get(state.level, 0) + 1
-        for reason in state.reasons:
-            self.by_reason[reason] = self.by_reason.get(reason, 0) + 1
-
-
-def plan_counts(
-    rows: Sequence[tuple[Sectioned, Judged]],
-) -> tuple[Counts, dict[int, Counts]]:
-    """Counts for the whole plan and per section."""
-    total, sections = Counts(), dict[int, Counts]()
-    for view, state in rows:
-        total.add(state)
-        sections.setdefault(view.section, Counts()).add(state)
-    return total, dict(sorted(sections.items()))
-
-
 @dataclass
 class Scorecard:
     """How one agency does on the work points it is responsible for."""
@@ -259,6 +231,20 @@ async def scorecards(
             round(float(avg_delay), 2) if avg_delay is not None else None
         )
     return sorted(cards.values(), key=_worst_first)
+
+
+async def plan_scorecards(session: AsyncSession, plan_slug: str) -> list[Scorecard]:
+    """Every responsible agency's scorecard on a plan, most red first."""
+    return await scorecards(session, await work_points(session, plan_slug))
+
+
+async def agency_scorecard(
+    session: AsyncSession, plan_slug: str, agency_id: uuid.UUID
+) -> Scorecard | None:
+    """One agency's scorecard on a plan; None when it is responsible for none of its work
+    points."""
+    cards = await scorecards(session, await work_points(session, plan_slug, agency_id), agency_id)
+    return cards[0] if cards else None
 
 
 def _worst_first(card: Scorecard) -> tuple[int, int, float, str]:

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
+from datetime import datetime
 
 from duban_shared import attributes as attr
 from duban_shared.clock import Clock
+from duban_shared.events import StallTransition
 from duban_shared.kafka import link_to
 from duban_shared.outbox import OutboxRelay
 from duban_shared.runtime import run_periodically
@@ -22,7 +25,9 @@ from opentelemetry.trace import Tracer
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from progress.store import claim_due, due_where_now_official, rejudge_claimed
+from progress.store import states
+from progress.store.models import WorkPointState
+from progress.use_cases.judging import rejudge
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +70,9 @@ class Sweeper:
             official = self._calendar.official_fingerprint()
             if official != self._official_seen:
                 async with self._sessions() as session, session.begin():
-                    again = await due_where_now_official(session, self._calendar, self._clock.now())
+                    again = await states.due_where_now_official(
+                        session, self._calendar, self._clock.now()
+                    )
                 span.set_attribute(attr.SWEEP_CALENDAR_REJUDGED, again)
                 if again:
                     log.info(
@@ -77,7 +84,7 @@ class Sweeper:
             while True:
                 now = self._clock.now()
                 async with self._sessions() as session, session.begin():
-                    due = await claim_due(
+                    due = await states.claim_due(
                         session, now, self._batch_size, skip_locked=self._skip_locked
                     )
                     judged = await rejudge_claimed(session, due, now, self._calendar)
@@ -111,3 +118,35 @@ class Sweeper:
     async def run(self, stop: asyncio.Event, interval_seconds: float) -> None:
         """Sweep every interval until stopped; a failed sweep is logged and retried."""
         await run_periodically(self.sweep_once, stop, interval_seconds, name="sweep", log=log)
+
+
+YIELD_EVERY = 20
+"""Work points judged between two turns of the event loop during a sweep (about 10 ms)."""
+
+
+async def rejudge_claimed(
+    session: AsyncSession,
+    claimed: Iterable[WorkPointState],
+    now: datetime,
+    calendar: WorkingCalendar = OFFICIAL,
+) -> list[tuple[WorkPointState, StallTransition | None]]:
+    """Re-judge claimed due work points, loading their views and blocked flags in two queries."""
+    due = list(claimed)
+    ids = [s.work_point_id for s in due]
+    views = await states.views(session, ids)
+    blocked = await states.blocked_work_points(session, ids)
+    results: list[tuple[WorkPointState, StallTransition | None]] = []
+    for position, state in enumerate(due):
+        if position and position % YIELD_EVERY == 0:
+            await asyncio.sleep(0)  # a judgement is ~0.5 ms: let requests and consumers run
+        view = views.get(state.work_point_id)
+        if view is None or view.deleted:
+            state.next_check_at = None
+            session.add(state)
+            results.append((state, None))
+            continue
+        transition = rejudge(
+            session, view, state, now, blocked=state.work_point_id in blocked, calendar=calendar
+        )
+        results.append((state, transition))
+    return results

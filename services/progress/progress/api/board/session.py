@@ -27,6 +27,8 @@ import httpx
 from duban_shared.auth import AuthError, Principal, TokenVerifier
 from fastapi import Depends, HTTPException, Request, Response
 
+from progress.api.deps import service
+
 log = logging.getLogger(__name__)
 
 COOKIE = "duban_board"
@@ -126,7 +128,7 @@ async def board_user(request: Request) -> BoardUser:
     token = request.cookies.get(COOKIE)
     if not token:
         raise login_redirect(request, "login")
-    verifier: TokenVerifier = request.app.state.service.verifier
+    verifier: TokenVerifier = service(request).verifier
     try:
         principal = await verifier.verify(token)
     except AuthError as exc:

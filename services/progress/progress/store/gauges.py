@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from progress.models import WorkPointState
+from progress.store.models import WorkPointState
 
 
 async def open_stalls(session: AsyncSession) -> Counter[tuple[str, str]]:

@@ -10,16 +10,58 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
-
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
-
-from progress.models import StatusReport, WorkPointState
+from typing import Any, Protocol
 
 GENESIS = "0" * 64
+
+
+class ChainRow(Protocol):
+    """A stored report as its hash covers it (a status_report row, or one about to be)."""
+
+    @property
+    def event_id(self) -> uuid.UUID: ...
+    @property
+    def work_point_id(self) -> str: ...
+    @property
+    def agency_id(self) -> uuid.UUID: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def percent(self) -> int | None: ...
+    @property
+    def kpis(self) -> dict[str, float]: ...
+    @property
+    def note(self) -> str | None: ...
+    @property
+    def evidence(self) -> list[str]: ...
+    @property
+    def occurred_at(self) -> datetime: ...
+    @property
+    def received_at(self) -> datetime | None: ...
+    @property
+    def stored_at(self) -> datetime: ...
+    @property
+    def out_of_order(self) -> bool: ...
+    @property
+    def late(self) -> bool: ...
+    @property
+    def delay_working_days(self) -> int | None: ...
+    @property
+    def chain_seq(self) -> int: ...
+    @property
+    def prev_hash(self) -> str: ...
+    @property
+    def row_hash(self) -> str: ...
+
+
+class ChainHead(Protocol):
+    """Where a work point's chain ends (kept on its state row)."""
+
+    report_seq: int
+    chain_head: str | None
 
 
 @dataclass
@@ -27,7 +69,7 @@ class NewReport:
     """A status_report row about to be written, as plain attributes (the columns, by name).
 
     The status consumer builds one per event; a model instance costs several times more to make,
-    and the batch's rows are inserted with one executemany anyway (progress.store.write_back).
+    and the batch's rows are inserted with one executemany anyway (store.states.write_back).
     """
 
     event_id: uuid.UUID
@@ -49,7 +91,7 @@ class NewReport:
     row_hash: str = ""
 
 
-def row_content(row: StatusReport | NewReport) -> dict[str, Any]:
+def row_content(row: ChainRow) -> dict[str, Any]:
     """The fields a row's hash covers.
 
     Fields added after the first rows were written join only when set (non-empty, true, not
@@ -83,7 +125,7 @@ def _utc(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
 
-def hash_row(prev_hash: str, row: StatusReport | NewReport) -> str:
+def hash_row(prev_hash: str, row: ChainRow) -> str:
     """SHA-256 of the previous hash and the row's canonical JSON."""
     canonical = json.dumps(
         row_content(row), sort_keys=True, ensure_ascii=False, separators=(",", ":")
@@ -91,7 +133,7 @@ def hash_row(prev_hash: str, row: StatusReport | NewReport) -> str:
     return hashlib.sha256(f"{prev_hash}\n{canonical}".encode()).hexdigest()
 
 
-def extend(state: WorkPointState, row: StatusReport | NewReport) -> None:
+def extend(state: ChainHead, row: NewReport) -> None:
     """Give a new row its place in its work point's chain, from the head the state keeps."""
     row.chain_seq = state.report_seq + 1
     row.prev_hash = state.chain_head or GENESIS
@@ -122,22 +164,17 @@ class Verification:
         return self.first_broken is None
 
 
-async def verify(session: AsyncSession, work_point_id: str | None = None) -> Verification:
-    """Check one work point's chain, or all of them, in order; stop at the first broken row.
+def check_chains(rows: Iterable[ChainRow]) -> Verification:
+    """Check chains row by row; stop at the first broken row.
 
-    1. Rows are read in (work point, sequence) order.
+    1. Rows come in (work point, sequence) order.
     2. A sequence must go 1, 2, 3, ... (a gap means a row was removed).
     3. Each row's prev_hash must be the previous row's row_hash (GENESIS for the first).
     4. Each row's row_hash must be the hash of its own content now.
     """
-    query = select(StatusReport).order_by(
-        col(StatusReport.work_point_id), col(StatusReport.chain_seq)
-    )
-    if work_point_id is not None:
-        query = query.where(StatusReport.work_point_id == work_point_id)
     checked = 0
     current, expected_seq, prev = None, 1, GENESIS
-    for row in (await session.exec(query)).all():
+    for row in rows:
         if row.work_point_id != current:
             current, expected_seq, prev = row.work_point_id, 1, GENESIS
         checked += 1

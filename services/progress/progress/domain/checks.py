@@ -9,17 +9,41 @@ would fail every time it is applied.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
+from typing import Any, Protocol, TypeVar
 
 from duban_shared.workdays import local_day
-
-from progress.models import WorkPointView
 
 DEFAULT_EARLIEST_BEFORE_PLAN = timedelta(days=90)
 """How long before its plan's start a report may describe (DUBAN_PROGRESS_EARLIEST_REPORT_...)."""
 DEFAULT_LATEST_DUE_YEARS_AFTER_PLAN = 1
 """How many years after its plan's year a work point may be due (…_LATEST_DUE_YEARS_AFTER_PLAN)."""
+
+
+class Tracked(Protocol):
+    """A tracked work point, as far as checking a report on it goes (the store's read model)."""
+
+    @property
+    def deleted(self) -> bool: ...
+
+    @property
+    def number(self) -> int: ...
+
+    @property
+    def title(self) -> str: ...
+
+    @property
+    def starts_on(self) -> date | None: ...
+
+    @property
+    def targets(self) -> Sequence[Mapping[str, Any]]: ...
+
+    def role_of(self, agency_id: uuid.UUID) -> str | None:
+        """Return 'lead', 'co' or None for an agency."""
+
+
+T = TypeVar("T", bound=Tracked)
 
 
 class ReportProblem(Exception):
@@ -33,13 +57,13 @@ class ReportProblem(Exception):
 
 
 def check_report(
-    view: WorkPointView | None,
+    view: T | None,
     work_point_id: str,
     agency_id: uuid.UUID,
     kpis: Mapping[str, float],
     occurred_at: datetime,
     earliest_before_plan: timedelta = DEFAULT_EARLIEST_BEFORE_PLAN,
-) -> WorkPointView:
+) -> T:
     """Return the work point a report is about, or raise why it cannot be applied."""
     if view is None or view.deleted:
         raise ReportProblem(
@@ -70,7 +94,7 @@ def check_report(
 
 
 def check_after_plan_start(
-    view: WorkPointView, occurred_at: datetime, earliest_before_plan: timedelta
+    view: Tracked, occurred_at: datetime, earliest_before_plan: timedelta
 ) -> None:
     """Refuse a report about a day more than `earliest_before_plan` before the plan starts.
 

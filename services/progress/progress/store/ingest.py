@@ -30,8 +30,8 @@ from sqlalchemy import Table, bindparam, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from progress.models import IngestedEvent, WorkPointView
-from progress.store import among
+from progress.store.models import IngestedEvent, WorkPointView
+from progress.store.sql import among
 
 _EVENTS: Table = IngestedEvent.__table__  # type: ignore[attr-defined]
 _VIEWS: Table = WorkPointView.__table__  # type: ignore[attr-defined]
