@@ -14,7 +14,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from progress.domain.chain import Verification
 from progress.domain.counts import Counts
-from progress.store import queries
+from progress.domain.scorecards import Scorecard
 from progress.store.models import AgencyProgress, WorkPointState, WorkPointView
 
 # ---------------------------------------------------------------- ingestion
@@ -293,7 +293,7 @@ class ScorecardOut(BaseModel):
     silent_now: int
 
 
-def scorecard_out(card: queries.Scorecard) -> ScorecardOut:
+def scorecard_out(card: Scorecard) -> ScorecardOut:
     """An agency's scorecard as the API answers it."""
     return ScorecardOut(
         agency_id=card.agency_id,

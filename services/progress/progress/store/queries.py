@@ -11,16 +11,16 @@ import functools
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from duban_shared.events import Level
 from sqlalchemy import String, case, cast, func
 from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from progress.domain.scorecards import Scorecard, responsibility_cards, worst_first
 from progress.store.models import (
     AgencyProgress,
     ClosureDecision,
@@ -158,27 +158,6 @@ async def plan_titles(session: AsyncSession, plan_slug: str) -> tuple[str, dict[
     return plan_title, sections
 
 
-@dataclass
-class Scorecard:
-    """How one agency does on the work points it is responsible for."""
-
-    agency_id: uuid.UUID
-    name: str
-    lead_of: int = 0
-    co_of: int = 0
-    reports: int = 0
-    reports_on_time: int = 0
-    late_reports: int = 0
-    average_delay_working_days: float | None = None
-    open_stalls: dict[str, int] = field(default_factory=dict)
-    silent_now: int = 0
-
-    @property
-    def on_time_rate(self) -> float | None:
-        """Share of its in-order reports that came within the report period."""
-        return self.reports_on_time / self.reports if self.reports else None
-
-
 async def scorecards(
     session: AsyncSession,
     rows: Sequence[tuple[WorkPointView, WorkPointState]],
@@ -190,21 +169,9 @@ async def scorecards(
     period after the agency's previous report (delay 0). Open stalls: episodes open on work
     points it leads, by colour. Silent now: work points it leads that are silent.
     """
-    cards: dict[uuid.UUID, Scorecard] = {}
-    for view, state in rows:
-        for r in view.responsibilities:
-            agency = uuid.UUID(r["agency_id"])
-            if only is not None and agency != only:
-                continue
-            card = cards.setdefault(agency, Scorecard(agency_id=agency, name=r["name"]))
-            if r["role"] != "lead":
-                card.co_of += 1
-                continue
-            card.lead_of += 1
-            if state.open_level is not None:
-                card.open_stalls[state.open_level] = card.open_stalls.get(state.open_level, 0) + 1
-            if "silent" in state.reasons:
-                card.silent_now += 1
+    cards = responsibility_cards(
+        ((view.responsibilities, state.open_level, state.reasons) for view, state in rows), only
+    )
     if not cards:
         return []
     wp_ids = [view.id for view, _ in rows]
@@ -225,12 +192,8 @@ async def scorecards(
         .group_by(col(StatusReport.agency_id))
     )
     for agency, count, on_time, late, avg_delay in stats.all():
-        card = cards[agency]
-        card.reports, card.reports_on_time, card.late_reports = count, on_time or 0, late or 0
-        card.average_delay_working_days = (
-            round(float(avg_delay), 2) if avg_delay is not None else None
-        )
-    return sorted(cards.values(), key=_worst_first)
+        cards[agency].add_reports(count, on_time or 0, late or 0, avg_delay)
+    return worst_first(cards.values())
 
 
 async def plan_scorecards(session: AsyncSession, plan_slug: str) -> list[Scorecard]:
@@ -245,16 +208,6 @@ async def agency_scorecard(
     points."""
     cards = await scorecards(session, await work_points(session, plan_slug, agency_id), agency_id)
     return cards[0] if cards else None
-
-
-def _worst_first(card: Scorecard) -> tuple[int, int, float, str]:
-    red = card.open_stalls.get(Level.RED.value, 0)
-    return (
-        -red,
-        -sum(card.open_stalls.values()),
-        -(card.average_delay_working_days or 0),
-        card.name,
-    )
 
 
 @dataclass(frozen=True)

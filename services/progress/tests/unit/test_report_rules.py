@@ -1,5 +1,5 @@
-"""What a report changes, as pure rules (progress.domain.reports and progress.domain.chain): its
-lateness and delay, the closure review, the work point's KPI actuals, the hash chain."""
+"""Progress's pure rules around reports (progress.domain.reports, chain, scorecards): lateness and
+delay, the closure review, the work point's KPI actuals, the hash chain, agency scorecards."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from progress.domain.reports import (
     is_late,
     work_point_kpis,
 )
+from progress.domain.scorecards import responsibility_cards, worst_first
 
 LEAD, OTHER_LEAD, CO = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
 
@@ -123,3 +124,29 @@ def test_a_chain_links_each_report_to_the_last_and_names_the_first_broken_row() 
     assert (broken.chain_seq, broken.problem) == (2, "content_changed")
     gap = check_chains([rows[0], rows[2]]).first_broken
     assert gap is not None and (gap.chain_seq, gap.problem) == (3, "sequence_gap")
+
+
+def test_scorecards_count_roles_and_open_stalls_and_put_the_most_red_first() -> None:
+    def refs(lead: uuid.UUID, co: uuid.UUID) -> list[dict[str, str]]:
+        return [
+            {"agency_id": str(lead), "name": f"lead {lead}", "role": "lead"},
+            {"agency_id": str(co), "name": f"co {co}", "role": "co"},
+        ]
+
+    work_points = [
+        (refs(LEAD, CO), "red", ["silent"]),
+        (refs(LEAD, CO), None, []),
+        (refs(OTHER_LEAD, LEAD), "yellow", ["behind_pace"]),
+        (refs(OTHER_LEAD, CO), "red", ["blocked"]),
+        (refs(OTHER_LEAD, CO), "red", ["overdue"]),
+    ]
+    cards = responsibility_cards(work_points)
+    lead, other, co = cards[LEAD], cards[OTHER_LEAD], cards[CO]
+    assert (lead.lead_of, lead.co_of, lead.open_stalls, lead.silent_now) == (2, 1, {"red": 1}, 1)
+    assert (other.lead_of, other.open_stalls) == (3, {"yellow": 1, "red": 2})
+    assert (co.lead_of, co.co_of, co.open_stalls) == (0, 4, {})
+    lead.add_reports(4, 3, 1, 0.504)
+    assert (lead.on_time_rate, lead.average_delay_working_days) == (0.75, 0.5)
+    assert co.on_time_rate is None  # no reports: no rate
+    assert [c.agency_id for c in worst_first(cards.values())] == [OTHER_LEAD, LEAD, CO]
+    assert list(responsibility_cards(work_points, only=CO)) == [CO]
