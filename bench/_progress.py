@@ -20,8 +20,8 @@ from _common import KAFKA, ROOT, note, quiet_tracer_provider
 from duban_shared.clock import Clock, ManualClock
 from duban_shared.db import create_engine
 from progress.main import SERVICE, ProgressService, build
-from progress.models import WorkPointState, WorkPointView
 from progress.settings import ProgressSettings
+from progress.store.models import WorkPointState, WorkPointView
 from sqlalchemy import Table, event, insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 

@@ -42,7 +42,7 @@ from _progress import NOW, bench_agencies, build_progress, seed_work_points
 from cryptography.hazmat.primitives.asymmetric import ec
 from duban_shared.auth import JwtVerifier
 from duban_shared.clock import ManualClock
-from progress.board.session import COOKIE
+from progress.api.board.session import COOKIE
 from progress.main import create_app
 
 TARGET_MS = 200.0

@@ -29,8 +29,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from progress.main import ProgressService
 from progress.main import build as build_progress
 from progress.main import create_app as progress_app
-from progress.models import StatusReport, WorkPointView
 from progress.settings import ProgressSettings
+from progress.store.models import StatusReport, WorkPointView
 from registry.domain.agency_identity import agency_id_for
 from registry.domain.plan_import import Defaults, sha256_text
 from registry.domain.plan_parser import parse_plan

@@ -17,7 +17,7 @@ from jsonschema import Draft202012Validator
 from notifier.main import build as build_notifier
 from notifier.main import create_app as notifier_app
 from notifier.settings import NotifierSettings
-from progress.api_ingest import EXAMPLE
+from progress.api.schemas import EXAMPLE
 from progress.main import build as build_progress
 from progress.main import create_app as progress_app
 from progress.settings import ProgressSettings

@@ -13,7 +13,7 @@ import pytest
 from duban_shared import topics
 from notifier.store.models import Alert
 from notifier.store.models import Inbox as NotifierInbox
-from progress.models import OutboxMessage, StatusReport
+from progress.store.models import OutboxMessage, StatusReport
 from sqlmodel import col, func, select
 
 from scripts.demo.simulator import SHANGHAI, Credentials, Script, Services, Simulator

@@ -12,7 +12,7 @@ from duban_shared import topics
 from duban_shared.attributes import LINK_KIND
 from notifier.store.models import NotificationLog
 from opentelemetry.trace import SpanKind
-from progress.models import StatusReport
+from progress.store.models import StatusReport
 from sqlmodel import func, select
 
 from tests.harness import committed_offsets, end_offsets, service_of, wait_for
@@ -151,7 +151,7 @@ async def test_duplicate_event_id_stores_one_report_and_sends_one_email(stack: S
 
     # Redeliver the stall transition itself: the notifier must not send again.
     async with stack.progress.sessions() as session:
-        from progress.models import OutboxMessage
+        from progress.store.models import OutboxMessage
 
         row = (await session.exec(select(OutboxMessage))).one()
     producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap)

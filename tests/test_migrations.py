@@ -16,7 +16,7 @@ from alembic.script import ScriptDirectory
 from duban_shared.db import is_sqlite, sync_url
 from duban_shared.migrations import alembic_config, downgrade, upgrade
 from notifier.store.models import NotifierBase
-from progress.models import ProgressBase
+from progress.store.models import ProgressBase
 from registry.store import auth_models as _registry_auth_tables  # noqa: F401 (on the metadata)
 from registry.store.models import RegistryBase
 from sqlalchemy import Engine, MetaData, create_engine, inspect, pool, text
@@ -161,7 +161,7 @@ async def test_progress_0003_chains_reports_stored_before_it_so_they_verify(
 ) -> None:
     from duban_shared.db import create_engine as create_async_engine
     from duban_shared.db import session_factory
-    from progress import history
+    from progress.store import history
 
     url = empty_database("progress")
     upgrade(MIGRATIONS["progress"], url, "0002")

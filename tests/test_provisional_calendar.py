@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from progress.board.session import COOKIE
+from progress.api.board.session import COOKIE
 
 from tests.harness import wait_for
 from tests.stack import FORESTRY_MAIL, PLAN, Stack

@@ -8,7 +8,7 @@ import re
 from datetime import timedelta
 
 import httpx
-from progress.board.session import COOKIE, LOGIN_COOKIE
+from progress.api.board.session import COOKIE, LOGIN_COOKIE
 
 from tests.harness import wait_for
 from tests.stack import FORESTRY, PLAN, Client, Stack, board_login

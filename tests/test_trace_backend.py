@@ -24,7 +24,7 @@ from duban_shared.telemetry import create_tracer_provider
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind
-from progress.board.session import COOKIE as BOARD_COOKIE
+from progress.api.board.session import COOKIE as BOARD_COOKIE
 
 from tests.harness import SmtpSink, Spans, service_of, wait_for
 from tests.stack import FORESTRY_MAIL, PLAN, Stack, running_stack

@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 from duban_shared import topics
 from duban_shared.deadletters import DeadLetter, read_dead_letters
-from progress.history import verify
+from progress.store.history import verify
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 

@@ -30,12 +30,16 @@ from opentelemetry.trace import Tracer
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from progress.consumer import StatusConsumer, WorkPointConsumer
-from progress.ingest_store import IngestStore
-from progress.models import OutboxMessage
+from progress.consumers import StatusConsumer, WorkPointConsumer
 from progress.settings import ProgressSettings
-from progress.stall_metrics import register_open_stalls, register_provisional_judgements
-from progress.sweeper import Sweeper
+from progress.store.gauges import register_open_stalls, register_provisional_judgements
+from progress.store.ingest import IngestStore
+from progress.store.models import OutboxMessage
+from progress.use_cases.closure import ClosureReview
+from progress.use_cases.ingestion import Ingestion
+from progress.use_cases.reports import ApplyReports
+from progress.use_cases.sweep import Sweeper
+from progress.use_cases.work_points import ApplySnapshots
 
 SERVICE = "duban-progress"
 STATUS_GATHER_BYTES = 64 * 1024  # about a hundred status reports
@@ -64,6 +68,8 @@ class ProgressService:
     login_throttle: LoginThrottle  # the board's failed logins per client id and address
     calendar: WorkingCalendar
     ingest: IngestStore
+    ingestion: Ingestion  # status reports over HTTP
+    closure: ClosureReview  # the office's closure decisions
     owned_http: httpx.AsyncClient | None = None  # the JWKS client, when build() made it
     # The board's client: tokens from the registry, alerts from the notifier.
     board_http: httpx.AsyncClient = field(
@@ -214,6 +220,9 @@ def build(
         skip_locked=skip_locked,
         calendar=calendar,
     )
+    ingest = IngestStore(engine, tracer)
+    background = Background(settings.retry_policy())
+    broker_outage = OutageLog(logging.getLogger("progress.ingest"), "broker")
     owned_http = None
     if jwks_http is None:
         jwks_http = owned_http = httpx.AsyncClient(timeout=settings.auth_jwks_timeout_seconds)
@@ -231,21 +240,21 @@ def build(
         relay=relay,
         sweeper=sweeper,
         status_consumer=StatusConsumer(
-            sessions,
+            ApplyReports(
+                sessions,
+                clock,
+                relay,
+                calendar=calendar,
+                late_after=timedelta(days=settings.late_after_days),
+                earliest_before_plan=timedelta(days=settings.earliest_report_days_before_plan),
+            ),
             dead_letter_sink(settings, producer, tracer, metrics, "status"),
             tracer,
-            clock,
-            relay,
-            calendar=calendar,
-            late_after=timedelta(days=settings.late_after_days),
-            earliest_before_plan=timedelta(days=settings.earliest_report_days_before_plan),
             metrics=metrics,
         ),
         work_point_consumer=WorkPointConsumer(
-            sessions,
+            ApplySnapshots(sessions, clock, calendar),
             tracer,
-            clock,
-            calendar,
             latest_due_years_after_plan=settings.latest_due_years_after_plan,
         ),
         verifier=verifier,
@@ -253,9 +262,14 @@ def build(
         rate_limiter=RateLimiter(wall_clock, settings.rate_per_second, settings.rate_burst),
         login_throttle=settings.login_throttle(wall_clock),
         calendar=calendar,
-        ingest=IngestStore(engine, tracer),
+        ingest=ingest,
+        ingestion=Ingestion(
+            settings, clock, tracer, producer, background, broker_outage, ingest, engine
+        ),
+        closure=ClosureReview(sessions, clock, relay, calendar),
         owned_http=owned_http,
-        background=Background(settings.retry_policy()),
+        background=background,
+        broker_outage=broker_outage,
     )
 
 

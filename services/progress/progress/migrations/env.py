@@ -1,6 +1,6 @@
 """Alembic environment of progress."""
 
 from duban_shared.migrations import run_env
-from progress.models import ProgressBase
+from progress.store.models import ProgressBase
 
 run_env(ProgressBase.metadata)

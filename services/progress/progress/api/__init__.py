@@ -1,0 +1,12 @@
+"""Progress HTTP API: ingestion for agency systems; progress, scorecards, closure and audit for
+the coordinating office and the agencies; the supervision board (HTML under /board)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from progress.api import audit, board, closure, events, plans, work_points
+
+router = APIRouter()
+for module in (events, work_points, plans, closure, audit, board):
+    router.include_router(module.router)

@@ -1,0 +1,12 @@
+"""The supervision board (督办看板): server-rendered pages for the coordinating office and the
+agencies, under /board. See pages.py."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from progress.api.board import login, pages
+
+router = APIRouter()
+router.include_router(login.router)
+router.include_router(pages.router)

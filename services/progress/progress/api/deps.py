@@ -1,0 +1,31 @@
+"""Typed dependencies of progress's routes: the service, a database session, the caller."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Annotated, cast
+
+from fastapi import Depends, Request
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+if TYPE_CHECKING:  # main wires the app and imports the routes: only the type comes from there
+    from progress.main import ProgressService
+
+
+def service(request: Request) -> ProgressService:
+    """The progress service the app runs (the only reader of `app.state.service`)."""
+    return cast("ProgressService", request.app.state.service)
+
+
+ServiceDep = Annotated["ProgressService", Depends(service)]
+"""The progress service of the request's app."""
+
+
+async def session(svc: ServiceDep) -> AsyncIterator[AsyncSession]:
+    """A database session of the service, closed after the request."""
+    async with svc.sessions() as opened:
+        yield opened
+
+
+SessionDep = Annotated[AsyncSession, Depends(session)]
+"""A database session, closed after the request."""

@@ -1,0 +1,124 @@
+"""Progress's Kafka consumers: status events, and the registry's work point snapshots.
+
+They decode records and hand them to the use cases (use_cases.reports, use_cases.work_points),
+which apply each batch in one database transaction; offsets are committed only after it (see
+duban_shared.kafka.run_batch_consumer). A record known to be inapplicable (a status event that
+is invalid JSON, about an unknown work point, from an agency not responsible or dated out of
+bounds; a snapshot due outside its plan's window) is parked on progress's dead-letter topic
+with its reason at once; any other record that keeps failing (a snapshot that cannot be read, a
+date the calendar cannot count) is parked by the consumer loop after a few attempts. Nothing is
+dropped silently, and nothing blocks the records behind it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+
+from aiokafka import ConsumerRecord
+from duban_shared.events import StatusEvent, WorkPointSnapshot, coded_error
+from duban_shared.failures import RecordRejected
+from duban_shared.kafka import Parker, headers_to_dict, process_span
+from duban_shared.metrics import ServiceMetrics
+from opentelemetry.trace import Status, StatusCode, Tracer
+from pydantic import ValidationError
+
+from progress.domain.checks import DEFAULT_LATEST_DUE_YEARS_AFTER_PLAN, ReportProblem, check_due_on
+from progress.use_cases.reports import ApplyReports
+from progress.use_cases.work_points import ApplySnapshots
+
+log = logging.getLogger(__name__)
+
+
+class Rejected(RecordRejected):
+    """A status event that can never be applied; it goes to the dead-letter topic."""
+
+
+@dataclass
+class StatusConsumer:
+    """Applies status events to progress state."""
+
+    reports: ApplyReports
+    dead_letters: Parker
+    tracer: Tracer
+    metrics: ServiceMetrics | None = None
+    seconds: Callable[[], float] = time.time  # real time, as Kafka's record timestamps
+
+    async def handle_batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        """Apply a batch in one transaction (ApplyReports.batch); dead-letter what can never be
+        applied."""
+        events: list[StatusEvent | Rejected] = []
+        for record in records:
+            try:
+                events.append(StatusEvent.model_validate_json(record.value or b""))
+            except ValidationError as exc:
+                code, message = coded_error(exc) or ("invalid_event", str(exc))
+                events.append(Rejected(code, message))
+        applied: list[ConsumerRecord[bytes, bytes]] = []
+        valid = [e for e in events if isinstance(e, StatusEvent)]
+        async with self.reports.batch(valid) as batch:
+            for record, event in zip(records, events, strict=True):
+                with process_span(self.tracer, record) as span:
+                    try:
+                        if isinstance(event, Rejected):
+                            raise event
+                        try:
+                            if batch.apply(event, record.topic):
+                                applied.append(record)
+                        except ReportProblem as problem:
+                            raise Rejected(problem.code, problem.message) from problem
+                    except Rejected as rejected:
+                        span.set_status(Status(StatusCode.ERROR, rejected.code))
+                        await self.dead_letters.park(record, rejected.code, str(rejected), 1)
+        self._record_durations(applied)
+
+    def _record_durations(self, applied: list[ConsumerRecord[bytes, bytes]]) -> None:
+        """Acceptance (the record's broker timestamp) to application, for each applied event."""
+        if self.metrics is None:
+            return
+        done = self.seconds()
+        for record in applied:
+            self.metrics.event_processing_duration.record(max(done - record.timestamp / 1000, 0.0))
+
+
+@dataclass
+class WorkPointConsumer:
+    """Keeps the read model of the registry's work points."""
+
+    snapshots: ApplySnapshots
+    tracer: Tracer
+    latest_due_years_after_plan: int = DEFAULT_LATEST_DUE_YEARS_AFTER_PLAN
+
+    async def handle_batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        """Upsert every snapshot of the batch in one transaction."""
+        async with self.snapshots.batch() as batch:
+            for record in records:
+                with process_span(self.tracer, record):
+                    if record.value is None:
+                        continue  # a compaction tombstone: the deleted snapshot came before
+                    try:
+                        snap = WorkPointSnapshot.model_validate_json(record.value)
+                    except ValidationError as exc:
+                        # A bug of the registry's: the consumer loop parks it, the other work
+                        # points of the partition go on.
+                        code, message = coded_error(exc) or ("invalid_snapshot", str(exc))
+                        raise RecordRejected(code, message) from exc
+                    self._check_dates(snap)
+                    origin = headers_to_dict(record.headers).get("traceparent")
+                    await batch.apply(snap, origin)
+
+    def _check_dates(self, snap: WorkPointSnapshot) -> None:
+        """Park a snapshot whose dates the registry would have refused (produced around it, or
+        published before the registry checked them): the calendar could never count them."""
+        try:
+            starts_on = date.fromisoformat(snap.starts_on) if snap.starts_on else None
+            due_on = date.fromisoformat(snap.due_on) if snap.due_on else None
+        except ValueError as exc:
+            raise RecordRejected("invalid_snapshot", f"{snap.work_point_id}: {exc}") from exc
+        try:
+            check_due_on(snap.work_point_id, starts_on, due_on, self.latest_due_years_after_plan)
+        except ReportProblem as problem:
+            raise RecordRejected(problem.code, problem.message) from problem

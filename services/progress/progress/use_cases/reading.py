@@ -1,0 +1,45 @@
+"""What a caller may read: a tracked work point it is responsible for (the office: any)."""
+
+from __future__ import annotations
+
+import uuid
+
+from duban_shared.api import ApiError
+from duban_shared.auth import Principal, require_agency_access
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from progress.store import queries
+from progress.store.models import AgencyProgress, WorkPointState, WorkPointView
+
+
+def own(principal: Principal) -> uuid.UUID | None:
+    """Whose work points a caller sees: None for the office (all)."""
+    return None if principal.is_office() else principal.agency_id
+
+
+async def tracked(
+    session: AsyncSession, principal: Principal, plan_slug: str, number: int
+) -> tuple[WorkPointView, WorkPointState]:
+    """A tracked work point the caller may see: 404 unknown_work_point, or 403 when an agency
+    is not responsible for it."""
+    wp_id = f"{plan_slug}/{number}"
+    view = await session.get(WorkPointView, wp_id)
+    state = await session.get(WorkPointState, wp_id)
+    if view is None or state is None or view.deleted:
+        raise ApiError(
+            404,
+            "unknown_work_point",
+            f"No work point '{wp_id}' is tracked; check the plan slug and number in the registry.",
+        )
+    require_agency_access(principal, view.agency_ids(), f"work point {view.number} ({view.title})")
+    return view, state
+
+
+async def work_point(
+    session: AsyncSession, principal: Principal, plan_slug: str, number: int
+) -> tuple[WorkPointView, WorkPointState, dict[uuid.UUID, AgencyProgress]]:
+    """A tracked work point the caller may see (see tracked), with its agencies' latest
+    reports."""
+    view, state = await tracked(session, principal, plan_slug, number)
+    latest = await queries.latest_reports(session, [view.id])
+    return view, state, latest.get(view.id, {})

@@ -1,0 +1,152 @@
+"""The board's login over the in-process stack: its CSRF token, throttling before the registry is
+asked, secrets kept out of URLs, and the Secure flag of its cookies."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import httpx
+from progress.api.board.session import COOKIE, LOGIN_COOKIE
+from progress.main import create_app as progress_app
+
+from tests.stack import Stack, board_login
+
+
+def _code(page: httpx.Response) -> str | None:
+    found = re.search(r'class="error" role="alert" data-code="([a-z_]+)"', page.text)
+    return found.group(1) if found else None
+
+
+async def _csrf(board: httpx.AsyncClient) -> str:
+    page = await board.get("/board/login")
+    found = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)
+    assert found is not None, page.text
+    return found.group(1)
+
+
+async def test_the_login_form_needs_its_csrf_token(stack: Stack, board: httpx.AsyncClient) -> None:
+    office = stack.office
+    fields = {"client_id": office.client_id, "client_secret": office.secret}
+    # A form posted from another site has neither the login cookie nor its token.
+    forged = await board.post("/board/login", data=fields)
+    assert (forged.status_code, _code(forged)) == (403, "csrf_failed")
+    csrf = await _csrf(board)
+    assert board.cookies[LOGIN_COOKIE]
+    wrong = await board.post("/board/login", data={**fields, "csrf": "0" * 32})
+    assert (wrong.status_code, _code(wrong)) == (403, "csrf_failed")
+    elsewhere = httpx.AsyncClient(transport=board._transport, base_url="http://test")
+    async with elsewhere:  # the token without its cookie (another browser) does not do either
+        stolen = await elsewhere.post("/board/login", data={**fields, "csrf": csrf})
+    assert (stolen.status_code, _code(stolen)) == (403, "csrf_failed")
+    assert COOKIE not in board.cookies
+    done = await board.post("/board/login", data={**fields, "csrf": csrf})
+    assert done.status_code == 303, done.text
+    assert board.cookies[COOKIE]
+
+
+async def test_failed_logins_are_throttled_before_the_registry_is_asked(
+    stack: Stack, board: httpx.AsyncClient
+) -> None:
+    forestry = stack.forestry
+    csrf = await _csrf(board)
+
+    async def attempt(secret: str) -> httpx.Response:
+        return await board.post(
+            "/board/login",
+            data={"csrf": csrf, "client_id": forestry.client_id, "client_secret": secret},
+        )
+
+    for _ in range(5):
+        assert _code(await attempt("dcs_wrong")) == "login_failed"
+    assert _code(await attempt("dcs_wrong")) == "login_failed"  # the sixth: now 1 s to wait
+    asked = stack.registry_link.requests
+    for _ in range(300):
+        throttled = await attempt(forestry.secret)
+        assert (throttled.status_code, _code(throttled)) == (429, "too_many_attempts")
+    assert throttled.headers["retry-after"] == "1"
+    assert "秒后再试" in throttled.text
+    assert stack.registry_link.requests == asked  # refused without asking the registry
+
+    stack.clock.advance(timedelta(seconds=1))
+    assert _code(await attempt("dcs_wrong")) == "login_failed"
+    throttled = await attempt(forestry.secret)
+    assert (throttled.status_code, throttled.headers["retry-after"]) == (429, "2")
+    stack.clock.advance(timedelta(seconds=2))
+    assert (await attempt(forestry.secret)).status_code == 303
+
+
+async def test_secrets_in_the_login_url_are_refused(stack: Stack, board: httpx.AsyncClient) -> None:
+    office = stack.office
+    shown = await board.get("/board/login", params={"client_secret": office.secret})
+    assert (shown.status_code, _code(shown)) == (400, "credentials_in_query")
+    assert office.secret not in shown.text
+    csrf = await _csrf(board)
+    asked = stack.registry_link.requests
+    posted = await board.post(
+        "/board/login",
+        params={"client_id": office.client_id, "client_secret": office.secret},
+        data={"csrf": csrf, "client_id": office.client_id, "client_secret": office.secret},
+    )
+    assert (posted.status_code, _code(posted)) == (400, "credentials_in_query")
+    assert stack.registry_link.requests == asked and COOKIE not in board.cookies
+
+
+def _set_cookies(response: httpx.Response) -> dict[str, str]:
+    return {header.split("=", 1)[0]: header for header in response.headers.get_list("set-cookie")}
+
+
+async def test_cookies_are_secure_whenever_the_request_came_over_https(
+    stack: Stack, board: httpx.AsyncClient
+) -> None:
+    office = stack.office
+    # Plain HTTP (make up on loopback): no Secure flag, or the browser would drop the cookie.
+    plain = await board_login(board, office)
+    assert plain.status_code == 303
+    assert "secure" not in _set_cookies(plain)[COOKIE].lower()
+
+    # HTTPS straight to the service.
+    transport = board._transport
+    async with httpx.AsyncClient(transport=transport, base_url="https://board.example") as tls:
+        done = await board_login(tls, office)
+    assert done.status_code == 303, done.text
+    assert "; secure" in _set_cookies(done)[COOKIE].lower()
+
+    # Behind a TLS-terminating proxy: X-Forwarded-Proto counts only from a trusted proxy.
+    proxied = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.7"}
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test", headers=proxied
+    ) as untrusted:
+        spoofed = await board_login(untrusted, office)
+    assert "secure" not in _set_cookies(spoofed)[COOKIE].lower()
+    stack.progress.settings = stack.progress.settings.model_copy(
+        update={"trusted_proxies": "127.0.0.1, 10.0.0.0/8"}
+    )
+    behind_proxy = httpx.ASGITransport(app=progress_app(stack.progress))  # the peer: 127.0.0.1
+    async with httpx.AsyncClient(
+        transport=behind_proxy, base_url="http://test", headers=proxied
+    ) as trusted:
+        page = await trusted.get("/board/login")
+        assert "; secure" in _set_cookies(page)[LOGIN_COOKIE].lower()
+        # The browser talks HTTPS to the proxy, so it sends the Secure cookie back.
+        secret = page.cookies[LOGIN_COOKIE]
+        found = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)
+        assert found is not None
+        csrf = found.group(1)
+
+        async def post(client_id: str, client_secret: str) -> httpx.Response:
+            return await trusted.post(
+                "/board/login",
+                data={"csrf": csrf, "client_id": client_id, "client_secret": client_secret},
+                headers={"Cookie": f"{LOGIN_COOKIE}={secret}"},
+            )
+
+        done = await post(office.client_id, office.secret)
+        assert done.status_code == 303, done.text
+        assert "; secure" in _set_cookies(done)[COOKIE].lower()
+        # ... and failed logins count against the browser's address, not the proxy's.
+        for n in range(6):
+            assert _code(await post(f"agency-{n:016x}", "dcs_wrong")) == "login_failed"
+    throttle = stack.progress.login_throttle
+    assert throttle.wait("address:203.0.113.7") > 0
+    assert throttle.wait("address:127.0.0.1") == 0.0
