@@ -26,7 +26,6 @@ from docx.text.paragraph import Paragraph
 
 from registry.domain.errors import Refusal
 
-FORMATS = ("txt", "docx", "pdf", "html")
 SUFFIXES = {".txt": "txt", ".docx": "docx", ".pdf": "pdf", ".html": "html", ".htm": "html"}
 _SPACES = re.compile(r"[ \t\r\n\f]+")
 _HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html|head|meta)\b", re.I | re.S)
@@ -58,9 +57,10 @@ _BLOCKS = (
 
 
 def unsupported(what: str) -> Refusal:
-    """The refusal for a file of a format the registry does not read."""
+    """The refusal for a file of a format the registry does not read (422 like every refused
+    input in the error contract)."""
     return Refusal(
-        415,
+        422,
         "plan_file_unsupported",
         f"无法识别的计划文件格式（{what}）。请提供 .txt（UTF-8 或 GB18030）、.docx、"
         "带文字层的 .pdf 或 .html 文件。",
@@ -83,7 +83,7 @@ def read_plan_file(path: str | Path) -> str:
 
 
 def sniff(data: bytes, name: str = "") -> str:
-    """Name the format of a plan file: one of FORMATS; content decides before the extension."""
+    """Name a plan file's format (txt, docx, pdf, html): the content decides, then the name."""
     head = data[:2048]
     if head.startswith(b"PK\x03\x04"):
         return "docx"
