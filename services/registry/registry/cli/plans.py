@@ -10,6 +10,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from registry.adapters.plan_files import read_plan_file
 from registry.cli.common import PROG, run_use_case
 from registry.domain.errors import Refusal
 from registry.domain.plan_import import ConfirmationRequired, ImportReport
@@ -31,7 +32,13 @@ def _read(path: str) -> str:
 
 
 def _parse_or_exit(path: str) -> tuple[str, ParsedPlan]:
-    text = _read(path)
+    """Read a plan file (.txt, .docx, .pdf, .html) and parse its text, or exit saying why not."""
+    try:
+        text = read_plan_file(path)
+    except FileNotFoundError:
+        raise SystemExit(f"{PROG}: no such file: {path}") from None
+    except Refusal as exc:
+        raise SystemExit(f"{PROG}: {path}: [{exc.code}] {exc.message}") from None
     try:
         return text, parse_plan(text)
     except PlanParseError as exc:
@@ -142,11 +149,15 @@ def cmd_republish(args: argparse.Namespace) -> int:
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the plan commands to the CLI."""
-    p = sub.add_parser("parse-plan", help="print a plan text parsed as JSON")
+    p = sub.add_parser(
+        "parse-plan", help="print a plan file (.txt, .docx, .pdf, .html) parsed as JSON"
+    )
     p.add_argument("path")
     p.set_defaults(func=cmd_parse)
     p = sub.add_parser(
-        "import-plan", help="store a plan; a changed text shows its diff and needs --confirm"
+        "import-plan",
+        help="store a plan file (.txt, .docx, .pdf, .html); a changed text shows its diff and "
+        "needs --confirm",
     )
     p.add_argument("path")
     p.add_argument("--slug", help="plan id (default: the file name without extension)")

@@ -93,3 +93,21 @@ def test_republish_queues_every_snapshot_again(
     assert {s["starts_on"] for s in snapshots} == {"2024-01-01"}
     with pytest.raises(SystemExit, match="no plan 'no-such-plan'"):
         cli(["republish", "--plan", "no-such-plan"])
+
+
+PLAN_FILES = Path(__file__).resolve().parents[1] / "data" / "plan-files"
+
+
+def test_the_plan_as_word_pdf_web_page_and_gb18030_changes_nothing(
+    plan_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    docx_file = PLAN_FILES / "zhaoqing-2024.docx"
+    assert cli(["import-plan", str(docx_file), "--slug", "zhaoqing"]) == 0
+    assert "created, version 1; added 50" in capsys.readouterr().out
+    # Another format is another source text (a new version) with nothing in it changed.
+    for name in ("zhaoqing-2024.pdf", "zhaoqing-2024.html", "zhaoqing-2024.gb18030.txt"):
+        assert cli(["import-plan", str(PLAN_FILES / name), "--slug", "zhaoqing"]) == 0
+        assert "unchanged (50 work points)" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exited:
+        cli(["import-plan", str(PLAN_FILES / "scanned.pdf"), "--slug", "zhaoqing"])
+    assert "[plan_file_scanned]" in str(exited.value.code)
