@@ -19,7 +19,8 @@ from typing import Any, cast
 from _common import KAFKA, ROOT, note, quiet_tracer_provider
 from duban_shared.clock import Clock, ManualClock
 from duban_shared.db import create_engine
-from progress.main import SERVICE, ProgressService, build
+from progress.main import build
+from progress.service import SERVICE, ProgressService
 from progress.settings import ProgressSettings
 from progress.store.models import WorkPointState, WorkPointView
 from sqlalchemy import Table, event, insert

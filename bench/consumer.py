@@ -58,7 +58,7 @@ from duban_shared import topics
 from duban_shared.app import settle_heap
 from duban_shared.events import ReportStatus, StatusEvent
 from duban_shared.kafka import make_consumer, run_batch_consumer
-from progress.main import SERVICE
+from progress.service import SERVICE
 
 TARGET_EVENTS_PER_S = 2000.0
 STATUSES = [ReportStatus.ON_TRACK, ReportStatus.AT_RISK, ReportStatus.BLOCKED, ReportStatus.DONE]

@@ -26,9 +26,9 @@ from notifier.service import NotifierService
 from notifier.settings import NotifierSettings
 from notifier.store.models import AgencyView
 from opentelemetry.sdk.trace import TracerProvider
-from progress.main import ProgressService
 from progress.main import build as build_progress
 from progress.main import create_app as progress_app
+from progress.service import ProgressService
 from progress.settings import ProgressSettings
 from progress.store.models import StatusReport, WorkPointView
 from registry.domain.agency_identity import agency_id_for

@@ -1,36 +1,27 @@
-"""Progress wiring: engine, producer, consumers, sweeper, outbox relay and the HTTP app."""
+"""Progress wiring: build the service from its settings, and the HTTP apps around it."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from datetime import timedelta
 
 import httpx
-from aiokafka import AIOKafkaProducer
-from duban_shared import topics
 from duban_shared.app import service_app
-from duban_shared.auth import JwksVerifier, jwks_verifier
+from duban_shared.auth import jwks_verifier
 from duban_shared.clock import Clock, SystemClock
-from duban_shared.db import create_engine, is_sqlite, session_factory
-from duban_shared.deadletters import DeadLetterSink
+from duban_shared.db import is_sqlite
 from duban_shared.failures import OutageLog
-from duban_shared.kafka import make_consumer, make_producer
-from duban_shared.metrics import ServiceMetrics, create_service_metrics
 from duban_shared.outbox import OutboxRelay
 from duban_shared.ratelimit import RateLimiter
-from duban_shared.revocations import REVOCATIONS, RevocationFeed, revocation_feed
-from duban_shared.runtime import PRODUCER, Background
-from duban_shared.telemetry import create_tracer_provider, instrument_engine
-from duban_shared.throttle import LoginThrottle
+from duban_shared.revocations import revocation_feed
+from duban_shared.service import build_core
 from duban_shared.workdays import WorkingCalendar
 from fastapi import APIRouter, FastAPI
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.trace import Tracer
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
 
+from progress.api import router
 from progress.consumers import StatusConsumer, WorkPointConsumer
+from progress.service import SERVICE, ProgressService, dead_letter_sink
 from progress.settings import ProgressSettings
 from progress.store.gauges import register_open_stalls, register_provisional_judgements
 from progress.store.ingest import IngestStore
@@ -40,133 +31,6 @@ from progress.use_cases.ingestion import Ingestion
 from progress.use_cases.reports import ApplyReports
 from progress.use_cases.sweep import Sweeper
 from progress.use_cases.work_points import ApplySnapshots
-
-SERVICE = "duban-progress"
-STATUS_GATHER_BYTES = 64 * 1024  # about a hundred status reports
-
-
-@dataclass
-class ProgressService:
-    """Everything progress runs, built once and closed once."""
-
-    settings: ProgressSettings
-    clock: Clock  # domain time: judging, sweeps, reports; may be simulated (DUBAN_SIM_CLOCK_*)
-    wall_clock: Clock  # real seconds: token checks, JWKS cache, rate limits, the outbox
-    tracer_provider: TracerProvider
-    tracer: Tracer
-    metrics: ServiceMetrics
-    engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
-    producer: AIOKafkaProducer
-    relay: OutboxRelay
-    sweeper: Sweeper
-    status_consumer: StatusConsumer
-    work_point_consumer: WorkPointConsumer
-    verifier: JwksVerifier
-    revocation_feed: RevocationFeed
-    rate_limiter: RateLimiter
-    login_throttle: LoginThrottle  # the board's failed logins per client id and address
-    calendar: WorkingCalendar
-    ingest: IngestStore
-    ingestion: Ingestion  # status reports over HTTP
-    closure: ClosureReview  # the office's closure decisions
-    owned_http: httpx.AsyncClient | None = None  # the JWKS client, when build() made it
-    # The board's client: tokens from the registry, alerts from the notifier.
-    board_http: httpx.AsyncClient = field(
-        default_factory=lambda: httpx.AsyncClient(timeout=httpx.Timeout(5.0, connect=2.0))
-    )
-    background: Background = field(default_factory=Background)
-    # A broker outage seen by ingestion: logged once with a count, not per report.
-    broker_outage: OutageLog = field(
-        default_factory=lambda: OutageLog(logging.getLogger("progress.ingest"), "broker")
-    )
-
-    async def start(self) -> None:
-        """Fetch the registry's keys (best effort), connect to Kafka (in the background, until
-        the broker answers), and start the background work unless this is an API-only process
-        (settings.background false)."""
-        await self.verifier.prefetch()
-        self.background.start_soon(PRODUCER, self.producer.start)
-        feed = self.revocation_feed
-        self.background.follow("progress-revocations", feed.consumer, feed.run, name=REVOCATIONS)
-        if self.settings.background:
-            await self._start_background()
-
-    async def _start_background(self) -> None:
-        """The status and work point consumers, the outbox relay and the sweeper."""
-        bootstrap = self.settings.kafka_bootstrap_servers
-        prefix = self.settings.topic_prefix
-        status_group, work_points_group = group(prefix, "status"), group(prefix, "work-points")
-        gather = (STATUS_GATHER_BYTES, self.settings.status_gather_ms)
-        status = make_consumer(
-            bootstrap,
-            status_group,
-            prefix + topics.STATUS,
-            client_id=SERVICE,
-            gather=gather if self.settings.status_gather_ms else None,
-        )
-        work_points = make_consumer(
-            bootstrap, work_points_group, prefix + topics.WORK_POINTS, client_id=SERVICE
-        )
-        lag = self.metrics.consumer_lag
-        await self.background.consume(
-            "progress-status",
-            status,
-            self.status_consumer.handle_batch,
-            name="status",
-            lag=lag.tracker(status_group),
-            dead_letters=self.status_consumer.dead_letters,
-        )
-        await self.background.consume(
-            "progress-work-points",
-            work_points,
-            self.work_point_consumer.handle_batch,
-            name="work-points",
-            lag=lag.tracker(work_points_group),
-            dead_letters=dead_letter_sink(
-                self.settings, self.producer, self.tracer, self.metrics, "work-points"
-            ),
-        )
-        stop = self.background.stop
-
-        async def relay() -> None:
-            await self.background.wait_ready(PRODUCER)
-            await self.relay.run(stop)
-
-        self.background.spawn("progress-outbox", relay())
-        if self.settings.run_sweeper:
-            self.background.spawn(
-                "progress-sweeper", self.sweeper.run(stop, self.settings.sweep_interval_seconds)
-            )
-
-    async def close(self) -> None:
-        """Stop background work, then Kafka clients and the engine."""
-        await self.background.close()
-        await self.producer.stop()
-        if self.owned_http is not None:
-            await self.owned_http.aclose()
-        await self.board_http.aclose()
-        await self.engine.dispose()
-        self.metrics.shutdown()
-
-
-def group(prefix: str, consumer: str) -> str:
-    """The consumer group of one of progress's consumers."""
-    return f"{prefix}{SERVICE}.{consumer}"
-
-
-def dead_letter_sink(
-    settings: ProgressSettings,
-    producer: AIOKafkaProducer,
-    tracer: Tracer,
-    metrics: ServiceMetrics,
-    consumer: str,
-) -> DeadLetterSink:
-    """Where one of progress's consumers parks what it cannot apply."""
-    prefix = settings.topic_prefix
-    return DeadLetterSink(
-        producer, tracer, prefix + topics.PROGRESS_DLQ, group(prefix, consumer), metrics
-    )
 
 
 def build(
@@ -186,18 +50,13 @@ def build(
     """
     wall_clock = wall_clock or clock or SystemClock()
     clock = clock or settings.domain_clock(wall_clock)
-    provider = tracer_provider or create_tracer_provider(SERVICE)
-    tracer = provider.get_tracer("duban.progress")
-    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
-    sessions = session_factory(engine)
-    metrics = create_service_metrics(SERVICE)
-    metrics.consumer_lag.stuck_after_seconds = settings.consumer_stuck_seconds
-    instrument_engine(engine, provider, metrics.provider)
+    core = build_core(settings, SERVICE, "duban.progress", tracer_provider=tracer_provider)
+    tracer, metrics, engine, sessions = core.tracer, core.metrics, core.engine, core.sessions
+    producer, background = core.producer, core.background
     register_open_stalls(metrics, sessions, max_age_seconds=settings.metrics_cache_seconds)
     register_provisional_judgements(
         metrics, sessions, max_age_seconds=settings.metrics_cache_seconds
     )
-    producer = make_producer(settings.kafka_bootstrap_servers, client_id=SERVICE)
     skip_locked = not is_sqlite(settings.database_url)
     relay = OutboxRelay(
         OutboxMessage,
@@ -221,22 +80,16 @@ def build(
         calendar=calendar,
     )
     ingest = IngestStore(engine, tracer)
-    background = Background(settings.retry_policy())
     broker_outage = OutageLog(logging.getLogger("progress.ingest"), "broker")
     owned_http = None
     if jwks_http is None:
         jwks_http = owned_http = httpx.AsyncClient(timeout=settings.auth_jwks_timeout_seconds)
     verifier = jwks_verifier(settings, wall_clock, jwks_http)
     return ProgressService(
+        **core.parts(),
         settings=settings,
         clock=clock,
         wall_clock=wall_clock,
-        tracer_provider=provider,
-        tracer=tracer,
-        metrics=metrics,
-        engine=engine,
-        sessions=sessions,
-        producer=producer,
         relay=relay,
         sweeper=sweeper,
         status_consumer=StatusConsumer(
@@ -268,15 +121,12 @@ def build(
         ),
         closure=ClosureReview(sessions, clock, relay, calendar),
         owned_http=owned_http,
-        background=background,
         broker_outage=broker_outage,
     )
 
 
 def create_app(service: ProgressService | None = None) -> FastAPI:
     """Build the HTTP app; with no service given it builds and runs its own from settings."""
-    from progress.api import router
-
     owned = service is None
     service = service or build(ProgressSettings())
     return service_app(

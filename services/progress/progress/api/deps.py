@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Annotated, cast
+from typing import Annotated, cast
 
 from fastapi import Depends, Request
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-if TYPE_CHECKING:  # main wires the app and imports the routes: only the type comes from there
-    from progress.main import ProgressService
+from progress.service import ProgressService
 
 
 def service(request: Request) -> ProgressService:
     """The progress service the app runs (the only reader of `app.state.service`)."""
-    return cast("ProgressService", request.app.state.service)
+    return cast(ProgressService, request.app.state.service)
 
 
-ServiceDep = Annotated["ProgressService", Depends(service)]
+ServiceDep = Annotated[ProgressService, Depends(service)]
 """The progress service of the request's app."""
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from duban_shared import attributes as attr
 from duban_shared.api import DATABASE_ERRORS, ApiError, ErrorBody, validation_code
@@ -26,10 +26,8 @@ from progress.api.schemas import (
     ItemError,
     StatusReportIn,
 )
+from progress.service import ProgressService
 from progress.use_cases.ingestion import Receipt
-
-if TYPE_CHECKING:
-    from progress.main import ProgressService
 
 ACCEPTED, REPLAYED, REJECTED = "accepted", "replayed", "rejected"
 

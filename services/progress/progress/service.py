@@ -1,0 +1,164 @@
+"""The running progress service: its use cases, consumers, sweeper and relay, built once by
+`progress.main.build` and closed once. The HTTP app reaches it through `progress.api.deps`."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import httpx
+from aiokafka import AIOKafkaProducer
+from duban_shared import topics
+from duban_shared.auth import JwksVerifier
+from duban_shared.clock import Clock
+from duban_shared.deadletters import DeadLetterSink
+from duban_shared.failures import OutageLog
+from duban_shared.kafka import BatchHandler, Parker, make_consumer
+from duban_shared.metrics import ServiceMetrics
+from duban_shared.outbox import OutboxRelay
+from duban_shared.ratelimit import RateLimiter
+from duban_shared.revocations import REVOCATIONS, RevocationFeed
+from duban_shared.runtime import PRODUCER
+from duban_shared.service import ServiceCore
+from duban_shared.throttle import LoginThrottle
+from duban_shared.workdays import WorkingCalendar
+from opentelemetry.trace import Tracer
+
+from progress.settings import ProgressSettings
+from progress.store.ingest import IngestStore
+from progress.use_cases.closure import ClosureReview
+from progress.use_cases.ingestion import Ingestion
+from progress.use_cases.sweep import Sweeper
+
+SERVICE = "duban-progress"
+STATUS_GATHER_BYTES = 64 * 1024  # about a hundred status reports
+
+
+class Consumer(Protocol):
+    """A Kafka entry point (`progress.consumers`): handles a batch of records."""
+
+    @property
+    def handle_batch(self) -> BatchHandler: ...
+
+
+class ParkingConsumer(Consumer, Protocol):
+    """A consumer that parks records itself (the status consumer's checks), with its sink."""
+
+    @property
+    def dead_letters(self) -> Parker: ...
+
+
+@dataclass(kw_only=True)
+class ProgressService(ServiceCore):
+    """Everything progress runs, built once and closed once."""
+
+    settings: ProgressSettings
+    clock: Clock  # domain time: judging, sweeps, reports; may be simulated (DUBAN_SIM_CLOCK_*)
+    wall_clock: Clock  # real seconds: token checks, JWKS cache, rate limits, the outbox
+    relay: OutboxRelay
+    sweeper: Sweeper
+    status_consumer: ParkingConsumer
+    work_point_consumer: Consumer
+    verifier: JwksVerifier
+    revocation_feed: RevocationFeed
+    rate_limiter: RateLimiter
+    login_throttle: LoginThrottle  # the board's failed logins per client id and address
+    calendar: WorkingCalendar
+    ingest: IngestStore
+    ingestion: Ingestion  # status reports over HTTP
+    closure: ClosureReview  # the office's closure decisions
+    owned_http: httpx.AsyncClient | None = None  # the JWKS client, when build() made it
+    # The board's client: tokens from the registry, alerts from the notifier.
+    board_http: httpx.AsyncClient = field(
+        default_factory=lambda: httpx.AsyncClient(timeout=httpx.Timeout(5.0, connect=2.0))
+    )
+    # A broker outage seen by ingestion: logged once with a count, not per report.
+    broker_outage: OutageLog = field(
+        default_factory=lambda: OutageLog(logging.getLogger("progress.ingest"), "broker")
+    )
+
+    async def start(self) -> None:
+        """Fetch the registry's keys (best effort), connect to Kafka (in the background, until
+        the broker answers), and start the background work unless this is an API-only process
+        (settings.background false)."""
+        await self.verifier.prefetch()
+        self.background.start_soon(PRODUCER, self.producer.start)
+        feed = self.revocation_feed
+        self.background.follow("progress-revocations", feed.consumer, feed.run, name=REVOCATIONS)
+        if self.settings.background:
+            await self._start_background()
+
+    async def _start_background(self) -> None:
+        """The status and work point consumers, the outbox relay and the sweeper."""
+        bootstrap = self.settings.kafka_bootstrap_servers
+        prefix = self.settings.topic_prefix
+        status_group, work_points_group = group(prefix, "status"), group(prefix, "work-points")
+        gather = (STATUS_GATHER_BYTES, self.settings.status_gather_ms)
+        status = make_consumer(
+            bootstrap,
+            status_group,
+            prefix + topics.STATUS,
+            client_id=SERVICE,
+            gather=gather if self.settings.status_gather_ms else None,
+        )
+        work_points = make_consumer(
+            bootstrap, work_points_group, prefix + topics.WORK_POINTS, client_id=SERVICE
+        )
+        lag = self.metrics.consumer_lag
+        await self.background.consume(
+            "progress-status",
+            status,
+            self.status_consumer.handle_batch,
+            name="status",
+            lag=lag.tracker(status_group),
+            dead_letters=self.status_consumer.dead_letters,
+        )
+        await self.background.consume(
+            "progress-work-points",
+            work_points,
+            self.work_point_consumer.handle_batch,
+            name="work-points",
+            lag=lag.tracker(work_points_group),
+            dead_letters=dead_letter_sink(
+                self.settings, self.producer, self.tracer, self.metrics, "work-points"
+            ),
+        )
+        stop = self.background.stop
+
+        async def relay() -> None:
+            await self.background.wait_ready(PRODUCER)
+            await self.relay.run(stop)
+
+        self.background.spawn("progress-outbox", relay())
+        if self.settings.run_sweeper:
+            self.background.spawn(
+                "progress-sweeper", self.sweeper.run(stop, self.settings.sweep_interval_seconds)
+            )
+
+    async def close(self) -> None:
+        """Stop background work, the producer and the engine (the core), then the HTTP
+        clients."""
+        await super().close()
+        if self.owned_http is not None:
+            await self.owned_http.aclose()
+        await self.board_http.aclose()
+
+
+def group(prefix: str, consumer: str) -> str:
+    """The consumer group of one of progress's consumers."""
+    return f"{prefix}{SERVICE}.{consumer}"
+
+
+def dead_letter_sink(
+    settings: ProgressSettings,
+    producer: AIOKafkaProducer,
+    tracer: Tracer,
+    metrics: ServiceMetrics,
+    consumer: str,
+) -> DeadLetterSink:
+    """Where one of progress's consumers parks what it cannot apply."""
+    prefix = settings.topic_prefix
+    return DeadLetterSink(
+        producer, tracer, prefix + topics.PROGRESS_DLQ, group(prefix, consumer), metrics
+    )
