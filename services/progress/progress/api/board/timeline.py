@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from duban_shared.contracts import Alert
+
 from progress.api.board import words
-from progress.api.board.alerts import BoardAlert
 from progress.api.board.traces import trace_link
 from progress.settings import ProgressSettings
 from progress.store.queries import Entry
@@ -62,7 +63,7 @@ def progress_items(entries: list[Entry], names: dict[str, str]) -> list[Timeline
     return items
 
 
-def alert_items(alerts: list[BoardAlert], settings: ProgressSettings) -> list[TimelineItem]:
+def alert_items(alerts: list[Alert], settings: ProgressSettings) -> list[TimelineItem]:
     """Alerts, their acknowledgements and resolutions as timeline lines."""
     items = []
     for a in alerts:
