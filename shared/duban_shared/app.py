@@ -41,8 +41,15 @@ class Service(Protocol):
     async def close(self) -> None: ...
 
 
+def running_service(request: Request) -> Service:
+    """The service the request's app runs: the shared routes' only reader of `app.state`
+    (each service's own routes read it through their typed `api.deps.ServiceDep`)."""
+    service: Service = request.app.state.service
+    return service
+
+
 async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with request.app.state.service.sessions() as session:
+    async with running_service(request).sessions() as session:
         yield session
 
 
@@ -58,7 +65,7 @@ async def healthz(request: Request) -> dict[str, str]:
     needs to start is unreachable (`not_ready`), once a background task died
     (`background_task_died`), or while a consumer has records waiting and does not advance
     (`consumer_stuck`, naming the group and partition)."""
-    service = request.app.state.service
+    service = running_service(request)
     _raise_if_died(service.background)
     pending = service.background.pending
     if pending:
@@ -88,7 +95,7 @@ async def livez(request: Request) -> dict[str, str]:
     """Liveness: the process answers and none of its background tasks (consumers, relay,
     sweeper) has died; one that did makes this 503 until the process is restarted. An outage of
     a dependency does not fail it: a restart would not help."""
-    _raise_if_died(request.app.state.service.background)
+    _raise_if_died(running_service(request).background)
     return {"status": "ok"}
 
 
@@ -107,7 +114,7 @@ def _raise_if_died(background: Background) -> None:
 @_health.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
     """This service's metrics for Prometheus to scrape (no other service's)."""
-    service_metrics: ServiceMetrics = request.app.state.service.metrics
+    service_metrics = running_service(request).metrics
     return Response(await service_metrics.exposition(), media_type=PROMETHEUS_CONTENT_TYPE)
 
 
