@@ -63,15 +63,43 @@ _KIND_RULES: tuple[tuple[AgencyKind, re.Pattern[str]], ...] = (
 
 # Full-width punctuation that may appear in a clause, mapped to the form the parser works on.
 _TO_ASCII = str.maketrans(
-    {"\uff08": "(", "\uff09": ")", "\u3010": "[", "\u3011": "]", "\uff0c": ",", "\u3000": " "}
+    {
+        "\uff08": "(",
+        "\uff09": ")",
+        "\u3010": "[",
+        "\u3011": "]",
+        "\uff0c": ",",
+        "\u3000": " ",
+        "\uff1b": ";",
+        "\uff1a": ":",
+    }
 )
 _OPENERS = "([“"
 _CLOSERS = ")]”"
-_DUTY_TAIL = re.compile(r"(按职责分工负责|按职责负责|分工负责|负责|配合)$")
+_DUTY_TAIL = re.compile(r"(按职责分工负责|按职责负责|分工负责|共同负责|负责|配合|参与|协同)$")
 _OTHER_UNITS = re.compile(r"等(有关|相关)?(单位|部门)$")
 # A bare place name: ends with 县/区/市/镇, optionally followed by one parenthetical.
 _BARE_PLACE = re.compile(r"(县|区|市|镇)(\([^()]*\))?$")
-_SHARED_SUFFIXES = ("人民政府", "管理委员会", "管委会")
+_SHARED_SUFFIXES = ("人民政府", "管理委员会", "管委会", "政府")
+# How a complete agency name ends; an item ending otherwise (张家口) shares the next one's suffix.
+_AGENCY_ENDING = re.compile(
+    r"(局|委|办|厅|院|府|会|中心|公司|集团|行|队|部|社|所|站|署|处|室|团|馆|台|组|联|协|港|关|校|司)"
+    r"(\([^()]*\))?$"
+)
+# Labelled fields of a clause (牵头单位：X；配合单位：Y；完成时限：…).
+_LABEL = re.compile(
+    r"(?P<label>牵头单位|主责单位|主办单位|责任单位|配合单位|协同单位|参与单位|协办单位|"
+    r"完成时限|完成时间|时间节点|时限要求|时限)[:：]"
+)
+_LEAD_LABELS = frozenset({"牵头单位", "主责单位", "主办单位"})
+_CO_LABELS = frozenset({"配合单位", "协同单位", "参与单位", "协办单位"})
+_TIME_LABELS = frozenset({"完成时限", "完成时间", "时间节点", "时限要求", "时限"})
+# A clause segment that is a time, not an agency: 2025年6月底前完成, 年底前, 持续推进.
+_TIME_SEGMENT = re.compile(
+    r"^(于|在)?((\d{4}|[〇零一二三四五六七八九]{4})年)?(\d{1,2}月)?(\d{1,2}日)?"
+    r"(底|末|年底|年末|上半年|下半年|内|年内)?(前|以前|之前)?"
+    r"(完成|实现|建成|办结|到位|基本完成|全面完成)?$|^(持续推进|长期坚持|持续实施|持续开展)$"
+)
 
 
 class ResponsibilityError(ValueError):
@@ -134,14 +162,23 @@ def _find_top_level(text: str, word: str) -> int:
 
 
 def _distribute_suffixes(items: list[str]) -> list[str]:
-    """Give bare place names the suffix of the next complete name (肇庆新区、…管委会)."""
+    """Give bare names the suffix of the next complete name in the same list.
+
+    ``广宁县、怀集县人民政府`` gives ``广宁县人民政府``; ``张家口、廊坊市政府`` gives
+    ``张家口市政府`` (a bare name takes the next name's level word 市/县/区 with the suffix);
+    ``肇庆新区、…管委会`` gives ``肇庆新区管委会``.
+    """
     result: list[str] = []
     for index, item in enumerate(items):
-        if _BARE_PLACE.search(item):
+        bare_place = bool(_BARE_PLACE.search(item))
+        if bare_place or not _AGENCY_ENDING.search(item):
             for later in items[index + 1 :]:
-                if _BARE_PLACE.search(later):
+                if _BARE_PLACE.search(later) or not _AGENCY_ENDING.search(later):
                     continue
                 suffix = next((s for s in _SHARED_SUFFIXES if later.endswith(s)), "")
+                if suffix and not bare_place:
+                    level = later[: -len(suffix)][-1:]
+                    suffix = level + suffix if level in "市县区州盟旗" else suffix
                 item += suffix
                 break
         result.append(item)
@@ -177,28 +214,44 @@ def _unique(names: list[str], exclude: tuple[str, ...] = ()) -> tuple[str, ...]:
 def parse_responsibility(clause: str) -> Responsibility:
     """Parse the inside of a responsibility clause into lead and co-responsible agencies.
 
-    1. Normalise full-width brackets and commas, drop whitespace and the duty tail
-       (``按职责分工负责``, ``负责``, ``配合``).
-    2. If ``牵头`` occurs outside brackets, the names before it are the leads and the names
+    1. Normalise full-width brackets and commas and drop whitespace.
+    2. Labelled fields (``牵头单位：X；配合单位：Y``, ``责任单位：X、Y``, ``完成时限：…``) are
+       read by label: 牵头单位 gives leads, 配合单位 co-responsible agencies, 责任单位 is read as an
+       unlabelled clause, time fields are skipped. Without labels the clause is one field.
+    3. In a field, segments that are times (``2025年6月底前完成``, ``持续推进``) are dropped, then
+       the duty tail (``按职责分工负责``, ``负责``, ``配合``).
+    4. If ``牵头`` occurs outside brackets, the names before it are the leads and the names
        after it (after the comma) are co-responsible; otherwise the first listed name is the
        lead (``lead_inferred``) and the rest are co-responsible.
-    3. Each side is split at commas, then at 、, both only outside brackets, so that
+    5. Each side is split at commas, then at 、, both only outside brackets, so that
        ``各县(市、区)人民政府`` stays whole; a trailing ``等有关单位`` sets ``with_other_units``.
-    4. Within one comma group a bare place name takes the suffix of the next complete name:
+    6. Within one comma group a bare name takes the suffix of the next complete name:
        ``广宁县、怀集县人民政府`` gives ``广宁县人民政府`` and ``怀集县人民政府``.
-    5. Duplicates are dropped (first occurrence wins) and leads are removed from the co list.
+    7. Duplicates are dropped (first occurrence wins) and leads are removed from the co list.
     """
     body = "".join(clause.translate(_TO_ASCII).split())
-    body = _DUTY_TAIL.sub("", body).removeprefix("由")
-    lead_at = _find_top_level(body, "牵头")
-    if lead_at >= 0:
-        leads, lead_others = split_agency_list(body[:lead_at])
-        co, co_others = split_agency_list(body[lead_at + len("牵头") :].lstrip(","))
-        inferred = False
+    fields = _labelled_fields(body)
+    leads: list[str] = []
+    co: list[str] = []
+    others = False
+    inferred = False
+    if fields is None:
+        leads, co, others, inferred = _unlabelled(body)
     else:
-        listed, lead_others = split_agency_list(body)
-        leads, co, co_others = listed[:1], listed[1:], False
-        inferred = True
+        for label, value in fields:
+            if label in _TIME_LABELS:
+                continue
+            if label in _LEAD_LABELS or label in _CO_LABELS:
+                names, more = split_agency_list(_drop_times(value))
+                (leads if label in _LEAD_LABELS else co).extend(names)
+            else:  # 责任单位: read like an unlabelled clause
+                field_leads, field_co, more, field_inferred = _unlabelled(value)
+                inferred = inferred or (field_inferred and not leads)
+                leads.extend(field_leads)
+                co.extend(field_co)
+            others = others or more
+        if not leads and co:  # 配合单位 only: the first listed leads
+            leads, co, inferred = co[:1], co[1:], True
     if not leads:
         raise ResponsibilityError(f"no lead agency in responsibility clause {clause!r}")
     lead_tuple = _unique(leads)
@@ -206,5 +259,45 @@ def parse_responsibility(clause: str) -> Responsibility:
         lead_agencies=lead_tuple,
         co_agencies=_unique(co, exclude=lead_tuple),
         lead_inferred=inferred,
-        with_other_units=lead_others or co_others,
+        with_other_units=others,
     )
+
+
+def is_responsibility_clause(clause: str) -> bool:
+    """Tell whether a bracketed clause reads as a responsibility marker (names a duty)."""
+    body = "".join(clause.translate(_TO_ASCII).split())
+    if _labelled_fields(body) is not None:
+        return any(label not in _TIME_LABELS for label, _ in _labelled_fields(body) or [])
+    return _find_top_level(body, "牵头") >= 0 or bool(_DUTY_TAIL.search(_drop_times(body)))
+
+
+def _labelled_fields(body: str) -> list[tuple[str, str]] | None:
+    """The labelled fields of a clause in order, or None when it has no label at the start."""
+    found = list(_LABEL.finditer(body))
+    if not found or body[: found[0].start()].strip(",;") != "":
+        return None
+    fields = []
+    for index, match in enumerate(found):
+        end = found[index + 1].start() if index + 1 < len(found) else len(body)
+        fields.append((match["label"], body[match.end() : end].strip(",;。.")))
+    return fields
+
+
+def _drop_times(body: str) -> str:
+    """Remove the comma or semicolon segments that are times rather than agencies."""
+    segments = split_top_level(body.replace(";", ","), ",")
+    return ",".join(s for s in segments if not _TIME_SEGMENT.match(s.rstrip("。.")))
+
+
+def _unlabelled(field: str) -> tuple[list[str], list[str], bool, bool]:
+    """Leads, co-responsible agencies, other units, lead inferred of an unlabelled clause."""
+    body = _DUTY_TAIL.sub("", _drop_times(field)).removeprefix("由")
+    lead_at = _find_top_level(body, "牵头")
+    if lead_at >= 0:
+        leads, lead_others = split_agency_list(body[:lead_at])
+        co, co_others = split_agency_list(
+            _DUTY_TAIL.sub("", body[lead_at + len("牵头") :].lstrip(","))
+        )
+        return leads, co, lead_others or co_others, False
+    listed, others = split_agency_list(body)
+    return listed[:1], listed[1:], others, True

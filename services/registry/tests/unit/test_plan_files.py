@@ -32,7 +32,7 @@ def extraction(parsed: ParsedPlan) -> dict[str, Any]:
     return {
         "plan": parsed.plan.model_dump(),
         "sections": [s.model_dump(exclude={"line"}) for s in parsed.sections],
-        "work_points": [w.model_dump(exclude={"line"}) for w in parsed.work_points],
+        "work_points": [w.model_dump(exclude={"line", "marker_lines"}) for w in parsed.work_points],
         "agencies": [a.model_dump() for a in parsed.agencies],
     }
 

@@ -28,8 +28,10 @@ def test_empty_text_is_an_error() -> None:
     assert _parse_error("  \n\n").code == "empty_text"
 
 
-def test_text_without_notice_is_an_error() -> None:
-    assert _parse_error("这不是一份工作要点。\n一、总体要求").code == "no_notice"
+def test_text_without_notice_or_title_is_an_error() -> None:
+    error = _parse_error("这不是一份工作要点。\n一、总体要求")
+    assert error.code == "no_plan_title"
+    assert error.line == 2 and "line 2" in error.message
 
 
 def test_missing_date_line_is_an_error() -> None:
@@ -69,19 +71,21 @@ def test_work_point_before_first_section_is_an_error() -> None:
     assert _parse_error("\n".join(lines)).code == "work_point_outside_section"
 
 
-def test_missing_responsibility_clause_is_an_error() -> None:
+def test_work_point_without_marker_is_reported_not_dropped() -> None:
     line = plan_lines()[11]
-    without = line[: line.rindex("(")]
-    error = _parse_error(_replace_line(12, without))
-    assert error.code == "missing_responsibility"
-    assert error.line == 12
-    assert "line 12" in error.message and "work point 2" in error.message
+    parsed = parse_plan(_replace_line(12, line[: line.rindex("(")]))
+    assert [w.code for w in parsed.work_points][:3] == ["1", "3", "4"]
+    assert [(u.code, u.line) for u in parsed.unmarked] == [("2", 12)]
+    assert parsed.unmarked[0].text.startswith("探索智慧应用场景建设。")
+    note = next(n for n in parsed.notes if n.code == "unmarked_item")
+    assert note.line == 12 and "line 12" in note.message
 
 
-def test_trailing_parenthetical_that_names_no_duty_is_not_a_clause() -> None:
+def test_trailing_parenthetical_that_names_no_duty_is_not_a_marker() -> None:
     line = plan_lines()[11]
-    error = _parse_error(_replace_line(12, line[: line.rindex("(")] + "(试点)"))
-    assert error.code == "missing_responsibility"
+    parsed = parse_plan(_replace_line(12, line[: line.rindex("(")] + "(试点)"))
+    assert [(u.code, u.line) for u in parsed.unmarked] == [("2", 12)]
+    assert parsed.unmarked[0].text.endswith("(试点)")
 
 
 def test_responsibility_clause_without_agencies_is_an_error() -> None:
