@@ -16,13 +16,16 @@ from registry.api.schemas import (
     ImportOut,
     PlanChange,
     PlanPublic,
+    PreviewIn,
+    PreviewOut,
     SectionChange,
     SectionOut,
     StallPolicy,
     VersionIn,
     VersionOut,
 )
-from registry.domain.plan_parser import PlanParseError, parse_plan
+from registry.domain.plan_parser import ParsedPlan, PlanParseError, parse_plan
+from registry.domain.plan_review import apply_corrections, parse_report, review_key
 from registry.domain.policies import POLICY_FIELDS
 from registry.store import plans, queries
 from registry.store.models import Plan, PlanVersion
@@ -64,6 +67,26 @@ async def list_plans(
     """List plans, optionally of one year or city."""
     rows, total = await queries.page(session, queries.plans_query(year, city), limit, offset)
     return Page(items=[plan_out(p) for p in rows], total=total, limit=limit, offset=offset)
+
+
+def _parsed(text: str) -> ParsedPlan:
+    """Parse a text, or answer 422 with the parser's code and the line it stopped at."""
+    try:
+        return parse_plan(text)
+    except PlanParseError as exc:
+        raise ApiError(
+            422, exc.code, exc.message, {"line": exc.line} if exc.line else None
+        ) from exc
+
+
+@router.post("/preview")
+async def preview_plan(body: PreviewIn, ctx: ContextDep, principal: PrincipalDep) -> PreviewOut:
+    """Parse a plan text without importing it: every work point with the line it came from,
+    every item that names no agency, notes, and which agencies an import would create."""
+    require_office(principal)
+    parsed = _parsed(body.text)
+    known = await use_cases.known_agency_names(ctx, [a.name for a in parsed.agencies])
+    return PreviewOut.model_validate(parse_report(parsed, known))
 
 
 @router.get("/{slug}")
@@ -143,14 +166,16 @@ async def import_version(
     """Import a plan text: without confirm, 409 confirmation_required with the diff; with it,
     applied. The same text again changes nothing; a new slug creates the plan."""
     require_office(principal)
-    try:
-        parsed = parse_plan(body.text)
-    except PlanParseError as exc:
-        raise ApiError(
-            422, exc.code, exc.message, {"line": exc.line} if exc.line else None
-        ) from exc
+    parsed = apply_corrections(
+        _parsed(body.text), body.corrections, skip_unmarked=body.skip_unmarked
+    )
     report = await use_cases.import_plan_text(
-        ctx, parsed, body.text, slug=slug, confirm=body.confirm
+        ctx,
+        parsed,
+        body.text,
+        slug=slug,
+        confirm=body.confirm,
+        review=review_key(body.corrections, skip_unmarked=body.skip_unmarked),
     )
     return ImportOut(
         applied=report.changed,

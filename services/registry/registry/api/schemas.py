@@ -11,6 +11,7 @@ from duban_shared.inputs import IsoDate, Line, Number, StrictBool, StrictInt, Te
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from registry.domain.agency_names import AgencyKind
+from registry.domain.plan_review import Correction, ItemCode
 
 SHARE_TOLERANCE = 1e-6
 
@@ -222,6 +223,40 @@ class VersionIn(BaseModel):
 
     text: Text = Field(min_length=1, max_length=1_000_000)
     confirm: StrictBool = False
+    corrections: dict[ItemCode, Correction] = Field(
+        default_factory=dict,
+        max_length=2000,
+        description="The office's corrections by item id (as the preview lists them): agencies, "
+        "title or text; an unmarked item with a corrected 'lead' becomes a work point.",
+    )
+    skip_unmarked: StrictBool = Field(
+        default=False,
+        description="Leave out items that name no responsible agency (else 422 unmarked_items).",
+    )
+
+
+class PreviewIn(BaseModel):
+    """A plan text to parse without importing it."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"text": "…数字肇庆建设2024年工作要点…"}]},
+    )
+
+    text: Text = Field(min_length=1, max_length=1_000_000)
+
+
+class PreviewOut(BaseModel):
+    """The parse report: every work point on its line, every unmarked item, notes, agencies."""
+
+    plan: dict[str, Any]
+    numbering: str = Field(description="continuous, per_section or per_group")
+    summary: dict[str, int]
+    sections: list[dict[str, Any]]
+    work_points: list[dict[str, Any]]
+    unmarked: list[dict[str, Any]]
+    notes: list[dict[str, Any]]
+    agencies: list[dict[str, Any]]
 
 
 class VersionOut(BaseModel):

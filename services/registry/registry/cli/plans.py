@@ -15,6 +15,13 @@ from registry.cli.common import PROG, run_use_case
 from registry.domain.errors import Refusal
 from registry.domain.plan_import import ConfirmationRequired, ImportReport
 from registry.domain.plan_parser import ParsedPlan, PlanParseError, parse_plan
+from registry.domain.plan_review import (
+    Correction,
+    apply_corrections,
+    parse_report,
+    read_corrections,
+    review_key,
+)
 from registry.domain.versions import PlanDiff
 from registry.use_cases.agencies import load_alias_table
 from registry.use_cases.plans import import_plan_text, republish
@@ -96,13 +103,83 @@ def _print_details(diff: PlanDiff) -> None:
         print(f"  new agency: {name}")
 
 
+def render_report(report: dict[str, Any]) -> str:
+    """The parse report as lines for a terminal: every work point on its line, then what the
+    office must look at (unmarked items, notes)."""
+    plan, count = report["plan"], report["summary"]
+    out = [
+        f"plan {plan['title']} ({plan['year']}), issued {plan['issued_on']} by "
+        f"{plan['issuer'] or 'no issuer named'}",
+        f"numbering {report['numbering']}: {count['sections']} sections, "
+        f"{count['work_points']} work points, {count['unmarked']} unmarked, "
+        f"{count['targets']} targets, {count['with_due_date']} with a due date, "
+        f"{count['agencies']} agencies",
+    ]
+    for point in report["work_points"]:
+        co = f"; co {'、'.join(point['co'])}" if point["co"] else ""
+        flags = [
+            flag
+            for flag, on in (
+                ("lead inferred", point["lead_inferred"]),
+                ("several markers", point["several_markers"]),
+                ("and other units", point["with_other_units"]),
+            )
+            if on
+        ]
+        targets = "、".join(
+            f"{t['metric']} {t['comparator']} {t['value']}{t['unit']}" for t in point["targets"]
+        )
+        out.append(
+            f"  {point['code']:>7}  line {point['line']:<4} {point['title'][:30]}\n"
+            f"           lead {'、'.join(point['lead'])}{co}"
+            + (f" [{', '.join(flags)}]" if flags else "")
+            + (f"\n           due {point['due_on']}" if point["due_on"] else "")
+            + (f"\n           targets {targets}" if targets else "")
+        )
+    for item in report["unmarked"]:
+        out.append(f"  unmarked {item['code']} line {item['line']}: {item['text'][:40]}")
+    for note in report["notes"]:
+        out.append(f"  note [{note['code']}] {note['message']}")
+    return "\n".join(out)
+
+
+def _corrections_or_exit(path: str | None) -> dict[str, Correction]:
+    if path is None:
+        return {}
+    try:
+        return read_corrections(Path(path).read_bytes())
+    except FileNotFoundError:
+        raise SystemExit(f"{PROG}: no such file: {path}") from None
+    except Refusal as exc:
+        raise SystemExit(f"{PROG}: {path}: [{exc.code}] {exc.message}") from None
+
+
 def cmd_import(args: argparse.Namespace) -> int:
-    """Store a plan; a changed text of an existing plan needs --confirm after its diff."""
+    """Store a plan; a changed text of an existing plan needs --confirm after its diff.
+
+    --dry-run prints the parse report and changes nothing.
+    """
     text, parsed = _parse_or_exit(args.path)
+    if args.dry_run:
+        found = parse_report(parsed)
+        if args.json:
+            json.dump(found, sys.stdout, ensure_ascii=False, indent=2)
+            sys.stdout.write("\n")
+        else:
+            print(render_report(found))
+        return 0
+    corrections = _corrections_or_exit(args.corrections)
+    review = review_key(corrections, skip_unmarked=args.skip_unmarked)
+    try:
+        parsed = apply_corrections(parsed, corrections, skip_unmarked=args.skip_unmarked)
+    except Refusal as exc:
+        raise SystemExit(f"{PROG}: {args.path}: [{exc.code}] {exc.message}") from None
     slug = args.slug or Path(args.path).stem
     try:
         report = run_use_case(
-            lambda ctx: import_plan_text(ctx, parsed, text, slug=slug, confirm=args.confirm)
+            lambda ctx: import_plan_text(
+                ctx, parsed, text, slug=slug, confirm=args.confirm, review=review
+            )
         )
     except ConfirmationRequired as exc:
         print(f"plan {slug}: this text would change: {summary(exc.diff)}")
@@ -162,6 +239,22 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("path")
     p.add_argument("--slug", help="plan id (default: the file name without extension)")
     p.add_argument("--confirm", action="store_true", help="apply a changed text")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the parse report (every work point on its line, unmarked items) and stop",
+    )
+    p.add_argument("--json", action="store_true", help="with --dry-run: the report as JSON")
+    p.add_argument(
+        "--corrections",
+        metavar="FILE",
+        help='JSON of corrections by item id: {"3.2": {"lead": [...], "co": [...]}}',
+    )
+    p.add_argument(
+        "--skip-unmarked",
+        action="store_true",
+        help="leave out items that name no responsible agency (else the import is refused)",
+    )
     p.set_defaults(func=cmd_import)
     p = sub.add_parser("load-aliases", help="add agency aliases from a TOML file")
     p.add_argument("path")

@@ -26,8 +26,11 @@ NOTICE = re.compile(r"^(?P<issuer>.+?)关于印发(?P<title>.+?)的通知$")
 DATE_LINE = re.compile(r"^[(\uff08]?(?P<y>\d{4})年(?P<m>\d{1,2})月(?P<d>\d{1,2})日[)\uff09]?$")
 SECTION = re.compile(r"^(?P<num>[一二三四五六七八九十]{1,3})、(?P<title>\S.*)$")
 # How the title of a plan ends (工作要点, 行动方案, 实施意见, ...).
-_GENRE = re.compile(r"(要点|方案|意见|计划|措施|规划|办法|细则|清单|安排)$")
-_YEAR = re.compile(r"(\d{4})年")
+_GENRE = re.compile(
+    r"(要点|方案|意见|计划|措施|规划|办法|细则|清单|安排)([(\uff08][^()\uff08\uff09]*[)\uff09])?$"
+)
+# The plan's (first) year: 2025年, or 2025 in a range 2025—2026年.
+_YEAR = re.compile(r"(\d{4})(?:年|\s*[—–\-~～至到]\s*\d{4}年)")
 _SENTENCE_END = "。；;，,：:！？"
 # Lines after the plan's last work point that end its body.
 _BODY_END = re.compile(r"^(附件|抄送|[(\uff08]此件.*[)\uff09]$)")
@@ -129,7 +132,7 @@ def find_header(lines: list[Line]) -> Header:
                 for i in range(limit)
                 if _GENRE.search(lines[i][1])
                 and len(lines[i][1]) <= 60
-                and not any(mark in lines[i][1] for mark in _SENTENCE_END)
+                and not any(mark in lines[i][1] for mark in _SENTENCE_END.replace("，", ""))
             ),
             None,
         )

@@ -44,6 +44,7 @@ class Defaults:
     warn_before_due_working_days: int = 10
     pace_tolerance_pct: float = 10.0
     flatline_reports: int = 3
+    latest_due_years_after_plan: int = 1
 
 
 @dataclass

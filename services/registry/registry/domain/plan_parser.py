@@ -24,7 +24,7 @@ date, ``附件`` or ``抄送``. In it:
   it is listed in ``unmarked`` with its line, never dropped silently.
 * **Deadlines and targets** are read from the work point's text (and its markers' time fields).
 
-Errors raise :class:`PlanParseError` with a stable ``code``: ``empty_text``, ``no_notice``,
+Errors raise :class:`PlanParseError` with a stable ``code``: ``empty_text``,
 ``no_issue_date``, ``no_plan_title``, ``no_plan_year``, ``plan_year_out_of_range``,
 ``no_sections``, ``section_numbering``, ``work_point_outside_section``,
 ``work_point_numbering``, ``no_work_points``, ``bad_responsibility``.

@@ -40,8 +40,12 @@ from registry.use_cases.publishing import publish_agency, publish_tombstone, pub
 
 
 def defaults_of(settings: RegistrySettings) -> Defaults:
-    """The stall-policy defaults a registry's settings give new plans."""
-    return Defaults(settings.default_report_every_working_days, settings.default_grace_working_days)
+    """The stall-policy defaults a registry's settings give new plans, and the due-date window."""
+    return Defaults(
+        settings.default_report_every_working_days,
+        settings.default_grace_working_days,
+        latest_due_years_after_plan=settings.latest_due_years_after_plan,
+    )
 
 
 async def import_plan(
@@ -97,6 +101,18 @@ async def import_plan(
     assert plan.id is not None
     await store.write_sections(session, plan.id, {s.number: s.title for s in parsed.sections})
 
+    for spec in parsed.work_points:
+        if spec.due_on is not None:
+            try:
+                check_due_on(plan, spec.due_on, defaults.latest_due_years_after_plan)
+            except Refusal as exc:
+                raise Refusal(
+                    exc.status,
+                    exc.code,
+                    f"Work point {spec.code} (line {spec.line}) states a deadline that cannot be "
+                    f"kept: {exc.message}",
+                    {"code": spec.code, "line": spec.line},
+                ) from exc
     specs = {spec.number: spec for spec in parsed.work_points}
     changed: list[str] = []
     for number in diff.added + diff.changed():
@@ -110,10 +126,12 @@ async def import_plan(
                 section_number=spec.section,
                 title=spec.title,
                 text=spec.text,
+                due_on=spec.due_on,
                 updated_at=now,
             )
         else:
             wp.revision += 1
+            wp.due_on = spec.due_on or wp.due_on  # a deadline the text no longer states stays
         wp.section_number, wp.title, wp.text = spec.section, spec.title, spec.text
         wp.lead_inferred, wp.with_other_units = spec.lead_inferred, spec.with_other_units
         wp.updated_at = now
@@ -188,7 +206,7 @@ async def _write_plan(
         plan.version += 1
         plan.title, plan.issuer, plan.issued_on = info.title, info.issuer, info.issued_on
         plan.source_sha256, plan.imported_at = source_sha256, now
-    if plan.coordinating_agency_id is None:
+    if plan.coordinating_agency_id is None and info.issuer:
         office = await store_agencies.resolve(session, info.issuer)
         if office is None:
             office = await agencies.create(session, info.issuer, agency_kind(info.issuer), now)
@@ -202,16 +220,26 @@ async def _write_plan(
 
 
 async def import_plan_text(
-    ctx: Context, parsed: ParsedPlan, text: str, *, slug: str, confirm: bool
+    ctx: Context,
+    parsed: ParsedPlan,
+    text: str,
+    *,
+    slug: str,
+    confirm: bool,
+    review: str = "",
 ) -> ImportReport:
     """Import a plan text in one transaction: without `confirm`, a change to an existing plan
-    is refused with its diff (409 confirmation_required); the same text changes nothing."""
+    is refused with its diff (409 confirmation_required); the same text changes nothing.
+
+    `review` is the office's corrections as canonical JSON (plan_review.review_key): the same
+    text with other corrections is another version.
+    """
     async with ctx.transaction() as now:
         return await import_plan(
             ctx.session,
             parsed,
             slug=slug,
-            source_sha256=sha256_text(text),
+            source_sha256=sha256_text(text + review),
             source_text=text,
             now=now,
             defaults=defaults_of(ctx.settings),
@@ -302,3 +330,9 @@ async def republish(ctx: Context, plan_slug: str | None = None) -> tuple[int, in
             await publish_agency(ctx.session, agency, now)
             published += 1
     return len(ids), published
+
+
+async def known_agency_names(ctx: Context, names: list[str]) -> set[str]:
+    """Those of the names the registry already knows (by name, alias or former name)."""
+    async with ctx.transaction():
+        return {name for name in names if await store_agencies.resolve(ctx.session, name)}

@@ -170,7 +170,11 @@ async def test_a_new_text_shows_its_diff_and_applies_only_when_confirmed(
     assert (applied.json()["applied"], applied.json()["version"]) == (True, 2)
     versions = (await http.get(url, headers=office)).json()
     assert [v["version"] for v in versions] == [2, 1]
-    _error(await http.post(url, json={"text": "不是工作要点"}, headers=office), 422, "no_notice")
+    _error(
+        await http.post(url, json={"text": "这段文字不是计划。"}, headers=office),
+        422,
+        "no_plan_title",
+    )
 
 
 async def test_agencies_resolve_take_aliases_rename_and_merge(
