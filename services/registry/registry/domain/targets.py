@@ -14,8 +14,8 @@ Comparator = Literal[">=", "=", "<=", "about", "increase_pct", "decrease_pct"]
 # Targets: a number followed by a countable unit, optionally with a 万/亿 prefix (longer units
 # first), in one clause; Latin units of rates and computing power in any letter case.
 _BASE_UNIT = (
-    "个工作日|工作日|平方米|千瓦|兆瓦|公里|家|项|座|个|亩|人|户|所|台|套|条|场|批|张|架|元|吨|辆|"
-    "件|部|栋|天"
+    "个工作日|工作日|平方米|千瓦|兆瓦|公里|人次|小时|分钟|家|项|座|个|亩|人|户|所|台|套|条|场|批|"
+    "张|架|元|吨|辆|件|部|栋|天"
 )
 _LATIN_UNIT = "(?i:EFlops|PFlops|TFlops|Tbps|Gbps|Mbps|PB|TB|GB)(?![A-Za-z])"
 _UNIT = f"(?:万|亿)?(?:{_BASE_UNIT}|{_LATIN_UNIT})|%|\uff05|万|亿"
@@ -35,6 +35,7 @@ _NUMBER_UNIT = re.compile(
 )
 # Clauses end at these (ASCII or full-width); a signature line has none.
 CLAUSE_SPLIT = re.compile("[,\uff0c。;\uff1b、:\uff1a!\uff01?\uff1f]")
+_SENTENCE_SPLIT = re.compile("[,\uff0c。;\uff1b:\uff1a!\uff01?\uff1f]")
 _ACTION = re.compile(
     "推动|推进|实施|建成|建设|完成|应用|新增|培育|打造|改造|提升|提高|增长|增加|达到|覆盖|累计"
     "|不少于|不低于|至少|超过|下降|降低|减少|压减|压缩|缩短|控制|不超过|不高于|部署|形成|突破"
@@ -69,7 +70,8 @@ class Target(BaseModel):
 def extract_targets(text: str) -> list[Target]:
     """Find quantitative targets: a number with a countable unit in an action clause.
 
-    1. Split the text into clauses at ``,。;、:`` (ASCII or full-width).
+    1. Split the text into clauses at ``,。;、:`` (ASCII or full-width); the clauses of one
+       sentence part joined by ``、`` share the action word that leads them.
     2. In each clause find a number directly followed by a countable unit (家, 项, 座, 架, with
        a 万/亿 prefix or alone, %, Gbps, EFlops, ...); numbers glued to Latin letters or digits
        (5G, IPv6, 3.0) never match.
@@ -84,22 +86,32 @@ def extract_targets(text: str) -> list[Target]:
        Source: the whole clause.
     """
     targets: list[Target] = []
-    for raw_clause in CLAUSE_SPLIT.split(text):
-        clause = raw_clause.strip()
-        for match in _NUMBER_UNIT.finditer(clause):
-            before, after = clause[: match.start()], clause[match.end() :]
-            if before.endswith(("等", "第")) or not _ACTION.search(before):
-                continue
-            read = _read_number(match)
-            if read is None:
-                continue
-            number, unit = read
-            comparator, before, after = _comparator(unit, before, after)
-            metric = after.strip() or _strip_words(before)
-            value: int | float = int(number) if number.is_integer() else number
-            targets.append(
-                Target(metric=metric, value=value, unit=unit, comparator=comparator, source=clause)
-            )
+    for sentence in _SENTENCE_SPLIT.split(text):
+        lead_in = ""  # the sentence's clauses before this one (培育A、B机构5家: 培育 counts)
+        for raw_clause in sentence.split("、"):
+            clause = raw_clause.strip()
+            targets.extend(_clause_targets(clause, lead_in))
+            lead_in += raw_clause + "、"
+    return targets
+
+
+def _clause_targets(clause: str, lead_in: str) -> list[Target]:
+    """The targets in one clause; an action word may stand earlier in its sentence."""
+    targets: list[Target] = []
+    for match in _NUMBER_UNIT.finditer(clause):
+        before, after = clause[: match.start()], clause[match.end() :]
+        if before.endswith(("等", "第")) or not _ACTION.search(lead_in + before):
+            continue
+        read = _read_number(match)
+        if read is None:
+            continue
+        number, unit = read
+        comparator, before, after = _comparator(unit, before, after)
+        metric = after.strip() or _strip_words(before)
+        value: int | float = int(number) if number.is_integer() else number
+        targets.append(
+            Target(metric=metric, value=value, unit=unit, comparator=comparator, source=clause)
+        )
     return targets
 
 
