@@ -10,10 +10,10 @@ date, ``附件`` or ``抄送``. In it:
 * **Markers.** A responsibility marker is a bracketed clause ending a line (``（X牵头，Y按职责
   分工负责）``, ``[…]``, ``【…】``), a labelled clause ending a line (``责任单位：X、Y``), or such a
   clause on a line of its own. :mod:`registry.domain.agency_names` reads it.
-* **The work point level** is the level that carries the markers: each marker votes for the
-  level of the item it ends, a marker on a line of its own for every level opened since the
-  previous marker; the level with most votes wins, the shallower one on a tie. Deeper items stay
-  in the work point's text; shallower ones are group headings.
+* **The work point level** is the level that carries the markers: the one with most items that
+  hold a marker (in the item or below it; a marker on a line of its own is held by the item open
+  above it), the shallower one on a tie. Deeper items stay in the work point's text; shallower
+  ones are group headings.
 * **Markers to work points.** Each marker belongs to the work point it is in. A work point with
   several markers merges their agencies (flagged ``several_markers``). A marker on a group
   heading or a section's lead-in applies to its work points that carry none of their own.
@@ -259,7 +259,6 @@ class _Marker:
     clause: str
     standalone: bool
     owner: _Item | None  # the deepest open item; None in a section's lead-in
-    candidates: tuple[int, ...]  # levels it votes for
     section: int
 
 
@@ -294,7 +293,6 @@ def _standalone_marker(text: str) -> str | None:
 def _read_body(lines: list[tuple[int, str]]) -> _Body:
     body = _Body()
     stack: list[_Item] = []
-    last_marker_order = -1
     for line, content in lines:
         if heading := SECTION.match(content):
             expected = len(body.sections) + 1
@@ -338,25 +336,18 @@ def _read_body(lines: list[tuple[int, str]]) -> _Body:
             split = split_responsibility(content)
             if split is not None:
                 item.head, clause_text = split
-                body.markers.append(_Marker(line, clause_text, False, item, (level,), section))
-                last_marker_order = item.order
+                body.markers.append(_Marker(line, clause_text, False, item, section))
             else:
                 item.head = content
             continue
         if clause is not None:
-            opened = tuple(i.level for i in stack if i.order > last_marker_order)
-            owner = stack[-1] if stack else None
-            candidates = opened or ((owner.level,) if owner else ())
-            body.markers.append(_Marker(line, clause, True, owner, candidates, section))
-            last_marker_order = len(body.items) - 1
+            body.markers.append(_Marker(line, clause, True, stack[-1] if stack else None, section))
             continue
         owner = stack[-1] if stack else None
         split = split_responsibility(content)
         if split is not None:
             text, clause_text = split
-            candidates = (owner.level,) if owner else ()
-            body.markers.append(_Marker(line, clause_text, False, owner, candidates, section))
-            last_marker_order = len(body.items) - 1
+            body.markers.append(_Marker(line, clause_text, False, owner, section))
             content = text
         if owner is not None and content:
             owner.lines.append(content)
@@ -364,18 +355,21 @@ def _read_body(lines: list[tuple[int, str]]) -> _Body:
 
 
 def _work_point_level(body: _Body) -> int:
-    votes: Counter[int] = Counter()
+    """The level that carries the markers: the one with most items holding a marker (in the
+    item or below it), the shallower on a tie."""
+    marked: dict[int, set[int]] = {}
     for marker in body.markers:
-        votes.update(set(marker.candidates))
-    if not votes:
+        for item in marker.owner.chain() if marker.owner is not None else []:
+            marked.setdefault(item.level, set()).add(item.order)
+    if not marked:
         raise PlanParseError(
             "no_work_points",
             "no work point with a responsibility marker was found: a work point is a numbered "
             "item like '（一）…' or '1. …' ending with a marker such as '（市…局牵头，…按职责分工"
             "负责）' or '责任单位：…'",
         )
-    best = max(votes.values())
-    return min(level for level, count in votes.items() if count == best)
+    best = max(len(orders) for orders in marked.values())
+    return min(level for level, orders in marked.items() if len(orders) == best)
 
 
 def _codes(points: list[_Item]) -> tuple[Numbering, list[str]]:
