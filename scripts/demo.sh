@@ -7,6 +7,10 @@
 # When the year is over the stack keeps running (the clock stops on 31 December) until Ctrl-C,
 # which stops everything this started.
 #
+# Several plans: DUBAN_PLANS (as scripts/up.sh reads it) imports them all, the simulator plays
+# every plan in the registry (agencies shared by plans report on each), and the clock runs to
+# the end of the last plan's year (a 2025 plan beside the 2024 one: two years, about 18 minutes).
+#
 # Environment: DUBAN_DEMO_RATE [60000] simulated seconds per real second (the year takes about
 #   9 minutes), DUBAN_DEMO_REGISTRY_PORT [8101], DUBAN_DEMO_PROGRESS_PORT [8102],
 #   DUBAN_DEMO_NOTIFIER_PORT [8103], DUBAN_DEMO_SMTP_PORT [1125], DUBAN_DEMO_SMS_PORT [1126].
@@ -31,9 +35,9 @@ export DUBAN_NOTIFIER_DATABASE_URL=sqlite+aiosqlite:///$REPO_ROOT/$RUN/notifier.
 unset DUBAN_AUTH_JWKS_URL DUBAN_NOTIFIER_PUBLIC_URL DUBAN_PROGRESS_NOTIFIER_URL DUBAN_SIM_CLOCK_EPOCH
 
 # The clock: 2024-01-02 08:30 in Zhaoqing when the services start, stopping on the evening of
-# 31 December (so the board keeps the year's end instead of turning everything overdue).
+# 31 December of the last plan's year (set below; so the board keeps the year's end instead of
+# turning everything overdue).
 export DUBAN_SIM_CLOCK_START=2024-01-02T08:30:00+08:00
-export DUBAN_SIM_CLOCK_END=2024-12-31T18:00:00+08:00
 export DUBAN_SIM_CLOCK_RATE=${DUBAN_DEMO_RATE:-60000}
 # Timers are real seconds: at 60000x a working day passes in about 1.5 s.
 export DUBAN_PROGRESS_SWEEP_INTERVAL_SECONDS=1
@@ -47,6 +51,15 @@ DUBAN_TOPIC_PREFIX="demo$(date +%s)."
 export DUBAN_TOPIC_PREFIX
 
 bash scripts/bootstrap.sh
+last_year=2024
+IFS=',' read -r -a plan_files <<<"${DUBAN_PLANS:-data/plans/zhaoqing-digital-2024.txt}"
+for plan in "${plan_files[@]}"; do
+  year=$(.venv/bin/duban-registry parse-plan "$plan" \
+    | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["plan"]["year"])') \
+    || die "cannot read the plan $plan (DUBAN_PLANS)"
+  (( year > last_year )) && last_year=$year
+done
+export DUBAN_SIM_CLOCK_END=${last_year}-12-31T18:00:00+08:00
 broker_was_running=0
 bash scripts/kafka.sh status >/dev/null 2>&1 && broker_was_running=1
 bash scripts/kafka.sh start
@@ -89,7 +102,7 @@ registry_url='' progress_url='' notifier_url='' sim_clock_epoch=''
 . "$RUN/up.ready"
 export DUBAN_SIM_CLOCK_EPOCH=$sim_clock_epoch
 
-say "playing 2024 at ${DUBAN_SIM_CLOCK_RATE}x: about $(( 31500000 / ${DUBAN_SIM_CLOCK_RATE%.*} / 60 + 1 )) minutes"
+say "playing 2024-$last_year at ${DUBAN_SIM_CLOCK_RATE}x: about $(( (last_year - 2023) * 31500000 / ${DUBAN_SIM_CLOCK_RATE%.*} / 60 + 1 )) minutes"
 say "watch: http://127.0.0.1:$DUBAN_PROGRESS_PORT/board, mail in $RUN/mail/new/, SMS at http://127.0.0.1:$DUBAN_SMS_PORT/"
 .venv/bin/python -m scripts.demo --registry "$registry_url" --progress "$progress_url" \
   --notifier "$notifier_url" --office-client "$RUN/demo/operator.client" &

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Runs Duban on this machine with the embedded defaults: SQLite databases under .run/, a local
 # Kafka broker, the Jaeger trace backend (scripts/jaeger.sh), an SMTP sink that keeps every
-# message (Maildir .run/mail), the three services, and the Digital Zhaoqing 2024 plan imported.
+# message (Maildir .run/mail), the three services, and the plans of DUBAN_PLANS imported (by
+# default the Digital Zhaoqing 2024 plan).
 # Ctrl-C stops everything it started.
 # A second run reuses the caches and the data in .run/ (make clean wipes the data).
 #
-# Environment: DUBAN_CONFIRM_PLAN=1 applies a changed plan text; DUBAN_RUN_DIR [.run] (data,
+# Environment: DUBAN_PLANS [data/plans/zhaoqing-digital-2024.txt] the plan files to import,
+#   separated by commas (each plan's slug is its file name without extension; agencies named
+#   in several plans are one agency), DUBAN_CONFIRM_PLAN=1 applies a changed plan text;
+#   DUBAN_RUN_DIR [.run] (data,
 #   logs, sinks; scripts/demo.sh uses .run/demo-stack), DUBAN_SMS_PORT [1026] (the SMS sink),
 #   DUBAN_SIM_CLOCK_START/_RATE/_END (a simulated clock; its epoch is the services' start),
 #   DUBAN_REGISTRY_PORT [8001],
@@ -17,7 +21,13 @@ set -euo pipefail
 REPO_ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
 cd "$REPO_ROOT"
 RUN=${DUBAN_RUN_DIR:-.run}
-PLAN=data/plans/zhaoqing-digital-2024.txt
+IFS=',' read -r -a PLAN_FILES <<<"${DUBAN_PLANS:-data/plans/zhaoqing-digital-2024.txt}"
+PLAN_SLUGS=()
+for plan in "${PLAN_FILES[@]}"; do
+  [[ -f $plan ]] || { printf 'up: no plan file %s (DUBAN_PLANS)\n' "$plan" >&2; exit 1; }
+  name=$(basename -- "$plan")
+  PLAN_SLUGS+=("${name%.*}")
+done
 REGISTRY_PORT=${DUBAN_REGISTRY_PORT:-8001}
 PROGRESS_PORT=${DUBAN_PROGRESS_PORT:-8002}
 NOTIFIER_PORT=${DUBAN_NOTIFIER_PORT:-8003}
@@ -133,14 +143,17 @@ start smtp python -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" -c aiosmtpd.handlers.
 say "SMS sink on http://127.0.0.1:$SMS_PORT/ (messages in $RUN/sms)"
 start sms duban-notifier sms-sink --port "$SMS_PORT" --dir "$RUN/sms" --token "$SMS_TOKEN"
 
-# A plan text changed since the last run is shown as a diff and applied only when confirmed.
-status=0
-duban-registry import-plan "$PLAN" ${DUBAN_CONFIRM_PLAN:+--confirm} | sed 's/^/up: import: /' || status=$?
-if [[ $status == 3 ]]; then
-  die "$PLAN changed since it was imported (diff above); apply it with: DUBAN_CONFIRM_PLAN=1 make up"
-elif [[ $status != 0 ]]; then
-  die "importing $PLAN failed (exit $status)"
-fi
+# Every plan of DUBAN_PLANS. A plan text changed since the last run is shown as a diff and
+# applied only when confirmed.
+for plan in "${PLAN_FILES[@]}"; do
+  status=0
+  duban-registry import-plan "$plan" ${DUBAN_CONFIRM_PLAN:+--confirm} | sed 's/^/up: import: /' || status=$?
+  if [[ $status == 3 ]]; then
+    die "$plan changed since it was imported (diff above); apply it with: DUBAN_CONFIRM_PLAN=1 make up"
+  elif [[ $status != 0 ]]; then
+    die "importing $plan failed (exit $status)"
+  fi
+done
 duban-registry load-aliases data/agencies/zhaoqing-aliases.toml 2>&1 | grep -v 'database at head' | sed 's/^/up: /'
 # Snapshots again, so services upgraded since the last run learn the fields they now read.
 duban-registry republish 2>&1 | grep -v 'database at head' | sed 's/^/up: /'
@@ -189,10 +202,12 @@ for _ in $(seq 1 150); do # the notifier learns the agencies from Kafka first
   sleep 0.2
 done
 [[ $contact_set == 1 ]] || die "the notifier did not accept the demo contact; see $RUN/logs/notifier.log"
-for _ in $(seq 1 150); do # progress learns the work points from Kafka
-  curl -fsS -H "Authorization: Bearer $operator_token" \
-    "http://127.0.0.1:$PROGRESS_PORT/v1/work-points/zhaoqing-digital-2024/35/progress" >/dev/null 2>&1 && break
-  sleep 0.2
+for slug in "${PLAN_SLUGS[@]}"; do # progress learns each plan's work points from Kafka
+  for _ in $(seq 1 150); do
+    curl -fsS -H "Authorization: Bearer $operator_token" \
+      "http://127.0.0.1:$PROGRESS_PORT/v1/plans/$slug/summary" >/dev/null 2>&1 && break
+    sleep 0.2
+  done
 done
 
 clock_line=''
@@ -201,7 +216,8 @@ clock_line=''
 cat <<MSG
 
 Duban is running (Ctrl-C stops it):
-  registry  http://127.0.0.1:$REGISTRY_PORT/docs   work points: /v1/plans/zhaoqing-digital-2024/work-points
+  registry  http://127.0.0.1:$REGISTRY_PORT/docs   work points: /v1/plans/<plan>/work-points
+            plans: ${PLAN_SLUGS[*]}
             tokens: POST /oauth/token (client credentials), keys: /.well-known/jwks.json
   progress  http://127.0.0.1:$PROGRESS_PORT/docs   agency reports: POST /v1/events
   notifier  http://127.0.0.1:$NOTIFIER_PORT/docs   contacts and notification log (office tokens)

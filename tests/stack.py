@@ -194,6 +194,17 @@ class Stack:
 
         await wait_for(applied, what=f"progress to apply {len(ids)} event(s)")
 
+    async def add_plan(self, text: str, slug: str, work_points: int = 50) -> None:
+        """Import another plan and wait until progress tracks its work points."""
+        await import_plan_into(self.registry, text, slug)
+
+        async def tracked() -> bool:
+            async with self.progress.sessions() as session:
+                query = select(func.count()).where(col(WorkPointView.plan_slug) == slug)
+                return int((await session.exec(query)).one()) == work_points
+
+        await wait_for(tracked, within=60, what=f"progress to learn the plan {slug}")
+
     async def office_get(self, path: str, **params: object) -> httpx.Response:
         """GET a progress path as the coordinating office."""
         return await self.progress_http.get(
@@ -201,13 +212,22 @@ class Stack:
         )
 
 
-async def import_plan_into(registry: RegistryService) -> None:
-    text = PLAN_PATH.read_text(encoding="utf-8")
+def plan_2025_text() -> str:
+    """A second plan for tests of several plans: the 2024 text with its year made 2025 (the
+    same 50 work points and 52 agencies, each agency shared by both plans)."""
+    return PLAN_PATH.read_text(encoding="utf-8").replace("2024", "2025")
+
+
+async def import_plan_into(
+    registry: RegistryService, text: str | None = None, slug: str = PLAN
+) -> None:
+    """Import a plan text (the 2024 plan's by default) as `duban-registry import-plan` does."""
+    text = PLAN_PATH.read_text(encoding="utf-8") if text is None else text
     async with registry.sessions() as session, session.begin():
         await import_plan(
             session,
             parse_plan(text),
-            slug=PLAN,
+            slug=slug,
             source_sha256=sha256_text(text),
             now=registry.clock.now(),
             defaults=Defaults(),

@@ -29,7 +29,7 @@ from registry.main import create_app as registry_app
 from sqlmodel import col, select
 
 from tests.harness import ROOT, wait_for
-from tests.stack import PLAN, Client, Stack
+from tests.stack import PLAN, Client, Stack, plan_2025_text
 
 CHROMIUM = os.environ.get("DUBAN_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -45,6 +45,7 @@ CHROMIUM_ARGS = [
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 TRACE_UI = "http://127.0.0.1:16686/trace/{trace_id}"
 RED = "rgb(183, 28, 28)"  # --red of board.css
+PLAN_2025 = "zhaoqing-digital-2025"
 
 
 @dataclass
@@ -348,3 +349,52 @@ async def test_the_office_decides_a_closure_request_from_the_board(
         "data-colour", "closed"
     )
     await context.close()
+
+
+async def test_two_plans_on_the_index_and_the_scorecards_across_plans_at_phone_width(
+    stack: Stack, served: Served, browser: Browser
+) -> None:
+    await stack.add_plan(plan_2025_text(), PLAN_2025)
+    blocked = await stack.post_event(stack.forestry, 35, "blocked", percent=40)
+    await stack.until_applied(blocked)
+    context = await browser.new_context(locale="zh-CN", viewport={"width": 390, "height": 844})
+    page = await context.new_page()
+    await page.goto(f"{served.progress}/board")
+    await page.get_by_label("客户端编号").fill(stack.office.client_id)
+    await page.get_by_label("客户端密钥").fill(stack.office.secret)
+    await page.get_by_role("button", name="登录").click()
+    await expect(page).to_have_url(re.compile(r"/board$"))  # two plans: the index
+
+    plans = page.locator("li.plan")
+    await expect(plans).to_have_count(2)
+    for slug, red in ((PLAN, "1"), (PLAN_2025, "0")):
+        counts = page.locator(f'li.plan[data-plan="{slug}"] a.count')
+        await expect(counts.locator("xpath=..")).to_have_count(6)
+        await expect(
+            page.locator(f'li.plan[data-plan="{slug}"] a[data-colour="red"] strong')
+        ).to_have_text(red)
+    assert await _fits(page), "the index is wider than the phone's screen"
+    await shot(page, "index-two-plans-390")
+
+    await page.get_by_role("link", name="全部计划的单位记分卡").click()
+    await expect(page).to_have_url(re.compile(r"/board/scorecards$"))
+    api = (await stack.office_get("/v1/scorecards")).json()
+    await expect(page.locator("tbody[data-agency]")).to_have_count(len(api))
+    forestry = page.locator(f'tbody[data-agency="{stack.forestry_id}"]')
+    await expect(forestry.locator("tr")).to_have_count(3)  # two plans and the totals
+    await expect(forestry.locator("tr.total")).to_contain_text("合计(2 个计划)")
+    await expect(page.locator("h1")).to_have_text("全部计划的单位记分卡")
+    assert await _fits(page), "the scorecards page is wider than the phone's screen"
+    await shot(page, "scorecards-across-plans-390")
+
+    # Each plan's own board is one click away and still works.
+    await page.goto(f"{served.progress}/board")
+    await page.get_by_role("link", name="数字肇庆建设2025年工作要点").click()
+    await expect(page).to_have_url(re.compile(rf"/board/plans/{PLAN_2025}$"))
+    await expect(page.locator("a.cell")).to_have_count(50)
+    await context.close()
+
+
+async def _fits(page: Page) -> bool:
+    """Whether the page needs no sideways scrolling (wide tables scroll inside their box)."""
+    return bool(await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))

@@ -18,7 +18,9 @@ from sqlmodel import col, func, select
 
 from scripts.demo.simulator import SHANGHAI, Credentials, Script, Services, Simulator
 from tests.harness import wait_for
-from tests.stack import FORESTRY_MAIL, PLAN, Stack
+from tests.stack import FORESTRY_MAIL, PLAN, Stack, plan_2025_text
+
+PLAN_2025 = "zhaoqing-digital-2025"
 
 # The stack's clock starts on Mon 2 September 2024; the script is moved into the weeks after.
 SCRIPT = Script(
@@ -125,3 +127,41 @@ async def test_the_simulated_agencies_cause_alerts_silence_acks_recovery_and_a_c
     assert by_point[36].state != "resolved" and by_point[36].acknowledged_at is None
     assert any("受阻" in line for line in lines) and any("销号" in line for line in lines)
     assert summary[0].startswith(f"报送 {simulator.tally.reports} 次")
+
+
+async def test_the_simulator_plays_every_plan_in_the_registry_with_one_client_per_agency(
+    stack: Stack,
+) -> None:
+    await stack.add_plan(plan_2025_text(), PLAN_2025)
+    services = Services(stack.registry_http, stack.progress_http, stack.notifier_http, stack.clock)
+    office = Credentials(stack.office.client_id, stack.office.secret)
+    simulator = Simulator(services, office, clock=stack.clock, until=_never, say=[].append)
+    await simulator.setup()  # no plans given: every plan of the registry
+
+    assert simulator.plans == [PLAN, PLAN_2025]
+    assert len(simulator.work_points) == 100
+    assert len(simulator.clients) == 22  # the same 22 lead agencies lead in both plans
+    assert simulator.last_day == date(2025, 12, 27)  # the last plan's year
+    actions = simulator.plan_actions()
+    reports = [a for a in actions if a.kind == "report"]
+    by_plan = {p: [a for a in reports if a.plan == p] for p in simulator.plans}
+    assert by_plan[PLAN] and by_plan[PLAN_2025]
+    assert {a.at.year for a in by_plan[PLAN]} == {2024}
+    assert {a.at.year for a in by_plan[PLAN_2025]} == {2025}
+    # The story (blocked 35, closure of 38) is the 2024 plan's.
+    assert {a.plan for a in actions if a.status in ("blocked", "done") or a.kind == "approve"} == {
+        PLAN
+    }
+    reporting = {a.agency.id for a in by_plan[PLAN_2025] if a.agency is not None}
+    assert reporting <= set(simulator.clients)
+
+    only = Simulator(
+        services, office, clock=stack.clock, until=_never, say=[].append, plans=[PLAN_2025]
+    )
+    await only.load_plan()
+    assert {wp.plan for wp in only.work_points} == {PLAN_2025}
+    assert only.story_plan == ""  # no plan of the script's year: routine reports only
+
+
+async def _never(moment: datetime) -> None:
+    raise AssertionError(f"not played here ({moment})")

@@ -44,6 +44,7 @@ async def _main(args: argparse.Namespace) -> int:
             clock=clock,
             until=lambda moment: wait_for_clock(clock, moment),
             say=_say,
+            plans=args.plan,
         )
         await simulator.setup()
         lines = await simulator.run()
@@ -61,6 +62,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--notifier", default="http://127.0.0.1:8103")
     parser.add_argument(
         "--office-client", required=True, help="client file of an operator or coordinator"
+    )
+    parser.add_argument(
+        "--plan",
+        action="append",
+        default=[],
+        metavar="SLUG",
+        help="a plan to play (repeat for several; default: every plan in the registry)",
     )
     args = parser.parse_args(argv)
     try:

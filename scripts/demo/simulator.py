@@ -1,10 +1,12 @@
 """A simulated year of Digital Zhaoqing 2024, played by agency systems through the public APIs.
 
-The simulator reads the plan from the registry (work points, lead agencies, targets), makes one
-API client per reporting agency with the office's token (`POST /v1/clients`), gets each agency
-a token from `POST /oauth/token` and posts status reports to progress (`POST /v1/events`) with
-`occurred_at` on the (simulated) clock, as an agency's own system would. Who does what is
-scripted and seeded (`Script`), so every run tells the same story:
+The simulator reads the plans from the registry (every plan, or those it is given: work points,
+lead agencies, targets), makes one API client per reporting agency (an agency leading work
+points in several plans has one client and reports on all of them) with the office's token
+(`POST /v1/clients`), gets each agency a token from `POST /oauth/token` and posts status reports
+to progress (`POST /v1/events`) with `occurred_at` on the (simulated) clock, as an agency's own
+system would. Who does what is scripted and seeded (`Script`), so every run tells the same
+story:
 
 - most lead agencies report every 7 to 10 working days with rising percentages;
 - work point 35 reports `blocked` in the first week (the first alert), and recovers in March;
@@ -13,6 +15,12 @@ scripted and seeded (`Script`), so every run tells the same story:
 - 市卫健局 goes quiet in April and reports again in May (the silence recovers);
 - work point 38 reports `done` in September and the office approves its closure;
 - agencies that keep reporting acknowledge most of their alerts a working day later.
+
+The story (the numbered work points above) is played on the story plan: the first plan whose
+year is the script's first day's (the 2024 plan). On every plan the lead agencies report
+routinely on the script's days that fall in the plan's year, so a 2025 plan beside it is
+reported on through 2025 when the clock gets there (`make demo` runs the clock to the end of
+the last plan's year).
 
 The clock and the HTTP clients are parameters: `make demo` runs it on the stack's ScaledClock
 over HTTP, the tests on a ManualClock against the in-process stack (`until` moves the clock).
@@ -36,10 +44,8 @@ import httpx
 from duban_shared.clock import Clock, ScaledClock
 from duban_shared.workdays import WorkingCalendar
 
-PLAN = "zhaoqing-digital-2024"
+PLAN = "zhaoqing-digital-2024"  # the plan `make up` imports by default
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-YEAR_START = date(2024, 1, 1)
-YEAR_END = date(2024, 12, 31)
 OFFICE_MAIL = "duban@zhaoqing.example.cn"
 KNOWN_MAIL = {"市林业局": "linye@zhaoqing.example.cn"}  # the address `make up` gives it
 
@@ -53,7 +59,7 @@ class Script:
 
     seed: int = 2024
     first_day: date = date(2024, 1, 3)
-    last_day: date = date(2024, 12, 27)
+    last_day: date | None = None  # None: 27 December of the last plan's year
     blocked_point: int = 35
     blocked_on: date = date(2024, 1, 8)
     blocked_note: str = "林分优化用地审批未完成,无法开展造林施工"
@@ -91,11 +97,13 @@ class WorkPoint:
     title: str
     leads: tuple[Agency, ...]
     targets: tuple[tuple[str, float], ...]  # (metric, value)
+    plan: str = PLAN
+    year: int = 2024  # the plan's
 
     @property
     def id(self) -> str:
         """The work point's id in events."""
-        return f"{PLAN}/{self.number}"
+        return f"{self.plan}/{self.number}"
 
 
 @dataclass
@@ -122,6 +130,7 @@ class Action:
     percent: int | None = field(compare=False, default=None)
     kpis: dict[str, float] = field(compare=False, default_factory=dict)
     note: str | None = field(compare=False, default=None)
+    plan: str = field(compare=False, default=PLAN)
 
 
 @dataclass
@@ -192,6 +201,12 @@ def _label(number: int) -> str:
     return f"第{number}项"
 
 
+def _elapsed(day: date) -> float:
+    """The share of its year that has passed on a day."""
+    start, end = date(day.year, 1, 1), date(day.year, 12, 31)
+    return (day - start).days / ((end - start).days + 1)
+
+
 def _stable(*parts: object) -> float:
     """A number in [0, 1) fixed by its arguments (independent of the order of events)."""
     digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
@@ -212,8 +227,11 @@ class Simulator:
         calendar: WorkingCalendar | None = None,
         say: Say = print,
         mail_domain: str = "zhaoqing.example.cn",
+        plans: list[str] | None = None,
     ) -> None:
         self.api = services
+        self.plans = list(plans or [])  # empty: every plan of the registry
+        self.story_plan = PLAN
         self.office = office
         self.clock = clock
         self.until = until
@@ -222,6 +240,7 @@ class Simulator:
         self.say = say
         self.mail_domain = mail_domain
         self.work_points: list[WorkPoint] = []
+        self.last_day = self.script.last_day or self.script.first_day
         self.agencies: dict[str, Agency] = {}
         self.clients: dict[uuid.UUID, Credentials] = {}
         self.coordinating_agency: uuid.UUID | None = None
@@ -231,36 +250,51 @@ class Simulator:
     # --- setting up -------------------------------------------------------------------------
 
     async def load_plan(self) -> None:
-        """Read the plan's work points and lead agencies from the registry."""
-        plan = await self.api.call(self.office, self.api.registry, "GET", f"/v1/plans/{PLAN}")
-        plan.raise_for_status()
-        coordinating = plan.json().get("coordinating_agency_id")
-        self.coordinating_agency = uuid.UUID(coordinating) if coordinating else None
+        """Read the plans' work points and lead agencies from the registry (every plan when
+        none was given)."""
+        if not self.plans:
+            listed = await self._pages(self.api.registry, "/v1/plans")
+            self.plans = sorted(str(p["slug"]) for p in listed)
+        years: dict[str, int] = {}
+        for slug in self.plans:
+            plan = await self.api.call(self.office, self.api.registry, "GET", f"/v1/plans/{slug}")
+            plan.raise_for_status()
+            years[slug] = int(plan.json()["year"])
+            coordinating = plan.json().get("coordinating_agency_id")
+            if coordinating and self.coordinating_agency is None:
+                self.coordinating_agency = uuid.UUID(coordinating)
+            for item in await self._pages(self.api.registry, f"/v1/plans/{slug}/work-points"):
+                leads = tuple(
+                    Agency(uuid.UUID(r["agency_id"]), r["agency_name"])
+                    for r in item["responsibilities"]
+                    if r["role"] == "lead"
+                )
+                for agency in leads:
+                    self.agencies[agency.name] = agency
+                targets = tuple((t["metric"], float(t["value"])) for t in item["targets"])
+                self.work_points.append(
+                    WorkPoint(item["number"], item["title"], leads, targets, slug, years[slug])
+                )
+        self.work_points.sort(key=lambda wp: (wp.plan, wp.number))
+        story_year = self.script.first_day.year
+        self.story_plan = next((p for p in self.plans if years[p] == story_year), "")
+        self.last_day = self.script.last_day or date(max(years.values()), 12, 27)
+        self.say(
+            f"计划已读取: {len(self.plans)} 个计划 ({', '.join(self.plans)}), "
+            f"{len(self.work_points)} 项工作要点, {len(self.agencies)} 个牵头单位"
+        )
+
+    async def _pages(self, http: httpx.AsyncClient, path: str) -> list[dict[str, Any]]:
+        """Every item of a paginated list, read as the office."""
         items: list[dict[str, Any]] = []
         while True:
             page = await self.api.call(
-                self.office,
-                self.api.registry,
-                "GET",
-                f"/v1/plans/{PLAN}/work-points",
-                params={"limit": 100, "offset": len(items)},
+                self.office, http, "GET", path, params={"limit": 100, "offset": len(items)}
             )
             page.raise_for_status()
             items += page.json()["items"]
-            if len(items) >= page.json()["total"]:
-                break
-        for item in items:
-            leads = tuple(
-                Agency(uuid.UUID(r["agency_id"]), r["agency_name"])
-                for r in item["responsibilities"]
-                if r["role"] == "lead"
-            )
-            for agency in leads:
-                self.agencies[agency.name] = agency
-            targets = tuple((t["metric"], float(t["value"])) for t in item["targets"])
-            self.work_points.append(WorkPoint(item["number"], item["title"], leads, targets))
-        self.work_points.sort(key=lambda wp: wp.number)
-        self.say(f"计划已读取: {len(self.work_points)} 项工作要点, {len(self.agencies)} 个牵头单位")
+            if len(items) >= page.json()["total"] or not page.json()["items"]:
+                return items
 
     async def make_clients(self) -> None:
         """One API client per reporting agency, made by the office (`POST /v1/clients`)."""
@@ -318,11 +352,14 @@ class Simulator:
         actions: list[Action] = []
         order = 0
         for wp in self.work_points:
+            # A plan is reported on in its own year: the script's days that fall in it.
+            first = max(s.first_day, date(wp.year, 1, 2))
+            last = min(self.last_day, date(wp.year, 12, 31))
             for agency in wp.leads:
-                day = self.calendar.add_working_days(s.first_day, rng.randint(0, 4))
+                day = self.calendar.add_working_days(first, rng.randint(0, 4))
                 ahead = rng.uniform(0.0, 4.0)
-                closing = wp.number == s.closed_point
-                while day <= s.last_day and not (closing and day >= s.done_on):
+                closing = self._story(wp, s.closed_point)
+                while day <= last and not (closing and day >= s.done_on):
                     if not self._keeps_quiet(agency, day):
                         order += 1
                         actions.append(self._report(wp, agency, day, ahead, rng, order))
@@ -346,14 +383,24 @@ class Simulator:
                     "blocked",
                     self._pace_percent(s.blocked_on, 0),
                     note=s.blocked_note,
+                    plan=blocked.plan,
                 )
             )
-        order += 1
-        actions.append(Action(_at(s.approved_on, 120), order, "approve", s.closed_point))
+        if self._point(s.closed_point) is not None:
+            order += 1
+            actions.append(
+                Action(
+                    _at(s.approved_on, 120), order, "approve", s.closed_point, plan=self.story_plan
+                )
+            )
         return sorted(actions)
 
+    def _story(self, wp: WorkPoint, number: int) -> bool:
+        """Whether a work point is the story's work point of that number."""
+        return wp.plan == self.story_plan and wp.number == number
+
     def _point(self, number: int) -> WorkPoint | None:
-        return next((wp for wp in self.work_points if wp.number == number), None)
+        return next((wp for wp in self.work_points if self._story(wp, number)), None)
 
     def _keeps_quiet(self, agency: Agency, day: date) -> bool:
         s = self.script
@@ -362,8 +409,7 @@ class Simulator:
         return agency.name == s.quiet_agency and s.quiet_from <= day < s.quiet_until
 
     def _pace_percent(self, day: date, ahead: float) -> int:
-        elapsed = (day - YEAR_START).days / ((YEAR_END - YEAR_START).days + 1)
-        return max(1, min(99, math.ceil(100 * elapsed + ahead)))
+        return max(1, min(99, math.ceil(100 * _elapsed(day) + ahead)))
 
     def _report(
         self, wp: WorkPoint, agency: Agency, day: date, ahead: float, rng: random.Random, order: int
@@ -373,26 +419,35 @@ class Simulator:
         percent = self._pace_percent(day, ahead)
         status, note = "on_track", None
         kpis: dict[str, float] = {}
-        if wp.number == s.blocked_point and s.blocked_on <= day < s.unblocked_on:
+        if self._story(wp, s.blocked_point) and s.blocked_on <= day < s.unblocked_on:
             status, note = "blocked", s.blocked_note
             percent = self._pace_percent(s.blocked_on, 0)
-        elif wp.number == s.blocked_point and day >= s.unblocked_on:
+        elif self._story(wp, s.blocked_point) and day >= s.unblocked_on:
             note = "用地审批已完成,造林施工恢复"
-        if wp.number == s.closed_point and day >= s.done_on:
+        if self._story(wp, s.closed_point) and day >= s.done_on:
             status, percent, note = "done", 100, "各项任务已完成,申请办结销号"
-        elapsed = (day - YEAR_START).days / ((YEAR_END - YEAR_START).days + 1)
+        elapsed = _elapsed(day)
         for metric, value in wp.targets:
-            if wp.number == s.kpi_point and metric == s.kpi_metric:
+            if self._story(wp, s.kpi_point) and metric == s.kpi_metric:
                 # Flat while the sites are negotiated, then half the pace: behind from
                 # February, and (with the gap growing) behind for good, without flapping.
                 share = 0.03 if day < s.kpi_stuck_until else elapsed * s.kpi_pace
             else:
                 share = min(1.0, elapsed + 0.02)
             kpis[metric] = round(value * share)
-        if wp.number == s.kpi_point:
+        if self._story(wp, s.kpi_point):
             note = f"5G基站累计建成 {int(kpis.get(s.kpi_metric, 0))} 座,站址协调进度滞后"
         return Action(
-            _at(day, minutes), order, "report", wp.number, agency, status, percent, kpis, note
+            _at(day, minutes),
+            order,
+            "report",
+            wp.number,
+            agency,
+            status,
+            percent,
+            kpis,
+            note,
+            wp.plan,
         )
 
     # --- playing it -------------------------------------------------------------------------
@@ -430,9 +485,10 @@ class Simulator:
                 due.append(actions[i])
                 i += 1
             await self.perform(due)
-        if stop_after is None or stop_after >= YEAR_END:
-            await self.until(_at(YEAR_END, 0))
-            await self.look_at_alerts(YEAR_END)
+        year_end = date(self.last_day.year, 12, 31)
+        if stop_after is None or stop_after >= year_end:
+            await self.until(_at(year_end, 0))
+            await self.look_at_alerts(year_end)
         return await self.summary()
 
     async def perform(self, actions: list[Action]) -> None:
@@ -474,7 +530,7 @@ class Simulator:
     def _event(self, action: Action) -> dict[str, Any]:
         body: dict[str, Any] = {
             "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"demo/{action.order}")),
-            "work_point_id": f"{PLAN}/{action.number}",
+            "work_point_id": f"{action.plan}/{action.number}",
             "status": action.status,
             "occurred_at": self.clock.now().isoformat(),
         }
@@ -490,6 +546,8 @@ class Simulator:
         """A narrative line for a notable report."""
         assert action.agency is not None
         s, what = self.script, f"{action.agency.name} {_label(action.number)}"
+        if action.plan != self.story_plan:
+            return
         if action.status == "blocked" and action.at.date() == s.blocked_on:
             self.say(f"{self._today()} {what} 报告受阻: {action.note}")
         elif action.status == "done":
@@ -512,7 +570,7 @@ class Simulator:
             self.office,
             self.api.progress,
             "POST",
-            f"/v1/work-points/{PLAN}/{number}/closure/approve",
+            f"/v1/work-points/{self.story_plan}/{number}/closure/approve",
             json={"note": "经审核,同意办结销号"},
         )
         if response.status_code == 200:
@@ -603,10 +661,6 @@ class Simulator:
         by_channel = Counter(n["channel"] for n in sent)
         escalations = sum(1 for n in sent if n["event"] == "escalated")
         reminders = sum(1 for n in sent if n["event"] == "reminder")
-        summary = await self.api.call(
-            self.office, self.api.progress, "GET", f"/v1/plans/{PLAN}/summary"
-        )
-        totals = summary.json()["totals"] if summary.status_code == 200 else {}
         lines = [
             f"报送 {self.tally.reports} 次 (被拒 {self.tally.refused})",
             f"告警 {len(alerts)} 条: firing {states['firing']}, acknowledged "
@@ -614,9 +668,16 @@ class Simulator:
             f"(恢复 {resolutions['recovered']}, 销号 {resolutions['closed']})",
             f"消息 {len(sent)} 条已发送 ({', '.join(f'{k} {v}' for k, v in by_channel.items())}),"
             f" 提醒 {reminders}, 升级至督办办公室 {escalations}, 确认知悉 {self.tally.acks}",
-            f"工作要点: {totals.get('by_level', {})}, 待审核 {totals.get('in_review', 0)},"
-            f" 已销号 {totals.get('closed', 0)}",
         ]
+        for slug in self.plans:
+            summary = await self.api.call(
+                self.office, self.api.progress, "GET", f"/v1/plans/{slug}/summary"
+            )
+            totals = summary.json()["totals"] if summary.status_code == 200 else {}
+            lines.append(
+                f"{slug} 工作要点: {totals.get('by_level', {})}, 待审核 "
+                f"{totals.get('in_review', 0)}, 已销号 {totals.get('closed', 0)}"
+            )
         return lines
 
     def _first_time(self, key: str) -> bool:

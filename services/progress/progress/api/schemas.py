@@ -14,7 +14,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from progress.domain.chain import Verification
 from progress.domain.counts import Counts
-from progress.domain.scorecards import Scorecard
+from progress.domain.scorecards import AcrossPlans, Scorecard
 from progress.store.models import AgencyProgress, WorkPointState, WorkPointView
 
 # ---------------------------------------------------------------- ingestion
@@ -307,6 +307,44 @@ def scorecard_out(card: Scorecard) -> ScorecardOut:
         average_delay_working_days=card.average_delay_working_days,
         open_stalls=card.open_stalls,
         silent_now=card.silent_now,
+    )
+
+
+class PlanScorecardOut(ScorecardOut):
+    """An agency's scorecard on one plan (as `/v1/plans/{plan_slug}/agencies/{id}/scorecard`
+    answers it)."""
+
+    plan_slug: str
+    plan_title: str = Field(description="Empty until the registry's snapshots named it.")
+
+
+class AcrossPlansOut(BaseModel):
+    """An agency's scorecards on every tracked plan it is responsible in, and its totals."""
+
+    agency_id: uuid.UUID
+    name: str
+    plans: list[PlanScorecardOut] = Field(description="One per plan, by plan slug.")
+    totals: ScorecardOut = Field(
+        description="Over all these work points at once: each count is the sum of the plans' "
+        "(an agency shared by plans counts once here); the on-time rate and the average delay "
+        "are over all its reports."
+    )
+
+
+def across_plans_out(row: AcrossPlans) -> AcrossPlansOut:
+    """An agency's scorecards across plans as the API answers them."""
+    return AcrossPlansOut(
+        agency_id=row.total.agency_id,
+        name=row.total.name,
+        plans=[
+            PlanScorecardOut(
+                plan_slug=p.plan_slug,
+                plan_title=p.plan_title,
+                **scorecard_out(p.card).model_dump(),
+            )
+            for p in row.plans
+        ],
+        totals=scorecard_out(row.total),
     )
 
 

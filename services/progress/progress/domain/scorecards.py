@@ -87,3 +87,34 @@ def _worst_first(card: Scorecard) -> tuple[int, int, float, str]:
         -(card.average_delay_working_days or 0),
         card.name,
     )
+
+
+@dataclass(frozen=True)
+class PlanCard:
+    """An agency's scorecard on one plan."""
+
+    plan_slug: str
+    plan_title: str
+    card: Scorecard
+
+
+@dataclass(frozen=True)
+class AcrossPlans:
+    """An agency's scorecards on every tracked plan it is responsible in, by plan slug, and its
+    total: the same rules applied to all those work points at once, so each count is the sum
+    of the plans' and the average delay is over all its reports."""
+
+    total: Scorecard
+    plans: list[PlanCard]
+
+
+def across_plans(per_plan: Iterable[PlanCard], totals: Iterable[Scorecard]) -> list[AcrossPlans]:
+    """Each agency's total with its plans' cards under it (plans in the order given), most red
+    first by the totals (worst_first); an agency shared by plans appears once."""
+    cards: dict[uuid.UUID, list[PlanCard]] = {}
+    for plan_card in per_plan:
+        cards.setdefault(plan_card.card.agency_id, []).append(plan_card)
+    return [
+        AcrossPlans(total=total, plans=cards.get(total.agency_id, []))
+        for total in worst_first(totals)
+    ]

@@ -20,7 +20,14 @@ from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from progress.domain.scorecards import Scorecard, responsibility_cards, worst_first
+from progress.domain.scorecards import (
+    AcrossPlans,
+    PlanCard,
+    Scorecard,
+    across_plans,
+    responsibility_cards,
+    worst_first,
+)
 from progress.store.models import (
     AgencyProgress,
     ClosureDecision,
@@ -208,6 +215,34 @@ async def agency_scorecard(
     points."""
     cards = await scorecards(session, await work_points(session, plan_slug, agency_id), agency_id)
     return cards[0] if cards else None
+
+
+async def scorecards_across_plans(
+    session: AsyncSession, only: uuid.UUID | None = None
+) -> list[AcrossPlans]:
+    """Every responsible agency's scorecards on every tracked plan (or one agency's), each
+    plan's as plan_scorecards() counts it and a total over all its work points, most red first.
+
+    One read of the tracked work points; then the report figures once per plan and once for
+    the totals (a handful of plans: a handful of aggregates).
+    """
+    rows = (
+        await session.exec(
+            select(WorkPointView, WorkPointState)
+            .join(WorkPointState, col(WorkPointState.work_point_id) == col(WorkPointView.id))
+            .where(col(WorkPointView.deleted).is_(False))
+        )
+    ).all()
+    mine = [(v, s) for v, s in rows if only is None or v.role_of(only) is not None]
+    by_plan: dict[str, list[tuple[WorkPointView, WorkPointState]]] = {}
+    for view, state in mine:
+        by_plan.setdefault(view.plan_slug, []).append((view, state))
+    per_plan = [
+        PlanCard(slug, next((v.plan_title for v, _ in plan_rows if v.plan_title), ""), card)
+        for slug, plan_rows in sorted(by_plan.items())
+        for card in await scorecards(session, plan_rows, only)
+    ]
+    return across_plans(per_plan, await scorecards(session, mine, only))
 
 
 @dataclass(frozen=True)

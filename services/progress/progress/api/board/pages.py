@@ -6,7 +6,9 @@
   timeline (reports, stall transitions and closure decisions from progress; alerts and their
   acknowledgements from the notifier), newest first; closure review buttons for the office;
 - `/board/plans/{plan}/scorecards`: agency scorecards; `/board/plans/{plan}/alerts`: open alerts,
-  each linked to its trace; `/board/traces/{id}`: a trace as a span tree.
+  each linked to its trace; `/board/traces/{id}`: a trace as a span tree;
+- `/board`: the only plan's board, or every plan with its counts by colour;
+  `/board/scorecards`: agency scorecards on every plan, a line per plan and the totals.
 
 Everything is read through the same queries and use cases as the API's (`store.queries`,
 `use_cases.reading`, `use_cases.closure`), with the logged-in client's principal, so the board
@@ -15,6 +17,8 @@ responsible for. Pages work without JavaScript.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from duban_shared.api import ApiError
 from fastapi import APIRouter, Request, Response
@@ -30,8 +34,14 @@ from progress.api.board.session import BoardUser, UserDep, form_fields
 from progress.api.board.timeline import ORDER, alert_items, progress_items
 from progress.api.board.traces import TRACE_ID, TraceUnavailable, fetch_trace, trace_link
 from progress.api.deps import ServiceDep, SessionDep, service
-from progress.api.schemas import ApproveIn, RejectIn, progress_out, scorecard_out
-from progress.domain.counts import plan_counts
+from progress.api.schemas import (
+    ApproveIn,
+    RejectIn,
+    across_plans_out,
+    progress_out,
+    scorecard_out,
+)
+from progress.domain.counts import Counts, plan_counts
 from progress.store import queries
 from progress.use_cases import reading
 from progress.use_cases.closure import ClosureConflict
@@ -42,13 +52,31 @@ router = APIRouter(prefix="/board", include_in_schema=False)
 TIMELINE_LIMIT = 200
 
 
+@dataclass(frozen=True)
+class PlanEntry:
+    """A plan on the board's index: its slug, title and counts by colour (the caller's)."""
+
+    slug: str
+    title: str
+    totals: Counts
+
+
 @router.get("")
 async def home(session: SessionDep, user: UserDep) -> Response:
-    """The only plan's board, or the list of plans."""
+    """The only plan's board, or every plan with its counts by colour (an agency: the plans
+    it has work points in, counted over its own) and the link to the scorecards across
+    plans."""
     slugs = await queries.plan_slugs(session)
     if len(slugs) == 1:
         return RedirectResponse(f"/board/plans/{slugs[0]}", status_code=303)
-    return render("plans.html.j2", user=user, plans=slugs, plan_slug=None)
+    plans = []
+    for slug in slugs:
+        lines = await queries.board_lines(session, slug, own(user.principal))
+        if lines or user.principal.is_office():
+            totals, _ = plan_counts([(line, line) for line in lines])
+            title, _ = await queries.plan_titles(session, slug)
+            plans.append(PlanEntry(slug, title, totals))
+    return render("plans.html.j2", user=user, plans=plans, plan_slug=None)
 
 
 def _cell(href: str, line: queries.BoardLine, key: str) -> str:
@@ -224,6 +252,19 @@ async def scorecards(plan_slug: str, session: SessionDep, user: UserDep) -> HTML
         user=user,
         plan_slug=plan_slug,
         cards=[scorecard_out(c) for c in cards],
+    )
+
+
+@router.get("/scorecards")
+async def scorecards_across_plans(session: SessionDep, user: UserDep) -> HTMLResponse:
+    """Agency scorecards on every plan, each agency once with a line per plan and its totals:
+    the office sees every agency, an agency its own."""
+    rows = await queries.scorecards_across_plans(session, own(user.principal))
+    return render(
+        "all_scorecards.html.j2",
+        user=user,
+        plan_slug=None,
+        rows=[across_plans_out(row) for row in rows],
     )
 
 
