@@ -31,13 +31,20 @@ def corpus_names() -> list[str]:
     return sorted(
         path.name.removesuffix(EXPECTED_SUFFIX)
         for path in folder.glob(f"*{EXPECTED_SUFFIX}")
-        if (folder / (path.name.removesuffix(EXPECTED_SUFFIX) + ".txt")).is_file()
+        if _text_path(path.name.removesuffix(EXPECTED_SUFFIX)).is_file()
     )
+
+
+def _text_path(name: str) -> Path:
+    """A corpus plan's text: beside its expectations, or among the plans the system ships
+    (data/plans/, for the invented 2025 plan the demo imports beside the 2024 one)."""
+    beside = corpus_dir() / f"{name}.txt"
+    return beside if beside.is_file() else corpus_dir().parents[4] / "data" / "plans" / beside.name
 
 
 def corpus_text(name: str) -> str:
     """The plan text ``<name>.txt``."""
-    return (corpus_dir() / f"{name}.txt").read_text(encoding="utf-8")
+    return _text_path(name).read_text(encoding="utf-8")
 
 
 def corpus_expected(name: str) -> dict[str, Any]:
