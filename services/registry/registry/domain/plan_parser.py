@@ -75,6 +75,7 @@ class WorkPoint(BaseModel):
     """A numbered work point ``(一)…`` with its responsibility split into agencies."""
 
     number: int
+    code: str
     section: int
     title: str
     text: str
@@ -206,6 +207,7 @@ def _work_point(number: int, section: int, line: int, paragraph: str) -> WorkPoi
         raise PlanParseError("bad_responsibility", f"line {line}: {exc}", line) from exc
     return WorkPoint(
         number=number,
+        code=str(number),
         section=section,
         title=text.split("。", 1)[0].strip(),
         text=text,
