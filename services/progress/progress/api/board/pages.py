@@ -4,7 +4,8 @@
   filters by agency and colour, a legend;
 - `/board/work-points/{plan}/{code}`: one work point (by its code, '35' or '3.2'): agencies,
   targets and actuals, pace, and its timeline (reports, stall transitions and closure
-  decisions from progress; alerts and their acknowledgements from the notifier), newest first; closure review buttons for the office;
+  decisions from progress; alerts and their acknowledgements from the notifier), newest first;
+  closure review buttons for the office;
 - `/board/plans/{plan}/scorecards`: agency scorecards; `/board/plans/{plan}/alerts`: open alerts,
   each linked to its trace; `/board/traces/{id}`: a trace as a span tree.
 
