@@ -76,14 +76,14 @@ def diff_work_points(
     3. Agencies named in the new text that the registry does not know are listed.
     Lists are in plan order: by the new ordinal, removed ones by their stored ordinal.
     """
-    diff = PlanDiff(ordinals={**{c: s.number for c, s in current.items()}})
-    diff.ordinals.update({c: s.number for c, s in new.items()})
+    ordinals = {c: s.number for c, s in current.items()} | {c: s.number for c, s in new.items()}
+    diff = PlanDiff(ordinals=ordinals)
 
     def in_order(codes: set[str]) -> list[str]:
-        return sorted(codes, key=lambda c: diff.ordinals[c])
+        return sorted(codes, key=lambda c: ordinals[c])
 
     diff.added = in_order(set(new) - set(current))
-    diff.removed = sorted(set(current) - set(new), key=lambda c: current[c].number)
+    diff.removed = in_order(set(current) - set(new))  # their stored ordinals
     for code in in_order(set(new) & set(current)):
         old, fresh = current[code], new[code]
         detail: dict[str, Any] = {}
