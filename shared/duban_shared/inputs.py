@@ -16,6 +16,7 @@ stable code before it reaches a route (JSON bodies) or by the request models (fi
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import date
@@ -120,17 +121,31 @@ Line = Annotated[str, SINGLE_LINE, _Pattern(LINE_PATTERN)]
 
 PathNumber = Annotated[int, Path(ge=0, le=9999, description="A number of the plan (0-9999)")]
 """A section number in a path."""
+_CODE = re.compile(rf"{WORK_POINT_CODE_PATTERN}")
+
+
+def _work_point_code(value: str) -> str:
+    if not _CODE.fullmatch(value):
+        raise ValueError(
+            f"'{value}' is not a work point code: send its number where the plan numbers "
+            "continuously (35), else section.item (3.2) or section.group.item (2.1.3), as the "
+            "registry lists it"
+        )
+    return value
+
+
 WorkPointCode = Annotated[
     str,
     Path(
         min_length=1,
         max_length=19,
-        pattern=rf"^{WORK_POINT_CODE_PATTERN}$",
         description="The work point's code in its plan: its number where the plan numbers "
         "continuously ('35'), else section.item ('3.2') or section.group.item ('2.1.3'); "
         "one to four levels of one to four digits.",
         examples=["35", "3.2"],
     ),
+    AfterValidator(_work_point_code),
+    _Pattern(rf"^{WORK_POINT_CODE_PATTERN}$"),
 ]
 """A work point's code in a path (what follows the plan slug in its id); anything else, e.g.
 '3.', '.2' or '03a', is refused 422 `invalid_request` before the route runs."""
