@@ -88,7 +88,11 @@ def view_row(index: int, lead: Agency, co: Agency, snapshot_at: datetime) -> dic
         "grace_working_days": 3,
         "snapshot_at": snapshot_at,
     }
-    optional = {"starts_on": PLAN_STARTS_ON, "due_on": PLAN_DUE_ON}
+    optional = {
+        "starts_on": PLAN_STARTS_ON,
+        "due_on": PLAN_DUE_ON,
+        "code": str(index % 9999 + 1),
+    }
     row.update({k: v for k, v in optional.items() if k in VIEW.c})
     return row
 

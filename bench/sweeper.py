@@ -94,6 +94,8 @@ def view_select(rows: int) -> tuple[list[str], Any]:
         _sql("3", "grace_working_days"),
         _sql(f"{TS} - interval '120 days'", "snapshot_at"),
     ]
+    if "code" in VIEW.c:
+        columns.append(_sql("(i % 9999 + 1)::text", "code"))
     if "starts_on" in VIEW.c and "due_on" in VIEW.c:
         columns.append(_sql(f"'{PLAN_STARTS_ON.isoformat()}'::date", "starts_on"))
         columns.append(_sql(f"'{PLAN_DUE_ON.isoformat()}'::date", "due_on"))

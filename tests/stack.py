@@ -162,19 +162,22 @@ class Stack:
         token = who if isinstance(who, str) else await self.token(who)
         return {"Authorization": f"Bearer {token}"}
 
-    async def get_progress(self, who: Client | str, number: int) -> httpx.Response:
-        """Read a work point's progress as a client."""
+    async def get_progress(
+        self, who: Client | str, code: int | str, plan: str = PLAN
+    ) -> httpx.Response:
+        """Read a work point's progress (by its code: 35 or '3.2') as a client."""
         return await self.progress_http.get(
-            f"/v1/work-points/{PLAN}/{number}/progress", headers=await self.auth(who)
+            f"/v1/work-points/{plan}/{code}/progress", headers=await self.auth(who)
         )
 
     async def post_event(
-        self, who: Client | str, number: int, status: str, **extra: object
+        self, who: Client | str, code: int | str, status: str, plan: str = PLAN, **extra: object
     ) -> httpx.Response:
-        """Post a status report as an agency system would (a client, or a raw token)."""
+        """Post a status report (on a work point by code: 35 or '3.2') as an agency system
+        would (a client, or a raw token)."""
         body = {
             "event_id": str(extra.pop("event_id", uuid.uuid4())),
-            "work_point_id": f"{PLAN}/{number}",
+            "work_point_id": f"{plan}/{code}",
             "status": status,
             "occurred_at": extra.pop("occurred_at", self.clock.now().isoformat()),
             **extra,

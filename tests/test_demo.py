@@ -119,12 +119,12 @@ async def test_the_simulated_agencies_cause_alerts_silence_acks_recovery_and_a_c
     by_point = {}  # the first alert of each work point
     for alert in sorted(alerts, key=lambda a: a.fired_at, reverse=True):
         if alert.work_point_id.startswith(PLAN):
-            by_point[alert.number] = alert
+            by_point[alert.code] = alert
     assert simulator.tally.acks >= 1
     assert any(a.acknowledged_by for a in alerts)
-    assert by_point[35].resolution == "recovered"
-    assert by_point[30].resolution == "recovered"
-    assert by_point[36].state != "resolved" and by_point[36].acknowledged_at is None
+    assert by_point["35"].resolution == "recovered"
+    assert by_point["30"].resolution == "recovered"
+    assert by_point["36"].state != "resolved" and by_point["36"].acknowledged_at is None
     assert any("受阻" in line for line in lines) and any("销号" in line for line in lines)
     assert summary[0].startswith(f"报送 {simulator.tally.reports} 次")
 

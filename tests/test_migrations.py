@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+import sqlalchemy.exc
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -154,6 +155,48 @@ def test_registry_0003_carries_existing_plans_agencies_and_targets_both_ways(
         restored = conn.execute(text("SELECT targets FROM workpoint")).scalar_one()
     restored = json.loads(restored) if isinstance(restored, str) else restored
     assert [(t["metric"], t["value"], t["unit"]) for t in restored] == [("林分优化", 13.0, "万亩")]
+
+
+def test_registry_0004_gives_stored_work_points_their_number_as_code_unique_per_plan(
+    empty_database: Callable[[str], str], sync_engine: Callable[[str], Engine]
+) -> None:
+    url = empty_database("registry")
+    upgrade(MIGRATIONS["registry"], url, "0003")  # before codes
+    engine = sync_engine(url)
+    now = datetime(2024, 8, 7, tzinfo=UTC)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO plan (id, slug, title, issuer, issued_on, year, due_on, version, "
+                "source_sha256, imported_at, report_every_working_days, grace_working_days, "
+                "warn_before_due_working_days, pace_tolerance_pct, flatline_reports) VALUES "
+                "(1, 'p', 't', 'i', :d, 2024, :due, 1, 'h', :now, 10, 3, 10, 10, 3)"
+            ),
+            {"d": date(2024, 8, 6), "due": date(2024, 12, 31), "now": now},
+        )
+        for number in (2, 35):
+            conn.execute(
+                text(
+                    "INSERT INTO workpoint (id, plan_id, number, section_number, title, text, "
+                    "lead_inferred, with_other_units, revision, updated_at) VALUES "
+                    "(:id, 1, :n, 9, 't', 'x', false, false, 1, :now)"
+                ),
+                {"id": f"p/{number}", "n": number, "now": now},
+            )
+
+    upgrade(MIGRATIONS["registry"], url, "0004")
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT id, number, code FROM workpoint ORDER BY number")).all()
+    assert [tuple(r) for r in rows] == [("p/2", 2, "2"), ("p/35", 35, "35")]
+    with engine.begin() as conn:  # the number is an ordinal now: it may repeat while renumbering
+        conn.execute(text("UPDATE workpoint SET number = 2 WHERE id = 'p/35'"))
+        conn.execute(text("UPDATE workpoint SET number = 35 WHERE id = 'p/35'"))
+    with pytest.raises(sqlalchemy.exc.IntegrityError), engine.begin() as conn:
+        conn.execute(text("UPDATE workpoint SET code = '2' WHERE id = 'p/35'"))
+
+    downgrade(MIGRATIONS["registry"], url, "0003")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM workpoint")).scalar_one() == 2
 
 
 async def test_progress_0003_chains_reports_stored_before_it_so_they_verify(

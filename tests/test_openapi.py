@@ -42,11 +42,11 @@ async def test_every_service_publishes_a_complete_openapi_document() -> None:
         "POST /v1/plans/{slug}/versions",
         "PUT /v1/plans/{slug}/policy",
         "GET /v1/plans/{slug}/work-points",
-        "PUT /v1/plans/{slug}/work-points/{number}/targets/{position}/shares",
+        "PUT /v1/plans/{slug}/work-points/{code}/targets/{position}/shares",
         "GET /v1/agencies/resolve",
         "POST /v1/agencies/{agency_id}/merge",
     } <= _ops(documents["registry"])
-    assert {"POST /v1/events", "GET /v1/work-points/{plan_slug}/{number}/progress"} <= _ops(
+    assert {"POST /v1/events", "GET /v1/work-points/{plan_slug}/{code}/progress"} <= _ops(
         documents["progress"]
     )
     assert {"PUT /v1/agencies/{agency_id}/contacts/email", "GET /v1/notifications"} <= _ops(
@@ -56,6 +56,24 @@ async def test_every_service_publishes_a_complete_openapi_document() -> None:
     assert schemas["StatusReportIn"]["examples"][0]["work_point_id"] == "zhaoqing-digital-2024/35"
     assert "examples" in documents["registry"]["components"]["schemas"]["StallPolicy"]
     _assert_date_bounds_documented(documents["progress"], documents["registry"])
+    _assert_codes_documented(documents["registry"], documents["progress"])
+
+
+def _assert_codes_documented(registry: dict[str, Any], progress: dict[str, Any]) -> None:
+    """Every path naming a work point takes its code, with the pattern and examples."""
+    for document in (registry, progress):
+        for path, item in document["paths"].items():
+            if "work-points/" not in path:
+                continue
+            assert "{number}" not in path, path
+            for operation in item.values():
+                [code] = [p for p in operation["parameters"] if p["name"] == "code"]
+                assert code["in"] == "path"
+                assert code["schema"]["pattern"] == r"^[0-9]{1,4}(\.[0-9]{1,4}){0,3}$"
+                assert "3.2" in code["description"]
+                assert code["schema"].get("examples") or code.get("examples"), path
+    out = registry["components"]["schemas"]["WorkPointPublic"]["properties"]
+    assert "ordinal" in out["number"]["description"] and out["code"]["examples"] == ["35", "3.2"]
 
 
 def _refusal(document: dict[str, Any], method: str, path: str, status: str) -> str:
@@ -74,7 +92,7 @@ def _assert_date_bounds_documented(progress: dict[str, Any], registry: dict[str,
     for status in ("401", "403", "404", "409", "429", "503"):
         assert status in progress["paths"]["/v1/events"]["post"]["responses"]
     for method, path in (
-        ("put", "/v1/plans/{slug}/work-points/{number}/policy"),
+        ("put", "/v1/plans/{slug}/work-points/{code}/policy"),
         ("patch", "/v1/plans/{slug}"),
     ):
         assert "due_on_out_of_range" in _refusal(registry, method, path, "422")

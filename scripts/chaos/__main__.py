@@ -222,7 +222,7 @@ class Run:
                 if r["role"] == "lead":
                     agency_id = uuid.UUID(r["agency_id"])
                     agency = agencies.setdefault(agency_id, Agency(agency_id, r["agency_name"]))
-                    agency.work_points.append(int(item["number"]))
+                    agency.work_points.append(str(item["code"]))
         self.agencies = sorted(agencies.values(), key=lambda a: a.name)
 
     async def _make_clients(self, registry: httpx.AsyncClient) -> None:
@@ -263,7 +263,7 @@ class Run:
 
         async def put(item: dict[str, Any]) -> None:
             answer = await registry.put(
-                f"/v1/plans/{PLAN_SLUG}/work-points/{item['number']}/policy",
+                f"/v1/plans/{PLAN_SLUG}/work-points/{item['code']}/policy",
                 json={"due_on": due},
                 headers=self._auth(),
             )
@@ -332,10 +332,10 @@ class Run:
         stack = self.stack
         if action == "poison":
             agency = self.agencies[0]
-            number = agency.work_points[0]
-            self.poisons += await produce_poison(stack, agency, number)
+            code = agency.work_points[0]
+            self.poisons += await produce_poison(stack, agency, code)
             self.poisons += await post_poison(
-                progress, registry, tokens, agency, self.office_token, number
+                progress, registry, tokens, agency, self.office_token, code
             )
             self.faults.append("poison records: 2 to Kafka, 2 through the APIs")
             return

@@ -63,9 +63,9 @@ async def _latest_snapshot(bootstrap: str, work_point_id: str) -> dict[str, Any]
         await consumer.stop()
 
 
-async def produce_poison(stack: Stack, agency: Agency, number: int) -> list[Poison]:
+async def produce_poison(stack: Stack, agency: Agency, code: str) -> list[Poison]:
     """Produce the two poison records straight to the topics progress consumes."""
-    wp = f"{PLAN_SLUG}/{number}"
+    wp = f"{PLAN_SLUG}/{code}"
     snapshot = await _latest_snapshot(stack.bootstrap, wp)
     snapshot["due_on"] = "2030-12-31"
     if "event_id" in snapshot:
@@ -102,10 +102,10 @@ async def post_poison(
     tokens: Tokens,
     agency: Agency,
     office_token: str,
-    number: int,
+    code: str,
 ) -> list[Poison]:
     """Send the same two poison records through the public APIs."""
-    wp = f"{PLAN_SLUG}/{number}"
+    wp = f"{PLAN_SLUG}/{code}"
     report_id = str(uuid.uuid4())
     body = {
         "event_id": report_id,
@@ -130,7 +130,7 @@ async def post_poison(
     for _ in range(60):
         with contextlib.suppress(httpx.HTTPError):
             answer = await registry.put(
-                f"/v1/plans/{PLAN_SLUG}/work-points/{number}/policy",
+                f"/v1/plans/{PLAN_SLUG}/work-points/{code}/policy",
                 json={"due_on": "2030-12-31"},
                 headers={"Authorization": f"Bearer {office_token}"},
             )

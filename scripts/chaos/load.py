@@ -31,7 +31,7 @@ class Agency:
     name: str
     client_id: str = ""
     secret: str = ""
-    work_points: list[int] = field(default_factory=list)
+    work_points: list[str] = field(default_factory=list)  # codes
     token: str = ""
     token_until: float = 0.0
 
@@ -129,11 +129,11 @@ class Load:
     def body(self, agency: Agency) -> dict[str, Any]:
         """A report on one of the agency's work points: on pace mostly, sometimes blocked (an
         episode opens, and the next report on pace ends it)."""
-        number = self.rng.choice(agency.work_points)
+        code = self.rng.choice(agency.work_points)
         blocked = self.rng.random() < 0.03
         return {
             "event_id": str(uuid.uuid4()),
-            "work_point_id": f"{PLAN_SLUG}/{number}",
+            "work_point_id": f"{PLAN_SLUG}/{code}",
             "status": "blocked" if blocked else "on_track",
             "percent": 100,
             "note": "审批未完成" if blocked else "按计划推进",

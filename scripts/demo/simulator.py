@@ -60,15 +60,15 @@ class Script:
     seed: int = 2024
     first_day: date = date(2024, 1, 3)
     last_day: date | None = None  # None: 27 December of the last plan's year
-    blocked_point: int = 35
+    blocked_point: str = "35"  # work points by code, as the registry names them
     blocked_on: date = date(2024, 1, 8)
     blocked_note: str = "林分优化用地审批未完成,无法开展造林施工"
     unblocked_on: date = date(2024, 3, 11)
-    kpi_point: int = 41
+    kpi_point: str = "41"
     kpi_metric: str = "5G网络基站总量"
     kpi_pace: float = 0.5  # share of the straight line the count reaches from April
     kpi_stuck_until: date = date(2024, 4, 1)  # no new sites before: flat, then half the pace
-    closed_point: int = 38
+    closed_point: str = "38"
     done_on: date = date(2024, 9, 20)
     approved_on: date = date(2024, 9, 25)
     silent_agencies: tuple[str, ...] = ("市文广旅体局", "市资源局", "市法院")
@@ -93,7 +93,8 @@ class Agency:
 class WorkPoint:
     """What the simulator needs to know about a work point."""
 
-    number: int
+    number: int  # the ordinal in the plan: the order the script walks the plan in
+    code: str  # '35', '3.2': what ids and paths name it by
     title: str
     leads: tuple[Agency, ...]
     targets: tuple[tuple[str, float], ...]  # (metric, value)
@@ -103,7 +104,7 @@ class WorkPoint:
     @property
     def id(self) -> str:
         """The work point's id in events."""
-        return f"{self.plan}/{self.number}"
+        return f"{self.plan}/{self.code}"
 
 
 @dataclass
@@ -124,7 +125,7 @@ class Action:
     at: datetime
     order: int
     kind: str = field(compare=False)  # report, ack, approve
-    number: int = field(compare=False, default=0)
+    code: str = field(compare=False, default="")
     agency: Agency | None = field(compare=False, default=None)
     status: str = field(compare=False, default="on_track")
     percent: int | None = field(compare=False, default=None)
@@ -197,8 +198,8 @@ def _at(day: date, minutes_after_nine: int) -> datetime:
     return datetime.combine(day, time(9, 0), SHANGHAI) + timedelta(minutes=minutes_after_nine)
 
 
-def _label(number: int) -> str:
-    return f"第{number}项"
+def _label(code: str) -> str:
+    return f"第{code}项"
 
 
 def _elapsed(day: date) -> float:
@@ -273,7 +274,15 @@ class Simulator:
                     self.agencies[agency.name] = agency
                 targets = tuple((t["metric"], float(t["value"])) for t in item["targets"])
                 self.work_points.append(
-                    WorkPoint(item["number"], item["title"], leads, targets, slug, years[slug])
+                    WorkPoint(
+                        item["number"],
+                        item["code"],
+                        item["title"],
+                        leads,
+                        targets,
+                        slug,
+                        years[slug],
+                    )
                 )
         self.work_points.sort(key=lambda wp: (wp.plan, wp.number))
         story_year = self.script.first_day.year
@@ -378,7 +387,7 @@ class Simulator:
                     _at(s.blocked_on, 30),
                     order,
                     "report",
-                    blocked.number,
+                    blocked.code,
                     blocked.leads[0],
                     "blocked",
                     self._pace_percent(s.blocked_on, 0),
@@ -395,12 +404,12 @@ class Simulator:
             )
         return sorted(actions)
 
-    def _story(self, wp: WorkPoint, number: int) -> bool:
-        """Whether a work point is the story's work point of that number."""
-        return wp.plan == self.story_plan and wp.number == number
+    def _story(self, wp: WorkPoint, code: str) -> bool:
+        """Whether a work point is the story's work point of that code."""
+        return wp.plan == self.story_plan and wp.code == code
 
-    def _point(self, number: int) -> WorkPoint | None:
-        return next((wp for wp in self.work_points if self._story(wp, number)), None)
+    def _point(self, code: str) -> WorkPoint | None:
+        return next((wp for wp in self.work_points if self._story(wp, code)), None)
 
     def _keeps_quiet(self, agency: Agency, day: date) -> bool:
         s = self.script
@@ -441,7 +450,7 @@ class Simulator:
             _at(day, minutes),
             order,
             "report",
-            wp.number,
+            wp.code,
             agency,
             status,
             percent,
@@ -496,7 +505,7 @@ class Simulator:
         by_agency: dict[uuid.UUID, list[Action]] = {}
         for action in actions:
             if action.kind == "approve":
-                await self.approve(action.number)
+                await self.approve(action.code)
             elif action.agency is not None:
                 by_agency.setdefault(action.agency.id, []).append(action)
         for agency_id, reports in by_agency.items():
@@ -525,12 +534,12 @@ class Simulator:
                 else:
                     self.tally.refused += 1
                     assert action.agency is not None
-                    self.say(f"  ! {action.agency.name} {_label(action.number)}: {text[:200]}")
+                    self.say(f"  ! {action.agency.name} {_label(action.code)}: {text[:200]}")
 
     def _event(self, action: Action) -> dict[str, Any]:
         body: dict[str, Any] = {
             "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"demo/{action.order}")),
-            "work_point_id": f"{action.plan}/{action.number}",
+            "work_point_id": f"{action.plan}/{action.code}",
             "status": action.status,
             "occurred_at": self.clock.now().isoformat(),
         }
@@ -545,7 +554,7 @@ class Simulator:
     def _tell(self, action: Action) -> None:
         """A narrative line for a notable report."""
         assert action.agency is not None
-        s, what = self.script, f"{action.agency.name} {_label(action.number)}"
+        s, what = self.script, f"{action.agency.name} {_label(action.code)}"
         if action.plan != self.story_plan:
             return
         if action.status == "blocked" and action.at.date() == s.blocked_on:
@@ -553,30 +562,30 @@ class Simulator:
         elif action.status == "done":
             self.say(f"{self._today()} {what} 报告已完成,申请办结销号")
         elif (
-            action.number == s.blocked_point
+            action.code == s.blocked_point
             and action.status == "on_track"
             and action.at.date() > s.blocked_on
-            and self._first_time(f"unblocked-{action.number}")
+            and self._first_time(f"unblocked-{action.code}")
         ) or (
-            action.number == s.kpi_point
+            action.code == s.kpi_point
             and action.at.month % 3 == 0
             and self._first_time(f"kpi-{action.at:%Y-%m}")
         ):
             self.say(f"{self._today()} {what}: {action.note}")
 
-    async def approve(self, number: int) -> None:
+    async def approve(self, code: str) -> None:
         """The office approves a work point's closure (办结销号)."""
         response = await self.api.call(
             self.office,
             self.api.progress,
             "POST",
-            f"/v1/work-points/{self.story_plan}/{number}/closure/approve",
+            f"/v1/work-points/{self.story_plan}/{code}/closure/approve",
             json={"note": "经审核,同意办结销号"},
         )
         if response.status_code == 200:
-            self.say(f"{self._today()} 督办办公室审核通过{_label(number)}办结销号")
+            self.say(f"{self._today()} 督办办公室审核通过{_label(code)}办结销号")
         else:
-            self.say(f"  ! 审核{_label(number)}未通过: {response.text[:200]}")
+            self.say(f"  ! 审核{_label(code)}未通过: {response.text[:200]}")
 
     async def look_at_alerts(self, day: date) -> None:
         """Tell what fired or resolved since the last look; agencies acknowledge some alerts."""
@@ -587,17 +596,17 @@ class Simulator:
             if aid not in self.tally.alerts_seen:
                 self.tally.alerts_seen.add(aid)
                 if alert.get("resolution") == "closed" and not alert["reasons"]:
-                    self.say(f"{self._today()} 通知 {_label(alert['number'])}已办结销号 → {leads}")
+                    self.say(f"{self._today()} 通知 {_label(alert['code'])}已办结销号 → {leads}")
                     continue
                 reasons = ",".join(alert["reasons"])
                 self.say(
-                    f"{self._today()} 告警 {_label(alert['number'])}「{alert['title']}」"
+                    f"{self._today()} 告警 {_label(alert['code'])}「{alert['title']}」"
                     f" {alert['level']} ({reasons}) → {leads}"
                 )
             if alert["state"] == "resolved" and aid not in self.tally.resolved_seen:
                 self.tally.resolved_seen.add(aid)
                 if alert.get("resolution") == "recovered":
-                    self.say(f"{self._today()} 恢复 {_label(alert['number'])} 已恢复正常")
+                    self.say(f"{self._today()} 恢复 {_label(alert['code'])} 已恢复正常")
             if alert["state"] == "firing":
                 await self._maybe_ack(alert, day)
 
@@ -621,7 +630,7 @@ class Simulator:
             )
             if response.status_code == 200:
                 self.tally.acks += 1
-                self.say(f"{self._today()} {name} 确认知悉{_label(alert['number'])}的告警")
+                self.say(f"{self._today()} {name} 确认知悉{_label(alert['code'])}的告警")
             return
 
     async def _alerts(self) -> list[dict[str, Any]]:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
+
+from duban_shared.events import WorkPointCodeField, code_of
 
 
 class Alert(BaseModel):
@@ -18,7 +20,8 @@ class Alert(BaseModel):
     id: uuid.UUID
     episode_id: uuid.UUID
     work_point_id: str
-    number: int
+    number: int = Field(description="The work point's ordinal in its plan (1..N), for ordering.")
+    code: WorkPointCodeField
     title: str
     level: str
     reasons: list[str]
@@ -34,3 +37,11 @@ class Alert(BaseModel):
         description="The trace of the stall transition that fired it (W3C trace id, 32 hex), "
         "from the traceparent its first planned delivery kept; null when none was planned.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _code_default(cls, data: object) -> object:
+        """An answer of a notifier from before codes: the code is the id's (the number)."""
+        if isinstance(data, dict) and data.get("code") is None and "work_point_id" in data:
+            return {**data, "code": code_of(str(data["work_point_id"]))}
+        return data

@@ -72,21 +72,56 @@ ReportTime = Annotated[
 ]
 """`occurred_at` of a status report: aware, and within REPORT_YEARS."""
 
+WORK_POINT_CODE_PATTERN = r"[0-9]{1,4}(\.[0-9]{1,4}){0,3}"
+"""A work point's code within its plan: its number where the plan numbers continuously ("35"),
+else its place in the plan's numbering levels, outermost first ("3.2" is item 2 of section 3,
+"2.1.3" item 3 of group 1 of section 2): one to four levels of one to four digits."""
+
+WorkPointCodeField = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=19,
+        pattern=rf"^{WORK_POINT_CODE_PATTERN}$",
+        description="The work point's code in its plan: its number in a continuously numbered "
+        "plan ('35'), else section.item ('3.2') or section.group.item ('2.1.3').",
+        examples=["35", "3.2"],
+    ),
+]
+"""A work point's code in a model (the part of its id after the slash); in an API path it is
+`duban_shared.inputs.WorkPointCode`."""
+
 WorkPointId = Annotated[
     str,
     Field(
         min_length=3,
         max_length=120,
-        pattern=r"^[a-z0-9][a-z0-9-]*/[0-9]{1,4}$",
-        description="Plan slug and work point number, e.g. 'zhaoqing-digital-2024/35'.",
-        examples=["zhaoqing-digital-2024/35"],
+        pattern=rf"^[a-z0-9][a-z0-9-]*/{WORK_POINT_CODE_PATTERN}$",
+        description="Plan slug and work point code, e.g. 'zhaoqing-digital-2024/35' or "
+        "'some-plan-2025/3.2'.",
+        examples=["zhaoqing-digital-2024/35", "some-plan-2025/3.2"],
     ),
 ]
 
 
-def work_point_id(plan_slug: str, number: int) -> str:
-    """Build the stable id of a work point from its plan and number."""
-    return f"{plan_slug}/{number}"
+def work_point_id(plan_slug: str, code: str) -> str:
+    """Build the stable id of a work point from its plan and code."""
+    return f"{plan_slug}/{code}"
+
+
+def code_of(work_point_id: str) -> str:
+    """The code of a work point id: what follows the plan slug ('3.2' of 'plan/3.2')."""
+    return work_point_id.rpartition("/")[2]
+
+
+def _code_from_id(data: object, field: str) -> object:
+    """Fill a missing code from the record's `work_point_id` (records written before codes
+    existed: their id ends with the number, which was the code)."""
+    if isinstance(data, dict) and data.get(field) is None and "work_point_id" in data:
+        wp_id = data["work_point_id"]
+        if isinstance(wp_id, str):
+            return {**data, field: code_of(wp_id)}
+    return data
 
 
 class Event(BaseModel):
@@ -204,11 +239,17 @@ class AgencySnapshot(Event):
 
 
 class WorkPointSnapshot(Event):
-    """Full state of a work point (compacted topic duban.registry.work-points.v1)."""
+    """Full state of a work point (compacted topic duban.registry.work-points.v1).
+
+    `code` is the work point's stable code in its plan (the part of `work_point_id` after the
+    slash); `number` is its ordinal, 1..N in reading order, for ordering only. A record
+    written before codes existed has no `code`: it is read as the id's (which was the number).
+    """
 
     work_point_id: WorkPointId
     plan_slug: str
-    number: int
+    number: int = Field(description="The ordinal of the work point in its plan (1..N).")
+    code: WorkPointCodeField
     section: int
     title: str
     responsibilities: list[Responsibility]
@@ -227,6 +268,11 @@ class WorkPointSnapshot(Event):
     targets: list[TargetRef] = Field(default_factory=list)
     coordinating_agency_id: uuid.UUID | None = None
     deleted: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _code_default(cls, data: object) -> object:
+        return _code_from_id(data, "code")
 
     def leads(self) -> list[Responsibility]:
         """Return the lead agencies."""
@@ -286,6 +332,10 @@ class StallTransition(Event):
 
     `closed` is the work point's closure (办结销号) approved by the coordinating office; it ends
     the open episode, if any (then `episode_id` is that episode's, else null).
+
+    `work_point_code` is what people see ("35", "3.2"); `work_point_number` is the ordinal in
+    the plan. A record written before codes existed has no `work_point_code`: it is read as the
+    code in `work_point_id` (which was the number).
     """
 
     work_point_id: WorkPointId
@@ -303,7 +353,8 @@ class StallTransition(Event):
         "verdict once it recovers or closes)."
     )
     reasons: list[StallReason] = Field(default_factory=list)
-    work_point_number: int
+    work_point_number: int = Field(description="The ordinal of the work point in its plan.")
+    work_point_code: WorkPointCodeField
     work_point_title: str
     lead_agencies: list[AgencyRef]
     co_agencies: list[AgencyRef] = Field(default_factory=list)
@@ -316,6 +367,11 @@ class StallTransition(Event):
         default=None, description="The status event that caused it; absent for the sweeper."
     )
     note: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _code_default(cls, data: object) -> object:
+        return _code_from_id(data, "work_point_code")
 
 
 class RevocationKind(StrEnum):

@@ -9,12 +9,14 @@ stable code before it reaches a route (JSON bodies) or by the request models (fi
 - Text never carries control characters (`Text`, `Line`): NUL breaks PostgreSQL, the others
   hide text from the people who read it.
 - Every integer in a path or a query is bounded (`PathNumber`, `Position`, `Year`, and
-  `duban_shared.api.Limit`/`Offset`), so none can overflow the database's integers.
+  `duban_shared.api.Limit`/`Offset`), so none can overflow the database's integers; a work
+  point's code in a path matches its pattern (`WorkPointCode`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import date
@@ -36,6 +38,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.types import Message as AsgiMessage
 
 from duban_shared.api import ApiError, refuse
+from duban_shared.events import WORK_POINT_CODE_PATTERN
 
 MAX_DEPTH = 32
 """JSON nesting allowed in a body; our deepest request model is 4 levels deep."""
@@ -117,7 +120,35 @@ Line = Annotated[str, SINGLE_LINE, _Pattern(LINE_PATTERN)]
 """A single line (a name, a title, a label): no control characters at all."""
 
 PathNumber = Annotated[int, Path(ge=0, le=9999, description="A number of the plan (0-9999)")]
-"""A work point or section number in a path."""
+"""A section number in a path."""
+_CODE = re.compile(rf"{WORK_POINT_CODE_PATTERN}")
+
+
+def _work_point_code(value: str) -> str:
+    if not _CODE.fullmatch(value):
+        raise ValueError(
+            f"'{value}' is not a work point code: send its number where the plan numbers "
+            "continuously (35), else section.item (3.2) or section.group.item (2.1.3), as the "
+            "registry lists it"
+        )
+    return value
+
+
+WorkPointCode = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=19,
+        description="The work point's code in its plan: its number where the plan numbers "
+        "continuously ('35'), else section.item ('3.2') or section.group.item ('2.1.3'); "
+        "one to four levels of one to four digits.",
+        examples=["35", "3.2"],
+    ),
+    AfterValidator(_work_point_code),
+    _Pattern(rf"^{WORK_POINT_CODE_PATTERN}$"),
+]
+"""A work point's code in a path (what follows the plan slug in its id); anything else, e.g.
+'3.', '.2' or '03a', is refused 422 `invalid_request` before the route runs."""
 Position = Annotated[int, Path(ge=0, le=999, description="The target's position (0-999)")]
 """A target's position in its work point's list."""
 Year = Annotated[int, Query(ge=1949, le=9999, description="A plan's year")]

@@ -17,10 +17,12 @@ from duban_shared.events import (
     StallTransition,
     StallTransitionKind,
     StatusEvent,
+    WorkPointCodeField,
     WorkPointSnapshot,
+    code_of,
     work_point_id,
 )
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 AGENCY = uuid.UUID("0b8e8a5c-3f7e-5a6f-9d2e-1c4b7a9e0f11")
 
@@ -57,7 +59,16 @@ def test_schema_version_defaults_to_one() -> None:
 
 
 @pytest.mark.parametrize(
-    "wp_id", ["zhaoqing-digital-2024/35", "p/1", "a1-b2/9999", work_point_id("plan-x", 7)]
+    "wp_id",
+    [
+        "zhaoqing-digital-2024/35",
+        "p/1",
+        "a1-b2/9999",
+        work_point_id("plan-x", "7"),
+        "plan-2025/3.2",
+        "plan-2025/2.1.3",
+        "plan-2025/9999.9999.9999.9999",
+    ],
 )
 def test_well_formed_work_point_ids_are_accepted(wp_id: str) -> None:
     assert _status(work_point_id=wp_id).work_point_id == wp_id
@@ -74,6 +85,13 @@ def test_well_formed_work_point_ids_are_accepted(wp_id: str) -> None:
         "plan/12345",  # more than four digits
         "plan/三十五",  # Chinese numeral
         "plan 2024/35",  # space
+        "plan/3.",  # a level without digits
+        "plan/.2",
+        "plan/3..2",
+        "plan/03a",  # a letter
+        "plan/1.2.3.4.5",  # five levels
+        "plan/3,2",
+        "plan/3.12345",  # a level of five digits
     ],
 )
 def test_malformed_work_point_ids_are_rejected(wp_id: str) -> None:
@@ -81,8 +99,71 @@ def test_malformed_work_point_ids_are_rejected(wp_id: str) -> None:
         _status(work_point_id=wp_id)
 
 
-def test_work_point_id_joins_slug_and_number() -> None:
-    assert work_point_id("zhaoqing-digital-2024", 35) == "zhaoqing-digital-2024/35"
+def test_work_point_id_joins_slug_and_code() -> None:
+    assert work_point_id("zhaoqing-digital-2024", "35") == "zhaoqing-digital-2024/35"
+    assert work_point_id("plan-2025", "3.2") == "plan-2025/3.2"
+    assert code_of("plan-2025/2.1.3") == "2.1.3"
+
+
+@pytest.mark.parametrize("code", ["35", "3.2", "2.1.3", "1.2.3.4"])
+def test_well_formed_codes_are_accepted(code: str) -> None:
+    assert TypeAdapter(WorkPointCodeField).validate_python(code) == code
+
+
+@pytest.mark.parametrize("code", ["3.", ".2", "3..2", "03a", "1.2.3.4.5", "", "3.2 ", "+3"])
+def test_malformed_codes_are_refused(code: str) -> None:
+    with pytest.raises(ValidationError):
+        TypeAdapter(WorkPointCodeField).validate_python(code)
+
+
+def _old_transition(work_point_id: str) -> dict[str, Any]:
+    """A stall transition as written before codes existed (no work_point_code)."""
+    return {
+        "event_id": str(uuid.uuid4()),
+        "schema_version": 1,
+        "occurred_at": "2024-10-22T01:00:00Z",
+        "work_point_id": work_point_id,
+        "episode_id": str(uuid.uuid4()),
+        "kind": "opened",
+        "level": "red",
+        "reason": "silent",
+        "reasons": ["silent"],
+        "work_point_number": 35,
+        "work_point_title": "加强林业数字化应用",
+        "lead_agencies": [{"agency_id": str(AGENCY), "name": "市林业局"}],
+    }
+
+
+def test_records_written_before_codes_still_validate_with_the_code_of_their_id() -> None:
+    old = _old_transition("zhaoqing-digital-2024/35")
+    transition = StallTransition.model_validate_json(json.dumps(old))
+    assert transition.work_point_code == "35"
+    assert transition.work_point_number == 35
+    snapshot = WorkPointSnapshot.model_validate_json(
+        json.dumps(
+            {
+                "event_id": str(uuid.uuid4()),
+                "occurred_at": "2024-09-02T01:00:00Z",
+                "work_point_id": "zhaoqing-digital-2024/35",
+                "plan_slug": "zhaoqing-digital-2024",
+                "number": 35,
+                "section": 7,
+                "title": "加强林业数字化应用",
+                "responsibilities": [],
+            }
+        )
+    )
+    assert snapshot.code == "35"
+
+
+def test_a_dotted_code_travels_next_to_the_ordinal() -> None:
+    record = {**_old_transition("plan-2025/3.2"), "work_point_code": "3.2", "work_point_number": 9}
+    transition = StallTransition.model_validate_json(json.dumps(record))
+    assert (transition.work_point_code, transition.work_point_number) == ("3.2", 9)
+    again = StallTransition.model_validate_json(transition.to_bytes())
+    assert again == transition
+    with pytest.raises(ValidationError):
+        StallTransition.model_validate({**record, "work_point_code": "3..2"})
 
 
 @pytest.mark.parametrize("percent", [0, 1, 99, 100, None])
@@ -124,6 +205,7 @@ def test_snapshot_and_transition_survive_a_json_round_trip() -> None:
         work_point_id="zhaoqing-digital-2024/35",
         plan_slug="zhaoqing-digital-2024",
         number=35,
+        code="35",
         section=7,
         title="加强林业数字化应用",
         responsibilities=[lead],
@@ -141,6 +223,7 @@ def test_snapshot_and_transition_survive_a_json_round_trip() -> None:
         reason=StallReason.SILENT,
         reasons=[StallReason.SILENT],
         work_point_number=35,
+        work_point_code="35",
         work_point_title="加强林业数字化应用",
         lead_agencies=[AgencyRef(agency_id=AGENCY, name="市林业局")],
         silent_working_days=14,

@@ -22,8 +22,8 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, Final
 
-from duban_shared.events import Level, StallReason
-from duban_shared.numerals import chinese_number
+from duban_shared.events import Level, StallReason, code_of
+from duban_shared.numerals import chinese_code
 from duban_shared.workdays import SHANGHAI
 from jinja2 import BaseLoader, Environment, PackageLoader, StrictUndefined, Undefined
 from jinja2.environment import TemplateModule
@@ -78,6 +78,7 @@ class AlertView:
 
     work_point_id: str
     number: int
+    """The work point's ordinal in its plan: digests list by it within a colour."""
     title: str
     level: Level
     previous_level: Level | None
@@ -89,6 +90,12 @@ class AlertView:
     fired_at: datetime
     ack_url: str | None
     note_author: str | None = None
+
+    @property
+    def code(self) -> str:
+        """The work point's code as messages name it (the end of its id): 第三十五项 for '35',
+        第3.2项 for '3.2'."""
+        return code_of(self.work_point_id)
 
     def __post_init__(self) -> None:
         """Refuse what would make a wrong message rather than send one."""
@@ -207,7 +214,10 @@ def _view(alert: AlertView, now: datetime | None) -> dict[str, Any]:
     return {
         "work_point_id": alert.work_point_id,
         "number": alert.number,
-        "number_cn": chinese_number(alert.number),
+        "code": alert.code,
+        "code_cn": chinese_code(alert.code),
+        # The name templates reworded before codes existed use: the same words.
+        "number_cn": chinese_code(alert.code),
         "title": alert.title,
         "level": str(alert.level),
         "previous_level": None if alert.previous_level is None else str(alert.previous_level),
@@ -244,7 +254,7 @@ def _call(parts: TemplateModule, macro: str, *args: Any) -> str:
 
 
 def _urgency(view: dict[str, Any]) -> tuple[int, int]:
-    """Red, yellow, blue, then the resolved; by number within each (unknown ones last)."""
+    """Red, yellow, blue, then the resolved; in plan order within each (unknown ones last)."""
     status = view["status"]
     rank = _STATUS_ORDER.index(status) if status in _STATUS_ORDER else len(_STATUS_ORDER)
     return rank, view["number"]

@@ -14,7 +14,7 @@ import html
 from datetime import datetime
 from typing import Final
 
-from duban_shared.numerals import chinese_number
+from duban_shared.numerals import chinese_code
 from duban_shared.workdays import SHANGHAI
 from fastapi.responses import HTMLResponse
 
@@ -52,7 +52,7 @@ def _when(moment: datetime) -> str:
 
 
 def _named(alert: Alert) -> str:
-    return f"第{chinese_number(alert.number)}项“{alert.title}”"
+    return f"第{chinese_code(alert.code)}项“{alert.title}”"
 
 
 def state_of(alert: Alert) -> str:

@@ -54,7 +54,7 @@ async def ack_alert(alert_id: uuid.UUID, service: ServiceDep, principal: Princip
         require_agency_access(
             principal,
             alert.agency_ids(),
-            f"the alert on work point {alert.number} ({alert.title})",
+            f"the alert on work point {alert.code} ({alert.title})",
             code="not_your_alert",
         )
 

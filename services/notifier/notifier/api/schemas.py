@@ -23,6 +23,7 @@ def alert_out(alert: AlertRow, trace_id: str | None = None) -> Alert:
         episode_id=alert.episode_id,
         work_point_id=alert.work_point_id,
         number=alert.number,
+        code=alert.code,
         title=alert.title,
         level=alert.level,
         reasons=alert.reasons,

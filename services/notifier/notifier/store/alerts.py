@@ -26,6 +26,7 @@ def new_alert(transition: StallTransition, episode_id: uuid.UUID, now: datetime)
         work_point_id=transition.work_point_id,
         plan_slug=transition.plan_slug,
         number=transition.work_point_number,
+        code=transition.work_point_code,
         title=transition.work_point_title,
         level=transition.level.value,
         lead_agencies=[a.model_dump(mode="json") for a in transition.lead_agencies],

@@ -82,7 +82,8 @@ class Alert(NotifierBase, table=True):
     episode_id: uuid.UUID = Field(unique=True)
     work_point_id: str = Field(max_length=120, index=True)
     plan_slug: str | None = Field(default=None, max_length=80)
-    number: int
+    number: int  # the work point's ordinal in its plan
+    code: str = Field(max_length=19)  # the work point's code, as messages and the API name it
     title: str = Field(max_length=200)
     level: str = Field(max_length=10)
     previous_level: str | None = Field(default=None, max_length=10)

@@ -179,8 +179,20 @@ def test_a_closure_gives_the_offices_note() -> None:
 
 
 def test_a_work_point_number_is_written_in_chinese_numerals() -> None:
-    out = render([_alert(number=5)], recipient_name="市林业局", role="lead")
+    five = _alert(number=5, work_point_id="zhaoqing-digital-2024/5")
+    out = render([five], recipient_name="市林业局", role="lead")
     assert out.subject == f"【督办提醒】第五项“{TITLE}”进展停滞"
+
+
+def test_a_dotted_code_is_written_as_it_is_in_every_channel() -> None:
+    """A plan numbered per section: work point 3.2 is 第3.2项 in the email, the SMS and WeCom,
+    whatever its ordinal."""
+    point = _alert(number=9, work_point_id="some-plan-2025/3.2")
+    out = render([point], recipient_name="市林业局", role="lead")
+    assert out.subject == f"【督办提醒】第3.2项“{TITLE}”进展停滞"
+    for body in (out.text, out.sms, out.markdown):
+        assert "第3.2项" in body
+        assert "第九项" not in body and "第9项" not in body
 
 
 # --- roles -------------------------------------------------------------------------------

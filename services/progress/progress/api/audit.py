@@ -6,7 +6,7 @@ from __future__ import annotations
 from duban_shared import schemas
 from duban_shared.api import ApiError
 from duban_shared.auth import PrincipalDep, require_agency_access, require_office
-from duban_shared.inputs import PathNumber, PlanSlug
+from duban_shared.inputs import PlanSlug, WorkPointCode
 from fastapi import APIRouter, Response
 
 from progress.api.deps import SessionDep
@@ -46,14 +46,14 @@ async def verify_all_history(session: SessionDep, principal: PrincipalDep) -> Ve
     return verification_out(await history.verify(session))
 
 
-@router.get("/v1/work-points/{plan_slug}/{number}/history/verify", tags=["audit"])
+@router.get("/v1/work-points/{plan_slug}/{code}/history/verify", tags=["audit"])
 async def verify_work_point_history(
-    plan_slug: PlanSlug, number: PathNumber, session: SessionDep, principal: PrincipalDep
+    plan_slug: PlanSlug, code: WorkPointCode, session: SessionDep, principal: PrincipalDep
 ) -> VerificationOut:
     """Check one work point's report history (an agency: only its own work points)."""
-    wp_id = f"{plan_slug}/{number}"
+    wp_id = f"{plan_slug}/{code}"
     view = await session.get(WorkPointView, wp_id)
     if view is None:
         raise ApiError(404, "unknown_work_point", f"No work point '{wp_id}' is tracked.")
-    require_agency_access(principal, view.agency_ids(), f"work point {view.number} ({view.title})")
+    require_agency_access(principal, view.agency_ids(), f"work point {view.code} ({view.title})")
     return verification_out(await history.verify(session, wp_id))

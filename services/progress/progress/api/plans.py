@@ -45,7 +45,7 @@ async def plan_progress(
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> Page[ProgressOut]:
-    """The plan's work points by number (an agency: its own), filtered by colour, section or
+    """The plan's work points in plan order (an agency: its own), filtered by colour, section or
     closure state; `closure=in_review` is the office's review queue."""
     rows = await queries.work_points(session, plan_slug, own(principal))
     if level is not None:

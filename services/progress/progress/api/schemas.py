@@ -8,7 +8,7 @@ import uuid
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
-from duban_shared.events import ReportStatus, ReportTime, WorkPointId
+from duban_shared.events import ReportStatus, ReportTime, WorkPointCodeField, WorkPointId
 from duban_shared.inputs import Line, Number, StrictInt, Text, text_only
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -146,7 +146,8 @@ class ProgressOut(BaseModel):
     """Progress of one work point now."""
 
     work_point_id: str
-    number: int
+    code: WorkPointCodeField
+    number: int = Field(description="The work point's ordinal in its plan (1..N), for ordering.")
     section: int
     title: str
     level: str = Field(description="green, blue (due soon), yellow (behind), red (stalled)")
@@ -212,6 +213,7 @@ def progress_out(
         )
     return ProgressOut(
         work_point_id=view.id,
+        code=view.code,
         number=view.number,
         section=view.section,
         title=view.title,

@@ -28,7 +28,7 @@ class Tracked(Protocol):
     def deleted(self) -> bool: ...
 
     @property
-    def number(self) -> int: ...
+    def code(self) -> str: ...
 
     @property
     def title(self) -> str: ...
@@ -69,14 +69,14 @@ def check_report(
         raise ReportProblem(
             404,
             "unknown_work_point",
-            f"No work point '{work_point_id}' is tracked; ids look like '<plan>/<number>', "
-            "e.g. 'zhaoqing-digital-2024/35'.",
+            f"No work point '{work_point_id}' is tracked; ids look like '<plan>/<code>', "
+            "e.g. 'zhaoqing-digital-2024/35' or 'some-plan-2025/3.2'.",
         )
     if view.role_of(agency_id) is None:
         raise ReportProblem(
             403,
             "agency_not_responsible",
-            f"Agency {agency_id} is neither lead nor co-responsible for work point {view.number} "
+            f"Agency {agency_id} is neither lead nor co-responsible for work point {view.code} "
             f"({view.title}); report only on work points assigned to it.",
         )
     check_after_plan_start(view, occurred_at, earliest_before_plan)
@@ -87,7 +87,7 @@ def check_report(
         raise ReportProblem(
             422,
             "unknown_metric",
-            f"Work point {view.number} has no target {', '.join(repr(m) for m in unknown)}; "
+            f"Work point {view.code} has no target {', '.join(repr(m) for m in unknown)}; "
             f"its KPI metrics are: {allowed}.",
         )
     return view
@@ -111,7 +111,7 @@ def check_after_plan_start(
             422,
             "occurred_at_before_plan",
             f"occurred_at {occurred_at.isoformat()} (day {day}) is before what work point "
-            f"{view.number}'s plan covers: reports may describe days from {earliest} on (the plan "
+            f"{view.code}'s plan covers: reports may describe days from {earliest} on (the plan "
             f"starts on {view.starts_on}). Check the date, with its year and UTC offset.",
         )
 

@@ -19,13 +19,18 @@ class ProgressBase(SQLModel, registry=registry()):
 
 
 class WorkPointView(ProgressBase, table=True):
-    """Read model of the registry's work point snapshots (never written by our API)."""
+    """Read model of the registry's work point snapshots (never written by our API).
+
+    `code` ('35', '3.2') is how people and paths name the work point (its id is
+    '<plan_slug>/<code>'); `number` is its ordinal in the plan, what lists are ordered by.
+    """
 
     __tablename__ = "work_point_view"
 
     id: str = Field(primary_key=True, max_length=120)
     plan_slug: str = Field(max_length=80)
     number: int
+    code: str = Field(max_length=19)
     title: str = Field(max_length=200)
     responsibilities: list[dict[str, Any]] = Field(sa_type=JSON, nullable=False)
     section: int = 0

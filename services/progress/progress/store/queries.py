@@ -92,6 +92,9 @@ class BoardLine:
     """What the supervision board shows of a work point: no more than its cell needs."""
 
     number: int
+    """The ordinal in the plan: what the board orders by."""
+    code: str
+    """What the board shows and links to ('35', '3.2')."""
     section: int
     title: str
     responsible: Responsible
@@ -112,7 +115,7 @@ def _responsible(text: str) -> Responsible:
 async def board_lines(
     session: AsyncSession, plan_slug: str, agency_id: uuid.UUID | None = None
 ) -> list[BoardLine]:
-    """The tracked work points of a plan as board lines, by number (an agency: its own).
+    """The tracked work points of a plan as board lines, by ordinal (an agency: its own).
 
     The same rows as work_points(), read as plain columns (the JSON ones as text, decoded only
     when needed): a plan of thousands of work points is read in milliseconds.
@@ -121,6 +124,7 @@ async def board_lines(
     rows = await connection.execute(
         sa_select(
             col(WorkPointView.number),
+            col(WorkPointView.code),
             col(WorkPointView.section),
             col(WorkPointView.title),
             cast(col(WorkPointView.responsibilities), String),
@@ -135,14 +139,32 @@ async def board_lines(
     )
     own = str(agency_id) if agency_id is not None else None
     lines = []
-    for number, section, title, responsibilities, level, reasons, closure, provisional in rows:
+    for (
+        number,
+        code,
+        section,
+        title,
+        responsibilities,
+        level,
+        reasons,
+        closure,
+        provisional,
+    ) in rows:
         responsible = _responsible(responsibilities)
         if own is not None and all(agency != own for agency, _, _ in responsible):
             continue
         decoded = json.loads(reasons) if reasons and reasons != "[]" else []
         lines.append(
             BoardLine(
-                number, section, title, responsible, level, decoded, closure, bool(provisional)
+                number,
+                code,
+                section,
+                title,
+                responsible,
+                level,
+                decoded,
+                closure,
+                bool(provisional),
             )
         )
     return lines

@@ -99,7 +99,7 @@ class ClosureReview:
         self,
         principal: Principal,
         plan_slug: str,
-        number: int,
+        code: str,
         *,
         approve: bool,
         reason: str | None,
@@ -112,7 +112,7 @@ class ClosureReview:
         """
         require_office(principal)
         async with self.sessions() as session:
-            view, state = await tracked(session, principal, plan_slug, number)
+            view, state = await tracked(session, principal, plan_slug, code)
             await session.refresh(state, with_for_update=True)
             transition = await decide_closure(
                 session,

@@ -112,6 +112,7 @@ def emit(
         reason=headline,
         reasons=list(verdict.reasons),
         work_point_number=view.number,
+        work_point_code=view.code,
         work_point_title=view.title,
         lead_agencies=_refs(view, "lead"),
         co_agencies=_refs(view, "co"),

@@ -32,6 +32,7 @@ async def upsert_view(
     fields = {
         "plan_slug": snap.plan_slug,
         "number": snap.number,
+        "code": snap.code,
         "section": snap.section,
         "title": snap.title,
         "plan_title": snap.plan_title,

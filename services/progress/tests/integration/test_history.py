@@ -37,6 +37,7 @@ async def sessions(request: pytest.FixtureRequest) -> AsyncIterator[Sessions]:
                     id=wp_id,
                     plan_slug="zhaoqing-digital-2024",
                     number=number,
+                    code=wp_id.rpartition("/")[2],
                     title=f"wp {number}",
                     responsibilities=[{"agency_id": str(LEAD), "name": "市林业局", "role": "lead"}],
                     report_every_working_days=10,

@@ -45,6 +45,7 @@ async def sessions(
                 id=WP,
                 plan_slug="zhaoqing-digital-2026",
                 number=7,
+                code="7",
                 title="推进政务服务一网通办",
                 responsibilities=[{"agency_id": str(LEAD), "name": "市林业局", "role": "lead"}],
                 report_every_working_days=2,

@@ -57,6 +57,7 @@ async def sessions(
                 id=WP,
                 plan_slug="zhaoqing-digital-2024",
                 number=35,
+                code="35",
                 title="加强林业数字化应用",
                 responsibilities=[
                     {"agency_id": str(LEAD), "name": "市林业局", "role": "lead"},
@@ -327,7 +328,12 @@ async def test_a_sweep_batch_gives_the_event_loop_a_turn_every_few_judgements(
         for i in range(1, count + 1):
             if f"zhaoqing-digital-2024/{i}" == WP:
                 continue  # the template itself
-            fields = {**template.model_dump(), "id": f"zhaoqing-digital-2024/{i}", "number": i}
+            fields = {
+                **template.model_dump(),
+                "id": f"zhaoqing-digital-2024/{i}",
+                "number": i,
+                "code": str(i),
+            }
             session.add(WorkPointView(**fields))
 
     turns = 0  # turns the event loop gave to other work (a request, a consumer)

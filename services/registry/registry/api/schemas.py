@@ -7,6 +7,7 @@ from datetime import date, datetime
 from typing import Any
 
 from duban_shared.auth import Role
+from duban_shared.events import WorkPointCodeField
 from duban_shared.inputs import IsoDate, Line, Number, StrictBool, StrictInt, Text
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -112,8 +113,12 @@ class TargetPublic(BaseModel):
 class WorkPointPublic(BaseModel):
     """A work point with its agencies, targets and the policy in force."""
 
-    id: str
-    number: int
+    id: str = Field(description="'<plan slug>/<code>', e.g. 'zhaoqing-digital-2024/35'.")
+    code: WorkPointCodeField
+    number: int = Field(
+        description="The work point's ordinal in its plan (1..N in reading order): what lists "
+        "are ordered by. Paths and ids use `code`; in a continuously numbered plan the two agree."
+    )
     section: int
     title: str
     text: str

@@ -1,4 +1,7 @@
-"""Work points: list and show; change wording, responsibilities, targets, shares, policy."""
+"""Work points: list and show; change wording, responsibilities, targets, shares, policy.
+
+A work point is named in paths by its code ('35', '3.2'), the last part of its id; lists are in
+plan order (by the ordinal `number`)."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from typing import Annotated
 from duban_shared.api import Limit, Offset, Page
 from duban_shared.app import SessionDep
 from duban_shared.auth import PrincipalDep, require_office
-from duban_shared.inputs import PathNumber, PlanSlug, Position
+from duban_shared.inputs import PlanSlug, Position, WorkPointCode
 from fastapi import APIRouter, Query
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -45,6 +48,7 @@ def work_point_out(
     policy["due_on"] = policy["due_on"].isoformat()
     return WorkPointPublic(
         id=wp.id,
+        code=wp.code,
         number=wp.number,
         section=wp.section_number,
         title=wp.title,
@@ -98,89 +102,89 @@ async def list_work_points(
     return Page(items=items, total=total, limit=limit, offset=offset)
 
 
-@router.get("/{number}")
+@router.get("/{code}")
 async def get_work_point(
-    slug: PlanSlug, number: PathNumber, session: SessionDep, _p: PrincipalDep
+    slug: PlanSlug, code: WorkPointCode, session: SessionDep, _p: PrincipalDep
 ) -> WorkPointPublic:
     """Show one work point."""
-    plan, wp = await use_cases.work_point(session, slug, number)
+    plan, wp = await use_cases.work_point(session, slug, code)
     return await _out(session, plan, wp)
 
 
-@router.patch("/{number}")
+@router.patch("/{code}")
 async def change_work_point(
     slug: PlanSlug,
-    number: PathNumber,
+    code: WorkPointCode,
     change: WorkPointChange,
     ctx: ContextDep,
     principal: PrincipalDep,
 ) -> WorkPointPublic:
     """Reword a work point."""
     require_office(principal)
-    plan, wp = await use_cases.reword(ctx, slug, number, title=change.title, text=change.text)
+    plan, wp = await use_cases.reword(ctx, slug, code, title=change.title, text=change.text)
     return await _out(ctx.session, plan, wp)
 
 
-@router.put("/{number}/responsibilities")
+@router.put("/{code}/responsibilities")
 async def set_responsibilities(
     slug: PlanSlug,
-    number: PathNumber,
+    code: WorkPointCode,
     body: ResponsibilitiesIn,
     ctx: ContextDep,
     principal: PrincipalDep,
 ) -> WorkPointPublic:
     """Replace who leads and who shares a work point; target shares of dropped agencies go."""
     require_office(principal)
-    plan, wp = await use_cases.set_responsibilities(ctx, slug, number, body.lead, body.co)
+    plan, wp = await use_cases.set_responsibilities(ctx, slug, code, body.lead, body.co)
     return await _out(ctx.session, plan, wp)
 
 
-@router.put("/{number}/policy", responses=DUE_ON_REFUSALS)
+@router.put("/{code}/policy", responses=DUE_ON_REFUSALS)
 async def set_work_point_policy(
     slug: PlanSlug,
-    number: PathNumber,
+    code: WorkPointCode,
     override: StallPolicyOverride,
     ctx: ContextDep,
     principal: PrincipalDep,
 ) -> WorkPointPublic:
     """Set a work point's own policy; null fields fall back to the plan's defaults."""
     require_office(principal)
-    plan, wp = await use_cases.set_policy(ctx, slug, number, override.model_dump())
+    plan, wp = await use_cases.set_policy(ctx, slug, code, override.model_dump())
     return await _out(ctx.session, plan, wp)
 
 
-@router.post("/{number}/targets", status_code=201)
+@router.post("/{code}/targets", status_code=201)
 async def add_target(
     slug: PlanSlug,
-    number: PathNumber,
+    code: WorkPointCode,
     body: TargetIn,
     ctx: ContextDep,
     principal: PrincipalDep,
 ) -> WorkPointPublic:
     """Add a target at the end of the work point's list."""
     require_office(principal)
-    plan, wp = await use_cases.add_target(ctx, slug, number, body.model_dump())
+    plan, wp = await use_cases.add_target(ctx, slug, code, body.model_dump())
     return await _out(ctx.session, plan, wp)
 
 
-@router.delete("/{number}/targets/{position}")
+@router.delete("/{code}/targets/{position}")
 async def delete_target(
     slug: PlanSlug,
-    number: PathNumber,
+    code: WorkPointCode,
     position: Position,
     ctx: ContextDep,
     principal: PrincipalDep,
 ) -> WorkPointPublic:
     """Remove a target and its shares."""
     require_office(principal)
-    plan, wp = await use_cases.delete_target(ctx, slug, number, position)
+    plan, wp = await use_cases.delete_target(ctx, slug, code, position)
     return await _out(ctx.session, plan, wp)
 
 
-@router.put("/{number}/targets/{position}/shares")
+@router.put("/{code}/targets/{position}/shares")
 async def set_shares(
     slug: PlanSlug,
-    number: PathNumber,
+    code: WorkPointCode,
     position: Position,
     body: SharesIn,
     ctx: ContextDep,
@@ -189,5 +193,5 @@ async def set_shares(
     """Split a target across responsible agencies."""
     require_office(principal)
     shares = {s.agency_id: s.share for s in body.shares}
-    plan, wp = await use_cases.set_shares(ctx, slug, number, position, shares)
+    plan, wp = await use_cases.set_shares(ctx, slug, code, position, shares)
     return await _out(ctx.session, plan, wp)

@@ -76,9 +76,9 @@ def describe(report: ImportReport) -> str:
 def summary(diff: PlanDiff) -> str:
     """Count what a diff changes, naming up to ten work points per kind."""
 
-    def part(label: str, numbers: list[int]) -> str:
-        named = f" ({', '.join(map(str, numbers))})" if 0 < len(numbers) <= 10 else ""
-        return f"{label} {len(numbers)}{named}"
+    def part(label: str, codes: list[str]) -> str:
+        named = f" ({', '.join(codes)})" if 0 < len(codes) <= 10 else ""
+        return f"{label} {len(codes)}{named}"
 
     return ", ".join(
         [
@@ -94,11 +94,11 @@ def summary(diff: PlanDiff) -> str:
 
 
 def _print_details(diff: PlanDiff) -> None:
-    for number, detail in sorted(diff.details.items()):
+    for code, detail in diff.details.items():
         for what, change in detail.items():
             before = json.dumps(change["before"], ensure_ascii=False)
             after = json.dumps(change["after"], ensure_ascii=False)
-            print(f"  work point {number} {what}:\n    - {before}\n    + {after}")
+            print(f"  work point {code} {what}:\n    - {before}\n    + {after}")
     for name in diff.agencies_added:
         print(f"  new agency: {name}")
 

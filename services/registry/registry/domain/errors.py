@@ -31,12 +31,13 @@ def unknown_plan(slug: str) -> Refusal:
     return Refusal(404, "unknown_plan", f"No plan '{slug}' is imported; see /v1/plans.")
 
 
-def unknown_work_point(slug: str, number: int) -> Refusal:
-    """The refusal for a work point number a plan does not have."""
+def unknown_work_point(slug: str, code: str) -> Refusal:
+    """The refusal for a work point code a plan does not have."""
     return Refusal(
         404,
         "unknown_work_point",
-        f"Plan '{slug}' has no work point {number}; list them at /v1/plans/{slug}/work-points.",
+        f"Plan '{slug}' has no work point '{code}'; list them (each with its code) at "
+        f"/v1/plans/{slug}/work-points.",
     )
 
 

@@ -63,18 +63,18 @@ class ImportReport:
         return self.diff.agencies_added
 
     @property
-    def work_points_added(self) -> list[int]:
-        """Numbers of new work points."""
+    def work_points_added(self) -> list[str]:
+        """Codes of new work points."""
         return self.diff.added
 
     @property
-    def work_points_updated(self) -> list[int]:
-        """Numbers of work points whose content changed."""
+    def work_points_updated(self) -> list[str]:
+        """Codes of work points whose content changed."""
         return self.diff.changed()
 
     @property
-    def work_points_removed(self) -> list[int]:
-        """Numbers of work points no longer in the plan."""
+    def work_points_removed(self) -> list[str]:
+        """Codes of work points no longer in the plan."""
         return self.diff.removed
 
     @property
@@ -83,10 +83,11 @@ class ImportReport:
         return self.plan_created or not self.diff.is_empty()
 
 
-def parsed_shapes(parsed: ParsedPlan, name: dict[str, str]) -> dict[int, WorkPointShape]:
-    """The shapes of a parsed plan's work points, agencies under their current names."""
+def parsed_shapes(parsed: ParsedPlan, name: dict[str, str]) -> dict[str, WorkPointShape]:
+    """The shapes of a parsed plan's work points by code, agencies under their current names."""
     return {
-        spec.number: WorkPointShape(
+        spec.code: WorkPointShape(
+            number=spec.number,
             section=spec.section,
             title=spec.title,
             text=spec.text,

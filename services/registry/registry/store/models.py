@@ -103,13 +103,19 @@ class AgencyHistory(RegistryBase, table=True):
 
 
 class WorkPoint(RegistryBase, table=True):
-    """A numbered work point (工作要点); id is '<plan slug>/<number>'."""
+    """A work point (工作要点); id is '<plan slug>/<code>'.
 
-    __table_args__ = (UniqueConstraint("plan_id", "number"),)
+    `code` is its stable code in the plan ('35' where the plan numbers continuously, '3.2' for
+    item 2 of section 3), unique in the plan; `number` is its ordinal, 1..N in reading order,
+    which is what anything listing work points orders by (never the code's text).
+    """
+
+    __table_args__ = (UniqueConstraint("plan_id", "code", name="uq_workpoint_plan_code"),)
 
     id: str = Field(primary_key=True, max_length=120)
     plan_id: int = Field(foreign_key="plan.id", index=True)
     number: int
+    code: str = Field(max_length=19)
     section_number: int
     title: str = Field(max_length=200)
     text: str

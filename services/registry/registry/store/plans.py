@@ -23,8 +23,8 @@ from registry.store.models import (
 
 async def stored_work_points(
     session: AsyncSession, plan: Plan | None
-) -> dict[int, tuple[WorkPoint, WorkPointShape]]:
-    """A plan's work points by number, each with the shape an import compares."""
+) -> dict[str, tuple[WorkPoint, WorkPointShape]]:
+    """A plan's work points by code, each with the shape an import compares."""
     if plan is None:
         return {}
     wps = (await session.exec(select(WorkPoint).where(WorkPoint.plan_id == plan.id))).all()
@@ -33,9 +33,10 @@ async def stored_work_points(
     for wp in wps:
         roles = all_roles.get(wp.id, [])
         targets = all_targets.get(wp.id, [])
-        out[wp.number] = (
+        out[wp.code] = (
             wp,
             WorkPointShape(
+                number=wp.number,
                 section=wp.section_number,
                 title=wp.title,
                 text=wp.text,

@@ -64,7 +64,8 @@ async def import_plan(
 
     1. The same text as the current version changes nothing.
     2. Agency names are resolved to existing agencies (aliases, former names, short forms);
-       the diff compares work points by number against the stored ones.
+       the diff compares work points by code against the stored ones (a work point
+       whose ordinal changed counts as moved).
     3. A change to an existing plan without confirmation raises ConfirmationRequired.
     4. Applying creates unknown agencies, writes the plan, sections and work points, queues a
        snapshot for every added or changed work point and a tombstone for every removed one,
@@ -83,7 +84,7 @@ async def import_plan(
     stored = await store.stored_work_points(session, plan)
     new_shapes = parsed_shapes(parsed, current_name)
     diff = diff_work_points(
-        {n: shape for n, (_, shape) in stored.items()},
+        {c: shape for c, (_, shape) in stored.items()},
         new_shapes,
         known_agencies={a.name for a in resolved.values() if a is not None},
     )
@@ -113,16 +114,17 @@ async def import_plan(
                     f"kept: {exc.message}",
                     {"code": spec.code, "line": spec.line},
                 ) from exc
-    specs = {spec.number: spec for spec in parsed.work_points}
+    specs = {spec.code: spec for spec in parsed.work_points}
     changed: list[str] = []
-    for number in diff.added + diff.changed():
-        spec = specs[number]
-        wp = stored[number][0] if number in stored else None
+    for code in diff.added + diff.changed():
+        spec = specs[code]
+        wp = stored[code][0] if code in stored else None
         if wp is None:
             wp = WorkPoint(
-                id=work_point_id(slug, number),
+                id=work_point_id(slug, code),
                 plan_id=plan.id,
-                number=number,
+                number=spec.number,
+                code=code,
                 section_number=spec.section,
                 title=spec.title,
                 text=spec.text,
@@ -132,21 +134,22 @@ async def import_plan(
         else:
             wp.revision += 1
             wp.due_on = spec.due_on or wp.due_on  # a deadline the text no longer states stays
-        wp.section_number, wp.title, wp.text = spec.section, spec.title, spec.text
+        wp.number, wp.section_number = spec.number, spec.section
+        wp.title, wp.text = spec.title, spec.text
         wp.lead_inferred, wp.with_other_units = spec.lead_inferred, spec.with_other_units
         wp.updated_at = now
         session.add(wp)
         await session.flush()
-        if number in diff.added or number in diff.responsibilities_changed:
-            shape = new_shapes[number]
+        if code in diff.added or code in diff.responsibilities_changed:
+            shape = new_shapes[code]
             roles = [("lead", n) for n in shape.leads] + [("co", n) for n in shape.cos]
             await store.replace_roles(session, wp.id, [(role, by_name[n]) for role, n in roles])
-        if number in diff.added or number in diff.targets_changed:
+        if code in diff.added or code in diff.targets_changed:
             await store.replace_targets(session, wp.id, spec)
         changed.append(wp.id)
     await publish_work_points(session, changed, now)
-    for number in diff.removed:
-        wp = stored[number][0]
+    for code in diff.removed:
+        wp = stored[code][0]
         await store.replace_roles(session, wp.id, [])
         await store.delete_targets(session, wp.id)
         await session.delete(wp)

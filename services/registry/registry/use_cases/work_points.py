@@ -21,24 +21,24 @@ from registry.use_cases.plans import plan_by_slug
 from registry.use_cases.publishing import publish_work_point
 
 
-async def work_point(session: AsyncSession, slug: str, number: int) -> tuple[Plan, WorkPoint]:
-    """A plan's work point by number; refused (404) when either is unknown."""
+async def work_point(session: AsyncSession, slug: str, code: str) -> tuple[Plan, WorkPoint]:
+    """A plan's work point by code ('35', '3.2'); refused (404) when either is unknown."""
     plan = await plan_by_slug(session, slug)
     wp = (
         await session.exec(
-            select(WorkPoint).where(WorkPoint.plan_id == plan.id, WorkPoint.number == number)
+            select(WorkPoint).where(WorkPoint.plan_id == plan.id, WorkPoint.code == code)
         )
     ).first()
     if wp is None:
-        raise unknown_work_point(slug, number)
+        raise unknown_work_point(slug, code)
     return plan, wp
 
 
 @asynccontextmanager
-async def _editing(ctx: Context, slug: str, number: int) -> AsyncIterator[tuple[Plan, WorkPoint]]:
+async def _editing(ctx: Context, slug: str, code: str) -> AsyncIterator[tuple[Plan, WorkPoint]]:
     """A change of one work point in one transaction: revision + 1, republished."""
     async with ctx.transaction() as now:
-        plan, wp = await work_point(ctx.session, slug, number)
+        plan, wp = await work_point(ctx.session, slug, code)
         yield plan, wp
         wp.revision += 1
         wp.updated_at = now
@@ -48,10 +48,10 @@ async def _editing(ctx: Context, slug: str, number: int) -> AsyncIterator[tuple[
 
 
 async def reword(
-    ctx: Context, slug: str, number: int, *, title: str | None, text: str | None
+    ctx: Context, slug: str, code: str, *, title: str | None, text: str | None
 ) -> tuple[Plan, WorkPoint]:
     """Reword a work point."""
-    async with _editing(ctx, slug, number) as (plan, wp):
+    async with _editing(ctx, slug, code) as (plan, wp):
         if title is not None:
             wp.title = title
         if text is not None:
@@ -60,10 +60,10 @@ async def reword(
 
 
 async def set_responsibilities(
-    ctx: Context, slug: str, number: int, lead: list[uuid.UUID], co: list[uuid.UUID]
+    ctx: Context, slug: str, code: str, lead: list[uuid.UUID], co: list[uuid.UUID]
 ) -> tuple[Plan, WorkPoint]:
     """Replace who leads and who shares a work point; target shares of dropped agencies go."""
-    async with _editing(ctx, slug, number) as (plan, wp):
+    async with _editing(ctx, slug, code) as (plan, wp):
         session = ctx.session
         roles: list[tuple[str, Agency]] = []
         for role, ids in (("lead", lead), ("co", co)):
@@ -82,10 +82,10 @@ async def set_responsibilities(
 
 
 async def set_policy(
-    ctx: Context, slug: str, number: int, override: Mapping[str, Any]
+    ctx: Context, slug: str, code: str, override: Mapping[str, Any]
 ) -> tuple[Plan, WorkPoint]:
     """Set a work point's own policy (every field; None falls back to the plan's default)."""
-    async with _editing(ctx, slug, number) as (plan, wp):
+    async with _editing(ctx, slug, code) as (plan, wp):
         if override.get("due_on") is not None:
             check_due_on(plan, override["due_on"], ctx.settings.latest_due_years_after_plan)
         for name, value in override.items():
@@ -94,10 +94,10 @@ async def set_policy(
 
 
 async def add_target(
-    ctx: Context, slug: str, number: int, target: Mapping[str, Any]
+    ctx: Context, slug: str, code: str, target: Mapping[str, Any]
 ) -> tuple[Plan, WorkPoint]:
     """Add a target (metric, value, unit, comparator, source) at the end of the list."""
-    async with _editing(ctx, slug, number) as (plan, wp):
+    async with _editing(ctx, slug, code) as (plan, wp):
         last = await ctx.session.exec(
             select(func.max(Target.position)).where(Target.work_point_id == wp.id)
         )
@@ -117,16 +117,16 @@ async def _target(session: AsyncSession, wp: WorkPoint, slug: str, position: int
         raise Refusal(
             404,
             "unknown_target",
-            f"Work point {wp.number} of '{slug}' has no target at position {position}.",
+            f"Work point {wp.code} of '{slug}' has no target at position {position}.",
         )
     return target
 
 
 async def delete_target(
-    ctx: Context, slug: str, number: int, position: int
+    ctx: Context, slug: str, code: str, position: int
 ) -> tuple[Plan, WorkPoint]:
     """Remove a target and its shares."""
-    async with _editing(ctx, slug, number) as (plan, wp):
+    async with _editing(ctx, slug, code) as (plan, wp):
         target = await _target(ctx.session, wp, slug, position)
         shares = await ctx.session.exec(
             select(TargetShare).where(TargetShare.target_id == target.id)
@@ -138,10 +138,10 @@ async def delete_target(
 
 
 async def set_shares(
-    ctx: Context, slug: str, number: int, position: int, shares: Mapping[uuid.UUID, float]
+    ctx: Context, slug: str, code: str, position: int, shares: Mapping[uuid.UUID, float]
 ) -> tuple[Plan, WorkPoint]:
     """Split a target across responsible agencies (agency id -> share)."""
-    async with _editing(ctx, slug, number) as (plan, wp):
+    async with _editing(ctx, slug, code) as (plan, wp):
         session = ctx.session
         target = await _target(session, wp, slug, position)
         responsible = set(

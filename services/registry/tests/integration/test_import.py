@@ -102,7 +102,7 @@ async def test_importing_the_plan_stores_sections_work_points_agencies_and_snaps
     report = await _import(sessions, plan_text, START)
 
     assert report.plan_created and report.changed
-    assert report.work_points_added == list(range(1, 51))
+    assert report.work_points_added == [str(n) for n in range(1, 51)]
     assert len(report.agencies_added) == 52
     assert await _count(sessions, Plan) == 1
     assert await _count(sessions, Section) == 13
@@ -149,7 +149,7 @@ async def test_rewording_one_work_point_updates_only_that_work_point(
     report = await _import(sessions, changed, later)
 
     assert report.changed
-    assert report.work_points_updated == [35]
+    assert report.work_points_updated == ["35"]
     assert report.work_points_unchanged == 49
     assert report.work_points_added == report.work_points_removed == []
     revisions = await _revisions(sessions)
@@ -180,7 +180,7 @@ async def test_a_work_point_removed_from_the_text_is_deleted_and_a_tombstone_is_
     assert len(without_50) < len(plan_text)
     report = await _import(sessions, without_50, START + timedelta(days=7))
 
-    assert report.work_points_removed == [50]
+    assert report.work_points_removed == ["50"]
     assert report.work_points_updated == []
     assert await _count(sessions, WorkPoint) == 49
     async with sessions() as session:

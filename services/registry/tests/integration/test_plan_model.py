@@ -79,6 +79,7 @@ async def _snapshots(sessions: Sessions, wp_id: str) -> list[WorkPointSnapshot]:
 
 def _shape(title: str = "t", leads: tuple[str, ...] = ("A",), **kw: object) -> WorkPointShape:
     base: dict[str, object] = {
+        "number": 1,
         "section": 1,
         "title": title,
         "text": title + "。",
@@ -96,29 +97,53 @@ def _shape(title: str = "t", leads: tuple[str, ...] = ("A",), **kw: object) -> W
 
 
 def test_diff_names_added_removed_reworded_moved_and_role_changes() -> None:
-    current = {1: _shape("a"), 2: _shape("b"), 3: _shape("c"), 4: _shape("d")}
+    current = {str(n): _shape(t, number=n) for n, t in enumerate("abcd", 1)}
     new = {
-        1: _shape("a"),
-        2: _shape("b2"),
-        3: _shape("c", section=2),
-        4: _shape("d", leads=("B",)),
-        5: _shape("e", leads=("New",)),
+        "1": _shape("a", number=1),
+        "2": _shape("b2", number=2),
+        "3": _shape("c", section=2, number=3),
+        "4": _shape("d", leads=("B",), number=4),
+        "5": _shape("e", leads=("New",), number=5),
     }
     diff = diff_work_points(current, new, known_agencies={"A", "B"})
-    assert diff.added == [5]
+    assert diff.added == ["5"]
     assert diff.removed == []
-    assert diff.reworded == [2]
-    assert diff.moved == [3]
-    assert diff.responsibilities_changed == [4]
+    assert diff.reworded == ["2"]
+    assert diff.moved == ["3"]
+    assert diff.responsibilities_changed == ["4"]
     assert diff.agencies_added == ["New"]
-    assert diff.changed() == [2, 3, 4]
-    assert diff.details[2]["title"] == {"before": "b", "after": "b2"}
-    assert diff.details[4]["responsibilities"]["after"] == {"lead": ["B"], "co": []}
+    assert diff.changed() == ["2", "3", "4"]
+    assert diff.details["2"]["title"] == {"before": "b", "after": "b2"}
+    assert diff.details["4"]["responsibilities"]["after"] == {"lead": ["B"], "co": []}
     assert not diff.is_empty()
 
 
+def test_diff_compares_by_code_lists_in_plan_order_and_moves_a_shifted_ordinal() -> None:
+    """Per-section codes: a work point inserted at the head of section 1 shifts the ordinals
+    of the others; they keep their codes (ids), and count as moved, never as new."""
+    current = {"1.1": _shape("a", number=1), "1.2": _shape("b", number=2)}
+    current["2.1"] = _shape("c", section=2, number=3)
+    new = {
+        "1.1": _shape("a", number=1),
+        "1.2": _shape("b", number=2),
+        "1.3": _shape("n", number=3),
+        "2.1": _shape("c", section=2, number=4),
+    }
+    diff = diff_work_points(current, new, known_agencies={"A"})
+    assert diff.added == ["1.3"]
+    assert diff.moved == ["2.1"]
+    assert diff.details["2.1"] == {"number": {"before": 3, "after": 4}}
+    codes = [str(n) for n in range(1, 12)]
+    shapes = {c: _shape(c, number=int(c)) for c in codes}
+    grown = {**shapes, "12": _shape("12", number=12)}
+    assert diff_work_points(shapes, grown, known_agencies={"A"}).added == ["12"]
+    reworded = {c: _shape(c + "!", number=int(c)) for c in codes}
+    ordered = diff_work_points(shapes, reworded, known_agencies={"A"}).changed()
+    assert ordered == codes  # 2 before 10: plan order, not the text order of codes
+
+
 def test_identical_work_points_make_an_empty_diff() -> None:
-    shapes = {n: _shape(str(n)) for n in range(1, 4)}
+    shapes = {str(n): _shape(str(n), number=n) for n in range(1, 4)}
     diff = diff_work_points(shapes, dict(shapes), known_agencies={"A"})
     assert diff.is_empty() and diff.changed() == []
 
@@ -133,8 +158,8 @@ async def test_a_changed_text_is_applied_only_when_confirmed(sessions: Sessions)
 
     with pytest.raises(ConfirmationRequired) as refused:
         await _import(sessions, changed, confirm=False)
-    assert refused.value.diff.responsibilities_changed == [35]
-    assert refused.value.diff.details[35]["responsibilities"]["after"] == {
+    assert refused.value.diff.responsibilities_changed == ["35"]
+    assert refused.value.diff.details["35"]["responsibilities"]["after"] == {
         "lead": ["市林业局"],
         "co": ["市资源局"],
     }
@@ -149,13 +174,13 @@ async def test_a_changed_text_is_applied_only_when_confirmed(sessions: Sessions)
         assert len(roles) == 1
 
     applied = await _import(sessions, changed, confirm=True, now=NOW + timedelta(days=30))
-    assert applied.version == 2 and applied.work_points_updated == [35]
+    assert applied.version == 2 and applied.work_points_updated == ["35"]
     async with sessions() as session:
         versions = (
             await session.exec(select(PlanVersion).order_by(col(PlanVersion.version)))
         ).all()
     assert [v.version for v in versions] == [1, 2]
-    assert versions[1].diff["responsibilities_changed"] == [35]
+    assert versions[1].diff["responsibilities_changed"] == ["35"]
     assert versions[1].source_text == changed
     [*_, latest] = await _snapshots(sessions, f"{PLAN}/35")
     assert [(r.name, r.role) for r in latest.responsibilities] == [

@@ -164,7 +164,7 @@ async def test_a_new_text_shows_its_diff_and_applies_only_when_confirmed(
     body = _error(
         await http.post(url, json={"text": changed}, headers=office), 409, "confirmation_required"
     )
-    assert body["details"]["responsibilities_changed"] == [35]  # type: ignore[index]
+    assert body["details"]["responsibilities_changed"] == ["35"]  # type: ignore[index]
     applied = await http.post(url, json={"text": changed, "confirm": True}, headers=office)
     assert applied.status_code == 200, applied.text
     assert (applied.json()["applied"], applied.json()["version"]) == (True, 2)

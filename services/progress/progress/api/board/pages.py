@@ -2,9 +2,10 @@
 
 - `/board/plans/{plan}`: the plan's work points as a colour board by section, counts by colour,
   filters by agency and colour, a legend;
-- `/board/work-points/{plan}/{n}`: one work point: agencies, targets and actuals, pace, and its
-  timeline (reports, stall transitions and closure decisions from progress; alerts and their
-  acknowledgements from the notifier), newest first; closure review buttons for the office;
+- `/board/work-points/{plan}/{code}`: one work point (by its code, '35' or '3.2'): agencies,
+  targets and actuals, pace, and its timeline (reports, stall transitions and closure
+  decisions from progress; alerts and their acknowledgements from the notifier), newest first;
+  closure review buttons for the office;
 - `/board/plans/{plan}/scorecards`: agency scorecards; `/board/plans/{plan}/alerts`: open alerts,
   each linked to its trace; `/board/traces/{id}`: a trace as a span tree;
 - `/board`: the only plan's board, or every plan with its counts by colour;
@@ -21,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from duban_shared.api import ApiError
+from duban_shared.inputs import WorkPointCode
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from markupsafe import Markup, escape
@@ -84,7 +86,7 @@ def _cell(href: str, line: queries.BoardLine, key: str) -> str:
     thousands of work points renders many times faster: docs/benchmarks.md). Every value that
     is not ours (the title, the plan slug in `href`) is escaped."""
     mark, name, meaning = words.COLOURS[key]
-    label = f"第{line.number}项 {line.title}:{name}({meaning})"
+    label = f"第{line.code}项 {line.title}:{name}({meaning})"
     if line.reasons and line.closure is None:
         label += f",原因:{words.reasons(line.reasons)}"
     provisional = ""
@@ -92,8 +94,9 @@ def _cell(href: str, line: queries.BoardLine, key: str) -> str:
         label += f";{words.PROVISIONAL}"
         provisional = f'<span class="p" title="{words.PROVISIONAL}">{words.PROVISIONAL_MARK}</span>'
     return (
-        f'<li><a class="cell c-{key}" data-number="{line.number}" data-colour="{key}" '
-        f'href="{href}/{line.number}" title="{escape(label)}"><span class="n">{line.number}'
+        f'<li><a class="cell c-{key}" data-number="{line.number}" data-code="{line.code}" '
+        f'data-colour="{key}" href="{href}/{line.code}" title="{escape(label)}">'
+        f'<span class="n">{line.code}'
         f'{provisional}</span><span class="m">{mark}</span><span class="t">'
         f"{escape(words.short(line.title))}</span></a></li>"
     )
@@ -156,16 +159,14 @@ async def _work_point_page(
     session: AsyncSession,
     user: BoardUser,
     plan_slug: str,
-    number: int,
+    code: str,
     *,
     error: str | None = None,
     status: int = 200,
 ) -> HTMLResponse:
     svc = service(request)
     try:
-        progress = progress_out(
-            *await reading.work_point(session, user.principal, plan_slug, number)
-        )
+        progress = progress_out(*await reading.work_point(session, user.principal, plan_slug, code))
     except ApiError as exc:
         return refusal(user, exc, plan_slug)
     entries, total = await queries.timeline(session, progress.work_point_id, TIMELINE_LIMIT, 0)
@@ -194,18 +195,18 @@ async def _work_point_page(
     )
 
 
-@router.get("/work-points/{plan_slug}/{number}")
+@router.get("/work-points/{plan_slug}/{code}")
 async def work_point(
-    plan_slug: str, number: int, request: Request, session: SessionDep, user: UserDep
+    plan_slug: str, code: WorkPointCode, request: Request, session: SessionDep, user: UserDep
 ) -> HTMLResponse:
     """One work point: header, targets, pace and its timeline."""
-    return await _work_point_page(request, session, user, plan_slug, number)
+    return await _work_point_page(request, session, user, plan_slug, code)
 
 
-@router.post("/work-points/{plan_slug}/{number}/closure")
+@router.post("/work-points/{plan_slug}/{code}/closure")
 async def decide_closure(
     plan_slug: str,
-    number: int,
+    code: WorkPointCode,
     request: Request,
     session: SessionDep,
     user: UserDep,
@@ -222,7 +223,7 @@ async def decide_closure(
     try:
         # the API's request models check the text as the API would
         reason = ApproveIn(note=text).note if approve else RejectIn(reason=text or "").reason
-        await svc.closure.decide(user.principal, plan_slug, number, approve=approve, reason=reason)
+        await svc.closure.decide(user.principal, plan_slug, code, approve=approve, reason=reason)
     except ValidationError:
         error, status = "退回时请填写理由(至少2个字)。", 422
     except ClosureConflict:
@@ -230,10 +231,10 @@ async def decide_closure(
     except ApiError as exc:
         return refusal(user, exc, plan_slug)
     else:
-        return RedirectResponse(f"/board/work-points/{plan_slug}/{number}", status_code=303)
+        return RedirectResponse(f"/board/work-points/{plan_slug}/{code}", status_code=303)
     # the page again, saying why the decision was not taken
     return await _work_point_page(
-        request, session, user, plan_slug, number, error=error, status=status
+        request, session, user, plan_slug, code, error=error, status=status
     )
 
 

@@ -6,7 +6,7 @@ from importlib.resources import files
 from typing import Any
 
 from duban_shared.api import ApiError
-from duban_shared.numerals import chinese_number
+from duban_shared.numerals import chinese_code, chinese_number
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader
@@ -37,6 +37,7 @@ ENV.filters.update(
     when=words.when,
     day=words.day,
     cn=chinese_number,
+    cn_code=chinese_code,
     reasons=words.reasons,
 )
 CSS = (files("progress.api.board") / "static" / "board.css").read_text(encoding="utf-8")
