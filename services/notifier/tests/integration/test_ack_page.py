@@ -75,6 +75,7 @@ def _opened() -> StallTransition:
         reason=StallReason.BLOCKED,
         reasons=[StallReason.BLOCKED],
         work_point_number=35,
+        work_point_code="35",
         work_point_title="加强林业数字化应用",
         lead_agencies=[FORESTRY],
         plan_slug="zhaoqing-digital-2024",

@@ -269,6 +269,7 @@ def _opened(number: int, note: str) -> StallTransition:
         reason=StallReason.BLOCKED,
         reasons=[StallReason.BLOCKED],
         work_point_number=number,
+        work_point_code=str(number),
         work_point_title=f"工作要点{number}",
         lead_agencies=[FORESTRY],
         co_agencies=[NATURE],

@@ -145,6 +145,7 @@ def _opened(
         reason=reason,
         reasons=[reason],
         work_point_number=number,
+        work_point_code=str(number),
         work_point_title="加强林业数字化应用" if number == 35 else f"工作要点{number}",
         lead_agencies=[FORESTRY],
         co_agencies=[NATURE],

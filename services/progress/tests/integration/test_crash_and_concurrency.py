@@ -77,6 +77,7 @@ async def _track(sessions: async_sessionmaker[AsyncSession], count: int) -> None
                 work_point_id=f"{PLAN}/{number}",
                 plan_slug=PLAN,
                 number=number,
+                code=str(number),
                 section=1,
                 title=f"工作要点{number}",
                 responsibilities=[Responsibility(agency_id=LEAD, name="市林业局", role="lead")],

@@ -192,6 +192,7 @@ async def test_a_snapshot_due_years_after_its_plan_is_parked_and_the_next_one_ap
         work_point_id=wp_id,
         plan_slug=PLAN,
         number=41,
+        code="41",
         section=view.section,
         title=view.title,
         responsibilities=[Responsibility.model_validate(r) for r in view.responsibilities],
