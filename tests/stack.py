@@ -397,3 +397,10 @@ async def board_login(board: httpx.AsyncClient, client: Client) -> httpx.Respons
             "next": "/board",
         },
     )
+
+
+def plan_data_2025_text() -> str:
+    """The invented 2025 plan of data/plans/ in another layout than the 2024 plan (numbered per
+    section, ids like 2.3; 牵头单位/配合单位 lines), naming the 2024 plan's agencies: 13 work
+    points, 市林业局 the lead of 2.3."""
+    return (PLAN_PATH.parent / "zhaoqing-data-2025.txt").read_text(encoding="utf-8")

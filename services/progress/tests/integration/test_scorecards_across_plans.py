@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from tests.stack import PLAN, Client, Stack, plan_2025_text
+from tests.stack import PLAN, Client, Stack, plan_2025_text, plan_data_2025_text
 
 PLAN_2025 = "zhaoqing-digital-2025"
 COUNTS = ("lead_of", "co_of", "reports", "reports_on_time", "late_reports", "silent_now")
@@ -136,3 +136,21 @@ async def test_the_scorecard_routes_are_documented_with_their_refusals(stack: St
     assert "not_your_agency" in across["403"]["description"]
     assert "no_responsibilities" in across["404"]["description"]
     assert "401" in document["paths"]["/v1/scorecards"]["get"]["responses"]
+
+
+async def test_plans_in_different_layouts_share_an_agencys_scorecard(stack: Stack) -> None:
+    """The 2024 plan (continuous ids) beside the invented 2025 plan numbered per section: 市林业局
+    leads 35 in one and 2.3 in the other, and its card across plans has both."""
+    await stack.add_plan(plan_data_2025_text(), "zhaoqing-data-2025", work_points=13)
+    stack.clock.set(datetime.fromisoformat("2025-01-06T09:00:00+08:00"))
+    await _report(stack, stack.forestry, f"{PLAN}/35", "on_track", 60)
+    await _report(stack, stack.forestry, "zhaoqing-data-2025/2.3", "on_track", 5)
+    card = await stack.office_get(f"/v1/agencies/{stack.forestry_id}/scorecard")
+    assert card.status_code == 200, card.text
+    plans = {c["plan_slug"]: c for c in card.json()["plans"]}
+    assert set(plans) == {PLAN, "zhaoqing-data-2025"}
+    assert (plans[PLAN]["reports"], plans["zhaoqing-data-2025"]["reports"]) == (1, 1)
+    assert card.json()["totals"]["reports"] == 2
+    progress = await stack.office_get("/v1/work-points/zhaoqing-data-2025/2.3/progress")
+    assert progress.status_code == 200, progress.text
+    assert progress.json()["code"] == "2.3"

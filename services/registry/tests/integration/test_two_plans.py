@@ -15,7 +15,7 @@ from registry.main import RegistryService
 from registry.store.models import Agency, Plan, Responsibility, WorkPoint
 from sqlmodel import col, func, select
 
-from tests.stack import PLAN, bearer, import_plan_into, plan_2025_text
+from tests.stack import PLAN, bearer, import_plan_into, plan_2025_text, plan_data_2025_text
 
 PLAN_2025 = "zhaoqing-digital-2025"
 
@@ -69,3 +69,24 @@ async def test_a_second_plan_imports_beside_the_first_and_shares_its_agencies(
         assert full.json()["total"] == 50
     agency = await http.get(f"/v1/agencies/{forestry}", headers=office)
     assert (agency.status_code, agency.json()["name"]) == (200, "市林业局")
+
+
+async def test_a_plan_in_another_layout_imports_beside_the_first_and_shares_its_agencies(
+    registry: RegistryService, http: httpx.AsyncClient
+) -> None:
+    async with registry.sessions() as session:
+        before = int((await session.exec(select(func.count()).select_from(Agency))).one())
+    await import_plan_into(registry, plan_data_2025_text(), "zhaoqing-data-2025")
+    async with registry.sessions() as session:
+        after = int((await session.exec(select(func.count()).select_from(Agency))).one())
+    assert after == before  # every agency it names is one of the 2024 plan's
+
+    office = await bearer(registry)
+    listed = await http.get("/v1/plans/zhaoqing-data-2025/work-points", headers=office)
+    assert listed.json()["total"] == 13
+    assert [wp["code"] for wp in listed.json()["items"]][:4] == ["1.1", "1.2", "1.3", "2.1"]
+    wp = await http.get("/v1/plans/zhaoqing-data-2025/work-points/2.3", headers=office)
+    assert wp.status_code == 200, wp.text
+    leads = [r["agency_id"] for r in wp.json()["responsibilities"] if r["role"] == "lead"]
+    assert leads == [str(agency_id_for("市林业局"))]  # the same agency as the 2024 plan's 35
+    assert wp.json()["policy"]["due_on"] == "2025-09-30"  # its 9月底前

@@ -7,6 +7,7 @@ Each text is small and written for the test; the full plans are in test_plan_cor
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import pytest
 from registry.domain.agency_names import parse_responsibility
@@ -267,3 +268,14 @@ def test_target_units_and_comparators(text: str, value: float, unit: str, compar
 
 def test_numbers_that_are_no_targets() -> None:
     assert extract_targets("推动第3批试点、部署5G基站、推进零部件研发、落实等3类措施") == []
+
+
+def test_the_per_section_fixture_of_the_codes_test_parses_to_its_codes() -> None:
+    path = Path(__file__).resolve().parents[1] / "data" / "per-section-2024.txt"
+    parsed = parse_plan(path.read_text(encoding="utf-8"))
+    assert parsed.numbering == "per_section"
+    assert [(w.code, w.lead_agencies) for w in parsed.work_points] == [
+        ("1.1", ["市政务服务和数据管理局"]),
+        ("1.2", ["市林业局"]),
+        ("2.1", ["市林业局"]),
+    ]
