@@ -18,9 +18,9 @@ from sqlmodel import col, func, select
 
 from scripts.demo.simulator import SHANGHAI, Credentials, Script, Services, Simulator
 from tests.harness import wait_for
-from tests.stack import FORESTRY_MAIL, PLAN, Stack, plan_2025_text
+from tests.stack import FORESTRY_MAIL, PLAN, Stack, plan_data_2025_text
 
-PLAN_2025 = "zhaoqing-digital-2025"
+PLAN_2025 = "zhaoqing-data-2025"
 
 # The stack's clock starts on Mon 2 September 2024; the script is moved into the weeks after.
 SCRIPT = Script(
@@ -132,15 +132,20 @@ async def test_the_simulated_agencies_cause_alerts_silence_acks_recovery_and_a_c
 async def test_the_simulator_plays_every_plan_in_the_registry_with_one_client_per_agency(
     stack: Stack,
 ) -> None:
-    await stack.add_plan(plan_2025_text(), PLAN_2025)
+    # The second plan is laid out otherwise (numbered per section: ids like 2.3).
+    await stack.add_plan(plan_data_2025_text(), PLAN_2025, work_points=13)
     services = Services(stack.registry_http, stack.progress_http, stack.notifier_http, stack.clock)
     office = Credentials(stack.office.client_id, stack.office.secret)
     simulator = Simulator(services, office, clock=stack.clock, until=_never, say=[].append)
     await simulator.setup()  # no plans given: every plan of the registry
 
     assert simulator.plans == [PLAN, PLAN_2025]
-    assert len(simulator.work_points) == 100
-    assert len(simulator.clients) == 22  # the same 22 lead agencies lead in both plans
+    assert len(simulator.work_points) == 63
+    assert "2.3" in {wp.code for wp in simulator.work_points if wp.plan == PLAN_2025}
+    leads = {agency.id for wp in simulator.work_points for agency in wp.leads}
+    assert (
+        len(simulator.clients) == len(leads) == 23
+    )  # 22 of 2024, and 人行肇庆市分行 leads in 2025
     assert simulator.last_day == date(2025, 12, 27)  # the last plan's year
     actions = simulator.plan_actions()
     reports = [a for a in actions if a.kind == "report"]

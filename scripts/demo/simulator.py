@@ -255,7 +255,9 @@ class Simulator:
         none was given)."""
         if not self.plans:
             listed = await self._pages(self.api.registry, "/v1/plans")
-            self.plans = sorted(str(p["slug"]) for p in listed)
+            self.plans = [
+                str(p["slug"]) for p in sorted(listed, key=lambda p: (p["year"], p["slug"]))
+            ]
         years: dict[str, int] = {}
         for slug in self.plans:
             plan = await self.api.call(self.office, self.api.registry, "GET", f"/v1/plans/{slug}")
