@@ -25,6 +25,7 @@ from progress.api.schemas import (
     progress_out,
     scorecard_out,
 )
+from progress.api.scorecards import require_own_scorecard
 from progress.domain.counts import plan_counts
 from progress.store import queries
 from progress.use_cases.reading import own
@@ -98,13 +99,7 @@ async def agency_scorecard(
     plan_slug: PlanSlug, agency_id: uuid.UUID, session: SessionDep, principal: PrincipalDep
 ) -> ScorecardOut:
     """One agency's scorecard on a plan (an agency: its own only)."""
-    if not principal.is_office() and principal.agency_id != agency_id:
-        raise ApiError(
-            403,
-            "not_your_agency",
-            "An agency client sees only its own agency's scorecard; ask the coordinating office "
-            "for others.",
-        )
+    require_own_scorecard(principal, agency_id)
     card = await queries.agency_scorecard(session, plan_slug, agency_id)
     if card is None:
         raise ApiError(

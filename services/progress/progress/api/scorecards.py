@@ -11,7 +11,7 @@ import uuid
 from typing import Any
 
 from duban_shared.api import ApiError, ErrorBody
-from duban_shared.auth import PrincipalDep
+from duban_shared.auth import Principal, PrincipalDep
 from fastapi import APIRouter
 
 from progress.api.deps import SessionDep
@@ -48,6 +48,17 @@ async def scorecards_across_plans(
     return [across_plans_out(row) for row in rows]
 
 
+def require_own_scorecard(principal: Principal, agency_id: uuid.UUID) -> None:
+    """Refuse (403 not_your_agency) an agency client asking for another agency's scorecard."""
+    if not principal.is_office() and principal.agency_id != agency_id:
+        raise ApiError(
+            403,
+            "not_your_agency",
+            "An agency client sees only its own agency's scorecard; ask the coordinating office "
+            "for others.",
+        )
+
+
 @router.get(
     "/v1/agencies/{agency_id}/scorecard", responses={**NOT_YOUR_AGENCY, **NO_RESPONSIBILITIES}
 )
@@ -56,13 +67,7 @@ async def agency_across_plans(
 ) -> AcrossPlansOut:
     """One agency's scorecards on every tracked plan and its totals (an agency: its own
     only)."""
-    if not principal.is_office() and principal.agency_id != agency_id:
-        raise ApiError(
-            403,
-            "not_your_agency",
-            "An agency client sees only its own agency's scorecard; ask the coordinating office "
-            "for others.",
-        )
+    require_own_scorecard(principal, agency_id)
     rows = await queries.scorecards_across_plans(session, agency_id)
     if not rows:
         raise ApiError(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from duban_shared.inputs import Line, Text
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 
 from registry.domain.agency_names import agency_kind, canonical_agency_name
@@ -21,7 +20,12 @@ from registry.domain.errors import Refusal
 from registry.domain.plan_parser import Agency, ParsedPlan, UnmarkedItem, WorkPoint
 from registry.domain.targets import extract_targets
 
-AgencyName = Line
+# What a person may write: no control characters (a title, a name: no line breaks either).
+_LINE = r"^[^\x00-\x1f\x7f]*$"
+_TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+AgencyName = Annotated[str, StringConstraints(min_length=1, max_length=120, pattern=_LINE)]
+Line = Annotated[str, StringConstraints(pattern=_LINE)]
+Text = Annotated[str, StringConstraints(pattern=_TEXT)]
 ItemCode = Annotated[
     str, StringConstraints(pattern=r"^[0-9]{1,4}(\.[0-9]{1,4}){0,3}$", max_length=24)
 ]
