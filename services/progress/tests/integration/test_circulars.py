@@ -16,6 +16,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
+import httpx
 from docx import Document
 from duban_shared.workdays import local_day
 from openpyxl import load_workbook
@@ -23,7 +24,7 @@ from progress.domain.circulars import Kind
 from progress.use_cases.circulars import Circulars
 from sqlmodel import func, select
 
-from tests.stack import PLAN, Stack
+from tests.stack import PLAN, Stack, board_login
 
 
 async def _report(stack: Stack, code: int, status: str, percent: int) -> None:
@@ -229,3 +230,27 @@ async def test_the_weekly_circular_is_made_once_at_nine_on_the_first_working_day
 
         count = (await session.exec(select(func.count()).select_from(Circular))).one()
     assert count == 2
+
+
+async def test_the_board_lists_circulars_with_download_links(
+    stack: Stack, board: httpx.AsyncClient
+) -> None:
+    circular = await _circular(stack)
+    login = await board_login(board, stack.office)
+    assert login.status_code in (302, 303), login.text
+    page = await board.get(f"/board/plans/{PLAN}")
+    assert page.status_code == 200
+    assert circular["number"] in page.text and "周通报" in page.text
+    link = f"/board/circulars/{circular['id']}.docx"
+    assert link in page.text
+    served = await board.get(link)
+    api = await stack.office_get(circular["docx_url"])
+    assert served.status_code == 200 and served.content == api.content
+    assert (await board.get(f"/board/circulars/{uuid.uuid4()}.xlsx")).status_code == 404
+
+    await board.post("/board/logout")
+    board.cookies.clear()
+    await board_login(board, stack.forestry)
+    page = await board.get(f"/board/plans/{PLAN}")
+    assert "通报" not in page.text  # an agency sees no circular
+    assert (await board.get(link)).status_code == 403
