@@ -50,6 +50,7 @@ from progress.api.schemas import (
 from progress.domain.counts import Counts, plan_counts
 from progress.store import circulars as circular_store
 from progress.store import queries
+from progress.store.models import Circular
 from progress.use_cases import reading
 from progress.use_cases.closure import ClosureConflict
 from progress.use_cases.reading import own
@@ -141,7 +142,7 @@ async def plan_board(
         grid.setdefault(line.section, []).append(_cell(href, line, key))
         shown += 1
     own_name = agencies.get(str(principal.agency_id)) if principal.agency_id else None
-    circulars = []
+    circulars: list[Circular] = []
     if principal.is_office():
         circulars, _ = await circular_store.of_plan(session, plan_slug, CIRCULARS_SHOWN, 0)
     return render(
