@@ -18,13 +18,16 @@ from typing import Any
 
 import httpx
 from docx import Document
+from duban_shared.events import CircularPublished
 from duban_shared.workdays import local_day
 from openpyxl import load_workbook
 from progress.domain.circulars import Kind
+from progress.store.models import Circular, OutboxMessage
 from progress.use_cases.circulars import Circulars
 from sqlmodel import func, select
 
-from tests.stack import PLAN, Stack, board_login
+from tests.harness import wait_for
+from tests.stack import LEADERS_MAIL, OFFICE_MAIL, PLAN, Stack, board_login
 
 
 async def _report(stack: Stack, code: int, status: str, percent: int) -> None:
@@ -226,8 +229,6 @@ async def test_the_weekly_circular_is_made_once_at_nine_on_the_first_working_day
     stack.clock.set(datetime.fromisoformat("2024-10-14T09:00:00+08:00"))
     assert [c.period for c in await scheduler().run_due()] == ["2024-W42"]
     async with progress.sessions() as session:
-        from progress.store.models import Circular
-
         count = (await session.exec(select(func.count()).select_from(Circular))).one()
     assert count == 2
 
@@ -254,3 +255,35 @@ async def test_the_board_lists_circulars_with_download_links(
     page = await board.get(f"/board/plans/{PLAN}")
     assert "通报" not in page.text  # an agency sees no circular
     assert (await board.get(link)).status_code == 403
+
+
+async def test_the_notifier_mails_the_circular_with_both_files_once(stack: Stack) -> None:
+    stack.clock.set(datetime.fromisoformat("2024-09-10T10:00:00+08:00"))
+    circular = await _circular(stack)
+
+    async def arrived() -> bool:
+        return all(len(stack.smtp.mailbox(a)) >= 1 for a in (LEADERS_MAIL, OFFICE_MAIL))
+
+    await wait_for(arrived, within=30, what="the circular's mail at the SMTP sink")
+    docx = await stack.office_get(circular["docx_url"])
+    xlsx = await stack.office_get(circular["xlsx_url"])
+    for address in (LEADERS_MAIL, OFFICE_MAIL):
+        (mail,) = stack.smtp.mailbox(address)
+        assert circular["number"] in str(mail["Subject"])
+        files = {a.get_filename(): a.get_content() for a in mail.iter_attachments()}
+        assert files == {
+            f"{circular['number']}.docx": docx.content,
+            f"{circular['number']}.xlsx": xlsx.content,
+        }
+
+    # The same event again (a redelivery) sends nothing.
+    async with stack.progress.sessions() as session:
+        rows = (
+            await session.exec(select(OutboxMessage).where(OutboxMessage.key == circular["id"]))
+        ).all()
+    (row,) = rows
+    event = CircularPublished.model_validate_json(row.payload)
+    assert await stack.notifier.circular_mail.apply(event, row.topic) == 0
+    assert len(stack.smtp.mailbox(LEADERS_MAIL)) == 1
+    mailed = [s for s in stack.spans.all() if s.name == "mail circular"]
+    assert len(mailed) == 1
