@@ -10,9 +10,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from typing import Any
 
@@ -232,6 +234,28 @@ async def test_the_weekly_circular_is_made_once_at_nine_on_the_first_working_day
         count = (await session.exec(select(func.count()).select_from(Circular))).one()
     assert count == 2
 
+    # The background loop (as `DUBAN_PROGRESS_CIRCULAR_MONTHLY=true` runs it) on the same
+    # clock: November's monthly circular at 09:00 on Friday 1 November, once.
+    settings = progress.settings.model_copy(update={"circular_monthly": True})
+    assert settings.circular_kinds == ("monthly",)
+    loop = scheduler()
+    loop.scheduled_kinds = tuple(Kind(k) for k in settings.circular_kinds)
+    stack.clock.set(datetime.fromisoformat("2024-11-01T09:00:00+08:00"))
+    stop = asyncio.Event()
+    running = asyncio.create_task(loop.run(stop, 0.05))
+
+    async def monthly() -> int:
+        async with progress.sessions() as session:
+            query = select(func.count()).where(Circular.kind == "monthly")
+            return int((await session.exec(query)).one())
+
+    await wait_for(lambda: _is(monthly, 1), what="the loop's monthly circular")
+    for _ in range(3):  # more rounds of the loop make no other
+        await loop.run_due()
+    stop.set()
+    await running
+    assert await monthly() == 1
+
 
 async def test_the_board_lists_circulars_with_download_links(
     stack: Stack, board: httpx.AsyncClient
@@ -255,6 +279,10 @@ async def test_the_board_lists_circulars_with_download_links(
     page = await board.get(f"/board/plans/{PLAN}")
     assert "通报" not in page.text  # an agency sees no circular
     assert (await board.get(link)).status_code == 403
+
+
+async def _is(count: Callable[[], Awaitable[int]], wanted: int) -> bool:
+    return await count() == wanted
 
 
 async def test_the_notifier_mails_the_circular_with_both_files_once(stack: Stack) -> None:
