@@ -33,6 +33,7 @@ TITLE_FONT = "方正小标宋简体"
 BODY_FONT = "仿宋_GB2312"
 HEADING_FONT = "黑体"
 NUMERALS = "一二三四五六七八九十"
+FIRST_COLUMN_MM = 44
 ISSUER = "肇庆市政务服务数据管理局督查督办室"
 ACK_TIMES_NOTE = (
     "说明：预警确认时长由通知服务记录，进展服务不掌握，本通报暂不列出；"
@@ -81,6 +82,11 @@ def _table(document: object, header: list[str], rows: list[list[str]]) -> None:
         for cell, text in zip(cells, values, strict=True):
             cell.text = ""
             _run_font(cell.paragraphs[0], text, BODY_FONT, 10.5)
+    # The first column (the agency's name) wide, the figures narrow: 156 mm in all.
+    rest = (156 - FIRST_COLUMN_MM) / (len(header) - 1)
+    for table_row in table.rows:
+        for position, cell in enumerate(table_row.cells):
+            cell.width = Mm(FIRST_COLUMN_MM if position == 0 else rest)
 
 
 def title_of(content: Content) -> str:
