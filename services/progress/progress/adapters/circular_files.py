@@ -84,6 +84,9 @@ def _table(document: object, header: list[str], rows: list[list[str]]) -> None:
             _run_font(cell.paragraphs[0], text, BODY_FONT, 10.5)
     # The first column (the agency's name) wide, the figures narrow: 156 mm in all.
     rest = (156 - FIRST_COLUMN_MM) / (len(header) - 1)
+    table.autofit = False
+    for position, column in enumerate(table.columns):
+        column.width = Mm(FIRST_COLUMN_MM if position == 0 else rest)
     for table_row in table.rows:
         for position, cell in enumerate(table_row.cells):
             cell.width = Mm(FIRST_COLUMN_MM if position == 0 else rest)
