@@ -131,6 +131,7 @@ def build(
             calendar,
             settings.circular_number_prefix,
             tuple(Kind(k) for k in settings.circular_kinds),
+            settings.circular_issuer,
         ),
         owned_http=owned_http,
         broker_outage=broker_outage,

@@ -102,6 +102,13 @@ class ProgressSettings(ServiceSettings):
         description="The issuing office's prefix of a circular's 文号: 肇数督通〔2024〕3号.",
     )
 
+    circular_issuer: str = Field(
+        default="肇庆市政务服务数据管理局督查督办室",
+        min_length=1,
+        max_length=60,
+        description="The issuing office signed at the end of a circular.",
+    )
+
     @property
     def circular_kinds(self) -> tuple[str, ...]:
         """The scheduled circulars' kinds: weekly, monthly, both or none."""

@@ -35,6 +35,7 @@ HEADING_FONT = "黑体"
 NUMERALS = "一二三四五六七八九十"
 FIRST_COLUMN_MM = 44
 ISSUER = "肇庆市政务服务数据管理局督查督办室"
+"""The issuing office signed under a circular unless told otherwise."""
 ACK_TIMES_NOTE = (
     "说明：预警确认时长由通知服务记录，进展服务不掌握，本通报暂不列出；"
     "可在督办看板“预警”页查看各单位确认情况。"
@@ -99,7 +100,7 @@ def title_of(content: Content) -> str:
     return f"关于{plan}推进情况的{kind}通报"
 
 
-def render_docx(content: Content, number: str, issued_on: date) -> bytes:
+def render_docx(content: Content, number: str, issued_on: date, issuer: str = ISSUER) -> bytes:
     """The circular as a Word document."""
     document = Document()
     section = document.sections[0]
@@ -196,7 +197,7 @@ def render_docx(content: Content, number: str, issued_on: date) -> bytes:
             )
 
     _body(document, "请红榜、黄榜单位对照问题抓紧整改，按时报送进展。")
-    for text in (ISSUER, chinese_date(issued_on)):
+    for text in (issuer, chinese_date(issued_on)):
         paragraph = document.add_paragraph()
         paragraph.alignment = WD_ALIGN_PARAGRAPH.RIGHT
         _run_font(paragraph, text, BODY_FONT, 16)

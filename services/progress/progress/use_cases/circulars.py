@@ -34,7 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from progress.adapters.circular_files import render_docx, render_xlsx, title_of
+from progress.adapters.circular_files import ISSUER, render_docx, render_xlsx, title_of
 from progress.domain.circulars import (
     CardLine,
     Content,
@@ -142,6 +142,7 @@ class Circulars:
     calendar: WorkingCalendar
     number_prefix: str
     scheduled_kinds: tuple[Kind, ...]
+    issuer: str = ISSUER
 
     async def issue(self, plan_slug: str, kind: Kind, *, created_by: str | None = None) -> Circular:
         """A new circular of the plan now (the next version of its period); raises
@@ -224,7 +225,7 @@ class Circulars:
                     created_by=created_by,
                     created_at=now,
                     summary=content.to_json(),
-                    docx=render_docx(content, number, day),
+                    docx=render_docx(content, number, day, self.issuer),
                     xlsx=render_xlsx(content, number),
                 )
                 session.add(circular)

@@ -165,6 +165,9 @@ def test_compose_counts_changes_and_renders_both_files() -> None:
     assert "一、总体情况" in text and "五、与上期相比的变化" in text
     assert "红榜：1. 市林业局。" in text and "表扬榜：1. 市水务局。" in text
     assert "已超期10天" in text and "2024年9月11日" in text
+    assert "肇庆市政务服务数据管理局督查督办室" in text  # the default issuer
+    other = Document(io.BytesIO(render_docx(content, "x", date(2024, 9, 11), "某市督查室")))
+    assert other.paragraphs[-2].text == "某市督查室"
     section = docx.sections[0]
     assert round(section.page_width.mm) == 210 and round(section.top_margin.mm) == 37
 
