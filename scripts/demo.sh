@@ -46,6 +46,10 @@ export DUBAN_NOTIFIER_DISPATCH_INTERVAL_SECONDS=0.5 DUBAN_NOTIFIER_ESCALATE_INTE
 export DUBAN_NOTIFIER_ESCALATION_DIR=$REPO_ROOT/data/escalation/demo
 export DUBAN_NOTIFIER_PER_RECIPIENT_PER_HOUR=100000 DUBAN_NOTIFIER_PER_RECIPIENT_BURST=1000
 export DUBAN_NOTIFIER_ACK_LINK_HOURS=720 # 30 simulated days: links still work after the demo
+# Circulars (通报): weekly and monthly on the simulated calendar, mailed to the leaders.
+export DUBAN_PROGRESS_CIRCULAR_WEEKLY=true DUBAN_PROGRESS_CIRCULAR_MONTHLY=true
+export DUBAN_PROGRESS_CIRCULAR_CHECK_SECONDS=1
+export DUBAN_NOTIFIER_CIRCULAR_RECIPIENTS=leaders@zhaoqing.example.cn
 # New topics each run: the year starts from nothing.
 DUBAN_TOPIC_PREFIX="demo$(date +%s)."
 export DUBAN_TOPIC_PREFIX

@@ -47,6 +47,8 @@ from tests.harness import PLAN_PATH, ROOT, SmtpSink, Spans, wait_for
 PLAN = "zhaoqing-digital-2024"
 FORESTRY = "市林业局"
 FORESTRY_MAIL = "linye@zhaoqing.example.cn"
+LEADERS_MAIL = "leaders@zhaoqing.example.cn"  # circulars' recipients
+OFFICE_MAIL = "duban-office@zhaoqing.example.cn"
 # Monday 2 September 2024, 09:00 in Zhaoqing.
 START = datetime.fromisoformat("2024-09-02T09:00:00+08:00")
 
@@ -302,6 +304,7 @@ async def running_stack(
             retry_seconds=0.2,
             escalation_dir=ROOT / "tests" / "data" / "escalation",
             dispatch_interval_seconds=0.2,
+            circular_recipients=f"{LEADERS_MAIL}, {OFFICE_MAIL}",
             **common,  # type: ignore[arg-type]
         ),
         clock=clock,

@@ -689,6 +689,16 @@ class Simulator:
                 f"{slug} 工作要点: {totals.get('by_level', {})}, 待审核 "
                 f"{totals.get('in_review', 0)}, 已销号 {totals.get('closed', 0)}"
             )
+            circulars = await self.api.call(
+                self.office, self.api.progress, "GET", f"/v1/plans/{slug}/circulars"
+            )
+            if circulars.status_code == 200 and circulars.json()["total"]:
+                latest = circulars.json()["items"][0]
+                lines.append(
+                    f"{slug} 通报 {circulars.json()['total']} 期, 最新 {latest['number']} "
+                    f"({latest['period']}): "
+                    f"{str(self.api.progress.base_url).rstrip('/')}/board/circulars/{latest['id']}.docx"
+                )
         return lines
 
     def _first_time(self, key: str) -> bool:

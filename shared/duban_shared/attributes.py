@@ -54,6 +54,18 @@ official (on the first sweep after a start; on the sweep's span)."""
 CALENDAR_YEAR: Final = "duban.calendar.year"
 """A calendar year judged on a provisional arrangement (a metric label)."""
 
+CIRCULAR_ID: Final = "duban.circular.id"
+"""A circular's id (progress's table `circular`). Spans only."""
+
+CIRCULAR_KIND: Final = "duban.circular.kind"
+"""How often a circular is published: `weekly` or `monthly`."""
+
+CIRCULAR_TRIGGER: Final = "duban.circular.trigger"
+"""What made a circular: `scheduled` (the calendar) or `on_demand` (the office's request)."""
+
+CIRCULAR_PERIOD: Final = "duban.circular.period"
+"""A circular's period: `2024-W36` (ISO week) or `2024-09` (month). Spans only."""
+
 ALERT_ID: Final = "duban.alert.id"
 """The notifier's alert id (one alert per stall episode)."""
 

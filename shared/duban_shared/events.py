@@ -415,3 +415,23 @@ class Revocation(Event):
         if self.kind == RevocationKind.TOKEN:
             return f"token:{self.jti}"
         return f"client:{self.client_id}"
+
+
+class CircularPublished(Event):
+    """A circular (通报) of a plan was published (topic duban.circulars.v1, key the circular's
+    id): the notifier mails its two files to the configured list.
+
+    `event_id` is derived from the circular's id, so a redelivery is the same event. The files
+    travel base64-encoded (a circular's are some tens of KiB).
+    """
+
+    circular_id: uuid.UUID
+    plan_slug: str = Field(max_length=80)
+    plan_title: str = Field(default="", max_length=200)
+    number: str = Field(max_length=60, description="The 文号, e.g. 肇数督通〔2024〕3号.")
+    kind: Literal["weekly", "monthly"]
+    period: str = Field(max_length=10, description="2024-W36 (ISO week) or 2024-09 (month).")
+    version: int = Field(ge=1)
+    title: str = Field(max_length=300, description="The circular's title, the mail's subject.")
+    docx_base64: str
+    xlsx_base64: str

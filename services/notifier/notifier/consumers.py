@@ -5,6 +5,8 @@
   applied and the inbox skips them when the batch comes again.
 - `AgencyConsumer` (topic `duban.registry.agencies.v1`): a batch of agency snapshots in one
   transaction (`notifier.use_cases.agencies`).
+- `CircularConsumer` (topic `duban.circulars.v1`): each published circular mailed to the
+  configured list (`notifier.use_cases.circulars`).
 A record that cannot be decoded was written by a bug upstream: RecordRejected makes the
 consumer loop park it as a dead letter while the rest goes on.
 """
@@ -15,13 +17,14 @@ from dataclasses import dataclass
 
 from aiokafka import ConsumerRecord
 from duban_shared import attributes as attr
-from duban_shared.events import AgencySnapshot, StallTransition
+from duban_shared.events import AgencySnapshot, CircularPublished, StallTransition
 from duban_shared.failures import RecordRejected
 from duban_shared.kafka import process_span
 from opentelemetry.trace import Status, StatusCode, Tracer
 from pydantic import ValidationError
 
 from notifier.use_cases.agencies import Agencies
+from notifier.use_cases.circulars import CircularMail
 from notifier.use_cases.transitions import Transitions
 
 
@@ -73,3 +76,24 @@ class AgencyConsumer:
                 except ValidationError as exc:
                     raise RecordRejected("invalid_snapshot", str(exc)) from exc
         await self.agencies.apply(snapshots)
+
+
+@dataclass
+class CircularConsumer:
+    """Handles batches of the circulars topic."""
+
+    mail: CircularMail
+    tracer: Tracer
+
+    async def handle_batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        """Mail each circular in order, each in its own span."""
+        for record in records:
+            with process_span(self.tracer, record) as span:
+                try:
+                    event = CircularPublished.model_validate_json(record.value or b"")
+                except ValidationError as exc:
+                    span.set_status(Status(StatusCode.ERROR, "invalid_circular"))
+                    raise RecordRejected("invalid_circular", str(exc)) from exc
+                span.set_attribute(attr.CIRCULAR_ID, str(event.circular_id))
+                span.set_attribute(attr.PLAN_SLUG, event.plan_slug)
+                await self.mail.apply(event, record.topic)

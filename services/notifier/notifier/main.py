@@ -22,13 +22,14 @@ from notifier.adapters.channels.email import EmailChannel
 from notifier.adapters.mailer import SmtpMailer
 from notifier.adapters.policy_files import load_policies
 from notifier.api import router
-from notifier.consumers import AgencyConsumer, StallConsumer
+from notifier.consumers import AgencyConsumer, CircularConsumer, StallConsumer
 from notifier.domain.delivery import Backoff
 from notifier.service import SERVICE, NotifierService
 from notifier.settings import NotifierSettings
 from notifier.use_cases.ack_links import AckLinks
 from notifier.use_cases.agencies import Agencies
 from notifier.use_cases.alerts import Alerts
+from notifier.use_cases.circulars import CircularMail
 from notifier.use_cases.contacts import Contacts
 from notifier.use_cases.dispatching import Dispatcher, DispatchOptions
 from notifier.use_cases.escalation import Escalator
@@ -39,9 +40,11 @@ SMS_PREFERENCE = ("aliyun_sms", "tencent_sms", "http_sms")
 """The SMS provider used when several are configured."""
 
 
-def _channels(settings: NotifierSettings, wall_clock: Clock) -> dict[str, Channel]:
+def _channels(
+    settings: NotifierSettings, wall_clock: Clock, mailer: SmtpMailer
+) -> dict[str, Channel]:
     """Email always; one SMS provider (by SMS_PREFERENCE) and WeCom when configured."""
-    channels: dict[str, Channel] = {"email": EmailChannel(SmtpMailer(settings))}
+    channels: dict[str, Channel] = {"email": EmailChannel(mailer)}
     configured = build_channels(settings.channels, clock=wall_clock)
     sms = next((configured[n] for n in SMS_PREFERENCE if n in configured), None)
     if sms is not None:
@@ -77,7 +80,8 @@ def build(
     )
     policies = load_policies(settings.escalation_dir)
     calendar = WorkingCalendar.from_folder(settings.calendar_dir)
-    channels = _channels(settings, wall_clock)
+    mailer = SmtpMailer(settings)
+    channels = _channels(settings, wall_clock, mailer)
     skip_locked = not is_sqlite(settings.database_url)
     dispatcher = Dispatcher(
         sessions,
@@ -107,6 +111,9 @@ def build(
     if jwks_http is None:
         jwks_http = owned_http = httpx.AsyncClient(timeout=settings.auth_jwks_timeout_seconds)
     verifier = jwks_verifier(settings, wall_clock, jwks_http)
+    circular_mail = CircularMail(
+        sessions, mailer, settings.circular_recipient_list(), clock, tracer, metrics
+    )
     return NotifierService(
         **core.parts(),
         settings=settings,
@@ -114,6 +121,8 @@ def build(
         wall_clock=wall_clock,
         stall_consumer=StallConsumer(transitions, tracer),
         agency_consumer=AgencyConsumer(Agencies(sessions), tracer),
+        circular_consumer=CircularConsumer(circular_mail, tracer),
+        circular_mail=circular_mail,
         dispatcher=dispatcher,
         escalator=escalator,
         alerts=Alerts(sessions, clock, ack_links, escalator.wake),

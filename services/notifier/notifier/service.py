@@ -20,6 +20,7 @@ from notifier.adapters.channels.base import Channel
 from notifier.settings import NotifierSettings
 from notifier.use_cases.ack_links import AckLinks
 from notifier.use_cases.alerts import Alerts
+from notifier.use_cases.circulars import CircularMail
 from notifier.use_cases.contacts import Contacts
 from notifier.use_cases.dispatching import Dispatcher
 from notifier.use_cases.escalation import Escalator
@@ -45,6 +46,8 @@ class NotifierService(ServiceCore):
     wall_clock: Clock  # real seconds: token checks, JWKS cache, rate limits, provider answers
     stall_consumer: Consumer
     agency_consumer: Consumer
+    circular_consumer: Consumer
+    circular_mail: CircularMail  # circulars (通报) mailed to the configured list
     dispatcher: Dispatcher
     escalator: Escalator
     alerts: Alerts
@@ -57,7 +60,8 @@ class NotifierService(ServiceCore):
     owned_http: httpx.AsyncClient | None = None  # the JWKS client, when build() made it
 
     async def start(self) -> None:
-        """Fetch the registry's keys (best effort), then consume stall transitions and agencies."""
+        """Fetch the registry's keys (best effort), then consume stall transitions, agencies and
+        circulars."""
         await self.verifier.prefetch()
         self.background.start_soon(PRODUCER, self.producer.start)
         feed = self.revocation_feed
@@ -85,6 +89,19 @@ class NotifierService(ServiceCore):
             name="agencies",
             lag=lag.tracker(agencies_group),
             dead_letters=self._dead_letters(agencies_group),
+        )
+        circulars_group = f"{prefix}{SERVICE}.circulars"
+        circulars = make_consumer(
+            bootstrap, circulars_group, prefix + topics.CIRCULARS, client_id=SERVICE
+        )
+        await self.background.consume(
+            "notifier-circulars",
+            circulars,
+            self.circular_consumer.handle_batch,
+            name="circulars",
+            retry=self.settings.retry_policy(pause_seconds=self.settings.retry_seconds),
+            lag=lag.tracker(circulars_group),
+            dead_letters=self._dead_letters(circulars_group),
         )
         stop = self.background.stop
         if self.settings.run_loops:

@@ -162,6 +162,21 @@ class NotifierSettings(ServiceSettings):
         '\'{"office": "<key>"}\'',
     )
 
+    circular_recipients: str = Field(
+        default="",
+        description="Who receives circulars (通报) by email, comma-separated, e.g. "
+        "leader1@example.cn,office@example.cn; none: circulars are not mailed.",
+    )
+
+    def circular_recipient_list(self) -> list[str]:
+        """The circulars' recipients, in order, each once."""
+        seen: list[str] = []
+        for raw in self.circular_recipients.split(","):
+            address = raw.strip()
+            if address and address not in seen:
+                seen.append(address)
+        return seen
+
     def wecom_robots(self) -> list[str]:
         """Names of the configured WeCom robots (contacts may name only these)."""
         return sorted(self.channels.wecom.robots) if self.channels.wecom else []

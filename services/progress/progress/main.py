@@ -21,11 +21,13 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from progress.api import router
 from progress.consumers import StatusConsumer, WorkPointConsumer
+from progress.domain.circulars import Kind
 from progress.service import SERVICE, ProgressService, dead_letter_sink
 from progress.settings import ProgressSettings
 from progress.store.gauges import register_open_stalls, register_provisional_judgements
 from progress.store.ingest import IngestStore
 from progress.store.models import OutboxMessage
+from progress.use_cases.circulars import Circulars
 from progress.use_cases.closure import ClosureReview
 from progress.use_cases.ingestion import Ingestion
 from progress.use_cases.reports import ApplyReports
@@ -120,6 +122,17 @@ def build(
             settings, clock, tracer, producer, background, broker_outage, ingest, engine
         ),
         closure=ClosureReview(sessions, clock, relay, calendar),
+        circulars=Circulars(
+            sessions,
+            clock,
+            tracer,
+            relay,
+            metrics,
+            calendar,
+            settings.circular_number_prefix,
+            tuple(Kind(k) for k in settings.circular_kinds),
+            settings.circular_issuer,
+        ),
         owned_http=owned_http,
         broker_outage=broker_outage,
     )

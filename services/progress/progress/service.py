@@ -27,6 +27,7 @@ from opentelemetry.trace import Tracer
 
 from progress.settings import ProgressSettings
 from progress.store.ingest import IngestStore
+from progress.use_cases.circulars import Circulars
 from progress.use_cases.closure import ClosureReview
 from progress.use_cases.ingestion import Ingestion
 from progress.use_cases.sweep import Sweeper
@@ -68,6 +69,7 @@ class ProgressService(ServiceCore):
     ingest: IngestStore
     ingestion: Ingestion  # status reports over HTTP
     closure: ClosureReview  # the office's closure decisions
+    circulars: Circulars  # circulars (通报): on demand, and on schedule in the background
     owned_http: httpx.AsyncClient | None = None  # the JWKS client, when build() made it
     # The board's client: tokens from the registry, alerts from the notifier.
     board_http: httpx.AsyncClient = field(
@@ -90,7 +92,8 @@ class ProgressService(ServiceCore):
             await self._start_background()
 
     async def _start_background(self) -> None:
-        """The status and work point consumers, the outbox relay and the sweeper."""
+        """The status and work point consumers, the outbox relay, the sweeper and the
+        scheduled circulars."""
         bootstrap = self.settings.kafka_bootstrap_servers
         prefix = self.settings.topic_prefix
         status_group, work_points_group = group(prefix, "status"), group(prefix, "work-points")
@@ -134,6 +137,11 @@ class ProgressService(ServiceCore):
         if self.settings.run_sweeper:
             self.background.spawn(
                 "progress-sweeper", self.sweeper.run(stop, self.settings.sweep_interval_seconds)
+            )
+        if self.circulars.scheduled_kinds:
+            self.background.spawn(
+                "progress-circulars",
+                self.circulars.run(stop, self.settings.circular_check_seconds),
             )
 
     async def close(self) -> None:

@@ -83,6 +83,41 @@ class ProgressSettings(ServiceSettings):
         "/board/traces/{trace_id} (office only).",
     )
 
+    circular_weekly: bool = Field(
+        default=False,
+        description="Publish a weekly circular (通报) of every tracked plan at 09:00 (Asia/"
+        "Shanghai) on the first working day of each week.",
+    )
+    circular_monthly: bool = Field(
+        default=False,
+        description="Publish a monthly circular at 09:00 on the first working day of each month.",
+    )
+    circular_check_seconds: float = Field(
+        default=60.0, gt=0, description="How often the background loop looks for a due circular."
+    )
+    circular_number_prefix: str = Field(
+        default="肇数督通",
+        min_length=1,
+        max_length=20,
+        description="The issuing office's prefix of a circular's 文号: 肇数督通〔2024〕3号.",
+    )
+
+    circular_issuer: str = Field(
+        default="肇庆市政务服务数据管理局督查督办室",
+        min_length=1,
+        max_length=60,
+        description="The issuing office signed at the end of a circular.",
+    )
+
+    @property
+    def circular_kinds(self) -> tuple[str, ...]:
+        """The scheduled circulars' kinds: weekly, monthly, both or none."""
+        return tuple(
+            kind
+            for kind, on in (("weekly", self.circular_weekly), ("monthly", self.circular_monthly))
+            if on
+        )
+
     @property
     def registry_base_url(self) -> str:
         """The registry's base URL: the setting, else the JWKS URL without its path."""

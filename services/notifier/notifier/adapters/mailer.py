@@ -21,6 +21,8 @@ policy, not the mailbox, and is retried.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import make_msgid
 from enum import StrEnum
@@ -159,6 +161,15 @@ def refusal(exc: aiosmtplib.SMTPException) -> DeliveryError:
     )
 
 
+@dataclass(frozen=True)
+class Attachment:
+    """A file attached to a message."""
+
+    name: str
+    content: bytes
+    media_type: str
+
+
 MESSAGE_ID_DOMAIN = "duban.local"
 """The right side of our Message-IDs."""
 
@@ -169,8 +180,17 @@ class SmtpMailer:
     def __init__(self, settings: NotifierSettings) -> None:
         self._s = settings
 
-    async def send(self, to: str, subject: str, body: str, *, reference: str | None = None) -> str:
-        """Send a plain-text email; return its Message-ID or raise a classified DeliveryError.
+    async def send(
+        self,
+        to: str,
+        subject: str,
+        body: str,
+        *,
+        reference: str | None = None,
+        attachments: Sequence[Attachment] = (),
+    ) -> str:
+        """Send a plain-text email (with files attached, if any); return its Message-ID or
+        raise a classified DeliveryError.
 
         With a `reference` (our id of the delivery) the Message-ID is made from it, so a message
         sent again for the same delivery (a process killed after the server accepted it and
@@ -186,6 +206,11 @@ class SmtpMailer:
             else make_msgid(domain=MESSAGE_ID_DOMAIN)
         )
         msg.set_content(body)
+        for attachment in attachments:
+            maintype, subtype = attachment.media_type.split("/", 1)
+            msg.add_attachment(
+                attachment.content, maintype=maintype, subtype=subtype, filename=attachment.name
+            )
         try:
             await aiosmtplib.send(
                 msg,

@@ -268,13 +268,7 @@ class PlanSummaryOut(BaseModel):
 
 def counts_of(counts: Counts) -> dict[str, Any]:
     """The fields of CountsOut."""
-    return {
-        "work_points": counts.work_points,
-        "by_level": counts.by_level,
-        "by_reason": counts.by_reason,
-        "in_review": counts.in_review,
-        "closed": counts.closed,
-    }
+    return counts.as_dict()
 
 
 class ScorecardOut(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from duban_shared.events import Level
 
@@ -40,6 +40,16 @@ class Counts:
     by_reason: dict[str, int] = field(default_factory=dict)
     in_review: int = 0
     closed: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """The counts as the summary answers them (CountsOut) and circulars print them."""
+        return {
+            "work_points": self.work_points,
+            "by_level": dict(self.by_level),
+            "by_reason": dict(self.by_reason),
+            "in_review": self.in_review,
+            "closed": self.closed,
+        }
 
     def add(self, state: Judged) -> None:
         """Count one work point."""

@@ -9,7 +9,7 @@ from typing import Any
 from duban_shared.db import utc_column as _ts
 from duban_shared.inbox import InboxFields
 from duban_shared.outbox import OutboxFields
-from sqlalchemy import JSON, UniqueConstraint
+from sqlalchemy import JSON, LargeBinary, UniqueConstraint
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -215,3 +215,33 @@ class IngestedEvent(ProgressBase, table=True):
     offset: int
     late: bool = False
     accepted_at: datetime = _ts()
+
+
+class Circular(ProgressBase, table=True):
+    """A circular (通报) of a plan for a period, with its files; a period may have several
+    versions (on demand), and at most one scheduled circular (`scheduled_key`)."""
+
+    __tablename__ = "circular"
+    __table_args__ = (
+        UniqueConstraint("plan_slug", "period", "version", name="uq_circular_version"),
+        UniqueConstraint("year", "seq", name="uq_circular_number"),
+        UniqueConstraint("scheduled_key", name="uq_circular_scheduled"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    plan_slug: str = Field(max_length=80, index=True)
+    kind: str = Field(max_length=10, description="weekly or monthly")
+    period: str = Field(max_length=10, description="2024-W36 or 2024-09")
+    version: int = Field(description="1, 2, ... within the plan and period.")
+    year: int
+    seq: int = Field(description="The circular's place in its year: the n of 〔2024〕n号.")
+    number: str = Field(max_length=60, description="The 文号, e.g. 肇数督通〔2024〕3号.")
+    trigger: str = Field(max_length=10, description="scheduled or on_demand")
+    scheduled_key: str | None = Field(
+        default=None, max_length=100, description="plan:kind:period of a scheduled circular."
+    )
+    created_by: str | None = Field(default=None, max_length=120)
+    created_at: datetime = _ts()
+    summary: dict[str, Any] = Field(sa_type=JSON, nullable=False)
+    docx: bytes = Field(sa_type=LargeBinary, nullable=False)
+    xlsx: bytes = Field(sa_type=LargeBinary, nullable=False)

@@ -8,6 +8,8 @@
   closure review buttons for the office;
 - `/board/plans/{plan}/scorecards`: agency scorecards; `/board/plans/{plan}/alerts`: open alerts,
   each linked to its trace; `/board/traces/{id}`: a trace as a span tree;
+- `/board/circulars/{id}.docx|.xlsx`: a circular's files (office only; the plan's board lists
+  its latest circulars for the office);
 - `/board`: the only plan's board, or every plan with its counts by colour;
   `/board/scorecards`: agency scorecards on every plan, a line per plan and the totals.
 
@@ -19,6 +21,7 @@ responsible for. Pages work without JavaScript.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 from duban_shared.api import ApiError
@@ -35,6 +38,7 @@ from progress.api.board.render import CSRF_MESSAGE, refusal, render
 from progress.api.board.session import BoardUser, UserDep, form_fields
 from progress.api.board.timeline import ORDER, alert_items, progress_items
 from progress.api.board.traces import TRACE_ID, TraceUnavailable, fetch_trace, trace_link
+from progress.api.circulars import download
 from progress.api.deps import ServiceDep, SessionDep, service
 from progress.api.schemas import (
     ApproveIn,
@@ -44,7 +48,9 @@ from progress.api.schemas import (
     scorecard_out,
 )
 from progress.domain.counts import Counts, plan_counts
+from progress.store import circulars as circular_store
 from progress.store import queries
+from progress.store.models import Circular
 from progress.use_cases import reading
 from progress.use_cases.closure import ClosureConflict
 from progress.use_cases.reading import own
@@ -52,6 +58,7 @@ from progress.use_cases.reading import own
 router = APIRouter(prefix="/board", include_in_schema=False)
 
 TIMELINE_LIMIT = 200
+CIRCULARS_SHOWN = 10
 
 
 @dataclass(frozen=True)
@@ -135,8 +142,12 @@ async def plan_board(
         grid.setdefault(line.section, []).append(_cell(href, line, key))
         shown += 1
     own_name = agencies.get(str(principal.agency_id)) if principal.agency_id else None
+    circulars: list[Circular] = []
+    if principal.is_office():
+        circulars, _ = await circular_store.of_plan(session, plan_slug, CIRCULARS_SHOWN, 0)
     return render(
         "board.html.j2",
+        circulars=circulars,
         user=user,
         own_name=own_name,
         plan_slug=plan_slug,
@@ -329,3 +340,20 @@ async def trace_page(trace_id: str, request: Request, user: UserDep) -> HTMLResp
         services=services,
         unavailable=False,
     )
+
+
+@router.get("/circulars/{circular_id}.{suffix}")
+async def circular_file(
+    circular_id: str, suffix: str, session: SessionDep, user: UserDep
+) -> Response:
+    """A circular's .docx or .xlsx (office only), as the API serves it."""
+    if not user.principal.is_office():
+        return refusal(user, ApiError(403, "office_only", "office only"), None)
+    try:
+        wanted = uuid.UUID(circular_id)
+    except ValueError:
+        wanted = None
+    row = await circular_store.get(session, wanted) if wanted is not None else None
+    if row is None or suffix not in ("docx", "xlsx"):
+        return refusal(user, ApiError(404, "unknown_circular", circular_id), None)
+    return download(row, suffix)

@@ -1,0 +1,1 @@
+"""Progress adapters: files it renders (circulars)."""
