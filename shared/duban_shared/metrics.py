@@ -56,6 +56,7 @@ DEAD_LETTERS: Final = "duban.dead_letters"
 STALLS_OPEN: Final = "duban.stalls.open"
 CALENDAR_PROVISIONAL: Final = "duban.calendar.provisional_judgements"
 NOTIFICATIONS: Final = "duban.notifications"
+NOTICES: Final = "duban.notices"
 NOTIFICATION_DELIVERY_DURATION: Final = "duban.notification.delivery.duration"
 
 PROMETHEUS_CONTENT_TYPE: Final = CONTENT_TYPE_PLAIN_0_0_4
@@ -110,6 +111,12 @@ class ServiceMetrics:
             description="From the planning of a delivery (the notifier applying the stall "
             "transition, or an escalation step falling due) to the channel accepting it.",
             explicit_bucket_boundaries_advisory=DELIVERY_BUCKETS,
+        )
+        self.notices = self.meter.create_counter(
+            NOTICES,
+            unit="{notice}",
+            description="Supervision notices (督办单) entering a state, by state: issued, "
+            "replied, overdue, closed, withdrawn.",
         )
         self.dead_letters = self.meter.create_counter(
             DEAD_LETTERS,

@@ -15,6 +15,7 @@ PROGRESS_DLQ = "duban.progress.dlq.v1"
 STALLS = "duban.stalls.v1"
 NOTIFIER_DLQ = "duban.notifier.dlq.v1"
 REVOCATIONS = "duban.registry.revocations.v1"
+NOTICES = "duban.notices.v1"
 
 
 class TopicSpec(NamedTuple):

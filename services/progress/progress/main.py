@@ -28,6 +28,7 @@ from progress.store.ingest import IngestStore
 from progress.store.models import OutboxMessage
 from progress.use_cases.closure import ClosureReview
 from progress.use_cases.ingestion import Ingestion
+from progress.use_cases.notices import Notices
 from progress.use_cases.reports import ApplyReports
 from progress.use_cases.sweep import Sweeper
 from progress.use_cases.work_points import ApplySnapshots
@@ -78,6 +79,7 @@ def build(
         batch_size=settings.sweep_batch_size,
         skip_locked=skip_locked,
         calendar=calendar,
+        metrics=metrics,
     )
     ingest = IngestStore(engine, tracer)
     broker_outage = OutageLog(logging.getLogger("progress.ingest"), "broker")
@@ -120,6 +122,7 @@ def build(
             settings, clock, tracer, producer, background, broker_outage, ingest, engine
         ),
         closure=ClosureReview(sessions, clock, relay, calendar),
+        notices=Notices(sessions, clock, relay, tracer, metrics, calendar),
         owned_http=owned_http,
         broker_outage=broker_outage,
     )

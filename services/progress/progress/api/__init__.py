@@ -5,8 +5,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from progress.api import audit, board, closure, events, plans, scorecards, work_points
+from progress.api import (
+    audit,
+    board,
+    closure,
+    events,
+    notices,
+    plans,
+    scorecards,
+    work_points,
+)
 
 router = APIRouter()
-for module in (events, work_points, plans, scorecards, closure, audit, board):
+for module in (events, work_points, plans, scorecards, closure, notices, audit, board):
     router.include_router(module.router)

