@@ -10,11 +10,12 @@ from typing import Any
 
 from duban_shared import topics
 from duban_shared.events import NoticeTransition
+from notifier.store import alerts as alert_store
 from progress.store.models import OutboxMessage, WorkPointView
 from sqlmodel import col, select
 
 from tests.harness import wait_for
-from tests.stack import PLAN, Stack
+from tests.stack import FORESTRY_MAIL, PLAN, Stack
 
 NOTICE = {
     "reason": "林分优化用地审批滞后,连续两个报送周期进度未变",
@@ -158,4 +159,100 @@ async def test_the_sweeper_marks_a_late_notice_overdue_exactly_once(stack: Stack
     assert (withdraw.status_code, withdraw.json()["code"]) == (409, "notice_not_open")
     unknown = await stack.office_get(f"/v1/notices/{uuid.uuid4()}")
     assert (unknown.status_code, unknown.json()["code"]) == (404, "unknown_notice")
-    _ = wait_for  # the notifier's part waits on conditions below
+
+
+OFFICE_MAIL = "duban@zhaoqing.example.cn"
+
+
+async def office_mail(stack: Stack) -> uuid.UUID:
+    """Give the plan's coordinating office an email contact; return its id."""
+    async with stack.progress.sessions() as session:
+        view = await session.get(WorkPointView, f"{PLAN}/35")
+    assert view is not None and view.coordinating_agency_id is not None
+    response = await stack.notifier_http.put(
+        f"/v1/agencies/{view.coordinating_agency_id}/contacts/email",
+        json={"addresses": [OFFICE_MAIL]},
+        headers=await stack.auth(stack.operator),
+    )
+    assert response.status_code == 200, response.text
+    return view.coordinating_agency_id
+
+
+def subjects(stack: Stack, address: str) -> list[str]:
+    return [str(m["Subject"]) for m in stack.smtp.mailbox(address)]
+
+
+async def test_issued_notices_mail_the_lead_and_an_unreplied_one_escalates_to_the_office(
+    stack: Stack,
+) -> None:
+    await office_mail(stack)
+    replied_in_time = await issue(stack)
+    left_unanswered = await issue(stack, reply_within_working_days=1)
+
+    async def both_mailed() -> bool:
+        return len(stack.smtp.mailbox(FORESTRY_MAIL)) == 2
+
+    await wait_for(both_mailed, what="the two notices mailed to the lead")
+    first, second = sorted(stack.smtp.mailbox(FORESTRY_MAIL), key=lambda m: str(m["Subject"]))
+    assert str(first["Subject"]).startswith("【督办通知】督办〔2024〕1号 第三十五项")
+    body = first.get_content()
+    assert "请于2024年9月5日前(含当日)反馈办理情况" in body
+    assert "林分优化用地审批滞后" in body
+    assert "请于2024年9月3日前(含当日)反馈" in second.get_content()
+
+    stack.clock.advance(timedelta(hours=2))
+    reply = await stack.progress_http.post(
+        f"/v1/notices/{replied_in_time['id']}/reply",
+        json={"text": "已完成用地审批,月底前完成林分优化"},
+        headers=await stack.auth(stack.forestry),
+    )
+    assert reply.status_code == 200, reply.text
+
+    # Wed 4 Sep 00:00: the one-day notice is late; the other was replied.
+    stack.clock.set(datetime.fromisoformat("2024-09-04T00:00:00+08:00"))
+    await stack.progress.sweeper.sweep_once()
+
+    async def escalated() -> bool:
+        return (
+            len(stack.smtp.mailbox(OFFICE_MAIL)) >= 1
+            and len(stack.smtp.mailbox(FORESTRY_MAIL)) >= 3
+        )
+
+    await wait_for(escalated, what="the overdue notice escalated to the office")
+    [to_office] = stack.smtp.mailbox(OFFICE_MAIL)
+    assert str(to_office["Subject"]).startswith("【督办逾期】督办〔2024〕2号")
+    assert "要求于2024年9月3日前反馈,至今未收到反馈" in to_office.get_content()
+    assert "牵头单位:市林业局" in to_office.get_content()
+    reminder = stack.smtp.mailbox(FORESTRY_MAIL)[2]
+    assert str(reminder["Subject"]).startswith("【督办逾期】督办〔2024〕2号")
+
+    # Fri 6 Sep: the replied notice's deadline passed too, and it stays replied; the office is
+    # reminded of the unanswered one (every 2 working days) until its reply.
+    stack.clock.set(datetime.fromisoformat("2024-09-06T00:00:01+08:00"))
+    await stack.progress.sweeper.sweep_once()
+    await stack.notifier.escalator.escalate_once()  # the escalator's loop may be there first
+
+    async def reminded() -> bool:
+        return len(stack.smtp.mailbox(OFFICE_MAIL)) == 2
+
+    await wait_for(reminded, what="the office reminded again")
+    late = await stack.progress_http.post(
+        f"/v1/notices/{left_unanswered['id']}/reply",
+        json={"text": "逾期说明:审批延误,已于本周完成"},
+        headers=await stack.auth(stack.forestry),
+    )
+    assert late.status_code == 200, late.text
+
+    async def resolved() -> bool:
+        async with stack.notifier.sessions() as session:
+            found = await alert_store.alert_of_episode(session, uuid.UUID(left_unanswered["id"]))
+        return found is not None and found.state == "resolved"
+
+    await wait_for(resolved, what="the notifier to hear of the reply")
+    stack.clock.set(datetime.fromisoformat("2024-09-20T10:00:00+08:00"))
+    assert await stack.notifier.escalator.escalate_once() == 0
+    assert all("督办〔2024〕1号" not in s for s in subjects(stack, OFFICE_MAIL))
+    assert len(stack.smtp.mailbox(OFFICE_MAIL)) == 2
+    # Notices are not stall alerts: the alert list stays empty.
+    alerts = await stack.notifier_http.get("/v1/alerts", headers=await stack.auth(stack.office))
+    assert alerts.json()["total"] == 0
