@@ -4,10 +4,12 @@ overdue once, and the notifier tells the lead and escalates to the coordinating 
 
 from __future__ import annotations
 
+import io
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+import docx
 from duban_shared import topics
 from duban_shared.events import NoticeTransition
 from notifier.store import alerts as alert_store
@@ -106,6 +108,25 @@ async def test_a_notice_is_numbered_due_on_the_calendar_replied_once_and_has_a_h
         ("replied", stack.forestry.client_id, reply["text"]),
         ("closed", stack.office.client_id, "整改措施可行"),
     ]
+
+    # Printed: the .docx reads back with the number, the work point, the deadline and the reply.
+    printed = await stack.progress_http.get(f"/v1/notices/{first['id']}.docx", headers=forestry)
+    assert printed.status_code == 200, printed.text
+    assert printed.headers["content-type"].startswith("application/vnd.openxmlformats")
+    text = "\n".join(p.text for p in docx.Document(io.BytesIO(printed.content)).paragraphs)
+    for expected in (
+        "督办通知单",
+        "督办〔2024〕1号",
+        "第三十五项“加强林业数字化应用”",
+        NOTICE["reason"],
+        NOTICE["required_action"],
+        "请于2024年9月5日前",
+        reply["text"],
+        "2024年9月2日",
+    ):
+        assert str(expected) in text, expected
+    hidden_docx = await stack.progress_http.get(f"/v1/notices/{first['id']}.docx", headers=stranger)
+    assert (hidden_docx.status_code, hidden_docx.json()["code"]) == (404, "unknown_notice")
 
     # The lists: the office sees both, filtered by state; the forestry bureau only its own.
     assert (await stack.office_get("/v1/notices")).json()["total"] == 2

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import uuid
 from typing import Annotated
+from urllib.parse import quote
 
 from duban_shared.api import ApiError, Limit, Offset, Page, error_responses
 from duban_shared.auth import PrincipalDep
 from duban_shared.inputs import PlanSlug, WorkPointCode
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from progress.api.deps import ServiceDep
+from progress.api.notice_docx import DOCX_MEDIA_TYPE, notice_docx
 from progress.api.schemas import (
     NoticeDetailOut,
     NoticeIn,
@@ -74,6 +76,29 @@ async def list_notices(
         principal, plan=plan, status=status, agency=agency, limit=limit, offset=offset
     )
     return Page(items=[notice_out(n) for n in rows], total=total, limit=limit, offset=offset)
+
+
+@router.get(
+    "/v1/notices/{notice_id}.docx",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The notice printed as a Word document (督办通知单).",
+            "content": {DOCX_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+        },
+        **error_responses(404),
+    },
+)
+async def print_notice(notice_id: uuid.UUID, svc: ServiceDep, principal: PrincipalDep) -> Response:
+    """The notice as .docx: title, number, date, work point, reason, required action, reply
+    deadline and the reply if any."""
+    found = await svc.notices.one(principal, notice_id)
+    filename = quote(f"督办通知单-{found.notice.number}.docx")
+    return Response(
+        notice_docx(found.notice),
+        media_type=DOCX_MEDIA_TYPE,
+        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{filename}"},
+    )
 
 
 @router.get("/v1/notices/{notice_id}", responses=error_responses(404))
