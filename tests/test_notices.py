@@ -13,6 +13,7 @@ import docx
 from duban_shared import topics
 from duban_shared.events import NoticeTransition
 from notifier.store import alerts as alert_store
+from progress.api.board.session import COOKIE, csrf_token
 from progress.store.models import OutboxMessage, WorkPointView
 from sqlmodel import col, select
 
@@ -277,3 +278,59 @@ async def test_issued_notices_mail_the_lead_and_an_unreplied_one_escalates_to_th
     # Notices are not stall alerts: the alert list stays empty.
     alerts = await stack.notifier_http.get("/v1/alerts", headers=await stack.auth(stack.office))
     assert alerts.json()["total"] == 0
+
+
+async def test_the_board_issues_a_notice_and_the_lead_replies_there_with_errors_in_chinese(
+    stack: Stack,
+) -> None:
+    office_token = await stack.token(stack.office)
+    office = {"Cookie": f"{COOKIE}={office_token}"}
+    page = f"/board/work-points/{PLAN}/35"
+    before = await stack.progress_http.get(page, headers=office)
+    assert "暂无督办单。" in before.text
+    assert 'action="/board/work-points/zhaoqing-digital-2024/35/notices"' in before.text
+
+    form = {"csrf": csrf_token(office_token), **{k: str(v) for k, v in NOTICE.items()}}
+    short = await stack.progress_http.post(
+        f"{page}/notices", data={**form, "reason": "慢"}, headers=office
+    )
+    assert short.status_code == 422
+    assert "请填写督办事由和整改要求(各至少2个字),反馈期限为1至30个工作日。" in short.text
+    assert NOTICE["required_action"] in short.text  # the form comes back filled in
+    issued = await stack.progress_http.post(f"{page}/notices", data=form, headers=office)
+    assert (issued.status_code, issued.headers["location"]) == (303, page)
+    [notice] = (await stack.office_get("/v1/notices")).json()["items"]
+
+    forestry_token = await stack.token(stack.forestry)
+    forestry = {"Cookie": f"{COOKIE}={forestry_token}"}
+    shown = (await stack.progress_http.get(page, headers=forestry)).text
+    assert "督办〔2024〕1号" in shown and "已下发" in shown and "反馈期限:2024年9月5日" in shown
+    assert f'action="/board/notices/{notice["id"]}/reply"' in shown
+    assert "下发督办单</button>" not in shown  # an agency cannot issue
+    reply_path = f"/board/notices/{notice['id']}/reply"
+    csrf = csrf_token(forestry_token)
+    bad = await stack.progress_http.post(
+        reply_path, data={"csrf": csrf, "text": "好", "evidence_url": "ftp://x"}, headers=forestry
+    )
+    assert bad.status_code == 422
+    assert "请填写反馈内容(至少2个字)" in bad.text
+    done = await stack.progress_http.post(
+        reply_path, data={"csrf": csrf, "text": "已完成用地审批"}, headers=forestry
+    )
+    assert (done.status_code, done.headers["location"]) == (303, page)
+    again = await stack.progress_http.post(
+        reply_path, data={"csrf": csrf, "text": "再次反馈"}, headers=forestry
+    )
+    assert again.status_code == 409
+    assert "不再接受反馈" in again.text
+    after = (await stack.progress_http.get(page, headers=office)).text
+    assert "已反馈" in after and "已完成用地审批" in after
+    printed = await stack.progress_http.get(f"/board/notices/{notice['id']}.docx", headers=office)
+    assert printed.status_code == 200
+    assert "已完成用地审批" in "\n".join(
+        p.text for p in docx.Document(io.BytesIO(printed.content)).paragraphs
+    )
+    forged = await stack.progress_http.post(
+        reply_path, data={"csrf": "0" * 64, "text": "伪造"}, headers=forestry
+    )
+    assert forged.status_code == 403
