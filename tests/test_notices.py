@@ -7,12 +7,14 @@ from __future__ import annotations
 import io
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import docx
 from duban_shared import topics
 from duban_shared.events import NoticeTransition
+from notifier.consumers import NoticeConsumer
 from notifier.store import alerts as alert_store
+from notifier.store.models import NotificationLog
 from progress.api.board.session import COOKIE, csrf_token
 from progress.store.models import OutboxMessage, WorkPointView
 from sqlmodel import col, select
@@ -334,3 +336,22 @@ async def test_the_board_issues_a_notice_and_the_lead_replies_there_with_errors_
         reply_path, data={"csrf": "0" * 64, "text": "伪造"}, headers=forestry
     )
     assert forged.status_code == 403
+
+
+async def test_a_redelivered_notice_transition_plans_and_sends_nothing_twice(stack: Stack) -> None:
+    await issue(stack)
+
+    async def mailed() -> bool:
+        return len(stack.smtp.mailbox(FORESTRY_MAIL)) == 1
+
+    await wait_for(mailed, what="the notice mailed to the lead")
+    [issued] = await notice_events(stack)
+    consumer = cast(NoticeConsumer, stack.notifier.notice_consumer)
+    await consumer.notices.apply(issued, stack.topic_prefix + topics.NOTICES)  # redelivered
+    async with stack.notifier.sessions() as session:
+        rows = (await session.exec(select(NotificationLog))).all()
+    assert [(r.event, r.role, r.recipient) for r in rows] == [
+        ("notice_issued", "lead", FORESTRY_MAIL)
+    ]
+    await stack.notifier.dispatcher.dispatch_once()
+    assert len(stack.smtp.mailbox(FORESTRY_MAIL)) == 1
