@@ -21,6 +21,7 @@ from sqlmodel import col, select
 
 from tests.harness import wait_for
 from tests.stack import FORESTRY_MAIL, PLAN, Stack
+from tests.test_metrics import scrape, value
 
 NOTICE = {
     "reason": "林分优化用地审批滞后,连续两个报送周期进度未变",
@@ -141,6 +142,14 @@ async def test_a_notice_is_numbered_due_on_the_calendar_replied_once_and_has_a_h
     by_agency = await stack.office_get("/v1/notices", agency=str(stack.forestry_id))
     assert by_agency.json()["total"] == 1
 
+    # Traced and counted: a span per change, the counter by state.
+    named = {(s.name, (s.attributes or {}).get("duban.notice.state")) for s in stack.spans.all()}
+    for span in ("issue notice", "reply to notice", "closed notice"):
+        assert any(name == span for name, _ in named), span
+    samples = await scrape(stack.progress_http)
+    for state, count in (("issued", 2), ("replied", 1), ("closed", 1)):
+        assert value(samples, "duban_notices_total", duban_notice_state=state) == count
+
     kinds = [(e.number, e.kind.value) for e in await notice_events(stack)]
     assert kinds == [
         ("督办〔2024〕1号", "issued"),
@@ -164,6 +173,9 @@ async def test_the_sweeper_marks_a_late_notice_overdue_exactly_once(stack: Stack
     assert [(h["status"], h["by"]) for h in detail["history"]][1:] == [("overdue", "sweeper")]
     overdue = [e for e in await notice_events(stack) if e.kind.value == "overdue"]
     assert len(overdue) == 1
+    samples = await scrape(stack.progress_http)
+    assert value(samples, "duban_notices_total", duban_notice_state="overdue") == 1
+    assert any(s.name == "notice overdue" for s in stack.spans.all())
     async with stack.progress.sessions() as session:
         view = await session.get(WorkPointView, f"{PLAN}/35")
     assert view is not None
