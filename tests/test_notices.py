@@ -4,6 +4,7 @@ overdue once, and the notifier tells the lead and escalates to the coordinating 
 
 from __future__ import annotations
 
+import asyncio
 import io
 import uuid
 from datetime import datetime, timedelta
@@ -367,3 +368,8 @@ async def test_a_redelivered_notice_transition_plans_and_sends_nothing_twice(sta
     ]
     await stack.notifier.dispatcher.dispatch_once()
     assert len(stack.smtp.mailbox(FORESTRY_MAIL)) == 1
+
+
+async def test_notices_issued_at_once_get_consecutive_numbers(stack: Stack) -> None:
+    issued = await asyncio.gather(*(issue(stack, code) for code in ("35", "41", "30", "36")))
+    assert sorted(n["number"] for n in issued) == [f"督办〔2024〕{i}号" for i in range(1, 5)]

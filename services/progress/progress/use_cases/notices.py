@@ -21,6 +21,7 @@ from duban_shared.outbox import OutboxRelay, outbox_row
 from duban_shared.workdays import OFFICIAL, WorkingCalendar, local_day
 from opentelemetry import trace
 from opentelemetry.trace import Tracer
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -33,6 +34,9 @@ from progress.store.models import (
     SupervisionNotice,
 )
 from progress.use_cases.reading import tracked
+
+NUMBERING_ATTEMPTS = 3
+"""Tries to number a notice when two take the year's first number at once."""
 
 SWEEPER = "sweeper"
 """The actor of the history rows the sweeper writes."""
@@ -156,40 +160,68 @@ class Notices:
         """Issue a notice on a tracked work point (the office only)."""
         with self.tracer.start_as_current_span("issue notice"):
             require_office(principal)
-            now = self.clock.now()
-            async with self.sessions() as session, session.begin():
-                view, _ = await tracked(session, principal, plan_slug, code)
-                due_on = rules.reply_due_on(now, reply_within_working_days, self.calendar)
-                year = local_day(now).year
-                seq = await next_number(session, year)
-                notice = SupervisionNotice(
-                    year=year,
-                    seq=seq,
-                    number=rules.notice_number(year, seq),
-                    work_point_id=view.id,
-                    plan_slug=view.plan_slug,
-                    code=view.code,
-                    title=view.title,
-                    lead_agencies=[
-                        {"agency_id": r["agency_id"], "name": r["name"]}
-                        for r in view.responsibilities
-                        if r["role"] == "lead"
-                    ],
-                    coordinating_agency_id=view.coordinating_agency_id,
-                    reason=reason,
-                    required_action=required_action,
-                    reply_within_working_days=reply_within_working_days,
-                    status=rules.ISSUED,
-                    issued_at=now,
-                    issued_by=principal.client_id,
-                    reply_due_on=due_on,
-                    reply_due_at=rules.reply_due_at(due_on),
-                    updated_at=now,
-                )
-                record(session, notice, NoticeTransitionKind.ISSUED, principal.client_id, now)
+            for attempt in range(NUMBERING_ATTEMPTS):
+                try:
+                    notice = await self._issue(
+                        principal,
+                        plan_slug,
+                        code,
+                        reason,
+                        required_action,
+                        reply_within_working_days,
+                    )
+                    break
+                except IntegrityError:
+                    # Another office numbered the year's first notice at the same moment: the
+                    # counter row exists now, so the next attempt waits on its lock.
+                    if attempt == NUMBERING_ATTEMPTS - 1:
+                        raise
             self._count(rules.ISSUED)
             self.relay.wake()
             return notice
+
+    async def _issue(
+        self,
+        principal: Principal,
+        plan_slug: str,
+        code: str,
+        reason: str,
+        required_action: str,
+        reply_within_working_days: int,
+    ) -> SupervisionNotice:
+        """Number and record a notice in one transaction."""
+        now = self.clock.now()
+        async with self.sessions() as session, session.begin():
+            view, _ = await tracked(session, principal, plan_slug, code)
+            due_on = rules.reply_due_on(now, reply_within_working_days, self.calendar)
+            year = local_day(now).year
+            seq = await next_number(session, year)
+            notice = SupervisionNotice(
+                year=year,
+                seq=seq,
+                number=rules.notice_number(year, seq),
+                work_point_id=view.id,
+                plan_slug=view.plan_slug,
+                code=view.code,
+                title=view.title,
+                lead_agencies=[
+                    {"agency_id": r["agency_id"], "name": r["name"]}
+                    for r in view.responsibilities
+                    if r["role"] == "lead"
+                ],
+                coordinating_agency_id=view.coordinating_agency_id,
+                reason=reason,
+                required_action=required_action,
+                reply_within_working_days=reply_within_working_days,
+                status=rules.ISSUED,
+                issued_at=now,
+                issued_by=principal.client_id,
+                reply_due_on=due_on,
+                reply_due_at=rules.reply_due_at(due_on),
+                updated_at=now,
+            )
+            record(session, notice, NoticeTransitionKind.ISSUED, principal.client_id, now)
+        return notice
 
     async def reply(
         self, principal: Principal, notice_id: uuid.UUID, *, text: str, evidence_url: str | None
