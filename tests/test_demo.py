@@ -115,7 +115,7 @@ async def test_the_simulated_agencies_cause_alerts_silence_acks_recovery_and_a_c
 
     # Some alerts were acknowledged by their agencies; 35 and 30 recovered.
     async with stack.notifier.sessions() as session:
-        alerts = list((await session.exec(select(Alert))).all())
+        alerts = list((await session.exec(select(Alert).where(Alert.kind == "stall"))).all())
     by_point = {}  # the first alert of each work point
     for alert in sorted(alerts, key=lambda a: a.fired_at, reverse=True):
         if alert.work_point_id.startswith(PLAN):
@@ -127,6 +127,15 @@ async def test_the_simulated_agencies_cause_alerts_silence_acks_recovery_and_a_c
     assert by_point["36"].state != "resolved" and by_point["36"].acknowledged_at is None
     assert any("受阻" in line for line in lines) and any("销号" in line for line in lines)
     assert summary[0].startswith(f"报送 {simulator.tally.reports} 次")
+
+    # The notice on 35 was answered in time; the one on 36 fell overdue.
+    notices = (await stack.office_get("/v1/notices", plan=PLAN)).json()["items"]
+    assert {n["work_point_code"]: n["status"] for n in notices} == {
+        "35": "replied",
+        "36": "overdue",
+    }
+    assert any("下发督办单" in line for line in lines)
+    assert any(line.startswith("督办单 2 件") for line in summary), summary
 
 
 async def test_the_simulator_plays_every_plan_in_the_registry_with_one_client_per_agency(

@@ -14,6 +14,9 @@ story:
 - a few agencies fall silent in July and never acknowledge: reminders and escalations follow;
 - 市卫健局 goes quiet in April and reports again in May (the silence recovers);
 - work point 38 reports `done` in September and the office approves its closure;
+- the office issues a supervision notice (督办单) on the blocked work point 35 in January, which
+  市林业局 answers in time, and one on the silent work point 36 in August, which nobody answers:
+  it falls overdue and is escalated to the coordinating office;
 - agencies that keep reporting acknowledge most of their alerts a working day later.
 
 The story (the numbered work points above) is played on the story plan: the first plan whose
@@ -79,6 +82,12 @@ class Script:
     sms_agencies: tuple[str, ...] = ("市工信局", "市文广旅体局", "市资源局")
     ack_share: float = 0.7  # of the alerts of agencies that keep reporting
     report_every: tuple[int, int] = (7, 10)  # working days between an agency's reports
+    # Supervision notices: (work point, issued on, replied on or None: left unanswered).
+    notices: tuple[tuple[str, date, date | None], ...] = (
+        ("35", date(2024, 1, 15), date(2024, 1, 17)),
+        ("36", date(2024, 8, 1), None),
+    )
+    notice_reply_days: int = 5
 
 
 @dataclass(frozen=True)
@@ -124,7 +133,7 @@ class Action:
 
     at: datetime
     order: int
-    kind: str = field(compare=False)  # report, ack, approve
+    kind: str = field(compare=False)  # report, ack, approve, notice, reply
     code: str = field(compare=False, default="")
     agency: Agency | None = field(compare=False, default=None)
     status: str = field(compare=False, default="on_track")
@@ -141,6 +150,7 @@ class Tally:
     reports: int = 0
     refused: int = 0
     acks: int = 0
+    notices: dict[str, str] = field(default_factory=dict)  # work point code -> notice id
     alerts_seen: set[str] = field(default_factory=set)
     resolved_seen: set[str] = field(default_factory=set)
 
@@ -404,6 +414,25 @@ class Simulator:
                     _at(s.approved_on, 120), order, "approve", s.closed_point, plan=self.story_plan
                 )
             )
+        for code, issued_on, replied_on in s.notices:
+            point = self._point(code)
+            if point is None or not point.leads:
+                continue
+            order += 1
+            actions.append(Action(_at(issued_on, 60), order, "notice", code, plan=self.story_plan))
+            if replied_on is not None:
+                order += 1
+                actions.append(
+                    Action(
+                        _at(replied_on, 90),
+                        order,
+                        "reply",
+                        code,
+                        point.leads[0],
+                        plan=self.story_plan,
+                        note="已召开专题会议研究,用地审批预计两周内完成,完成后立即组织施工",
+                    )
+                )
         return sorted(actions)
 
     def _story(self, wp: WorkPoint, code: str) -> bool:
@@ -508,6 +537,10 @@ class Simulator:
         for action in actions:
             if action.kind == "approve":
                 await self.approve(action.code)
+            elif action.kind == "notice":
+                await self.issue_notice(action.code)
+            elif action.kind == "reply":
+                await self.reply_to_notice(action)
             elif action.agency is not None:
                 by_agency.setdefault(action.agency.id, []).append(action)
         for agency_id, reports in by_agency.items():
@@ -588,6 +621,46 @@ class Simulator:
             self.say(f"{self._today()} 督办办公室审核通过{_label(code)}办结销号")
         else:
             self.say(f"  ! 审核{_label(code)}未通过: {response.text[:200]}")
+
+    async def issue_notice(self, code: str) -> None:
+        """The office issues a supervision notice (督办单) on a work point."""
+        response = await self.api.call(
+            self.office,
+            self.api.progress,
+            "POST",
+            f"/v1/work-points/{self.story_plan}/{code}/notices",
+            json={
+                "reason": "工作进展滞后,未按要求报送进展",
+                "required_action": "说明滞后原因,提出整改措施和完成时限",
+                "reply_within_working_days": self.script.notice_reply_days,
+            },
+        )
+        if response.status_code == 201:
+            notice = response.json()
+            self.tally.notices[code] = str(notice["id"])
+            self.say(
+                f"{self._today()} 督办办公室下发督办单 {notice['number']}({_label(code)}),"
+                f"限 {notice['reply_due_on']} 前反馈"
+            )
+        else:
+            self.say(f"  ! 下发{_label(code)}督办单未成功: {response.text[:200]}")
+
+    async def reply_to_notice(self, action: Action) -> None:
+        """The lead agency replies to the notice on a work point."""
+        notice_id = self.tally.notices.get(action.code)
+        if notice_id is None or action.agency is None:
+            return
+        response = await self.api.call(
+            self.clients[action.agency.id],
+            self.api.progress,
+            "POST",
+            f"/v1/notices/{notice_id}/reply",
+            json={"text": action.note},
+        )
+        if response.status_code == 200:
+            self.say(f"{self._today()} {action.agency.name} 反馈督办单 {response.json()['number']}")
+        else:
+            self.say(f"  ! {action.agency.name} 反馈督办单未成功: {response.text[:200]}")
 
     async def look_at_alerts(self, day: date) -> None:
         """Tell what fired or resolved since the last look; agencies acknowledge some alerts."""
@@ -680,6 +753,17 @@ class Simulator:
             f"消息 {len(sent)} 条已发送 ({', '.join(f'{k} {v}' for k, v in by_channel.items())}),"
             f" 提醒 {reminders}, 升级至督办办公室 {escalations}, 确认知悉 {self.tally.acks}",
         ]
+        notices = await self.api.call(
+            self.office, self.api.progress, "GET", "/v1/notices", params={"limit": 500}
+        )
+        if notices.status_code == 200:
+            by_state = Counter(n["status"] for n in notices.json()["items"])
+            about = sum(1 for n in sent if str(n["event"]).startswith("notice_"))
+            lines.append(
+                f"督办单 {notices.json()['total']} 件: "
+                + ", ".join(f"{k} {v}" for k, v in sorted(by_state.items()))
+                + f"; 督办单消息 {about} 条"
+            )
         for slug in self.plans:
             summary = await self.api.call(
                 self.office, self.api.progress, "GET", f"/v1/plans/{slug}/summary"

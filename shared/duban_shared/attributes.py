@@ -69,6 +69,16 @@ CIRCULAR_PERIOD: Final = "duban.circular.period"
 ALERT_ID: Final = "duban.alert.id"
 """The notifier's alert id (one alert per stall episode)."""
 
+NOTICE_ID: Final = "duban.notice.id"
+"""A supervision notice's id (督办单)."""
+
+NOTICE_STATE: Final = "duban.notice.state"
+"""The state a supervision notice entered: `issued`, `replied`, `overdue`, `closed`,
+`withdrawn`. Spans and metrics."""
+
+NOTICE_OVERDUE: Final = "duban.notice.overdue"
+"""How many notices one sweep marked overdue (on the sweep's span)."""
+
 NOTIFICATION_CHANNEL: Final = "duban.notification.channel"
 """A delivery channel: `email`, `sms` or `wecom`. Spans and metrics."""
 

@@ -374,6 +374,44 @@ class StallTransition(Event):
         return _code_from_id(data, "work_point_code")
 
 
+class NoticeTransitionKind(StrEnum):
+    """What happened to a supervision notice (督办单)."""
+
+    ISSUED = "issued"
+    REPLIED = "replied"
+    OVERDUE = "overdue"
+    CLOSED = "closed"
+    WITHDRAWN = "withdrawn"
+
+
+class NoticeTransition(Event):
+    """A supervision notice changed state (topic duban.notices.v1, key work_point_id).
+
+    `issued`: the office issued it; the lead agencies must reply by `reply_due`. `overdue`: no
+    reply came by `reply_due` (once per notice); the notifier escalates it to the coordinating
+    office. `replied`, `closed` and `withdrawn` end any escalation.
+    """
+
+    notice_id: uuid.UUID
+    number: str = Field(description="The notice's number, e.g. 督办〔2024〕7号.")
+    kind: NoticeTransitionKind
+    work_point_id: WorkPointId
+    work_point_code: WorkPointCodeField
+    work_point_title: str
+    plan_slug: str
+    lead_agencies: list[AgencyRef]
+    coordinating_agency_id: uuid.UUID | None = Field(
+        default=None, description="The plan's coordinating office, for escalations."
+    )
+    issued_at: AwareDatetime
+    reply_due: AwareDatetime = Field(description="The reply is late from this moment on.")
+    reason: str
+    required_action: str
+    note: str | None = Field(
+        default=None, description="The reply's text, or the office's note on a closure."
+    )
+
+
 class RevocationKind(StrEnum):
     """What a revocation refuses."""
 

@@ -57,6 +57,7 @@ STALLS_OPEN: Final = "duban.stalls.open"
 CALENDAR_PROVISIONAL: Final = "duban.calendar.provisional_judgements"
 NOTIFICATIONS: Final = "duban.notifications"
 CIRCULARS: Final = "duban.circulars"
+NOTICES: Final = "duban.notices"
 NOTIFICATION_DELIVERY_DURATION: Final = "duban.notification.delivery.duration"
 
 PROMETHEUS_CONTENT_TYPE: Final = CONTENT_TYPE_PLAIN_0_0_4
@@ -117,6 +118,12 @@ class ServiceMetrics:
             unit="{circular}",
             description="Circulars (通报) produced by progress, by kind (weekly, monthly) and "
             "trigger (scheduled, on_demand); mailed by the notifier, by outcome.",
+        )
+        self.notices = self.meter.create_counter(
+            NOTICES,
+            unit="{notice}",
+            description="Supervision notices (督办单) entering a state, by state: issued, "
+            "replied, overdue, closed, withdrawn.",
         )
         self.dead_letters = self.meter.create_counter(
             DEAD_LETTERS,

@@ -16,6 +16,7 @@ STALLS = "duban.stalls.v1"
 NOTIFIER_DLQ = "duban.notifier.dlq.v1"
 REVOCATIONS = "duban.registry.revocations.v1"
 CIRCULARS = "duban.circulars.v1"
+NOTICES = "duban.notices.v1"
 
 
 class TopicSpec(NamedTuple):

@@ -3,6 +3,8 @@
 - `StallConsumer` (topic `duban.stalls.v1`): each stall transition in its own transaction
   (`notifier.use_cases.transitions`), so a failure part-way leaves the records before it
   applied and the inbox skips them when the batch comes again.
+- `NoticeConsumer` (topic `duban.notices.v1`): each supervision notice transition in its own
+  transaction (`notifier.use_cases.notices`).
 - `AgencyConsumer` (topic `duban.registry.agencies.v1`): a batch of agency snapshots in one
   transaction (`notifier.use_cases.agencies`).
 - `CircularConsumer` (topic `duban.circulars.v1`): each published circular mailed to the
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 
 from aiokafka import ConsumerRecord
 from duban_shared import attributes as attr
-from duban_shared.events import AgencySnapshot, CircularPublished, StallTransition
+from duban_shared.events import AgencySnapshot, CircularPublished, NoticeTransition, StallTransition
 from duban_shared.failures import RecordRejected
 from duban_shared.kafka import process_span
 from opentelemetry.trace import Status, StatusCode, Tracer
@@ -25,6 +27,7 @@ from pydantic import ValidationError
 
 from notifier.use_cases.agencies import Agencies
 from notifier.use_cases.circulars import CircularMail
+from notifier.use_cases.notices import NoticeTransitions
 from notifier.use_cases.transitions import Transitions
 
 
@@ -55,6 +58,29 @@ class StallConsumer:
     async def handle(self, transition: StallTransition, topic: str) -> None:
         """Apply one decoded transition of `topic`."""
         await self.transitions.apply(transition, topic)
+
+
+@dataclass
+class NoticeConsumer:
+    """Handles batches of the notice topic (`duban.notices.v1`), each record in its own span
+    and transaction."""
+
+    notices: NoticeTransitions
+    tracer: Tracer
+
+    async def handle_batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        """Handle records in order; a record that is no notice transition is parked."""
+        for record in records:
+            with process_span(self.tracer, record) as span:
+                try:
+                    event = NoticeTransition.model_validate_json(record.value or b"")
+                except ValidationError as exc:
+                    span.set_status(Status(StatusCode.ERROR, "invalid_notice_transition"))
+                    raise RecordRejected("invalid_notice_transition", str(exc)) from exc
+                span.set_attribute(attr.WORK_POINT_ID, event.work_point_id)
+                span.set_attribute(attr.NOTICE_ID, str(event.notice_id))
+                span.set_attribute(attr.NOTICE_STATE, event.kind.value)
+                await self.notices.apply(event, record.topic)
 
 
 @dataclass

@@ -22,7 +22,7 @@ from notifier.adapters.channels.email import EmailChannel
 from notifier.adapters.mailer import SmtpMailer
 from notifier.adapters.policy_files import load_policies
 from notifier.api import router
-from notifier.consumers import AgencyConsumer, CircularConsumer, StallConsumer
+from notifier.consumers import AgencyConsumer, CircularConsumer, NoticeConsumer, StallConsumer
 from notifier.domain.delivery import Backoff
 from notifier.service import SERVICE, NotifierService
 from notifier.settings import NotifierSettings
@@ -33,6 +33,7 @@ from notifier.use_cases.circulars import CircularMail
 from notifier.use_cases.contacts import Contacts
 from notifier.use_cases.dispatching import Dispatcher, DispatchOptions
 from notifier.use_cases.escalation import Escalator
+from notifier.use_cases.notices import NoticeTransitions
 from notifier.use_cases.notifications import Notifications
 from notifier.use_cases.transitions import Transitions
 
@@ -120,6 +121,10 @@ def build(
         clock=clock,
         wall_clock=wall_clock,
         stall_consumer=StallConsumer(transitions, tracer),
+        notice_consumer=NoticeConsumer(
+            NoticeTransitions(sessions, policies, calendar, clock, dispatcher.wake, metrics),
+            tracer,
+        ),
         agency_consumer=AgencyConsumer(Agencies(sessions), tracer),
         circular_consumer=CircularConsumer(circular_mail, tracer),
         circular_mail=circular_mail,

@@ -45,6 +45,7 @@ class NotifierService(ServiceCore):
     clock: Clock  # domain time: alerts, escalation, quiet hours; may be simulated
     wall_clock: Clock  # real seconds: token checks, JWKS cache, rate limits, provider answers
     stall_consumer: Consumer
+    notice_consumer: Consumer
     agency_consumer: Consumer
     circular_consumer: Consumer
     circular_mail: CircularMail  # circulars (通报) mailed to the configured list
@@ -60,8 +61,8 @@ class NotifierService(ServiceCore):
     owned_http: httpx.AsyncClient | None = None  # the JWKS client, when build() made it
 
     async def start(self) -> None:
-        """Fetch the registry's keys (best effort), then consume stall transitions, agencies and
-        circulars."""
+        """Fetch the registry's keys (best effort), then consume stall transitions, notice
+        transitions, agencies and circulars."""
         await self.verifier.prefetch()
         self.background.start_soon(PRODUCER, self.producer.start)
         feed = self.revocation_feed
@@ -81,6 +82,19 @@ class NotifierService(ServiceCore):
             retry=self.settings.retry_policy(pause_seconds=self.settings.retry_seconds),
             lag=lag.tracker(stalls_group),
             dead_letters=self._dead_letters(stalls_group),
+        )
+        notices_group = f"{prefix}{SERVICE}.notices"
+        notices = make_consumer(
+            bootstrap, notices_group, prefix + topics.NOTICES, client_id=SERVICE
+        )
+        await self.background.consume(
+            "notifier-notices",
+            notices,
+            self.notice_consumer.handle_batch,
+            name="notices",
+            retry=self.settings.retry_policy(pause_seconds=self.settings.retry_seconds),
+            lag=lag.tracker(notices_group),
+            dead_letters=self._dead_letters(notices_group),
         )
         await self.background.consume(
             "notifier-agencies",

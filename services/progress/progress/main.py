@@ -30,6 +30,7 @@ from progress.store.models import OutboxMessage
 from progress.use_cases.circulars import Circulars
 from progress.use_cases.closure import ClosureReview
 from progress.use_cases.ingestion import Ingestion
+from progress.use_cases.notices import Notices
 from progress.use_cases.reports import ApplyReports
 from progress.use_cases.sweep import Sweeper
 from progress.use_cases.work_points import ApplySnapshots
@@ -80,6 +81,7 @@ def build(
         batch_size=settings.sweep_batch_size,
         skip_locked=skip_locked,
         calendar=calendar,
+        metrics=metrics,
     )
     ingest = IngestStore(engine, tracer)
     broker_outage = OutageLog(logging.getLogger("progress.ingest"), "broker")
@@ -133,6 +135,7 @@ def build(
             tuple(Kind(k) for k in settings.circular_kinds),
             settings.circular_issuer,
         ),
+        notices=Notices(sessions, clock, relay, tracer, metrics, calendar),
         owned_http=owned_http,
         broker_outage=broker_outage,
     )

@@ -30,6 +30,7 @@ from progress.store.ingest import IngestStore
 from progress.use_cases.circulars import Circulars
 from progress.use_cases.closure import ClosureReview
 from progress.use_cases.ingestion import Ingestion
+from progress.use_cases.notices import Notices
 from progress.use_cases.sweep import Sweeper
 
 SERVICE = "duban-progress"
@@ -70,6 +71,7 @@ class ProgressService(ServiceCore):
     ingestion: Ingestion  # status reports over HTTP
     closure: ClosureReview  # the office's closure decisions
     circulars: Circulars  # circulars (通报): on demand, and on schedule in the background
+    notices: Notices  # supervision notices (督办单)
     owned_http: httpx.AsyncClient | None = None  # the JWKS client, when build() made it
     # The board's client: tokens from the registry, alerts from the notifier.
     board_http: httpx.AsyncClient = field(

@@ -23,6 +23,10 @@ from typing import Protocol
 from duban_shared.events import StallTransition, StallTransitionKind
 
 FIRING, ACKNOWLEDGED, RESOLVED = "firing", "acknowledged", "resolved"
+STALL, NOTICE = "stall", "notice"
+"""An alert's kind: a stall episode, or a supervision notice (督办单) awaiting its reply."""
+ISSUED = "issued"
+"""A notice's alert before it is overdue: the lead was told, nothing escalates yet."""
 
 
 class AlertState(Protocol):

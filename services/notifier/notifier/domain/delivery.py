@@ -31,6 +31,9 @@ UNSENT_STATUSES = (PENDING, HELD)
 RESOLVING_EVENTS = ("recovered", "closed")
 STEP_EVENTS = {"lead": "fired", "co": "fired", "coordinating_office": "escalated"}
 """The event a policy step's message tells, by whom it notifies (a repeat is a `reminder`)."""
+NOTICE_ISSUED, NOTICE_OVERDUE = "notice_issued", "notice_overdue"
+"""The events of a supervision notice's messages: issued (to the lead), overdue (the policy's
+notice steps: the coordinating office, reminders to the lead)."""
 OFFICE_NAME = "督办协调部门"
 """The coordinating office's name in a message when the registry has not published it."""
 

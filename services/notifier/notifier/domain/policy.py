@@ -207,14 +207,33 @@ class Urgent(_Model):
     reasons: tuple[StallReason, ...] = (StallReason.BLOCKED, StallReason.OVERDUE)
 
 
+NOTICE_STEPS: tuple[Step, ...] = (
+    Step.model_validate({"id": "notice-office", "notify": "coordinating_office"}),
+    Step.model_validate({"id": "notice-lead", "notify": "lead"}),
+    Step.model_validate(
+        {
+            "id": "notice-office-again",
+            "notify": "coordinating_office",
+            "every": {"working_days": 2},
+            "while": "unacknowledged",
+        }
+    ),
+)
+"""What an overdue supervision notice does unless a policy file says otherwise: tell the
+coordinating office and remind the lead at once, then the office every 2 working days until the
+reply comes (a notice is never acknowledged: a reply, closure or withdrawal ends it)."""
+
+
 class EscalationPolicy(_Model):
-    """One plan's escalation: working hours, quiet channels, urgency, grouping, steps."""
+    """One plan's escalation: working hours, quiet channels, urgency, grouping, steps, and the
+    steps of an overdue supervision notice (`notice_steps`, counted from when it fell overdue)."""
 
     working_hours: WorkingHoursSetting = WorkingHoursSetting()
     quiet_channels: tuple[Channel, ...] = (Channel.SMS, Channel.WECOM)
     urgent: Urgent = Urgent()
     group_window_minutes: int = Field(default=15, ge=0, le=24 * 60, strict=True)
     steps: tuple[Step, ...] = Field(min_length=1)
+    notice_steps: tuple[Step, ...] = Field(default=NOTICE_STEPS, min_length=1)
 
     @field_validator("quiet_channels")
     @classmethod
@@ -226,7 +245,7 @@ class EscalationPolicy(_Model):
             )
         return value
 
-    @field_validator("steps")
+    @field_validator("steps", "notice_steps")
     @classmethod
     def _unique_step_ids(cls, value: tuple[Step, ...]) -> tuple[Step, ...]:
         seen: set[str] = set()
@@ -239,6 +258,11 @@ class EscalationPolicy(_Model):
                 )
             seen.add(step.id)
         return value
+
+    def for_notices(self) -> EscalationPolicy:
+        """The same policy with the notice steps as its steps (what the planner runs for an
+        overdue notice)."""
+        return self.model_copy(update={"steps": self.notice_steps})
 
     @property
     def hours(self) -> WorkingHours:

@@ -10,7 +10,7 @@ from duban_shared.kafka import trace_id_of
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from notifier.domain.alerts import RESOLVED
+from notifier.domain.alerts import RESOLVED, STALL
 from notifier.store.models import AckCode, Alert, NotificationLog
 
 
@@ -40,7 +40,11 @@ def new_alert(transition: StallTransition, episode_id: uuid.UUID, now: datetime)
 async def open_alerts(session: AsyncSession, work_point_id: str) -> list[Alert]:
     """The work point's alerts not resolved yet."""
     rows = await session.exec(
-        select(Alert).where(Alert.work_point_id == work_point_id, col(Alert.state) != RESOLVED)
+        select(Alert).where(
+            Alert.work_point_id == work_point_id,
+            col(Alert.state) != RESOLVED,
+            col(Alert.kind) == STALL,
+        )
     )
     return list(rows.all())
 
@@ -56,7 +60,7 @@ async def alerts(
     session: AsyncSession, state: str | None, work_point_id: str | None
 ) -> list[Alert]:
     """Alerts newest first; `state` is firing, acknowledged, resolved or open (not resolved)."""
-    query = select(Alert)
+    query = select(Alert).where(col(Alert.kind) == STALL)
     if state == "open":
         query = query.where(col(Alert.state) != RESOLVED)
     elif state is not None:

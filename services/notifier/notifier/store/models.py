@@ -74,6 +74,10 @@ class Alert(NotifierBase, table=True):
     """One stall episode of one work point, as the people alerted see it.
 
     firing -> acknowledged -> resolved (recovered, or closed with the work point).
+
+    A supervision notice (督办单) has an alert of its own (`kind` notice, `episode_id` the
+    notice's id): issued -> firing once overdue (escalated by the policy's notice steps) ->
+    resolved (replied, closed or withdrawn). The alert API and board list stall alerts only.
     """
 
     __tablename__ = "alert"
@@ -105,6 +109,14 @@ class Alert(NotifierBase, table=True):
     steps_done: dict[str, list[str]] = Field(
         default_factory=dict, sa_type=JSON, nullable=False, description="step -> ISO times"
     )
+    kind: str = Field(
+        default="stall",
+        max_length=8,
+        description="stall (an episode) or notice (a supervision notice's reply, escalated "
+        "once overdue through the policy's notice_steps)",
+    )
+    notice_number: str | None = Field(default=None, max_length=40, description="督办〔2024〕7号")
+    reply_due: datetime | None = utc_column(nullable=True)
 
     def agency_ids(self) -> set[uuid.UUID]:
         """The agencies alerted: leads and co-agencies."""

@@ -15,7 +15,7 @@ from duban_shared.clock import Clock
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from notifier.domain.alerts import AckRefused, acknowledge, check_code
+from notifier.domain.alerts import STALL, AckRefused, acknowledge, check_code
 from notifier.store import alerts as alert_store
 from notifier.store.models import AckCode, Alert
 from notifier.use_cases.ack_links import AckLinks
@@ -71,7 +71,7 @@ class Alerts:
         """Acknowledge an alert for `by`; `may_acknowledge` raises when the caller may not."""
         async with self.sessions() as session, session.begin():
             alert = await alert_store.alert(session, alert_id, for_update=True)
-            if alert is None:
+            if alert is None or alert.kind != STALL:
                 raise AckRefused(
                     404, "unknown_alert", f"No alert {alert_id}; list them at GET /v1/alerts."
                 )

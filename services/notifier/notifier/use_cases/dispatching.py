@@ -47,8 +47,9 @@ from notifier.adapters.channels.base import (
     OutgoingMessage,
     Receipt,
 )
-from notifier.adapters.render import AlertView, render
-from notifier.domain.alerts import ACKNOWLEDGED, RESOLVED
+from notifier.adapters.notice_render import NoticeView, render_notices
+from notifier.adapters.render import AlertView, Rendered, render
+from notifier.domain.alerts import ACKNOWLEDGED, NOTICE, RESOLVED, STALL
 from notifier.domain.contacts import mask
 from notifier.domain.delivery import (
     FAILED,
@@ -147,14 +148,17 @@ class Dispatcher:
             rows = await log_store.due(
                 session, now, self.options.batch_size, skip_locked=self.options.skip_locked
             )
-            by_recipient: dict[tuple[str, str], list[NotificationLog]] = defaultdict(list)
-            for row in rows:
-                by_recipient[(row.channel, row.recipient)].append(row)
             alerts = await alert_store.alerts_by_id(
                 session, {r.alert_id for r in rows if r.alert_id}
             )
+            # Messages about supervision notices go apart from stall digests.
+            by_recipient: dict[tuple[str, str, str], list[NotificationLog]] = defaultdict(list)
+            for row in rows:
+                found = alerts.get(row.alert_id) if row.alert_id else None
+                kind = found.kind if found is not None else STALL
+                by_recipient[(row.channel, row.recipient, kind)].append(row)
             ready = []
-            for (channel, recipient), group_rows in by_recipient.items():
+            for (channel, recipient, _), group_rows in by_recipient.items():
                 mine = [alerts[r.alert_id] for r in group_rows if r.alert_id in alerts]
                 wait_until = self._wait(channel, recipient, mine, now)
                 for row in group_rows:
@@ -280,6 +284,20 @@ class Dispatcher:
     ) -> OutgoingMessage:
         """Render one message for the group, with a fresh acknowledgement link per alert."""
         now = self.clock.now()
+        notices = [
+            _notice_view(alert, row.event)
+            for row in group.rows
+            if (alert := alerts.get(row.alert_id) if row.alert_id else None) is not None
+            and alert.kind == NOTICE
+        ]
+        if notices:
+            rendered = render_notices(
+                notices,
+                recipient_name=agency_name,
+                role=group.rows[0].role,
+                max_sms_segments=self.options.max_sms_segments,
+            )
+            return self._outgoing(group, rendered)
         views = []
         for row in group.rows:
             alert = alerts.get(row.alert_id) if row.alert_id else None
@@ -296,6 +314,10 @@ class Dispatcher:
             max_sms_segments=self.options.max_sms_segments,
             now=now,
         )
+        return self._outgoing(group, rendered)
+
+    def _outgoing(self, group: _Group, rendered: Rendered) -> OutgoingMessage:
+        """The rendered message in the form the group's channel takes."""
         text = {"sms": rendered.sms, "wecom": rendered.markdown}.get(group.channel, rendered.text)
         return OutgoingMessage(
             recipient=group.recipient,
@@ -360,6 +382,18 @@ class Dispatcher:
             group_wait=timedelta(0),
             skip_contacts=await log_store.tried_contacts(session, row.transition_event_id),
         )
+
+
+def _notice_view(alert: Alert, event: str) -> NoticeView:
+    return NoticeView(
+        number=alert.notice_number or "",
+        code=alert.code,
+        title=alert.title,
+        event=event,
+        reply_due=alert.reply_due or alert.fired_at,
+        reason=alert.note,
+        lead_agencies=tuple(a["name"] for a in alert.lead_agencies),
+    )
 
 
 def _view(alert: Alert, event: str, ack_url: str | None) -> AlertView:

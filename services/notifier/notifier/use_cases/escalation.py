@@ -22,8 +22,8 @@ from opentelemetry.trace import Tracer
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from notifier.domain.alerts import ACKNOWLEDGED, RESOLVED
-from notifier.domain.delivery import step_event
+from notifier.domain.alerts import ACKNOWLEDGED, ISSUED, NOTICE, RESOLVED
+from notifier.domain.delivery import NOTICE_OVERDUE, step_event
 from notifier.domain.planner import AlertClock, due_steps
 from notifier.domain.policy import PolicySet
 from notifier.store import alerts as alert_store
@@ -45,6 +45,11 @@ async def advance(
         alert.next_step_at = None
         return 0
     policy = policies.for_plan(alert.plan_slug or "")
+    if alert.kind == NOTICE:
+        if alert.state == ISSUED:  # not overdue: nothing escalates yet
+            alert.next_step_at = None
+            return 0
+        policy = policy.for_notices()
     levels, reasons = Level(alert.level), tuple(StallReason(r) for r in alert.reasons)
     alert.urgent = policy.is_urgent(levels, reasons)
     clock = AlertClock(
@@ -60,7 +65,11 @@ async def advance(
     for item in due:
         step = item.step
         occurrence = f"{step.id}@{item.due_at.isoformat()}"
-        event = step_event(step.notify, repeat=bool(done.get(step.id)))
+        event = (
+            NOTICE_OVERDUE
+            if alert.kind == NOTICE
+            else step_event(step.notify, repeat=bool(done.get(step.id)))
+        )
         people = await recipients(session, alert, step.notify)
         planned += await plan(
             session,

@@ -191,7 +191,7 @@ INVALID: dict[str, tuple[str, str]] = {
     "unknown top-level key": (
         STEPS + "quiet_hours: [sms]\n",
         "4: quiet_hours: unknown key; remove it or correct its spelling (known keys: "
-        "working_hours, quiet_channels, urgent, group_window_minutes, steps)",
+        "working_hours, quiet_channels, urgent, group_window_minutes, steps, notice_steps)",
     ),
     "misspelt step key": (
         STEPS + "    evrey: {working_hours: 8}\n",

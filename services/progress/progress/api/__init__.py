@@ -11,11 +11,12 @@ from progress.api import (
     circulars,
     closure,
     events,
+    notices,
     plans,
     scorecards,
     work_points,
 )
 
 router = APIRouter()
-for module in (events, work_points, plans, scorecards, closure, circulars, audit, board):
+for module in (events, work_points, plans, scorecards, closure, circulars, notices, audit, board):
     router.include_router(module.router)

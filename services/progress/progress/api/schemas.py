@@ -389,3 +389,122 @@ def verification_out(result: Verification) -> VerificationOut:
         rows_checked=result.rows_checked,
         first_broken=BrokenRowOut(**vars(broken)) if broken else None,
     )
+
+
+# ---------------------------------------------------------------- supervision notices
+
+
+NoticeState = Literal["issued", "replied", "overdue", "closed", "withdrawn"]
+
+
+class NoticeIn(BaseModel):
+    """A supervision notice (督办单) the office issues on a work point."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Text = Field(
+        min_length=2, max_length=2000, examples=["连续两个报送周期未报送进展,且已逾期"]
+    )
+    required_action: Text = Field(
+        min_length=2, max_length=2000, examples=["说明滞后原因,提出整改措施和完成时限"]
+    )
+    reply_within_working_days: StrictInt = Field(
+        ge=1, le=30, description="Working days (official calendar) the lead agency has to reply."
+    )
+
+
+class NoticeReplyIn(BaseModel):
+    """The lead agency's reply (反馈) to a notice."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: Text = Field(min_length=2, max_length=4000, examples=["已完成用地审批,预计月底完工"])
+    evidence_url: HttpEvidenceUrl | None = None
+
+
+class NoticeNoteIn(BaseModel):
+    """The office's note when closing or withdrawing a notice."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    note: Text | None = Field(default=None, max_length=2000)
+
+
+class NoticeOut(BaseModel):
+    """A supervision notice and its reply, if any."""
+
+    id: uuid.UUID
+    number: str = Field(description="督办〔2024〕7号: the year of issue and its sequence.")
+    status: NoticeState
+    work_point_id: WorkPointId
+    work_point_code: WorkPointCodeField
+    work_point_title: str
+    plan_slug: str
+    lead_agencies: list[dict[str, str]]
+    reason: str
+    required_action: str
+    reply_within_working_days: int
+    issued_at: datetime
+    issued_by: str
+    reply_due_on: date = Field(description="The last day a reply is on time (a working day).")
+    reply_due: datetime = Field(description="When the reply becomes late (the end of that day).")
+    reply_text: str | None
+    evidence_url: str | None
+    replied_at: datetime | None
+    replied_by: str | None
+
+
+class NoticeHistoryOut(BaseModel):
+    """One state change of a notice."""
+
+    status: NoticeState
+    by: str = Field(description="The client that acted, or `sweeper` for `overdue`.")
+    at: datetime
+    note: str | None
+
+
+class NoticeDetailOut(NoticeOut):
+    """A notice with every state change, oldest first."""
+
+    history: list[NoticeHistoryOut]
+
+
+def notice_out(notice: Any) -> NoticeOut:
+    """The API form of a stored notice."""
+    return NoticeOut(**_notice_fields(notice))
+
+
+def _notice_fields(notice: Any) -> dict[str, Any]:
+    return {
+        "id": notice.id,
+        "number": notice.number,
+        "status": notice.status,
+        "work_point_id": notice.work_point_id,
+        "work_point_code": notice.code,
+        "work_point_title": notice.title,
+        "plan_slug": notice.plan_slug,
+        "lead_agencies": [
+            {"agency_id": a["agency_id"], "name": a["name"]} for a in notice.lead_agencies
+        ],
+        "reason": notice.reason,
+        "required_action": notice.required_action,
+        "reply_within_working_days": notice.reply_within_working_days,
+        "issued_at": notice.issued_at,
+        "issued_by": notice.issued_by,
+        "reply_due_on": notice.reply_due_on,
+        "reply_due": notice.reply_due_at,
+        "reply_text": notice.reply_text,
+        "evidence_url": notice.evidence_url,
+        "replied_at": notice.replied_at,
+        "replied_by": notice.replied_by,
+    }
+
+
+def notice_detail_out(notice: Any, history: list[Any]) -> NoticeDetailOut:
+    """A notice with its history."""
+    return NoticeDetailOut(
+        **_notice_fields(notice),
+        history=[
+            NoticeHistoryOut(status=h.status, by=h.actor, at=h.at, note=h.note) for h in history
+        ],
+    )

@@ -191,6 +191,68 @@ class ClosureDecision(ProgressBase, table=True):
     decided_at: datetime = _ts()
 
 
+class SupervisionNotice(ProgressBase, table=True):
+    """A supervision notice (督办单) the office issued on a work point, and its reply.
+
+    Numbered per year of issue (督办〔2024〕7号); `reply_due_at` is when a reply becomes late
+    (the end of `reply_due_on`, a working day). The work point's facts are copied at issue, so
+    the printed notice stays what was sent.
+    """
+
+    __tablename__ = "supervision_notice"
+    __table_args__ = (UniqueConstraint("year", "seq", name="uq_supervision_notice_number"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    year: int
+    seq: int
+    number: str = Field(max_length=40)
+    work_point_id: str = Field(max_length=120, index=True)
+    plan_slug: str = Field(max_length=80, index=True)
+    code: str = Field(max_length=19)
+    title: str = Field(max_length=200)
+    lead_agencies: list[dict[str, Any]] = Field(sa_type=JSON, nullable=False)
+    coordinating_agency_id: uuid.UUID | None = None
+    reason: str
+    required_action: str
+    reply_within_working_days: int
+    status: str = Field(max_length=12, index=True)
+    issued_at: datetime = _ts()
+    issued_by: str = Field(max_length=120)
+    reply_due_on: date
+    reply_due_at: datetime = _ts(index=True)
+    reply_text: str | None = None
+    evidence_url: str | None = Field(default=None, max_length=500)
+    replied_at: datetime | None = _ts(nullable=True)
+    replied_by: str | None = Field(default=None, max_length=120)
+    updated_at: datetime = _ts()
+
+    def lead_agency_ids(self) -> list[uuid.UUID]:
+        """The lead agencies that must reply."""
+        return [uuid.UUID(a["agency_id"]) for a in self.lead_agencies]
+
+
+class NoticeSequence(ProgressBase, table=True):
+    """The last notice number given in a year (locked while a notice is numbered)."""
+
+    __tablename__ = "supervision_notice_sequence"
+
+    year: int = Field(primary_key=True)
+    last: int = 0
+
+
+class NoticeHistory(ProgressBase, table=True):
+    """Every state change of a notice: who, when, a note (append-only)."""
+
+    __tablename__ = "supervision_notice_history"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    notice_id: uuid.UUID = Field(index=True)
+    status: str = Field(max_length=12)
+    actor: str = Field(max_length=120, description="The client that acted, or `sweeper`.")
+    note: str | None = None
+    at: datetime = _ts()
+
+
 class Inbox(InboxFields, ProgressBase, table=True):
     """Status events already applied."""
 

@@ -1,4 +1,5 @@
-"""The sweeper: judges work points whose next check is due, on a timer.
+"""The sweeper: judges work points whose next check is due, on a timer, and marks supervision
+notices whose reply deadline passed `overdue`.
 
 Cost follows the due rows (an indexed `next_check_at`), not all rows. On PostgreSQL due rows are
 claimed with FOR UPDATE SKIP LOCKED, so replicas side by side never judge the same row twice.
@@ -17,6 +18,7 @@ from duban_shared import attributes as attr
 from duban_shared.clock import Clock
 from duban_shared.events import StallTransition
 from duban_shared.kafka import link_to
+from duban_shared.metrics import ServiceMetrics
 from duban_shared.outbox import OutboxRelay
 from duban_shared.runtime import run_periodically
 from duban_shared.workdays import OFFICIAL, WorkingCalendar
@@ -28,6 +30,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from progress.store import states
 from progress.store.models import WorkPointState
 from progress.use_cases.judging import rejudge
+from progress.use_cases.notices import mark_overdue
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +49,9 @@ class Sweeper:
         batch_size: int,
         skip_locked: bool,
         calendar: WorkingCalendar = OFFICIAL,
+        metrics: ServiceMetrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._sessions = sessions
         self._clock = clock
         self._tracer = tracer
@@ -113,7 +118,34 @@ class Sweeper:
                 if len(due) < self._batch_size:
                     break
             span.set_attribute(attr.SWEEP_TRANSITIONS, total)
-        return total
+            overdue = await self.mark_overdue_notices()
+            span.set_attribute(attr.NOTICE_OVERDUE, overdue)
+        return total + overdue
+
+    async def mark_overdue_notices(self) -> int:
+        """Mark every issued notice whose reply deadline passed `overdue` (once each: the state
+        leaves `issued` in the same transaction that queues the transition); return how many."""
+        marked = 0
+        while True:
+            now = self._clock.now()
+            async with self._sessions() as session, session.begin():
+                late = await mark_overdue(session, now, self._batch_size)
+                for notice in late:
+                    self._tracer.start_span(
+                        "notice overdue",
+                        attributes={
+                            attr.NOTICE_ID: str(notice.id),
+                            attr.NOTICE_STATE: notice.status,
+                            attr.WORK_POINT_ID: notice.work_point_id,
+                        },
+                    ).end()
+            marked += len(late)
+            if late:
+                if self._metrics is not None:
+                    self._metrics.notices.add(len(late), {attr.NOTICE_STATE: "overdue"})
+                self._relay.wake()
+            if len(late) < self._batch_size:
+                return marked
 
     async def run(self, stop: asyncio.Event, interval_seconds: float) -> None:
         """Sweep every interval until stopped; a failed sweep is logged and retried."""

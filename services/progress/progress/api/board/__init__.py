@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from progress.api.board import login, pages
+from progress.api.board import login, notices, pages
 
 router = APIRouter()
 router.include_router(login.router)
 router.include_router(pages.router)
+router.include_router(notices.router)

@@ -5,7 +5,8 @@
 - `/board/work-points/{plan}/{code}`: one work point (by its code, '35' or '3.2'): agencies,
   targets and actuals, pace, and its timeline (reports, stall transitions and closure
   decisions from progress; alerts and their acknowledgements from the notifier), newest first;
-  closure review buttons for the office;
+  closure review buttons for the office; its supervision notices (督办单), with the office's
+  form to issue one and the lead agency's form to reply (`board.notices`);
 - `/board/plans/{plan}/scorecards`: agency scorecards; `/board/plans/{plan}/alerts`: open alerts,
   each linked to its trace; `/board/traces/{id}`: a trace as a span tree;
 - `/board/circulars/{id}.docx|.xlsx`: a circular's files (office only; the plan's board lists
@@ -44,10 +45,12 @@ from progress.api.schemas import (
     ApproveIn,
     RejectIn,
     across_plans_out,
+    notice_out,
     progress_out,
     scorecard_out,
 )
 from progress.domain.counts import Counts, plan_counts
+from progress.domain.notices import STATE_NAMES
 from progress.store import circulars as circular_store
 from progress.store import queries
 from progress.store.models import Circular
@@ -165,7 +168,7 @@ async def plan_board(
     )
 
 
-async def _work_point_page(
+async def work_point_page(
     request: Request,
     session: AsyncSession,
     user: BoardUser,
@@ -174,7 +177,10 @@ async def _work_point_page(
     *,
     error: str | None = None,
     status: int = 200,
+    form: dict[str, str] | None = None,
 ) -> HTMLResponse:
+    """The work point page (with `error` said at the top and `form` refilled after a refused
+    form)."""
     svc = service(request)
     try:
         progress = progress_out(*await reading.work_point(session, user.principal, plan_slug, code))
@@ -192,8 +198,24 @@ async def _work_point_page(
     if alerts is not None:
         items += alert_items(alerts, svc.settings)
     items.sort(key=lambda i: (i.at, ORDER[i.kind]), reverse=True)
+    notices, _ = await svc.notices.page(
+        user.principal,
+        plan=None,
+        status=None,
+        agency=None,
+        work_point_id=progress.work_point_id,
+        limit=50,
+        offset=0,
+    )
+    lead = user.principal.agency_id is not None and any(
+        a.role == "lead" and a.agency_id == user.principal.agency_id for a in progress.agencies
+    )
     return render(
         "work_point.html.j2",
+        notices=[notice_out(n) for n in notices],
+        notice_states=STATE_NAMES,
+        may_reply=lead,
+        form=form or {},
         status=status,
         user=user,
         plan_slug=plan_slug,
@@ -211,7 +233,7 @@ async def work_point(
     plan_slug: str, code: WorkPointCode, request: Request, session: SessionDep, user: UserDep
 ) -> HTMLResponse:
     """One work point: header, targets, pace and its timeline."""
-    return await _work_point_page(request, session, user, plan_slug, code)
+    return await work_point_page(request, session, user, plan_slug, code)
 
 
 @router.post("/work-points/{plan_slug}/{code}/closure")
@@ -244,7 +266,7 @@ async def decide_closure(
     else:
         return RedirectResponse(f"/board/work-points/{plan_slug}/{code}", status_code=303)
     # the page again, saying why the decision was not taken
-    return await _work_point_page(
+    return await work_point_page(
         request, session, user, plan_slug, code, error=error, status=status
     )
 
