@@ -6,6 +6,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
+from duban_shared.audit import AuditFields
 from duban_shared.db import utc_column as _ts
 from duban_shared.inbox import InboxFields
 from duban_shared.outbox import OutboxFields
@@ -215,3 +216,9 @@ class IngestedEvent(ProgressBase, table=True):
     offset: int
     late: bool = False
     accepted_at: datetime = _ts()
+
+
+class AuditLog(AuditFields, ProgressBase, table=True):
+    """Progress's audit trail: the office's closure decisions (see duban_shared.audit)."""
+
+    __tablename__ = "audit_log"
