@@ -11,7 +11,7 @@ from duban_shared.auth import Principal, PrincipalDep, require_office
 from duban_shared.inputs import PlanSlug, WorkPointCode
 from fastapi import APIRouter, Path
 
-from registry.api.deps import ActingContextDep
+from registry.api.deps import ActingContextDep, ServiceDep
 from registry.api.schemas import (
     ExtensionApproval,
     ExtensionIn,
@@ -65,6 +65,12 @@ def extension_out(ext: ExtensionRequest) -> ExtensionPublic:
     )
 
 
+def _counted(registry: ServiceDep, ext: ExtensionRequest) -> ExtensionPublic:
+    """Count the step the request just took (its state) and shape it for the API."""
+    registry.metrics.extension_requests.add(1, {"outcome": ext.state})
+    return extension_out(ext)
+
+
 def _agency_of(principal: Principal, slug: str, code: str) -> Any:
     if principal.role != "agency" or principal.agency_id is None:
         raise not_lead(f"{slug}/{code}")
@@ -86,12 +92,13 @@ async def request_extension(
     body: ExtensionIn,
     ctx: ActingContextDep,
     principal: PrincipalDep,
+    registry: ServiceDep,
 ) -> ExtensionPublic:
     """A lead agency asks for a later due date (403 `not_lead_agency` for anyone else; 409
     `extension_already_open` while another request of the work point is open)."""
     agency_id = _agency_of(principal, slug, code)
     ext = await use_cases.request_extension(ctx, slug, code, agency_id, body.due_on, body.reason)
-    return extension_out(ext)
+    return _counted(registry, ext)
 
 
 @router.post("/{extension_id}/withdraw", responses=_DECISION_ANSWERS)
@@ -101,11 +108,12 @@ async def withdraw_extension(
     extension_id: ExtensionId,
     ctx: ActingContextDep,
     principal: PrincipalDep,
+    registry: ServiceDep,
 ) -> ExtensionPublic:
     """The lead agency withdraws its open request."""
     agency_id = _agency_of(principal, slug, code)
     ext = await use_cases.withdraw_extension(ctx, slug, code, extension_id, agency_id)
-    return extension_out(ext)
+    return _counted(registry, ext)
 
 
 @router.post("/{extension_id}/approve", responses=_DECISION_ANSWERS)
@@ -116,12 +124,13 @@ async def approve_extension(
     body: ExtensionApproval,
     ctx: ActingContextDep,
     principal: PrincipalDep,
+    registry: ServiceDep,
 ) -> ExtensionPublic:
     """The office approves: the work point is due on the requested date from now on (its
     snapshot is republished and progress re-judges it)."""
     require_office(principal)
     ext = await use_cases.approve_extension(ctx, slug, code, extension_id, body.note)
-    return extension_out(ext)
+    return _counted(registry, ext)
 
 
 @router.post("/{extension_id}/reject", responses=_DECISION_ANSWERS)
@@ -132,8 +141,9 @@ async def reject_extension(
     body: ExtensionRejection,
     ctx: ActingContextDep,
     principal: PrincipalDep,
+    registry: ServiceDep,
 ) -> ExtensionPublic:
     """The office rejects, saying why; the due date stays."""
     require_office(principal)
     ext = await use_cases.reject_extension(ctx, slug, code, extension_id, body.reason)
-    return extension_out(ext)
+    return _counted(registry, ext)

@@ -55,7 +55,10 @@ async def _led_and_not_led(
 
 
 async def test_an_extension_cycle_moves_the_due_date_and_is_audited(
-    http: httpx.AsyncClient, office: dict[str, str], forestry: dict[str, str]
+    http: httpx.AsyncClient,
+    office: dict[str, str],
+    forestry: dict[str, str],
+    registry: RegistryService,
 ) -> None:
     led, other = await _led_and_not_led(http, forestry, "市林业局")
     ask = {"due_on": "2025-03-31", "reason": "苗木采购受季节影响，需延后"}
@@ -141,6 +144,13 @@ async def test_an_extension_cycle_moves_the_due_date_and_is_audited(
         (third["id"], "approved"),
     ]
     assert history[1]["decision_note"] == "理由不充分" and history[1]["decided_by"]
+
+    counted = {
+        line.split('outcome="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
+        for line in (await registry.metrics.exposition()).decode().splitlines()
+        if line.startswith("duban_extension_requests_total{")
+    }
+    assert counted == {"requested": 3, "withdrawn": 1, "rejected": 1, "approved": 1}
 
     # The audit trail: office only, newest first, with before and after.
     _error(await http.get("/v1/audit", headers=forestry), 403, "office_only")
