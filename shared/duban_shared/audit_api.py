@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
+from pydantic import AfterValidator, AwareDatetime
 
 from duban_shared.api import Limit, Offset, Page, error_responses
 from duban_shared.app import SessionDep
@@ -20,6 +21,7 @@ from duban_shared.audit import (
     entry_out,
 )
 from duban_shared.auth import PrincipalDep, require_office
+from duban_shared.inputs import Line
 
 _FILTER_DOCS = {
     "action": "Only this action (e.g. policy.changed)",
@@ -29,18 +31,28 @@ _FILTER_DOCS = {
     "to": "Before this time (exclusive, ISO 8601 with zone)",
 }
 
-ActionQ = Annotated[str | None, Query(max_length=80, description=_FILTER_DOCS["action"])]
-SubjectQ = Annotated[str | None, Query(max_length=300, description=_FILTER_DOCS["subject"])]
-ActorQ = Annotated[str | None, Query(max_length=200, description=_FILTER_DOCS["actor"])]
-FromQ = Annotated[datetime | None, Query(alias="from", description=_FILTER_DOCS["from"])]
-ToQ = Annotated[datetime | None, Query(alias="to", description=_FILTER_DOCS["to"])]
+
+def _plausible(moment: datetime) -> datetime:
+    """Refuse a time no audit entry can have (it would overflow on the way to UTC)."""
+    if not 1900 <= moment.year <= 2199:
+        raise ValueError("must be a time between the years 1900 and 2199")
+    return moment
+
+
+Moment = Annotated[AwareDatetime, AfterValidator(_plausible)]
+
+ActionQ = Annotated[Line | None, Query(max_length=80, description=_FILTER_DOCS["action"])]
+SubjectQ = Annotated[Line | None, Query(max_length=300, description=_FILTER_DOCS["subject"])]
+ActorQ = Annotated[Line | None, Query(max_length=200, description=_FILTER_DOCS["actor"])]
+FromQ = Annotated[Moment | None, Query(alias="from", description=_FILTER_DOCS["from"])]
+ToQ = Annotated[Moment | None, Query(alias="to", description=_FILTER_DOCS["to"])]
 
 
 def audit_router(model: type[Any]) -> APIRouter:
     """The office's read of a service's audit trail: `GET /v1/audit` and `/v1/audit.xlsx`."""
     router = APIRouter(tags=["audit"])
 
-    @router.get("/v1/audit", responses=error_responses(403))
+    @router.get("/v1/audit", responses=error_responses(403, 422))
     async def list_audit(
         session: SessionDep,
         principal: PrincipalDep,
@@ -67,7 +79,7 @@ def audit_router(model: type[Any]) -> APIRouter:
                 "description": "The matching entries as an Excel workbook, newest first.",
                 "content": {XLSX_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
             },
-            **error_responses(403),
+            **error_responses(403, 422),
         },
     )
     async def export_audit(

@@ -226,3 +226,23 @@ async def test_office_changes_are_audited_with_before_and_after(
     assert by_action["client.created"]["subject"] == client_id
     assert "secret" not in json.dumps(by_action["client.created"])
     assert by_action["client.revoked"]["after"]["revoked_at"]
+
+
+async def test_audit_filters_are_checked_and_select_by_time(
+    http: httpx.AsyncClient, office: dict[str, str]
+) -> None:
+    changed = await http.put(f"{WP}/41/policy", json={"grace_working_days": 1}, headers=office)
+    assert changed.status_code == 200, changed.text
+    at = (await http.get("/v1/audit", headers=office)).json()["items"][0]["at"]
+    for bad in (
+        {"from": "2024-09-02T09:00:00"},
+        {"to": "0001-01-01T00:00:00+14:00"},
+        {"subject": "a\x00b"},
+    ):
+        _error(await http.get("/v1/audit", params=bad, headers=office), 422, "invalid_request")
+    inside = {"from": at, "to": "2024-09-03T00:00:00+08:00", "action": "policy.changed"}
+    assert (await http.get("/v1/audit", params=inside, headers=office)).json()["total"] == 1
+    after = {"from": "2024-09-03T00:00:00+08:00"}
+    assert (await http.get("/v1/audit", params=after, headers=office)).json()["total"] == 0
+    before = {"to": at}
+    assert (await http.get("/v1/audit", params=before, headers=office)).json()["total"] == 0
