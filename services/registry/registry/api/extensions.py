@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from duban_shared import attributes
 from duban_shared.api import ErrorBody, error_responses
 from duban_shared.app import SessionDep
 from duban_shared.auth import Principal, PrincipalDep, require_office
 from duban_shared.inputs import PlanSlug, WorkPointCode
 from fastapi import APIRouter, Path
+from opentelemetry import trace
 
 from registry.api.deps import ActingContextDep, ServiceDep
 from registry.api.schemas import (
@@ -67,7 +69,14 @@ def extension_out(ext: ExtensionRequest) -> ExtensionPublic:
 
 def _counted(registry: ServiceDep, ext: ExtensionRequest) -> ExtensionPublic:
     """Count the step the request just took (its state) and shape it for the API."""
-    registry.metrics.extension_requests.add(1, {"outcome": ext.state})
+    registry.metrics.extension_requests.add(1, {attributes.OUTCOME: ext.state})
+    trace.get_current_span().set_attributes(
+        {
+            attributes.WORK_POINT_ID: ext.work_point_id,
+            attributes.EXTENSION_ID: ext.id or 0,
+            attributes.EXTENSION_STATE: ext.state,
+        }
+    )
     return extension_out(ext)
 
 

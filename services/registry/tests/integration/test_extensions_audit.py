@@ -13,6 +13,7 @@ import pytest
 from openpyxl import load_workbook
 from registry.service import RegistryService
 
+from tests.harness import Spans
 from tests.stack import bearer
 
 PLAN = "zhaoqing-digital-2024"
@@ -59,6 +60,7 @@ async def test_an_extension_cycle_moves_the_due_date_and_is_audited(
     office: dict[str, str],
     forestry: dict[str, str],
     registry: RegistryService,
+    spans: Spans,
 ) -> None:
     led, other = await _led_and_not_led(http, forestry, "市林业局")
     ask = {"due_on": "2025-03-31", "reason": "苗木采购受季节影响，需延后"}
@@ -151,6 +153,12 @@ async def test_an_extension_cycle_moves_the_due_date_and_is_audited(
         if line.startswith("duban_extension_requests_total{")
     }
     assert counted == {"requested": 3, "withdrawn": 1, "rejected": 1, "approved": 1}
+    traced = [
+        (s.attributes or {}).get("duban.extension.state")
+        for s in spans.all()
+        if (s.attributes or {}).get("duban.extension.id") == third["id"]
+    ]
+    assert traced == ["requested", "approved"]
 
     # The audit trail: office only, newest first, with before and after.
     _error(await http.get("/v1/audit", headers=forestry), 403, "office_only")
