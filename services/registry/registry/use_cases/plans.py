@@ -239,7 +239,7 @@ async def import_plan_text(
     text with other corrections is another version.
     """
     async with ctx.transaction() as now:
-        return await import_plan(
+        report = await import_plan(
             ctx.session,
             parsed,
             slug=slug,
@@ -249,6 +249,17 @@ async def import_plan_text(
             defaults=defaults_of(ctx.settings),
             confirm=confirm,
         )
+        if report.changed:
+            after = {
+                "version": report.version,
+                "created": report.plan_created,
+                "work_points_added": report.work_points_added,
+                "work_points_updated": report.work_points_updated,
+                "work_points_removed": report.work_points_removed,
+                "agencies_added": report.agencies_added,
+            }
+            ctx.audit("plan.imported", slug, now, after=after)
+        return report
 
 
 async def plan_by_slug(session: AsyncSession, slug: str) -> Plan:

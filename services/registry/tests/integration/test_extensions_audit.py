@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,6 +19,7 @@ from tests.stack import bearer
 
 PLAN = "zhaoqing-digital-2024"
 WP = f"/v1/plans/{PLAN}/work-points"
+TEXT = (Path(__file__).resolve().parents[4] / "data" / "plans" / f"{PLAN}.txt").read_text()
 
 
 @pytest.fixture
@@ -254,3 +256,20 @@ async def test_audit_filters_are_checked_and_select_by_time(
     assert (await http.get("/v1/audit", params=after, headers=office)).json()["total"] == 0
     before = {"to": at}
     assert (await http.get("/v1/audit", params=before, headers=office)).json()["total"] == 0
+
+
+async def test_a_confirmed_new_text_is_audited_and_the_same_text_is_not(
+    http: httpx.AsyncClient, office: dict[str, str]
+) -> None:
+    url = f"/v1/plans/{PLAN}/versions"
+    text = TEXT
+    same = await http.post(url, json={"text": text}, headers=office)
+    assert same.status_code == 200 and same.json()["applied"] is False
+    changed = text.replace("(市林业局牵头)", "(市林业局牵头,市资源局按职责分工负责)")
+    applied = await http.post(url, json={"text": changed, "confirm": True}, headers=office)
+    assert applied.status_code == 200, applied.text
+    trail = (await http.get("/v1/audit", params={"subject": PLAN}, headers=office)).json()
+    [entry] = trail["items"]
+    assert entry["action"] == "plan.imported"
+    assert entry["after"]["version"] == 2
+    assert entry["after"]["work_points_updated"] == ["35"]
