@@ -3,11 +3,12 @@ and `GET /v1/audit.xlsx` (the same entries as a workbook). See duban_shared.audi
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
-from pydantic import AfterValidator, AwareDatetime
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 
 from duban_shared.api import Limit, Offset, Page, error_responses
 from duban_shared.app import SessionDep
@@ -32,14 +33,27 @@ _FILTER_DOCS = {
 }
 
 
-def _plausible(moment: datetime) -> datetime:
-    """Refuse a time no audit entry can have (it would overflow on the way to UTC)."""
-    if not 1900 <= moment.year <= 2199:
-        raise ValueError("must be a time between the years 1900 and 2199")
-    return moment
+_ISO_8601 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
 
 
-Moment = Annotated[AwareDatetime, AfterValidator(_plausible)]
+def _iso_text(value: object) -> object:
+    """Refuse what is not ISO 8601 text (a number would be read as seconds since 1970)."""
+    if not isinstance(value, str) or not _ISO_8601.match(value):
+        raise ValueError("must be an ISO 8601 time with its offset, e.g. 2024-09-02T09:00:00+08:00")
+    return value
+
+
+def _in_utc(moment: datetime) -> datetime:
+    """The moment in UTC; one that UTC cannot hold (year 1 at +14:00) is the first or last
+    moment UTC has, which compares the same with every stored entry."""
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        first, last = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
+        return first if moment.year == 1 else last
+
+
+Moment = Annotated[AwareDatetime, BeforeValidator(_iso_text), AfterValidator(_in_utc)]
 
 ActionQ = Annotated[Line | None, Query(max_length=80, description=_FILTER_DOCS["action"])]
 SubjectQ = Annotated[Line | None, Query(max_length=300, description=_FILTER_DOCS["subject"])]
