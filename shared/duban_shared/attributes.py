@@ -94,9 +94,16 @@ ROUND_SIZE: Final = "duban.ingest.round.size"
 LINK_KIND: Final = "duban.link"
 """On a span link: what the linked span is (e.g. `registry work point snapshot`)."""
 
+EXTENSION_ID: Final = "duban.extension.id"
+"""The registry's id of an extension request (延期申请). Spans only."""
+
+EXTENSION_STATE: Final = "duban.extension.state"
+"""The state an extension request reached: `requested`, `approved`, `rejected`, `withdrawn`."""
+
 OUTCOME: Final = "outcome"
 """What became of an event or a message, a closed vocabulary per metric: ingestion `accepted`,
-`replayed`, `rejected`; notifications `sent`, `failed`, `retried`, `dropped`. Metrics only."""
+`replayed`, `rejected`; notifications `sent`, `failed`, `retried`, `dropped`; extension
+requests `requested`, `approved`, `rejected`, `withdrawn`. Metrics only."""
 
 # ---------------------------------------------------------------- standard (semantic conventions)
 

@@ -59,6 +59,7 @@ NOTIFICATIONS: Final = "duban.notifications"
 CIRCULARS: Final = "duban.circulars"
 NOTICES: Final = "duban.notices"
 NOTIFICATION_DELIVERY_DURATION: Final = "duban.notification.delivery.duration"
+EXTENSION_REQUESTS: Final = "duban.extension_requests"
 
 PROMETHEUS_CONTENT_TYPE: Final = CONTENT_TYPE_PLAIN_0_0_4
 """The exposition format `/metrics` answers in (Prometheus text 0.0.4)."""
@@ -130,6 +131,12 @@ class ServiceMetrics:
             unit="{record}",
             description="Records a consumer could not apply and parked on its service's "
             "dead-letter topic, by consumer group and error.type (the reason's code).",
+        )
+        self.extension_requests = self.meter.create_counter(
+            EXTENSION_REQUESTS,
+            unit="{request}",
+            description="Extension requests (延期申请) by step: requested, approved, rejected, "
+            "withdrawn.",
         )
         self.consumer_lag = ConsumerLag(self.meter)
         self._cached: list[CachedGauge] = []

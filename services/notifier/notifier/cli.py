@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 
 from duban_shared import topics
+from duban_shared.audit import Actor
 from duban_shared.cli import add_dead_letters, add_migrate, add_serve, agency_id
 from duban_shared.clock import SystemClock
 from duban_shared.db import create_engine, session_factory
@@ -25,7 +26,8 @@ async def _set_email(database_url: str, agency_id: uuid.UUID, addresses: list[st
     contacts = Contacts(session_factory(engine), SystemClock(), wecom_robots=())
     try:
         emails = [ContactIn("email", a) for a in addresses]
-        await contacts.set_as_given(agency_id, emails, channel="email")
+        operator = Actor("cli:duban-notifier", "operator")
+        await contacts.set_as_given(operator, agency_id, emails, channel="email")
     finally:
         await engine.dispose()
 

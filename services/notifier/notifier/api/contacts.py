@@ -10,6 +10,8 @@ import uuid
 from typing import Annotated
 
 from duban_shared.api import ApiError, error_responses
+from duban_shared.audit import Actor
+from duban_shared.auth import Principal
 from fastapi import APIRouter, Body
 
 from notifier.api.deps import OfficeDep, ServiceDep
@@ -34,6 +36,7 @@ STATUS = {
 
 async def _replace(
     service: ServiceDep,
+    office: Principal,
     agency_id: uuid.UUID,
     contacts: list[ContactIn],
     *,
@@ -42,7 +45,9 @@ async def _replace(
 ) -> list[Contact]:
     """Replace an agency's contacts, each refusal as the API tells it."""
     try:
-        return await service.contacts.replace(agency_id, contacts, channel=channel)
+        return await service.contacts.replace(
+            Actor.of(office), agency_id, contacts, channel=channel
+        )
     except InvalidContacts as exc:
         first = exc.problems[0]
         raise ApiError(422, str(first["code"]), str(first["message"]), exc.problems) from exc
@@ -54,11 +59,11 @@ async def _replace(
 
 @router.put("/v1/agencies/{agency_id}/contacts", responses=error_responses(409))
 async def put_contacts(
-    agency_id: uuid.UUID, body: ContactsBody, service: ServiceDep, _office: OfficeDep
+    agency_id: uuid.UUID, body: ContactsBody, service: ServiceDep, office: OfficeDep
 ) -> list[ContactOut]:
     """Replace an agency's contacts; every one is checked before any is kept."""
     contacts = [ContactIn(c.channel, c.address, c.label) for c in body.contacts]
-    return [contact_out(r) for r in await _replace(service, agency_id, contacts)]
+    return [contact_out(r) for r in await _replace(service, office, agency_id, contacts)]
 
 
 @router.get("/v1/agencies/{agency_id}/contacts")
@@ -71,12 +76,12 @@ async def get_contacts(
 
 @router.put("/v1/agencies/{agency_id}/contacts/email", responses=error_responses(409))
 async def put_email_contacts(
-    agency_id: uuid.UUID, contacts: EmailContacts, service: ServiceDep, _office: OfficeDep
+    agency_id: uuid.UUID, contacts: EmailContacts, service: ServiceDep, office: OfficeDep
 ) -> EmailContacts:
     """Replace an agency's email contacts (its other channels stay); the agency must be one the
     registry published. `PUT /v1/agencies/{agency_id}/contacts` sets every channel."""
     emails = [ContactIn("email", str(a)) for a in contacts.addresses]
-    await _replace(service, agency_id, emails, channel="email", with_details=True)
+    await _replace(service, office, agency_id, emails, channel="email", with_details=True)
     return contacts
 
 
@@ -92,7 +97,7 @@ async def get_email_contacts(
 @router.post("/v1/contacts/import")
 async def import_contacts(
     service: ServiceDep,
-    _office: OfficeDep,
+    office: OfficeDep,
     text: Annotated[
         str,
         Body(
@@ -108,7 +113,7 @@ async def import_contacts(
     keep theirs.
     """
     try:
-        imported = await service.contacts.import_csv(text)
+        imported = await service.contacts.import_csv(Actor.of(office), text)
     except InvalidCsv as exc:
         raise ApiError(
             422,

@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from duban_shared.audit import AuditFields
 from duban_shared.db import utc_column
 from duban_shared.inbox import InboxFields
 from sqlalchemy import JSON, UniqueConstraint
@@ -152,3 +153,9 @@ class AgencyView(NotifierBase, table=True):
     kind: str = Field(max_length=40)
     merged_into_id: uuid.UUID | None = None
     snapshot_at: datetime = utc_column()
+
+
+class AuditLog(AuditFields, NotifierBase, table=True):
+    """The notifier's audit trail: the office's contact changes (see duban_shared.audit)."""
+
+    __tablename__ = "audit_log"

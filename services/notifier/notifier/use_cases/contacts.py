@@ -5,7 +5,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
+from duban_shared.audit import Actor, record_audit
 from duban_shared.clock import Clock
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -18,7 +20,7 @@ from notifier.domain.contacts import (
     published,
 )
 from notifier.store import contacts as contact_store
-from notifier.store.models import Contact
+from notifier.store.models import AuditLog, Contact
 
 
 class InvalidContacts(ValueError):
@@ -35,6 +37,38 @@ class InvalidCsv(ValueError):
     def __init__(self, errors: list[CsvError]) -> None:
         super().__init__(f"{len(errors)} problem(s) in the file")
         self.errors = errors
+
+
+def _listed(rows: Sequence[Contact]) -> list[dict[str, object]]:
+    return [
+        {"channel": c.channel, "address": c.address, "label": c.label, "status": c.status}
+        for c in rows
+    ]
+
+
+async def _replace_audited(
+    session: AsyncSession,
+    actor: Actor,
+    agency_id: uuid.UUID,
+    contacts: Sequence[ContactIn],
+    now: datetime,
+    channel: str | None,
+) -> list[Contact]:
+    """Replace an agency's contacts and record it (before and after) in the same transaction."""
+    before = _listed(await contact_store.agency_contacts(session, agency_id, channel=channel))
+    rows = await contact_store.replace_contacts(session, agency_id, contacts, now, channel=channel)
+    if before != _listed(rows):
+        record_audit(
+            session,
+            AuditLog,
+            actor=actor,
+            action="contacts.replaced",
+            subject=str(agency_id),
+            at=now,
+            before={"channel": channel, "contacts": before},
+            after={"channel": channel, "contacts": _listed(rows)},
+        )
+    return rows
 
 
 @dataclass(frozen=True)
@@ -54,7 +88,12 @@ class Contacts:
     wecom_robots: Collection[str]
 
     async def replace(
-        self, agency_id: uuid.UUID, contacts: Sequence[ContactIn], *, channel: str | None = None
+        self,
+        actor: Actor,
+        agency_id: uuid.UUID,
+        contacts: Sequence[ContactIn],
+        *,
+        channel: str | None = None,
     ) -> list[Contact]:
         """Replace an agency's contacts (of one channel, when given); every one is checked
         before any is kept (InvalidContacts), and the agency must be one the registry published
@@ -64,27 +103,30 @@ class Contacts:
             raise InvalidContacts(problems)
         async with self.sessions() as session, session.begin():
             published(await contact_store.agency(session, agency_id), agency_id)
-            return await contact_store.replace_contacts(
-                session, agency_id, normalized, self.clock.now(), channel=channel
-            )
+            now = self.clock.now()
+            return await _replace_audited(session, actor, agency_id, normalized, now, channel)
 
     async def set_as_given(
-        self, agency_id: uuid.UUID, contacts: Sequence[ContactIn], *, channel: str | None = None
+        self,
+        actor: Actor,
+        agency_id: uuid.UUID,
+        contacts: Sequence[ContactIn],
+        *,
+        channel: str | None = None,
     ) -> list[Contact]:
         """Replace an agency's contacts as given, for the command line: an operator sets them
         before the registry's agencies have arrived (so the agency is not looked up), and the
         caller checked the addresses."""
         async with self.sessions() as session, session.begin():
-            return await contact_store.replace_contacts(
-                session, agency_id, contacts, self.clock.now(), channel=channel
-            )
+            now = self.clock.now()
+            return await _replace_audited(session, actor, agency_id, contacts, now, channel)
 
     async def of(self, agency_id: uuid.UUID, *, channel: str | None = None) -> list[Contact]:
         """An agency's contacts (of one channel, when given) in the order they are tried."""
         async with self.sessions() as session:
             return await contact_store.agency_contacts(session, agency_id, channel=channel)
 
-    async def import_csv(self, text: str) -> Imported:
+    async def import_csv(self, actor: Actor, text: str) -> Imported:
         """Import `agency,channel,address,label` rows, all or nothing (InvalidCsv): agencies the
         file names get exactly its contacts, in file order; others keep theirs."""
         async with self.sessions() as session, session.begin():
@@ -95,7 +137,5 @@ class Contacts:
             now = self.clock.now()
             total = 0
             for agency_id, contacts in found.items():
-                total += len(
-                    await contact_store.replace_contacts(session, agency_id, contacts, now)
-                )
+                total += len(await _replace_audited(session, actor, agency_id, contacts, now, None))
         return Imported(agencies=len(found), contacts=total)

@@ -3,6 +3,7 @@ the coordinating office and the agencies; the supervision board (HTML under /boa
 
 from __future__ import annotations
 
+from duban_shared.audit_api import audit_router
 from fastapi import APIRouter
 
 from progress.api import (
@@ -16,7 +17,9 @@ from progress.api import (
     scorecards,
     work_points,
 )
+from progress.store.models import AuditLog
 
 router = APIRouter()
 for module in (events, work_points, plans, scorecards, closure, circulars, notices, audit, board):
     router.include_router(module.router)
+router.include_router(audit_router(AuditLog))

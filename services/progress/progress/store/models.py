@@ -6,6 +6,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
+from duban_shared.audit import AuditFields
 from duban_shared.db import utc_column as _ts
 from duban_shared.inbox import InboxFields
 from duban_shared.outbox import OutboxFields
@@ -307,3 +308,9 @@ class Circular(ProgressBase, table=True):
     summary: dict[str, Any] = Field(sa_type=JSON, nullable=False)
     docx: bytes = Field(sa_type=LargeBinary, nullable=False)
     xlsx: bytes = Field(sa_type=LargeBinary, nullable=False)
+
+
+class AuditLog(AuditFields, ProgressBase, table=True):
+    """Progress's audit trail: the office's closure decisions (see duban_shared.audit)."""
+
+    __tablename__ = "audit_log"

@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from duban_shared.audit import Actor, record_audit
 from duban_shared.auth import Principal, require_office
 from duban_shared.clock import Clock
 from duban_shared.events import Level, StallTransition, StallTransitionKind
@@ -20,6 +21,7 @@ from progress.domain.stall import Verdict
 from progress.store import queries, states
 from progress.store.models import (
     AgencyProgress,
+    AuditLog,
     ClosureDecision,
     WorkPointState,
     WorkPointView,
@@ -82,6 +84,11 @@ async def decide_closure(
     return transition
 
 
+def _closure_state(state: WorkPointState) -> dict[str, object]:
+    """What the audit trail shows of a work point's closure."""
+    return {"closure": state.closure, "level": state.level, "reasons": list(state.reasons or [])}
+
+
 Decided = tuple[WorkPointView, WorkPointState, dict[uuid.UUID, AgencyProgress]]
 """A work point after a decision: its view, its state and its agencies' latest reports."""
 
@@ -114,6 +121,8 @@ class ClosureReview:
         async with self.sessions() as session:
             view, state = await tracked(session, principal, plan_slug, code)
             await session.refresh(state, with_for_update=True)
+            now = self.clock.now()
+            before = _closure_state(state)
             transition = await decide_closure(
                 session,
                 view,
@@ -121,8 +130,18 @@ class ClosureReview:
                 approve=approve,
                 reason=reason,
                 decided_by=principal.client_id,
-                now=self.clock.now(),
+                now=now,
                 calendar=self.calendar,
+            )
+            record_audit(
+                session,
+                AuditLog,
+                actor=Actor.of(principal),
+                action="closure.approved" if approve else "closure.rejected",
+                subject=view.id,
+                at=now,
+                before=before,
+                after={**_closure_state(state), "reason": reason},
             )
             await session.commit()
             if transition is not None:

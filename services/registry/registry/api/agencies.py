@@ -12,7 +12,7 @@ from duban_shared.inputs import Line
 from fastapi import APIRouter, Query
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from registry.api.deps import ContextDep
+from registry.api.deps import ActingContextDep
 from registry.api.schemas import (
     AgencyChange,
     AgencyDetail,
@@ -99,7 +99,9 @@ async def get_agency(agency_id: uuid.UUID, session: SessionDep, _p: PrincipalDep
 
 
 @router.post("", status_code=201, responses=error_responses(409))
-async def create_agency(body: AgencyIn, ctx: ContextDep, principal: PrincipalDep) -> AgencyDetail:
+async def create_agency(
+    body: AgencyIn, ctx: ActingContextDep, principal: PrincipalDep
+) -> AgencyDetail:
     """Create an agency; refused when the name already means another agency."""
     require_office(principal)
     agency = await use_cases.create_agency(ctx, body.name, body.kind)
@@ -108,7 +110,7 @@ async def create_agency(body: AgencyIn, ctx: ContextDep, principal: PrincipalDep
 
 @router.patch("/{agency_id:uuid}")
 async def change_agency(
-    agency_id: uuid.UUID, body: AgencyChange, ctx: ContextDep, principal: PrincipalDep
+    agency_id: uuid.UUID, body: AgencyChange, ctx: ActingContextDep, principal: PrincipalDep
 ) -> AgencyDetail:
     """Change an agency's kind."""
     require_office(principal)
@@ -118,7 +120,7 @@ async def change_agency(
 
 @router.post("/{agency_id:uuid}/aliases", responses=error_responses(409))
 async def add_alias(
-    agency_id: uuid.UUID, body: NameIn, ctx: ContextDep, principal: PrincipalDep
+    agency_id: uuid.UUID, body: NameIn, ctx: ActingContextDep, principal: PrincipalDep
 ) -> AgencyDetail:
     """Let an agency be found by another name (e.g. 市政数局)."""
     require_office(principal)
@@ -128,7 +130,7 @@ async def add_alias(
 
 @router.post("/{agency_id:uuid}/rename", responses=error_responses(409))
 async def rename_agency(
-    agency_id: uuid.UUID, body: NameIn, ctx: ContextDep, principal: PrincipalDep
+    agency_id: uuid.UUID, body: NameIn, ctx: ActingContextDep, principal: PrincipalDep
 ) -> AgencyDetail:
     """Rename an agency; the old name stays an alias and its work points are republished."""
     require_office(principal)
@@ -138,7 +140,7 @@ async def rename_agency(
 
 @router.post("/{agency_id:uuid}/merge", responses=error_responses(409))
 async def merge_agency(
-    agency_id: uuid.UUID, body: MergeIn, ctx: ContextDep, principal: PrincipalDep
+    agency_id: uuid.UUID, body: MergeIn, ctx: ActingContextDep, principal: PrincipalDep
 ) -> AgencyDetail:
     """Merge this agency into another; responsibilities and shares move there."""
     require_office(principal)

@@ -13,7 +13,7 @@ from duban_shared.inputs import Line
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 
-from registry.api.deps import ContextDep
+from registry.api.deps import ActingContextDep
 from registry.api.oauth import NO_STORE
 from registry.api.schemas import ClientIn, ClientOut, ClientWithSecret
 from registry.store import clients as store
@@ -56,7 +56,9 @@ async def clients(session: SessionDep, principal: PrincipalDep) -> list[ClientOu
 
 
 @router.post("/v1/clients", status_code=201, response_model=ClientWithSecret)
-async def create_client(body: ClientIn, ctx: ContextDep, principal: PrincipalDep) -> JSONResponse:
+async def create_client(
+    body: ClientIn, ctx: ActingContextDep, principal: PrincipalDep
+) -> JSONResponse:
     """Create a client and show its secret once (office only)."""
     require_office(principal)
     issued, agency_name = await use_cases.create_client(
@@ -88,7 +90,7 @@ async def client(client_id: ClientId, session: SessionDep, principal: PrincipalD
     response_model=ClientWithSecret,
 )
 async def rotate_client(
-    client_id: ClientId, ctx: ContextDep, principal: PrincipalDep
+    client_id: ClientId, ctx: ActingContextDep, principal: PrincipalDep
 ) -> JSONResponse:
     """Give a client a new secret, shown once; the old one stops working (office only)."""
     require_office(principal)
@@ -98,7 +100,9 @@ async def rotate_client(
 
 
 @router.post("/v1/clients/{client_id}/revoke", responses=error_responses(404, 409))
-async def revoke_client(client_id: ClientId, ctx: ContextDep, principal: PrincipalDep) -> ClientOut:
+async def revoke_client(
+    client_id: ClientId, ctx: ActingContextDep, principal: PrincipalDep
+) -> ClientOut:
     """Revoke a client: no new tokens, and the tokens it holds are refused by every service
     within seconds (401 token_revoked). The last active office client cannot be revoked (409
     last_office_client) (office only)."""

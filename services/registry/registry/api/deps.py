@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 from duban_shared.app import SessionDep
+from duban_shared.audit import Actor
+from duban_shared.auth import PrincipalDep
 from fastapi import Depends, Request
 
 from registry.service import RegistryService
@@ -32,3 +35,11 @@ def context(registry: ServiceDep, session: SessionDep) -> Context:
 
 
 ContextDep = Annotated[Context, Depends(context)]
+
+
+def acting_context(ctx: ContextDep, principal: PrincipalDep) -> Context:
+    """The context of a request whose caller acts: what it changes is audited as theirs."""
+    return replace(ctx, actor=Actor.of(principal))
+
+
+ActingContextDep = Annotated[Context, Depends(acting_context)]

@@ -10,7 +10,7 @@ from duban_shared.auth import PrincipalDep, require_office
 from duban_shared.inputs import Line, PathNumber, PlanSlug, Year
 from fastapi import APIRouter, Query
 
-from registry.api.deps import ContextDep
+from registry.api.deps import ActingContextDep
 from registry.api.errors import DUE_ON_REFUSALS
 from registry.api.schemas import (
     ImportOut,
@@ -80,7 +80,9 @@ def _parsed(text: str) -> ParsedPlan:
 
 
 @router.post("/preview")
-async def preview_plan(body: PreviewIn, ctx: ContextDep, principal: PrincipalDep) -> PreviewOut:
+async def preview_plan(
+    body: PreviewIn, ctx: ActingContextDep, principal: PrincipalDep
+) -> PreviewOut:
     """Parse a plan text without importing it: every work point with the line it came from,
     every item that names no agency, notes, and which agencies an import would create."""
     require_office(principal)
@@ -97,7 +99,7 @@ async def get_plan(slug: PlanSlug, session: SessionDep, _p: PrincipalDep) -> Pla
 
 @router.patch("/{slug}", responses=DUE_ON_REFUSALS)
 async def change_plan(
-    slug: PlanSlug, change: PlanChange, ctx: ContextDep, principal: PrincipalDep
+    slug: PlanSlug, change: PlanChange, ctx: ActingContextDep, principal: PrincipalDep
 ) -> PlanPublic:
     """Change a plan's title, due date or coordinating office; its work points are republished."""
     require_office(principal)
@@ -113,7 +115,7 @@ async def change_plan(
 
 @router.put("/{slug}/policy")
 async def set_policy(
-    slug: PlanSlug, policy: StallPolicy, ctx: ContextDep, principal: PrincipalDep
+    slug: PlanSlug, policy: StallPolicy, ctx: ActingContextDep, principal: PrincipalDep
 ) -> PlanPublic:
     """Replace the plan's default stall policy; every work point is republished."""
     require_office(principal)
@@ -136,7 +138,7 @@ async def change_section(
     slug: PlanSlug,
     number: PathNumber,
     change: SectionChange,
-    ctx: ContextDep,
+    ctx: ActingContextDep,
     principal: PrincipalDep,
 ) -> SectionOut:
     """Retitle a section."""
@@ -161,7 +163,7 @@ def _version_out(v: PlanVersion) -> VersionOut:
 
 @router.post("/{slug}/versions", responses=error_responses(409))
 async def import_version(
-    slug: PlanSlug, body: VersionIn, ctx: ContextDep, principal: PrincipalDep
+    slug: PlanSlug, body: VersionIn, ctx: ActingContextDep, principal: PrincipalDep
 ) -> ImportOut:
     """Import a plan text: without confirm, 409 confirmation_required with the diff; with it,
     applied. The same text again changes nothing; a new slug creates the plan."""

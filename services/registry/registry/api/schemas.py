@@ -430,3 +430,54 @@ class ClientIn(BaseModel):
         if {"agency_id", "agency_name"} <= self.model_fields_set:
             raise ValueError("give agency_id or agency_name, not both")
         return self
+
+
+# ---------------------------------------------------------------- extension requests
+
+
+class ExtensionIn(BaseModel):
+    """A lead agency's request for a later due date (延期申请)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"due_on": "2024-09-30", "reason": "征地手续延后两个月"}]},
+    )
+
+    due_on: IsoDate = Field(description="The new due date asked for (later than the current).")
+    reason: Text = Field(min_length=1, max_length=2000, description="Why (shown to the office).")
+
+
+class ExtensionApproval(BaseModel):
+    """The office's approval, with an optional note."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"note": "同意"}]})
+
+    note: Text | None = Field(default=None, min_length=1, max_length=2000)
+
+
+class ExtensionRejection(BaseModel):
+    """The office's rejection, with its reason."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"reason": "理由不充分，请按原时限完成"}]}
+    )
+
+    reason: Text = Field(min_length=1, max_length=2000)
+
+
+class ExtensionPublic(BaseModel):
+    """An extension request and its decision."""
+
+    id: int
+    work_point_id: str
+    agency_id: uuid.UUID
+    state: str = Field(description="requested, approved, rejected or withdrawn.")
+    state_label: str = Field(description="The state in Chinese (待审批, 已批准, 已驳回, 已撤回).")
+    requested_due_on: date
+    previous_due_on: date = Field(description="The due date in force when it was requested.")
+    reason: str
+    requested_by: str = Field(description="The client that asked.")
+    requested_at: datetime
+    decided_by: str | None = Field(description="The client that decided or withdrew it.")
+    decided_at: datetime | None
+    decision_note: str | None = Field(description="The approval's note or the rejection's reason.")

@@ -15,7 +15,7 @@ from duban_shared.inputs import PlanSlug, Position, WorkPointCode
 from fastapi import APIRouter, Query
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from registry.api.deps import ContextDep
+from registry.api.deps import ActingContextDep
 from registry.api.errors import DUE_ON_REFUSALS
 from registry.api.schemas import (
     ResponsibilitiesIn,
@@ -116,7 +116,7 @@ async def change_work_point(
     slug: PlanSlug,
     code: WorkPointCode,
     change: WorkPointChange,
-    ctx: ContextDep,
+    ctx: ActingContextDep,
     principal: PrincipalDep,
 ) -> WorkPointPublic:
     """Reword a work point."""
@@ -130,7 +130,7 @@ async def set_responsibilities(
     slug: PlanSlug,
     code: WorkPointCode,
     body: ResponsibilitiesIn,
-    ctx: ContextDep,
+    ctx: ActingContextDep,
     principal: PrincipalDep,
 ) -> WorkPointPublic:
     """Replace who leads and who shares a work point; target shares of dropped agencies go."""
@@ -144,7 +144,7 @@ async def set_work_point_policy(
     slug: PlanSlug,
     code: WorkPointCode,
     override: StallPolicyOverride,
-    ctx: ContextDep,
+    ctx: ActingContextDep,
     principal: PrincipalDep,
 ) -> WorkPointPublic:
     """Set a work point's own policy; null fields fall back to the plan's defaults."""
@@ -158,7 +158,7 @@ async def add_target(
     slug: PlanSlug,
     code: WorkPointCode,
     body: TargetIn,
-    ctx: ContextDep,
+    ctx: ActingContextDep,
     principal: PrincipalDep,
 ) -> WorkPointPublic:
     """Add a target at the end of the work point's list."""
@@ -172,7 +172,7 @@ async def delete_target(
     slug: PlanSlug,
     code: WorkPointCode,
     position: Position,
-    ctx: ContextDep,
+    ctx: ActingContextDep,
     principal: PrincipalDep,
 ) -> WorkPointPublic:
     """Remove a target and its shares."""
@@ -187,7 +187,7 @@ async def set_shares(
     code: WorkPointCode,
     position: Position,
     body: SharesIn,
-    ctx: ContextDep,
+    ctx: ActingContextDep,
     principal: PrincipalDep,
 ) -> WorkPointPublic:
     """Split a target across responsible agencies."""

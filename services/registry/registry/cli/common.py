@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
+from duban_shared.audit import Actor
 from duban_shared.clock import SystemClock
 from duban_shared.db import create_engine, session_factory
 from duban_shared.migrations import upgrade
@@ -33,7 +34,8 @@ def run_use_case(work: Callable[[Context], Awaitable[T]]) -> T:
         try:
             async with session_factory(engine)() as session:
                 clock = SystemClock()
-                return await work(Context(session, settings, clock, clock))
+                actor = Actor(f"cli:{PROG}", "operator")
+                return await work(Context(session, settings, clock, clock, actor=actor))
         finally:
             await engine.dispose()
 

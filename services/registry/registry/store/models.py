@@ -7,9 +7,10 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
+from duban_shared.audit import AuditFields
 from duban_shared.db import utc_column
 from duban_shared.outbox import OutboxFields
-from sqlalchemy import JSON, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, Index, UniqueConstraint, text
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -175,3 +176,44 @@ class OutboxMessage(OutboxFields, RegistryBase, table=True):
     """Registry events waiting to be relayed to Kafka."""
 
     __tablename__ = "outbox"
+
+
+class AuditLog(AuditFields, RegistryBase, table=True):
+    """The registry's audit trail: office actions on plans, work points, agencies, clients and
+    extension requests (see duban_shared.audit)."""
+
+    __tablename__ = "audit_log"
+
+
+class ExtensionRequest(RegistryBase, table=True):
+    """A lead agency's request (延期申请) for a later due date of a work point, and the office's
+    decision: requested -> approved | rejected | withdrawn. At most one is open per work point
+    (a partial unique index on PostgreSQL and SQLite)."""
+
+    __tablename__ = "extension_request"
+    __table_args__ = (
+        CheckConstraint(
+            "state IN ('requested', 'approved', 'rejected', 'withdrawn')",
+            name="ck_extension_request_state",
+        ),
+        Index(
+            "uq_extension_request_open",
+            "work_point_id",
+            unique=True,
+            postgresql_where=text("state = 'requested'"),
+            sqlite_where=text("state = 'requested'"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    work_point_id: str = Field(foreign_key="workpoint.id", index=True, max_length=120)
+    agency_id: uuid.UUID = Field(foreign_key="agency.id", index=True)
+    state: str = Field(max_length=12)
+    requested_due_on: date
+    previous_due_on: date = Field(description="The due date in force when it was requested.")
+    reason: str = Field(max_length=2000)
+    requested_by: str = Field(max_length=200, description="The client id that asked.")
+    requested_at: datetime = utc_column()
+    decided_by: str | None = Field(default=None, max_length=200)
+    decided_at: datetime | None = utc_column(nullable=True)
+    decision_note: str | None = Field(default=None, max_length=2000)

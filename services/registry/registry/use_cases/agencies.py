@@ -73,6 +73,11 @@ async def load_aliases(
 # ---------------------------------------------------------------- use cases
 
 
+def _state(agency: Agency) -> dict[str, object]:
+    """What the audit trail shows of an agency."""
+    return {"name": agency.name, "kind": agency.kind, "merged_into_id": agency.merged_into_id}
+
+
 async def _agency(session: AsyncSession, agency_id: uuid.UUID) -> Agency:
     agency = await session.get(Agency, agency_id)
     if agency is None:
@@ -83,15 +88,19 @@ async def _agency(session: AsyncSession, agency_id: uuid.UUID) -> Agency:
 async def create_agency(ctx: Context, name: str, kind: str) -> Agency:
     """Create an agency; refused (409) when the name already means another agency."""
     async with ctx.transaction() as now:
-        return await create(ctx.session, name, kind, now)
+        agency = await create(ctx.session, name, kind, now)
+        ctx.audit("agency.created", str(agency.id), now, after=_state(agency))
+    return agency
 
 
 async def change_kind(ctx: Context, agency_id: uuid.UUID, kind: str) -> Agency:
     """Change an agency's kind."""
     async with ctx.transaction() as now:
         agency = await _agency(ctx.session, agency_id)
+        before = _state(agency)
         agency.kind = kind
         ctx.session.add(agency)
+        ctx.audit("agency.kind_changed", str(agency.id), now, before=before, after=_state(agency))
         await publish_agency(ctx.session, agency, now)
     return agency
 
@@ -100,7 +109,8 @@ async def add_agency_alias(ctx: Context, agency_id: uuid.UUID, alias: str) -> Ag
     """Let an agency be found by another name."""
     async with ctx.transaction() as now:
         agency = await _agency(ctx.session, agency_id)
-        await add_alias(ctx.session, agency, alias, now)
+        if await add_alias(ctx.session, agency, alias, now):
+            ctx.audit("agency.alias_added", str(agency.id), now, after={"alias": alias})
     return agency
 
 
@@ -108,7 +118,9 @@ async def rename_agency(ctx: Context, agency_id: uuid.UUID, new_name: str) -> Ag
     """Rename an agency; its work points are republished."""
     async with ctx.transaction() as now:
         agency = await _agency(ctx.session, agency_id)
+        before = _state(agency)
         await rename(ctx.session, agency, new_name, now)
+        ctx.audit("agency.renamed", str(agency.id), now, before=before, after=_state(agency))
     return agency
 
 
@@ -117,11 +129,18 @@ async def merge_agency(ctx: Context, agency_id: uuid.UUID, into: uuid.UUID) -> A
     async with ctx.transaction() as now:
         source = await _agency(ctx.session, agency_id)
         target = await _agency(ctx.session, into)
-        await merge(ctx.session, source, target, now)
+        before = _state(source)
+        touched = await merge(ctx.session, source, target, now)
+        after = {**_state(source), "work_points_moved": touched}
+        ctx.audit("agency.merged", str(source.id), now, before=before, after=after)
     return target
 
 
 async def load_alias_table(ctx: Context, aliases: dict[str, str]) -> tuple[int, list[str]]:
     """Add aliases (alias -> agency name) in one transaction; see `load_aliases`."""
     async with ctx.transaction() as now:
-        return await load_aliases(ctx.session, aliases, now)
+        added, refused = await load_aliases(ctx.session, aliases, now)
+        if added:
+            after = {"aliases": aliases, "added": added, "refused": refused}
+            ctx.audit("agency.aliases_loaded", "agencies", now, after=after)
+        return added, refused

@@ -13,6 +13,17 @@ from registry.use_cases.context import Context
 from registry.use_cases.publishing import revoke_client_tokens, revoke_token
 
 
+def _state(client: ApiClient) -> dict[str, object]:
+    """What the audit trail shows of a client (never its secret)."""
+    return {
+        "role": client.role,
+        "agency_id": client.agency_id,
+        "label": client.label,
+        "rotated_at": client.rotated_at,
+        "revoked_at": client.revoked_at,
+    }
+
+
 async def create_client(
     ctx: Context,
     *,
@@ -33,6 +44,7 @@ async def create_client(
         issued = await store.create_client(
             ctx.session, role=role, agency=agency, label=label, now=now
         )
+        ctx.audit("client.created", issued.client.client_id, now, after=_state(issued.client))
     return issued, agency.name if agency is not None else None
 
 
@@ -42,6 +54,7 @@ async def rotate_client(ctx: Context, client_id: str) -> tuple[store.ClientSecre
     async with ctx.transaction(wall=True) as now:
         issued = await store.rotate_secret(ctx.session, client_id, now)
         revoke_client_tokens(ctx.session, client_id, "rotated", now)
+        ctx.audit("client.rotated", client_id, now, after=_state(issued.client))
         return issued, await store.agency_name(ctx.session, issued.client)
 
 
@@ -52,6 +65,7 @@ async def revoke_client(ctx: Context, client_id: str) -> tuple[ApiClient, str | 
         client, newly = await store.revoke_client(ctx.session, client_id, now)
         if newly:
             revoke_client_tokens(ctx.session, client_id, "revoked", now)
+            ctx.audit("client.revoked", client_id, now, after=_state(client))
         return client, await store.agency_name(ctx.session, client)
 
 

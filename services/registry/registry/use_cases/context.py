@@ -3,15 +3,18 @@ and the outbox relay to wake once what it queued is committed."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+from duban_shared.audit import Actor, record_audit
 from duban_shared.clock import Clock
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from registry.settings import RegistrySettings
+from registry.store.models import AuditLog
 
 
 def _nothing() -> None:
@@ -27,6 +30,7 @@ class Context:
     clock: Clock  # domain time: plan, work point and agency changes
     wall_clock: Clock  # real seconds: clients, tokens, signing keys
     wake: Callable[[], None] = _nothing
+    actor: Actor | None = None  # who acts: the request's principal, or the command's operator
 
     @asynccontextmanager
     async def transaction(self, *, wall: bool = False) -> AsyncIterator[datetime]:
@@ -35,3 +39,26 @@ class Context:
         async with self.session.begin():
             yield (self.wall_clock if wall else self.clock).now()
         self.wake()
+
+    def audit(
+        self,
+        action: str,
+        subject: str,
+        at: datetime,
+        *,
+        before: Mapping[str, Any] | None = None,
+        after: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record an office action in the audit trail, in the transaction that makes it."""
+        if self.actor is None:
+            raise RuntimeError(f"{action} on {subject}: the context names no actor to audit")
+        record_audit(
+            self.session,
+            AuditLog,
+            actor=self.actor,
+            action=action,
+            subject=subject,
+            at=at,
+            before=before,
+            after=after,
+        )

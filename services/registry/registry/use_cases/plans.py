@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
+from duban_shared.audit import changed_fields
 from duban_shared.events import work_point_id
 from sqlmodel import func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -238,7 +239,7 @@ async def import_plan_text(
     text with other corrections is another version.
     """
     async with ctx.transaction() as now:
-        return await import_plan(
+        report = await import_plan(
             ctx.session,
             parsed,
             slug=slug,
@@ -248,6 +249,17 @@ async def import_plan_text(
             defaults=defaults_of(ctx.settings),
             confirm=confirm,
         )
+        if report.changed:
+            after = {
+                "version": report.version,
+                "created": report.plan_created,
+                "work_points_added": report.work_points_added,
+                "work_points_updated": report.work_points_updated,
+                "work_points_removed": report.work_points_removed,
+                "agencies_added": report.agencies_added,
+            }
+            ctx.audit("plan.imported", slug, now, after=after)
+        return report
 
 
 async def plan_by_slug(session: AsyncSession, slug: str) -> Plan:
@@ -269,6 +281,7 @@ async def change_plan(
     """Change a plan's title, due date or coordinating office; its work points are republished."""
     async with ctx.transaction() as now:
         plan = await plan_by_slug(ctx.session, slug)
+        before = _plan_state(plan)
         if coordinating_agency_id is not None:
             office = await ctx.session.get(Agency, coordinating_agency_id)
             if office is None or office.merged_into_id is not None:
@@ -280,6 +293,8 @@ async def change_plan(
             check_due_on(plan, due_on, ctx.settings.latest_due_years_after_plan)
             plan.due_on = due_on
         ctx.session.add(plan)
+        old, new = changed_fields(before, _plan_state(plan))
+        ctx.audit("plan.changed", plan.slug, now, before=old, after=new)
         await _republish_plan(ctx.session, plan, now)
     return plan
 
@@ -289,11 +304,20 @@ async def set_plan_policy(ctx: Context, slug: str, policy: Mapping[str, Any]) ->
     republished."""
     async with ctx.transaction() as now:
         plan = await plan_by_slug(ctx.session, slug)
+        before = _plan_state(plan)
         for name in POLICY_FIELDS:
             setattr(plan, name, policy[name])
         ctx.session.add(plan)
+        old, new = changed_fields(before, _plan_state(plan))
+        ctx.audit("plan.policy_changed", plan.slug, now, before=old, after=new)
         await _republish_plan(ctx.session, plan, now)
     return plan
+
+
+def _plan_state(plan: Plan) -> dict[str, Any]:
+    """What the audit trail shows of a plan: its terms and default policy."""
+    names = ("title", "due_on", "coordinating_agency_id", *POLICY_FIELDS)
+    return {name: getattr(plan, name) for name in names}
 
 
 async def _republish_plan(session: AsyncSession, plan: Plan, now: datetime) -> None:
@@ -304,7 +328,7 @@ async def _republish_plan(session: AsyncSession, plan: Plan, now: datetime) -> N
 
 async def retitle_section(ctx: Context, slug: str, number: int, title: str) -> Section:
     """Give a section of a plan a new title."""
-    async with ctx.transaction():
+    async with ctx.transaction() as now:
         plan = await plan_by_slug(ctx.session, slug)
         section = (
             await ctx.session.exec(
@@ -313,8 +337,11 @@ async def retitle_section(ctx: Context, slug: str, number: int, title: str) -> S
         ).first()
         if section is None:
             raise Refusal(404, "unknown_section", f"Plan '{slug}' has no section {number}.")
+        before = {"title": section.title}
         section.title = title
         ctx.session.add(section)
+        subject = f"{plan.slug}#{number}"
+        ctx.audit("section.retitled", subject, now, before=before, after={"title": title})
     return section
 
 

@@ -8,11 +8,12 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
+from duban_shared.audit import changed_fields, jsonable
 from sqlmodel import func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from registry.domain.errors import Refusal, unknown_agency, unknown_work_point
-from registry.domain.policies import check_due_on
+from registry.domain.policies import POLICY_FIELDS, check_due_on
 from registry.store import plans as store_plans
 from registry.store import queries
 from registry.store.models import Agency, Plan, Responsibility, Target, TargetShare, WorkPoint
@@ -34,16 +35,49 @@ async def work_point(session: AsyncSession, slug: str, code: str) -> tuple[Plan,
     return plan, wp
 
 
+_AUDITED_FIELDS = ("title", "text", "due_on", *POLICY_FIELDS)
+
+
+async def audit_state(session: AsyncSession, wp: WorkPoint) -> dict[str, Any]:
+    """What the audit trail shows of a work point: wording, due date, policy, who is
+    responsible, targets and their shares."""
+    roles, targets = await queries.details(session, [wp.id])
+    state: dict[str, Any] = {name: getattr(wp, name) for name in _AUDITED_FIELDS}
+    state["responsibilities"] = [
+        {"agency_id": a.id, "agency": a.name, "role": r.role} for r, a in roles.get(wp.id, [])
+    ]
+    state["targets"] = [
+        {
+            "position": t.position,
+            "metric": t.metric,
+            "value": t.value,
+            "unit": t.unit,
+            "comparator": t.comparator,
+            "source": t.source,
+            "shares": {str(s.agency_id): s.share for s in shares},
+        }
+        for t, shares in targets.get(wp.id, [])
+    ]
+    return state
+
+
 @asynccontextmanager
-async def _editing(ctx: Context, slug: str, code: str) -> AsyncIterator[tuple[Plan, WorkPoint]]:
-    """A change of one work point in one transaction: revision + 1, republished."""
+async def editing(
+    ctx: Context, slug: str, code: str, action: str
+) -> AsyncIterator[tuple[Plan, WorkPoint]]:
+    """A change of one work point in one transaction: revision + 1, republished, audited as
+    `action` with what it changed."""
     async with ctx.transaction() as now:
         plan, wp = await work_point(ctx.session, slug, code)
+        before = await audit_state(ctx.session, wp)
         yield plan, wp
         wp.revision += 1
         wp.updated_at = now
         ctx.session.add(wp)
         await ctx.session.flush()
+        after = await audit_state(ctx.session, wp)
+        old, new = changed_fields(jsonable(before) or {}, jsonable(after) or {})
+        ctx.audit(action, wp.id, now, before=old, after=new)
         await publish_work_point(ctx.session, wp, now)
 
 
@@ -51,7 +85,7 @@ async def reword(
     ctx: Context, slug: str, code: str, *, title: str | None, text: str | None
 ) -> tuple[Plan, WorkPoint]:
     """Reword a work point."""
-    async with _editing(ctx, slug, code) as (plan, wp):
+    async with editing(ctx, slug, code, "work_point.reworded") as (plan, wp):
         if title is not None:
             wp.title = title
         if text is not None:
@@ -63,7 +97,7 @@ async def set_responsibilities(
     ctx: Context, slug: str, code: str, lead: list[uuid.UUID], co: list[uuid.UUID]
 ) -> tuple[Plan, WorkPoint]:
     """Replace who leads and who shares a work point; target shares of dropped agencies go."""
-    async with _editing(ctx, slug, code) as (plan, wp):
+    async with editing(ctx, slug, code, "responsibilities.changed") as (plan, wp):
         session = ctx.session
         roles: list[tuple[str, Agency]] = []
         for role, ids in (("lead", lead), ("co", co)):
@@ -85,7 +119,7 @@ async def set_policy(
     ctx: Context, slug: str, code: str, override: Mapping[str, Any]
 ) -> tuple[Plan, WorkPoint]:
     """Set a work point's own policy (every field; None falls back to the plan's default)."""
-    async with _editing(ctx, slug, code) as (plan, wp):
+    async with editing(ctx, slug, code, "policy.changed") as (plan, wp):
         if override.get("due_on") is not None:
             check_due_on(plan, override["due_on"], ctx.settings.latest_due_years_after_plan)
         for name, value in override.items():
@@ -97,7 +131,7 @@ async def add_target(
     ctx: Context, slug: str, code: str, target: Mapping[str, Any]
 ) -> tuple[Plan, WorkPoint]:
     """Add a target (metric, value, unit, comparator, source) at the end of the list."""
-    async with _editing(ctx, slug, code) as (plan, wp):
+    async with editing(ctx, slug, code, "target.added") as (plan, wp):
         last = await ctx.session.exec(
             select(func.max(Target.position)).where(Target.work_point_id == wp.id)
         )
@@ -126,7 +160,7 @@ async def delete_target(
     ctx: Context, slug: str, code: str, position: int
 ) -> tuple[Plan, WorkPoint]:
     """Remove a target and its shares."""
-    async with _editing(ctx, slug, code) as (plan, wp):
+    async with editing(ctx, slug, code, "target.deleted") as (plan, wp):
         target = await _target(ctx.session, wp, slug, position)
         shares = await ctx.session.exec(
             select(TargetShare).where(TargetShare.target_id == target.id)
@@ -141,7 +175,7 @@ async def set_shares(
     ctx: Context, slug: str, code: str, position: int, shares: Mapping[uuid.UUID, float]
 ) -> tuple[Plan, WorkPoint]:
     """Split a target across responsible agencies (agency id -> share)."""
-    async with _editing(ctx, slug, code) as (plan, wp):
+    async with editing(ctx, slug, code, "shares.changed") as (plan, wp):
         session = ctx.session
         target = await _target(session, wp, slug, position)
         responsible = set(
