@@ -113,6 +113,17 @@ async def test_a_notice_is_numbered_due_on_the_calendar_replied_once_and_has_a_h
         ("replied", stack.forestry.client_id, reply["text"]),
         ("closed", stack.office.client_id, "整改措施可行"),
     ]
+    # The audit trail has each step with its actor, the status before and after.
+    audit = await stack.office_get("/v1/audit", subject=first["number"])
+    assert audit.status_code == 200, audit.text
+    entries = sorted(audit.json()["items"], key=lambda e: e["id"])
+    assert [
+        (e["action"], e["actor_client_id"], e["before"], e["after"]["status"]) for e in entries
+    ] == [
+        ("notice.issued", stack.office.client_id, None, "issued"),
+        ("notice.replied", stack.forestry.client_id, {"status": "issued"}, "replied"),
+        ("notice.closed", stack.office.client_id, {"status": "replied"}, "closed"),
+    ]
 
     # Printed: the .docx reads back with the number, the work point, the deadline and the reply.
     printed = await stack.progress_http.get(f"/v1/notices/{first['id']}.docx", headers=forestry)

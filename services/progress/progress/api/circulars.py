@@ -13,6 +13,7 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 from duban_shared.api import ApiError, Limit, Offset, Page, error_responses
+from duban_shared.audit import Actor
 from duban_shared.auth import PrincipalDep, require_office
 from duban_shared.inputs import PlanSlug
 from fastapi import APIRouter, Response
@@ -87,7 +88,7 @@ async def make_circular(
     list; a second one in the same period is its next version."""
     require_office(principal)
     try:
-        row = await svc.circulars.issue(plan_slug, Kind(body.kind), created_by=principal.client_id)
+        row = await svc.circulars.issue(plan_slug, Kind(body.kind), actor=Actor.of(principal))
     except UnknownPlan:
         raise ApiError(
             404, "unknown_plan", f"No plan '{plan_slug}' is tracked; import it in the registry."

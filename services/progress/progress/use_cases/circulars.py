@@ -22,6 +22,7 @@ from datetime import datetime
 
 from duban_shared import attributes as attr
 from duban_shared import topics
+from duban_shared.audit import Actor, record_audit
 from duban_shared.clock import Clock
 from duban_shared.events import CircularPublished
 from duban_shared.metrics import ServiceMetrics
@@ -50,11 +51,19 @@ from progress.domain.counts import plan_counts
 from progress.domain.scorecards import Scorecard
 from progress.store import circulars as store
 from progress.store import queries
-from progress.store.models import Circular, OutboxMessage, WorkPointState, WorkPointView
+from progress.store.models import (
+    AuditLog,
+    Circular,
+    OutboxMessage,
+    WorkPointState,
+    WorkPointView,
+)
 
 log = logging.getLogger(__name__)
 
 SCHEDULED, ON_DEMAND = "scheduled", "on_demand"
+SCHEDULER = Actor("system:circular-schedule", "system")
+"""Who makes a scheduled circular, in the audit trail."""
 ATTEMPTS = 3
 """Tries of a circular whose version or number another process took at the same moment."""
 
@@ -144,12 +153,12 @@ class Circulars:
     scheduled_kinds: tuple[Kind, ...]
     issuer: str = ISSUER
 
-    async def issue(self, plan_slug: str, kind: Kind, *, created_by: str | None = None) -> Circular:
-        """A new circular of the plan now (the next version of its period); raises
-        UnknownPlan."""
+    async def issue(self, plan_slug: str, kind: Kind, *, actor: Actor | None = None) -> Circular:
+        """A new circular of the plan now (the next version of its period), recorded in the
+        audit trail as the actor's; raises UnknownPlan."""
         for attempt in range(ATTEMPTS):
             try:
-                made = await self._make(plan_slug, kind, ON_DEMAND, created_by=created_by)
+                made = await self._make(plan_slug, kind, ON_DEMAND, actor=actor)
             except IntegrityError:
                 if attempt == ATTEMPTS - 1:
                     raise
@@ -192,7 +201,7 @@ class Circulars:
         kind: Kind,
         trigger: str,
         *,
-        created_by: str | None = None,
+        actor: Actor | None = None,
         scheduled: str | None = None,
     ) -> Circular | None:
         now = self.clock.now()
@@ -222,7 +231,7 @@ class Circulars:
                     number=number,
                     trigger=trigger,
                     scheduled_key=scheduled,
-                    created_by=created_by,
+                    created_by=actor.client_id if actor else None,
                     created_at=now,
                     summary=content.to_json(),
                     docx=render_docx(content, number, day, self.issuer),
@@ -230,6 +239,20 @@ class Circulars:
                 )
                 session.add(circular)
                 await session.flush()
+                record_audit(
+                    session,
+                    AuditLog,
+                    actor=actor or SCHEDULER,
+                    action="circular.issued",
+                    subject=f"{plan_slug}/{circular.period}",
+                    at=now,
+                    after={
+                        "number": number,
+                        "kind": kind.value,
+                        "version": circular.version,
+                        "trigger": trigger,
+                    },
+                )
                 span.set_attribute(attr.CIRCULAR_ID, str(circular.id))
                 span.set_attribute(attr.CIRCULAR_PERIOD, circular.period)
                 event = published(circular, content)

@@ -13,6 +13,7 @@ from datetime import datetime
 from duban_shared import attributes as attr
 from duban_shared import topics
 from duban_shared.api import ApiError
+from duban_shared.audit import Actor, record_audit
 from duban_shared.auth import Principal, require_office
 from duban_shared.clock import Clock
 from duban_shared.events import AgencyRef, NoticeTransition, NoticeTransitionKind
@@ -28,6 +29,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from progress.domain import notices as rules
 from progress.store.models import (
+    AuditLog,
     NoticeHistory,
     NoticeSequence,
     OutboxMessage,
@@ -66,11 +68,25 @@ def record(
     session: AsyncSession,
     notice: SupervisionNotice,
     kind: NoticeTransitionKind,
-    actor: str,
+    actor: str | Actor,
     now: datetime,
     note: str | None = None,
 ) -> NoticeTransition:
-    """Set the notice's state, write its history row and queue its transition."""
+    """Set the notice's state, write its history row and queue its transition; a person's or
+    client's action (an Actor, not the sweeper) goes into the audit trail too."""
+    before = None if kind is NoticeTransitionKind.ISSUED else notice.status
+    if isinstance(actor, Actor):
+        record_audit(
+            session,
+            AuditLog,
+            actor=actor,
+            action=f"notice.{kind.value}",
+            subject=notice.number,
+            at=now,
+            before={"status": before} if before else None,
+            after={"status": kind.value, "work_point_id": notice.work_point_id, "note": note},
+        )
+        actor = actor.client_id
     notice.status, notice.updated_at = kind.value, now
     session.add(notice)
     session.add(
@@ -220,7 +236,7 @@ class Notices:
                 reply_due_at=rules.reply_due_at(due_on),
                 updated_at=now,
             )
-            record(session, notice, NoticeTransitionKind.ISSUED, principal.client_id, now)
+            record(session, notice, NoticeTransitionKind.ISSUED, Actor.of(principal), now)
         return notice
 
     async def reply(
@@ -245,7 +261,7 @@ class Notices:
                 notice.reply_text, notice.evidence_url = text, evidence_url
                 notice.replied_at, notice.replied_by = now, principal.client_id
                 record(
-                    session, notice, NoticeTransitionKind.REPLIED, principal.client_id, now, text
+                    session, notice, NoticeTransitionKind.REPLIED, Actor.of(principal), now, text
                 )
             self._count(rules.REPLIED)
             self.relay.wake()
@@ -281,7 +297,7 @@ class Notices:
             async with self.sessions() as session, session.begin():
                 notice = await self._locked(session, principal, notice_id)
                 check(notice.status, notice.number)
-                record(session, notice, kind, principal.client_id, now, note)
+                record(session, notice, kind, Actor.of(principal), now, note)
             self._count(kind.value)
             self.relay.wake()
             return notice

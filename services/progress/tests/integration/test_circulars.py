@@ -181,6 +181,10 @@ async def test_an_on_demand_circular_reads_back_with_the_apis_numbers(stack: Sta
     assert (third["period"], third["version"]) == ("2025-W02", 2)
     listed = await stack.office_get(f"/v1/plans/{PLAN}/circulars")
     assert [c["id"] for c in listed.json()["items"]] == [third["id"], second["id"], first["id"]]
+    audit = await stack.office_get("/v1/audit", action="circular.issued")
+    assert [(e["actor_client_id"], e["after"]["number"]) for e in audit.json()["items"]] == [
+        (stack.office.client_id, c["number"]) for c in (third, second, first)
+    ]
 
     # An agency may not; an unknown plan or circular is a 404 with a code.
     refused = await stack.progress_http.post(
