@@ -52,7 +52,7 @@ class Actor:
     @classmethod
     def of(cls, principal: Principal) -> Actor:
         """The actor of a request, as its verified token says."""
-        return cls(principal.client_id, principal.role, principal.agency_id)
+        return cls(principal.client_id, principal.role, principal.agency_id, principal.person)
 
 
 class AuditFields(SQLModel):

@@ -7,7 +7,9 @@ own keys, progress and the notifier with the registry's JWKS (`JwksVerifier`), c
 so they keep working while the registry is down.
 
 A token is an RFC 9068 access token: header `typ: at+jwt`, `alg: ES256` and `kid`; claims
-`iss`, `aud`, `sub` (the client id), `role`, `agency_id`, `iat`, `exp` and `jti`.
+`iss`, `aud`, `sub` (the client id), `role`, `agency_id`, `iat`, `exp` and `jti`. A token
+issued to a person (a personal account, not a machine client) also carries `person`: the
+account's username, which services record as the person who acted.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class Principal:
     client_id: str
     role: Role
     agency_id: uuid.UUID | None  # set for role "agency"
+    person: str | None = None  # the account's username when a person (not a machine) acts
 
     def is_office(self) -> bool:
         """Tell whether this is the coordinating office (coordinator or operator): sees all."""
@@ -250,18 +253,21 @@ def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
         raise AuthError(
             "invalid_token", f"The token's role '{_short(role)}' is not one of {', '.join(ROLES)}."
         )
+    person = claims.get("person")
+    if person is not None and (not isinstance(person, str) or not person):
+        raise AuthError("invalid_token", f"The token's person claim must be a username; {_RENEW}.")
     raw_agency = claims.get("agency_id")
     if role != "agency":
         if raw_agency is not None:
             raise AuthError("invalid_token", f"A {role} token cannot name an agency.")
-        return Principal(client_id=sub, role=role, agency_id=None)
+        return Principal(client_id=sub, role=role, agency_id=None, person=person)
     try:
         agency_id = uuid.UUID(str(raw_agency)) if raw_agency is not None else None
     except ValueError:
         agency_id = None
     if agency_id is None:
         raise AuthError("invalid_token", "An agency token must carry its agency_id.")
-    return Principal(client_id=sub, role="agency", agency_id=agency_id)
+    return Principal(client_id=sub, role="agency", agency_id=agency_id, person=person)
 
 
 class JwksUnavailable(AuthError):
