@@ -412,6 +412,49 @@ class NoticeTransition(Event):
     )
 
 
+class AlertTransitionKind(StrEnum):
+    """What happened to an alert (the notifier's, one per stall episode)."""
+
+    FIRED = "fired"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+class AlertTransition(Event):
+    """An alert changed state (topic duban.alerts.v1, key work_point_id), written by the
+    notifier's outbox in the transaction that changed it; progress keeps each alert's
+    acknowledgement time for the circulars (通报).
+
+    Each event carries the alert's whole lifecycle so far (`fired_at`, `acknowledged_at`,
+    `resolved_at`), so a consumer that missed or reordered one still knows the latest state:
+    fired < acknowledged < resolved, and a time once known is never unset. `event_id` is derived
+    from the alert's id and the kind, so a redelivery is the same event.
+    """
+
+    alert_id: uuid.UUID
+    kind: AlertTransitionKind
+    plan_slug: str | None = None
+    work_point_id: WorkPointId
+    work_point_code: WorkPointCodeField
+    lead_agencies: list[AgencyRef] = Field(description="The agencies expected to acknowledge.")
+    fired_at: AwareDatetime
+    acknowledged_at: AwareDatetime | None = None
+    acknowledged_via: Literal["api", "link"] | None = Field(
+        default=None,
+        description="api: with a token (the board or a client); link: a message's link.",
+    )
+    acknowledged_by: str | None = Field(
+        default=None,
+        max_length=160,
+        description="The API client id, or `link:<agency id>` for a link.",
+    )
+    acknowledged_person: str | None = Field(
+        default=None, max_length=200, description="The personal account that acknowledged, if any."
+    )
+    resolved_at: AwareDatetime | None = None
+    resolution: Literal["recovered", "closed"] | None = None
+
+
 class RevocationKind(StrEnum):
     """What a revocation refuses."""
 

@@ -17,6 +17,7 @@ NOTIFIER_DLQ = "duban.notifier.dlq.v1"
 REVOCATIONS = "duban.registry.revocations.v1"
 CIRCULARS = "duban.circulars.v1"
 NOTICES = "duban.notices.v1"
+ALERTS = "duban.alerts.v1"
 
 
 class TopicSpec(NamedTuple):

@@ -9,6 +9,7 @@ from duban_shared.app import service_app
 from duban_shared.auth import jwks_verifier
 from duban_shared.clock import Clock, SystemClock
 from duban_shared.db import is_sqlite
+from duban_shared.outbox import OutboxRelay
 from duban_shared.ratelimit import RateLimiter
 from duban_shared.revocations import revocation_feed
 from duban_shared.service import build_core
@@ -26,6 +27,7 @@ from notifier.consumers import AgencyConsumer, CircularConsumer, NoticeConsumer,
 from notifier.domain.delivery import Backoff
 from notifier.service import SERVICE, NotifierService
 from notifier.settings import NotifierSettings
+from notifier.store.models import OutboxMessage
 from notifier.use_cases.ack_links import AckLinks
 from notifier.use_cases.agencies import Agencies
 from notifier.use_cases.alerts import Alerts
@@ -107,7 +109,19 @@ def build(
         metrics=metrics,
     )
     escalator = Escalator(sessions, policies, calendar, clock, tracer, skip_locked=skip_locked)
-    transitions = Transitions(sessions, policies, calendar, clock, dispatcher.wake, metrics)
+    relay = OutboxRelay(
+        OutboxMessage,
+        sessions,
+        core.producer,
+        tracer,
+        wall_clock,
+        poll_seconds=settings.outbox_poll_seconds,
+        skip_locked=skip_locked,
+        topic_prefix=settings.topic_prefix,
+    )
+    transitions = Transitions(
+        sessions, policies, calendar, clock, dispatcher.wake, metrics, wake_relay=relay.wake
+    )
     owned_http = None
     if jwks_http is None:
         jwks_http = owned_http = httpx.AsyncClient(timeout=settings.auth_jwks_timeout_seconds)
@@ -130,7 +144,8 @@ def build(
         circular_mail=circular_mail,
         dispatcher=dispatcher,
         escalator=escalator,
-        alerts=Alerts(sessions, clock, ack_links, escalator.wake),
+        alerts=Alerts(sessions, clock, ack_links, escalator.wake, wake_relay=relay.wake),
+        relay=relay,
         contacts=Contacts(sessions, clock, settings.wecom_robots()),
         notifications=Notifications(sessions),
         channels=channels,

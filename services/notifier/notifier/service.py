@@ -12,6 +12,7 @@ from duban_shared.auth import JwksVerifier
 from duban_shared.clock import Clock
 from duban_shared.deadletters import DeadLetterSink
 from duban_shared.kafka import BatchHandler, make_consumer
+from duban_shared.outbox import OutboxRelay
 from duban_shared.revocations import REVOCATIONS, RevocationFeed
 from duban_shared.runtime import PRODUCER
 from duban_shared.service import ServiceCore
@@ -39,7 +40,7 @@ class Consumer(Protocol):
 @dataclass(kw_only=True)
 class NotifierService(ServiceCore):
     """Everything the notifier runs, built once and closed once. Its producer carries dead
-    letters only."""
+    letters and, through the outbox relay, alert transitions (duban.alerts.v1)."""
 
     settings: NotifierSettings
     clock: Clock  # domain time: alerts, escalation, quiet hours; may be simulated
@@ -49,6 +50,7 @@ class NotifierService(ServiceCore):
     agency_consumer: Consumer
     circular_consumer: Consumer
     circular_mail: CircularMail  # circulars (通报) mailed to the configured list
+    relay: OutboxRelay  # alert transitions, written with the alerts' state changes
     dispatcher: Dispatcher
     escalator: Escalator
     alerts: Alerts
@@ -62,7 +64,7 @@ class NotifierService(ServiceCore):
 
     async def start(self) -> None:
         """Fetch the registry's keys (best effort), then consume stall transitions, notice
-        transitions, agencies and circulars."""
+        transitions, agencies and circulars, and relay the outbox."""
         await self.verifier.prefetch()
         self.background.start_soon(PRODUCER, self.producer.start)
         feed = self.revocation_feed
@@ -118,6 +120,12 @@ class NotifierService(ServiceCore):
             dead_letters=self._dead_letters(circulars_group),
         )
         stop = self.background.stop
+
+        async def relay() -> None:
+            await self.background.wait_ready(PRODUCER)
+            await self.relay.run(stop)
+
+        self.background.spawn("notifier-outbox", relay())
         if self.settings.run_loops:
             self.background.spawn(
                 "notifier-dispatcher",

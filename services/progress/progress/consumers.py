@@ -1,4 +1,5 @@
-"""Progress's Kafka consumers: status events, and the registry's work point snapshots.
+"""Progress's Kafka consumers: status events, the registry's work point snapshots, and the
+notifier's alert transitions (`AlertConsumer`, for the circulars' acknowledgement times).
 
 They decode records and hand them to the use cases (use_cases.reports, use_cases.work_points),
 which apply each batch in one database transaction; offsets are committed only after it (see
@@ -19,7 +20,8 @@ from dataclasses import dataclass
 from datetime import date
 
 from aiokafka import ConsumerRecord
-from duban_shared.events import StatusEvent, WorkPointSnapshot, coded_error
+from duban_shared import attributes as attr
+from duban_shared.events import AlertTransition, StatusEvent, WorkPointSnapshot, coded_error
 from duban_shared.failures import RecordRejected
 from duban_shared.kafka import Parker, headers_to_dict, process_span
 from duban_shared.metrics import ServiceMetrics
@@ -27,6 +29,7 @@ from opentelemetry.trace import Status, StatusCode, Tracer
 from pydantic import ValidationError
 
 from progress.domain.checks import DEFAULT_LATEST_DUE_YEARS_AFTER_PLAN, ReportProblem, check_due_on
+from progress.use_cases.alert_acks import AlertTransitions
 from progress.use_cases.reports import ApplyReports
 from progress.use_cases.work_points import ApplySnapshots
 
@@ -122,3 +125,25 @@ class WorkPointConsumer:
             check_due_on(snap.work_point_id, starts_on, due_on, self.latest_due_years_after_plan)
         except ReportProblem as problem:
             raise RecordRejected(problem.code, problem.message) from problem
+
+
+@dataclass
+class AlertConsumer:
+    """Keeps progress's copy of the notifier's alerts (topic duban.alerts.v1), each record in
+    its own span and transaction; a record that is no alert transition is parked."""
+
+    transitions: AlertTransitions
+    tracer: Tracer
+
+    async def handle_batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        """Apply records in order."""
+        for record in records:
+            with process_span(self.tracer, record) as span:
+                try:
+                    event = AlertTransition.model_validate_json(record.value or b"")
+                except ValidationError as exc:
+                    span.set_status(Status(StatusCode.ERROR, "invalid_alert_transition"))
+                    raise RecordRejected("invalid_alert_transition", str(exc)) from exc
+                span.set_attribute(attr.ALERT_ID, str(event.alert_id))
+                span.set_attribute(attr.WORK_POINT_ID, event.work_point_id)
+                await self.transitions.apply(event, record.topic)

@@ -20,13 +20,14 @@ from fastapi import APIRouter, FastAPI
 from opentelemetry.sdk.trace import TracerProvider
 
 from progress.api import router
-from progress.consumers import StatusConsumer, WorkPointConsumer
+from progress.consumers import AlertConsumer, StatusConsumer, WorkPointConsumer
 from progress.domain.circulars import Kind
 from progress.service import SERVICE, ProgressService, dead_letter_sink
 from progress.settings import ProgressSettings
 from progress.store.gauges import register_open_stalls, register_provisional_judgements
 from progress.store.ingest import IngestStore
 from progress.store.models import OutboxMessage
+from progress.use_cases.alert_acks import AlertTransitions
 from progress.use_cases.circulars import Circulars
 from progress.use_cases.closure import ClosureReview
 from progress.use_cases.ingestion import Ingestion
@@ -114,6 +115,7 @@ def build(
             tracer,
             latest_due_years_after_plan=settings.latest_due_years_after_plan,
         ),
+        alert_consumer=AlertConsumer(AlertTransitions(sessions, clock), tracer),
         verifier=verifier,
         revocation_feed=revocation_feed(settings, SERVICE, verifier.revocations),
         rate_limiter=RateLimiter(wall_clock, settings.rate_per_second, settings.rate_burst),

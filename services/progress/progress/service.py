@@ -62,6 +62,7 @@ class ProgressService(ServiceCore):
     sweeper: Sweeper
     status_consumer: ParkingConsumer
     work_point_consumer: Consumer
+    alert_consumer: Consumer  # the notifier's alert transitions, for acknowledgement times
     verifier: JwksVerifier
     revocation_feed: RevocationFeed
     rate_limiter: RateLimiter
@@ -94,7 +95,7 @@ class ProgressService(ServiceCore):
             await self._start_background()
 
     async def _start_background(self) -> None:
-        """The status and work point consumers, the outbox relay, the sweeper and the
+        """The status, work point and alert consumers, the outbox relay, the sweeper and the
         scheduled circulars."""
         bootstrap = self.settings.kafka_bootstrap_servers
         prefix = self.settings.topic_prefix
@@ -127,6 +128,18 @@ class ProgressService(ServiceCore):
             lag=lag.tracker(work_points_group),
             dead_letters=dead_letter_sink(
                 self.settings, self.producer, self.tracer, self.metrics, "work-points"
+            ),
+        )
+        alerts_group = group(prefix, "alerts")
+        alerts = make_consumer(bootstrap, alerts_group, prefix + topics.ALERTS, client_id=SERVICE)
+        await self.background.consume(
+            "progress-alerts",
+            alerts,
+            self.alert_consumer.handle_batch,
+            name="alerts",
+            lag=lag.tracker(alerts_group),
+            dead_letters=dead_letter_sink(
+                self.settings, self.producer, self.tracer, self.metrics, "alerts"
             ),
         )
         stop = self.background.stop

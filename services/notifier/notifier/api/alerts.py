@@ -59,7 +59,9 @@ async def ack_alert(alert_id: uuid.UUID, service: ServiceDep, principal: Princip
         )
 
     try:
-        alert = await service.alerts.acknowledge(alert_id, principal.client_id, may_acknowledge)
+        alert = await service.alerts.acknowledge(
+            alert_id, principal.client_id, may_acknowledge, person=principal.person
+        )
     except AckRefused as exc:
         raise ApiError(exc.status, exc.code, exc.message) from exc
     return alert_out(alert)

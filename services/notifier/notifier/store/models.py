@@ -9,6 +9,7 @@ from typing import Any
 from duban_shared.audit import AuditFields
 from duban_shared.db import utc_column
 from duban_shared.inbox import InboxFields
+from duban_shared.outbox import OutboxFields
 from sqlalchemy import JSON, UniqueConstraint
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
@@ -159,3 +160,10 @@ class AuditLog(AuditFields, NotifierBase, table=True):
     """The notifier's audit trail: the office's contact changes (see duban_shared.audit)."""
 
     __tablename__ = "audit_log"
+
+
+class OutboxMessage(OutboxFields, NotifierBase, table=True):
+    """Alert transitions (duban.alerts.v1) waiting to be relayed, written with the alert's
+    state change."""
+
+    __tablename__ = "outbox"

@@ -1,7 +1,8 @@
 """Alerts for people: list them, acknowledge with a token or with a link from a message.
 
 Acknowledging sets the alert's next step to now, so the escalator re-plans it (steps that run
-while acknowledged may start) and is woken.
+while acknowledged may start) and is woken; the first acknowledgement adds its
+`AlertTransition` to the outbox in the same transaction.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from duban_shared.clock import Clock
+from duban_shared.events import AlertTransitionKind
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -19,6 +21,7 @@ from notifier.domain.alerts import STALL, AckRefused, acknowledge, check_code
 from notifier.store import alerts as alert_store
 from notifier.store.models import AckCode, Alert
 from notifier.use_cases.ack_links import AckLinks
+from notifier.use_cases.alert_events import publish_transition
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class Alerts:
     clock: Clock
     ack_links: AckLinks
     wake_escalator: Callable[[], None]
+    wake_relay: Callable[[], None] = lambda: None  # the outbox: an acknowledgement to publish
 
     async def page(
         self,
@@ -66,9 +70,15 @@ class Alerts:
         return AlertPage(shown, traces, len(rows))
 
     async def acknowledge(
-        self, alert_id: uuid.UUID, by: str, may_acknowledge: Callable[[Alert], None]
+        self,
+        alert_id: uuid.UUID,
+        by: str,
+        may_acknowledge: Callable[[Alert], None],
+        *,
+        person: str | None = None,
     ) -> Alert:
-        """Acknowledge an alert for `by`; `may_acknowledge` raises when the caller may not."""
+        """Acknowledge an alert for `by` (an API client; `person` its personal account, if
+        any); `may_acknowledge` raises when the caller may not."""
         async with self.sessions() as session, session.begin():
             alert = await alert_store.alert(session, alert_id, for_update=True)
             if alert is None or alert.kind != STALL:
@@ -77,10 +87,14 @@ class Alerts:
                 )
             may_acknowledge(alert)
             now = self.clock.now()
-            acknowledge(alert, by, now)
+            if acknowledge(alert, by, now):
+                publish_transition(
+                    session, alert, AlertTransitionKind.ACKNOWLEDGED, now, via="api", person=person
+                )
             alert.next_step_at = now  # re-plan: `acknowledged` steps
             session.add(alert)
         self.wake_escalator()
+        self.wake_relay()
         return alert
 
     async def link(self, token: str) -> Alert:
@@ -111,7 +125,10 @@ class Alerts:
                     alert = await alert_store.alert(session, row.alert_id, for_update=True)
                     if alert is None:
                         raise AckRefused(404, "unknown_alert", f"No alert {row.alert_id}.")
-                    acknowledge(alert, f"link:{row.agency_id}", now)
+                    if acknowledge(alert, f"link:{row.agency_id}", now):
+                        publish_transition(
+                            session, alert, AlertTransitionKind.ACKNOWLEDGED, now, via="link"
+                        )
                     alert.next_step_at = now  # re-plan: steps that run while acknowledged
                     row.used_at = now
                     session.add(row)
@@ -122,6 +139,7 @@ class Alerts:
             except AckRefused as exc:
                 raise LinkRefused(exc, await _link_alert(session, code)) from exc
         self.wake_escalator()
+        self.wake_relay()
         return alert, by_this_link
 
 

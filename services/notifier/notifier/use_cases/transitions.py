@@ -2,7 +2,8 @@
 
 Per transition, in one transaction:
 1. Skip it if the inbox says it was handled.
-2. Move the episode's alert along (`notifier.domain.alerts`).
+2. Move the episode's alert along (`notifier.domain.alerts`); when it fires or is resolved,
+   add its `AlertTransition` to the outbox (`notifier.use_cases.alert_events`).
 3. Plan deliveries: `opened` runs the policy's steps due at once (and schedules the rest);
    `level_changed` tells the lead agencies and re-plans the policy (urgency may change);
    `recovered` and `closed` drop deliveries not yet sent and tell every agency that was told.
@@ -20,7 +21,7 @@ from datetime import datetime, timedelta
 
 from duban_shared import attributes as attr
 from duban_shared.clock import Clock
-from duban_shared.events import StallTransition, StallTransitionKind
+from duban_shared.events import AlertTransitionKind, StallTransition, StallTransitionKind
 from duban_shared.inbox import first_delivery
 from duban_shared.metrics import ServiceMetrics
 from duban_shared.workdays import WorkingCalendar
@@ -32,6 +33,7 @@ from notifier.domain.alerts import RESOLVED, close, follow
 from notifier.domain.policy import PolicySet
 from notifier.store import alerts as alert_store
 from notifier.store.models import Alert, Inbox
+from notifier.use_cases.alert_events import publish_transition
 from notifier.use_cases.escalation import advance
 from notifier.use_cases.planning import (
     count_notifications,
@@ -50,16 +52,23 @@ async def apply_transition(
     # own, resolved from the start, keyed by the transition.
     episode = transition.episode_id or transition.event_id
     alert = await alert_store.alert_of_episode(session, episode)
+    fired = alert is None
     if alert is None:
         alert = alert_store.new_alert(transition, episode, now)
     if alert.state != RESOLVED:
         follow(alert, transition, now)
         session.add(alert)
+        # A closure record resolved from the start was never there to acknowledge: untold.
+        if fired and alert.state != RESOLVED:
+            publish_transition(session, alert, AlertTransitionKind.FIRED, now)
+        elif not fired and alert.state == RESOLVED:
+            publish_transition(session, alert, AlertTransitionKind.RESOLVED, now)
     if transition.kind == StallTransitionKind.CLOSED:
         for other in await alert_store.open_alerts(session, transition.work_point_id):
             if other.id != alert.id:
                 close(other, now)
                 session.add(other)
+                publish_transition(session, other, AlertTransitionKind.RESOLVED, now)
     return alert
 
 
@@ -73,6 +82,7 @@ class Transitions:
     clock: Clock
     wake_dispatcher: Callable[[], None] = lambda: None
     metrics: ServiceMetrics | None = None
+    wake_relay: Callable[[], None] = lambda: None  # the outbox: an alert fired or resolved
 
     async def apply(self, transition: StallTransition, topic: str) -> None:
         """Apply one transition of `topic` in one transaction, once."""
@@ -88,6 +98,7 @@ class Transitions:
         for channel, n in dropped.items():
             count_notifications(self.metrics, channel, "dropped", n)
         self.wake_dispatcher()
+        self.wake_relay()
 
     async def _plan(
         self, session: AsyncSession, alert: Alert, transition: StallTransition

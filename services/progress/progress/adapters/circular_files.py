@@ -3,7 +3,8 @@
 The `.docx` follows GB/T 9704-2012 where python-docx can: A4, margins 37/35/28/26 mm (top,
 bottom, left, right), the title in 方正小标宋简体 22 pt (二号), the body in 仿宋_GB2312 16 pt
 (三号), first-level headings 一、二、… in 黑体, the 文号 under the title, the date at the end.
-The `.xlsx` has four sheets: 概况 (counts), 单位 (each agency), 红色事项, 变化.
+The `.xlsx` has four sheets: 概况 (counts), 单位 (each agency, with its acknowledgement
+times), 红色事项, 变化. Both print the acknowledgement rule (`progress.domain.acks`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from docx.text.paragraph import Paragraph
 from openpyxl import Workbook
 from openpyxl.styles import Font
 
+from progress.domain.acks import hours_words
 from progress.domain.circulars import (
     COLOUR_WORDS,
     KIND_WORDS,
@@ -36,11 +38,8 @@ NUMERALS = "一二三四五六七八九十"
 FIRST_COLUMN_MM = 44
 ISSUER = "肇庆市政务服务数据管理局督查督办室"
 """The issuing office signed under a circular unless told otherwise."""
-ACK_TIMES_NOTE = (
-    "说明：预警确认时长由通知服务记录，进展服务不掌握，本通报暂不列出；"
-    "可在督办看板“预警”页查看各单位确认情况。"
-)
-"""Why the circular has no acknowledgement times (said in the document itself)."""
+ACK_HEADER = ["单位", "本期预警", "已确认", "确认时长中位数（小时）", "未确认"]
+"""The columns of the acknowledgement table (the .docx) and sheet (the .xlsx's 单位)."""
 
 
 def chinese_date(day: date) -> str:
@@ -147,7 +146,6 @@ def render_docx(content: Content, number: str, issued_on: date, issuer: str = IS
         _body(document, f"{label}：{listed or '无'}。")
 
     _heading(document, 3, "各单位情况")
-    _body(document, ACK_TIMES_NOTE)
     _table(
         document,
         ["单位", "牵头事项", "按时报送率", "停滞事项", "红色", "黄色", "超期事项", "逾期天数"],
@@ -161,6 +159,22 @@ def render_docx(content: Content, number: str, issued_on: date, issuer: str = IS
                 str(r.yellow),
                 str(r.overdue),
                 str(r.days_overdue),
+            ]
+            for r in content.agencies
+            if r.lead_of
+        ],
+    )
+    _body(document, content.ack_rule)
+    _table(
+        document,
+        ACK_HEADER,
+        [
+            [
+                r.name,
+                str(r.alerts_fired),
+                str(r.alerts_acknowledged),
+                hours_words(r.median_ack_hours),
+                str(r.alerts_unacknowledged),
             ]
             for r in content.agencies
             if r.lead_of
@@ -225,7 +239,8 @@ def render_xlsx(content: Content, number: str) -> bytes:
     overview.append([COLOUR_WORDS["closed"], totals["closed"]])
     for reason, count in sorted(totals["by_reason"].items()):
         overview.append([f"原因：{REASON_WORDS.get(reason, reason)}", count])
-    overview.append(["确认时长", ACK_TIMES_NOTE])
+    overview.append(["预警确认统计起点", content.alerts_since])
+    overview.append(["预警确认口径", content.ack_rule])
 
     agencies = book.create_sheet("单位")
     agencies.append(
@@ -242,6 +257,7 @@ def render_xlsx(content: Content, number: str) -> bytes:
             "超期事项",
             "逾期天数",
             "未报送事项",
+            *ACK_HEADER[1:],
             "榜单",
         ]
     )
@@ -265,6 +281,10 @@ def render_xlsx(content: Content, number: str) -> bytes:
                 r.overdue,
                 r.days_overdue,
                 r.silent_now,
+                r.alerts_fired,
+                r.alerts_acknowledged,
+                r.median_ack_hours,
+                r.alerts_unacknowledged,
                 lists.get(r.agency_id, ""),
             ]
         )

@@ -58,7 +58,10 @@ class CircularDetailOut(CircularOut):
 
     summary: dict[str, Any] = Field(
         description="The circular's content: totals (as GET /v1/plans/{slug}/summary), agencies "
-        "(from the scorecards), red_list, yellow_list, honour_list (agency ids in rank order), "
+        "(from the scorecards, each with its acknowledgement figures: alerts_fired, "
+        "alerts_acknowledged, median_ack_hours (wall-clock hours, null without any), "
+        "alerts_unacknowledged, counted from alerts_since, the period's first moment, by "
+        "ack_rule), red_list, yellow_list, honour_list (agency ids in rank order), "
         "red_points, changes since the previous circular, colours, rules."
     )
 

@@ -16,6 +16,10 @@ verdicts), so a circular's numbers are the API's numbers at the same clock:
 Periods: a weekly circular's period is the ISO week (`2024-W36`), a monthly one's the month
 (`2024-09`). A scheduled circular is due at 09:00 (Asia/Shanghai, the plan's time zone) on the
 first working day of its period, by the working-day calendar.
+
+Acknowledgement times: each agency's row counts the alerts fired to it in the period, those
+acknowledged, the median hours to acknowledge (wall clock) and the alerts still unacknowledged,
+by the rule of `progress.domain.acks` (printed in the document as `ACK_RULE_TEXT`).
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from typing import Any
 
 from duban_shared.events import Level, StallReason
 from duban_shared.workdays import SHANGHAI, WorkingCalendar, local_day
+
+from progress.domain.acks import ACK_RULE_TEXT, NO_ALERTS, AlertFacts, figures_of
 
 HONOUR_ON_TIME_RATE = 0.9
 """The least on-time reporting rate of an agency on the honour list."""
@@ -73,6 +79,11 @@ def period_days(kind: Kind, day: date) -> tuple[date, date]:
     first = day.replace(day=1)
     following = (first + timedelta(days=32)).replace(day=1)
     return first, following - timedelta(days=1)
+
+
+def period_start(kind: Kind, day: date) -> datetime:
+    """The first moment of the period a day falls in: its first day, 00:00 Asia/Shanghai."""
+    return datetime.combine(period_days(kind, day)[0], time(0, 0), tzinfo=SHANGHAI)
 
 
 def scheduled_moment(kind: Kind, day: date, calendar: WorkingCalendar) -> datetime | None:
@@ -167,6 +178,10 @@ class AgencyRow:
     overdue: int
     days_overdue: int
     silent_now: int
+    alerts_fired: int = 0
+    alerts_acknowledged: int = 0
+    median_ack_hours: float | None = None
+    alerts_unacknowledged: int = 0
 
 
 @dataclass(frozen=True)
@@ -210,6 +225,8 @@ class Content:
     previous_number: str | None
     colours: dict[str, str] = field(default_factory=dict)
     rules: list[str] = field(default_factory=lambda: list(RULES_TEXT))
+    alerts_since: str | None = None
+    ack_rule: str = ACK_RULE_TEXT
 
     def to_json(self) -> dict[str, Any]:
         """As JSON-ready values."""
@@ -220,12 +237,24 @@ class Content:
         return next(row for row in self.agencies if row.agency_id == agency_id)
 
 
-def agency_rows(cards: Sequence[CardLine], points: Sequence[PointLine]) -> list[AgencyRow]:
-    """Each responsible agency's row, in the scorecards' order (most red first)."""
+def agency_rows(
+    cards: Sequence[CardLine],
+    points: Sequence[PointLine],
+    alerts: Sequence[AlertFacts] = (),
+    since: datetime | None = None,
+    as_of: datetime | None = None,
+) -> list[AgencyRow]:
+    """Each responsible agency's row, in the scorecards' order (most red first), with its
+    acknowledgement figures for the alerts fired from `since` to `as_of`."""
     rows = []
     for card in cards:
         led = [p for p in points if card.agency_id in p.lead_ids and p.closure is None]
         overdue = [p for p in led if StallReason.OVERDUE.value in p.reasons]
+        acks = (
+            figures_of(card.agency_id, alerts, since, as_of)
+            if since is not None and as_of is not None
+            else NO_ALERTS
+        )
         rows.append(
             AgencyRow(
                 agency_id=str(card.agency_id),
@@ -240,6 +269,10 @@ def agency_rows(cards: Sequence[CardLine], points: Sequence[PointLine]) -> list[
                 overdue=len(overdue),
                 days_overdue=sum(p.days_overdue for p in overdue),
                 silent_now=card.silent_now,
+                alerts_fired=acks.alerts_fired,
+                alerts_acknowledged=acks.alerts_acknowledged,
+                median_ack_hours=acks.median_ack_hours,
+                alerts_unacknowledged=acks.alerts_unacknowledged,
             )
         )
     return rows
@@ -296,9 +329,12 @@ def compose(
     points: Sequence[PointLine],
     previous_colours: Mapping[str, str] | None,
     previous_number: str | None,
+    alerts: Sequence[AlertFacts] = (),
 ) -> Content:
-    """The circular's content from the API's figures at `now`."""
-    rows = agency_rows(cards, points)
+    """The circular's content from the API's figures at `now`, and the acknowledgement times
+    of the alerts fired in the period."""
+    since = period_start(kind, local_day(now))
+    rows = agency_rows(cards, points, alerts, since, now)
     reds = [p for p in points if p.colour == Level.RED.value]
     return Content(
         plan_slug=plan_slug,
@@ -325,6 +361,7 @@ def compose(
         changes=changes_since(previous_colours, points),
         previous_number=previous_number,
         colours={p.code: p.colour for p in points},
+        alerts_since=since.isoformat(),
     )
 
 

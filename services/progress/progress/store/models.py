@@ -314,3 +314,25 @@ class AuditLog(AuditFields, ProgressBase, table=True):
     """Progress's audit trail: the office's closure decisions (see duban_shared.audit)."""
 
     __tablename__ = "audit_log"
+
+
+class AlertAck(ProgressBase, table=True):
+    """The notifier's stall alerts as its AlertTransition events tell them (duban.alerts.v1):
+    one row per alert, for the circulars' acknowledgement times. Written only by the alert
+    consumer, monotonically (`progress.domain.acks.merge`)."""
+
+    __tablename__ = "alert_ack"
+
+    alert_id: uuid.UUID = Field(primary_key=True)
+    plan_slug: str = Field(max_length=80, index=True)
+    work_point_id: str = Field(max_length=120, index=True)
+    work_point_code: str = Field(max_length=19)
+    lead_agency_ids: list[str] = Field(sa_type=JSON, nullable=False)
+    state: str = Field(max_length=14, description="fired, acknowledged or resolved")
+    fired_at: datetime = _ts()
+    acknowledged_at: datetime | None = _ts(nullable=True)
+    acknowledged_via: str | None = Field(default=None, max_length=8, description="api or link")
+    acknowledged_by: str | None = Field(default=None, max_length=160)
+    acknowledged_person: str | None = Field(default=None, max_length=200)
+    resolved_at: datetime | None = _ts(nullable=True)
+    updated_at: datetime = _ts()

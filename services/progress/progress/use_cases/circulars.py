@@ -3,7 +3,9 @@ version and number, and publish `CircularPublished` through the outbox, in one t
 
 The figures come from the functions the API answers with: `queries.work_points` and
 `plan_counts` (GET /v1/plans/{slug}/summary), `queries.scorecards` (GET
-/v1/plans/{slug}/scorecards), so a circular and the API agree at the same clock.
+/v1/plans/{slug}/scorecards), so a circular and the API agree at the same clock. The
+acknowledgement times come from progress's copy of the notifier's alerts (`alert_ack`, fed by
+duban.alerts.v1), so they agree with the notifier's GET /v1/alerts once its events arrived.
 
 Scheduled circulars (weekly, monthly: `progress.domain.circulars`) are made by `run_due()` from
 progress's background loop; each (plan, kind, period) at most once, held by the table's unique
@@ -49,8 +51,8 @@ from progress.domain.circulars import (
 )
 from progress.domain.counts import plan_counts
 from progress.domain.scorecards import Scorecard
+from progress.store import alert_acks, queries
 from progress.store import circulars as store
-from progress.store import queries
 from progress.store.models import (
     AuditLog,
     Circular,
@@ -135,6 +137,7 @@ async def content_of(
         points=point_lines(rows, now),
         previous_colours=previous.summary.get("colours") if previous else None,
         previous_number=previous.number if previous else None,
+        alerts=await alert_acks.facts_of_plan(session, plan_slug),
     )
     return content, previous
 

@@ -5,7 +5,10 @@
 - a second circular counts the changes since the first and the days overdue;
 - the scheduled weekly circular is made once at 09:00 on the first working day of the week,
   again by a restarted scheduler never;
-- the notifier mails both files to the configured list, once.
+- the notifier mails both files to the configured list, once;
+- acknowledgement times: a stall fires an alert, the agency acknowledges it after a known delay,
+  the notifier's AlertTransition reaches progress, and the next circular's .docx, .xlsx and JSON
+  give that time, equal to what the notifier's GET /v1/alerts says.
 """
 
 from __future__ import annotations
@@ -13,23 +16,28 @@ from __future__ import annotations
 import asyncio
 import io
 import re
+import statistics
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import httpx
 from docx import Document
-from duban_shared.events import CircularPublished
+from duban_shared import topics
+from duban_shared.deadletters import read_dead_letters
+from duban_shared.events import AlertTransition, AlertTransitionKind, CircularPublished
 from duban_shared.workdays import local_day
+from notifier.store.models import OutboxMessage as NotifierOutbox
 from openpyxl import load_workbook
-from progress.domain.circulars import Kind
-from progress.store.models import Circular, OutboxMessage
+from progress.domain.acks import ACK_RULE_TEXT
+from progress.domain.circulars import Kind, period_start
+from progress.store.models import AlertAck, Circular, OutboxMessage, WorkPointState
 from progress.use_cases.circulars import Circulars
-from sqlmodel import func, select
+from sqlmodel import col, func, select
 
 from tests.harness import wait_for
-from tests.stack import LEADERS_MAIL, OFFICE_MAIL, PLAN, Stack, board_login
+from tests.stack import FORESTRY, LEADERS_MAIL, OFFICE_MAIL, PLAN, Stack, board_login
 
 
 async def _report(stack: Stack, code: int, status: str, percent: int) -> None:
@@ -140,10 +148,111 @@ def _check_against_api(
         assert f"第{item['code']}项 {item['title']}" in text
 
 
+async def _alerts(stack: Stack) -> list[dict[str, Any]]:
+    """Every alert, as the notifier's API answers the office."""
+    response = await stack.notifier_http.get(
+        "/v1/alerts", params={"limit": 500}, headers=await stack.auth(stack.office)
+    )
+    assert response.status_code == 200, response.text
+    return list(response.json()["items"])
+
+
+STATES = {"firing": "fired", "acknowledged": "acknowledged", "resolved": "resolved"}
+
+
+def _to_acknowledge(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The alerts there were to acknowledge: not a closure's record, resolved from the start."""
+    return [a for a in alerts if a["resolved_at"] is None or a["resolved_at"] != a["fired_at"]]
+
+
+async def _acks_caught_up(stack: Stack) -> None:
+    """Wait until the notifier has an open alert for each open stall episode of progress (and
+    none else), and progress knows every alert in the state the notifier's API answers."""
+
+    async def caught_up() -> bool:
+        alerts = await _alerts(stack)
+        async with stack.progress.sessions() as session:
+            rows = (await session.exec(select(AlertAck))).all()
+            episodes = (
+                await session.exec(
+                    select(WorkPointState.stall_episode_id).where(
+                        col(WorkPointState.stall_episode_id).is_not(None)
+                    )
+                )
+            ).all()
+        open_alerts = {a["episode_id"] for a in alerts if a["state"] != "resolved"}
+        told = {a["id"]: STATES[a["state"]] for a in _to_acknowledge(alerts)}
+        return open_alerts == {str(e) for e in episodes} and told == {
+            str(r.alert_id): r.state for r in rows
+        }
+
+    await wait_for(caught_up, within=30, what="progress to learn the notifier's alerts")
+
+
+def _acks_from_alerts(
+    alerts: list[dict[str, Any]], name: str, since: datetime, as_of: datetime
+) -> tuple[int, int, float | None, int]:
+    """An agency's acknowledgement figures from the notifier's alerts, by the rule the
+    document prints: fired in the period, acknowledged of those, the median wall-clock hours,
+    still unacknowledged (whenever fired)."""
+    fired, hours, open_ = 0, [], 0
+    for alert in _to_acknowledge(alerts):
+        if name not in alert["lead_agencies"]:
+            continue
+        fired_at = datetime.fromisoformat(alert["fired_at"])
+        if alert["state"] == "firing":
+            open_ += 1
+        if not since <= fired_at <= as_of:
+            continue
+        fired += 1
+        if alert["acknowledged_at"] is not None:
+            acked_at = datetime.fromisoformat(alert["acknowledged_at"])
+            hours.append((acked_at - fired_at).total_seconds() / 3600)
+    median = round(statistics.median(hours), 1) if hours else None
+    return fired, len(hours), median, open_
+
+
+def _check_acks(
+    doc: Any, book: Any, circular: dict[str, Any], alerts: list[dict[str, Any]]
+) -> dict[str, tuple[int, int, float | None, int]]:
+    """The acknowledgement figures of the .docx table, the .xlsx sheet and the circular's JSON
+    agree with each other and with the notifier's alerts; return them by agency name."""
+    summary = circular["summary"]
+    as_of = datetime.fromisoformat(summary["as_of"])
+    since = period_start(Kind(circular["kind"]), local_day(as_of))
+    assert summary["alerts_since"] == since.isoformat()
+    assert ACK_RULE_TEXT in [p.text for p in doc.paragraphs]
+    table = [[c.text for c in row.cells] for row in doc.tables[1].rows]
+    assert table[0] == ["单位", "本期预警", "已确认", "确认时长中位数（小时）", "未确认"]
+    in_docx = {r[0]: (int(r[1]), int(r[2]), None if r[3] == "—" else float(r[3]), int(r[4]))
+               for r in table[1:]}  # fmt: skip
+    sheet = list(book["单位"].iter_rows(values_only=True))
+    in_xlsx = {
+        row["单位"]: (row["本期预警"], row["已确认"], row["确认时长中位数（小时）"], row["未确认"])
+        for row in (dict(zip(sheet[0], r, strict=True)) for r in sheet[1:])
+    }
+    in_json = {
+        a["name"]: (
+            a["alerts_fired"],
+            a["alerts_acknowledged"],
+            a["median_ack_hours"],
+            a["alerts_unacknowledged"],
+        )
+        for a in summary["agencies"]
+    }
+    assert in_xlsx == in_json
+    assert in_docx == {n: f for n, f in in_json.items() if n in in_docx}
+    assert set(in_docx) == {a["name"] for a in summary["agencies"] if a["lead_of"]}
+    for name, figures in in_json.items():
+        assert figures == _acks_from_alerts(alerts, name, since, as_of), name
+    return in_json
+
+
 async def test_an_on_demand_circular_reads_back_with_the_apis_numbers(stack: Stack) -> None:
     stack.clock.set(datetime.fromisoformat("2024-09-10T10:00:00+08:00"))
     await _report(stack, 35, "blocked", 20)
     await stack.progress.sweeper.sweep_once()
+    await _acks_caught_up(stack)
 
     first = await _circular(stack)
     assert re.fullmatch(r"肇数督通〔2024〕1号", first["number"])
@@ -154,12 +263,14 @@ async def test_an_on_demand_circular_reads_back_with_the_apis_numbers(stack: Sta
     text = "\n".join(p.text for p in doc.paragraphs)
     assert "肇数督通〔2024〕1号" in text and "本期为首期通报" in text
     assert "红榜：1. 市林业局" in text  # its blocked work point is the plan's only red one
-    assert "预警确认时长由通知服务记录" in text  # said, not invented
+    acks = _check_acks(doc, book, first, await _alerts(stack))
+    assert acks[FORESTRY] == (1, 0, None, 1)  # its stall's alert, not acknowledged yet
 
     # Months later: work points past their due dates are red; the second circular says what
     # changed since the first and how many days each is overdue.
     stack.clock.set(datetime.fromisoformat("2025-01-07T10:00:00+08:00"))
     await stack.progress.sweeper.sweep_once()
+    await _acks_caught_up(stack)
     second = await _circular(stack)
     assert (second["number"], second["period"], second["version"]) == (
         "肇数督通〔2025〕1号",
@@ -170,6 +281,7 @@ async def test_an_on_demand_circular_reads_back_with_the_apis_numbers(stack: Sta
     summary, cards, items = await _api(stack)
     assert summary["totals"]["by_reason"].get("overdue", 0) > 0
     _check_against_api(doc, book, summary, cards, items, local_day(stack.clock.now()))
+    _check_acks(doc, book, second, await _alerts(stack))
     changes = list(book["变化"].iter_rows(min_row=2, values_only=True))
     before = first["summary"]["colours"]
     now = {i["code"]: i["level"] if i["closure"] is None else i["closure"] for i in items}
@@ -319,3 +431,84 @@ async def test_the_notifier_mails_the_circular_with_both_files_once(stack: Stack
     assert len(stack.smtp.mailbox(LEADERS_MAIL)) == 1
     mailed = [s for s in stack.spans.all() if s.name == "mail circular"]
     assert len(mailed) == 1
+
+
+async def test_the_next_circular_tells_how_long_the_agency_took_to_acknowledge(
+    stack: Stack,
+) -> None:
+    fired_at = datetime.fromisoformat("2024-09-10T10:00:00+08:00")  # Tuesday of 2024-W37
+    stack.clock.set(fired_at)
+    await _report(stack, 35, "blocked", 20)
+
+    async def fired() -> bool:
+        return len(await _alerts(stack)) == 1
+
+    await wait_for(fired, within=30, what="the stall's alert")
+    [alert] = await _alerts(stack)
+    assert datetime.fromisoformat(alert["fired_at"]) == fired_at
+    await _acks_caught_up(stack)
+    async with stack.progress.sessions() as session:
+        row = await session.get(AlertAck, uuid.UUID(alert["id"]))
+    assert row is not None and (row.state, row.acknowledged_at) == ("fired", None)
+    assert row.lead_agency_ids == [str(stack.forestry_id)]
+
+    # 市林业局 acknowledges 26 hours 30 minutes later, overnight (the wall clock counts).
+    stack.clock.advance(timedelta(hours=26, minutes=30))
+    acked = await stack.notifier_http.post(
+        f"/v1/alerts/{alert['id']}/ack", headers=await stack.auth(stack.forestry)
+    )
+    assert acked.status_code == 200, acked.text
+    await _acks_caught_up(stack)
+    async with stack.progress.sessions() as session:
+        row = await session.get(AlertAck, uuid.UUID(alert["id"]))
+    assert row is not None
+    assert (row.state, row.acknowledged_via, row.acknowledged_by) == (
+        "acknowledged",
+        "api",
+        stack.forestry.client_id,
+    )
+    assert row.acknowledged_at == fired_at + timedelta(hours=26, minutes=30)
+
+    circular = await _circular(stack)
+    doc, book = await _files(stack, circular)
+    acks = _check_acks(doc, book, circular, await _alerts(stack))
+    assert acks[FORESTRY] == (1, 1, 26.5, 0)
+    forestry = next(r for r in doc.tables[1].rows if r.cells[0].text == FORESTRY)
+    assert [c.text for c in forestry.cells] == [FORESTRY, "1", "1", "26.5", "0"]
+    assert "按自然时间" in "\n".join(p.text for p in doc.paragraphs)  # the rule, in the document
+
+    # The events came through the notifier's outbox, keyed by work point: fired, acknowledged.
+    async with stack.notifier.sessions() as session:
+        outbox = (
+            await session.exec(
+                select(NotifierOutbox)
+                .where(NotifierOutbox.topic == topics.ALERTS)
+                .order_by(NotifierOutbox.id)  # type: ignore[arg-type]
+            )
+        ).all()
+    events = [AlertTransition.model_validate_json(r.payload) for r in outbox]
+    assert [e.kind for e in events] == [AlertTransitionKind.FIRED, AlertTransitionKind.ACKNOWLEDGED]
+    assert {r.key for r in outbox} == {alert["work_point_id"]}
+    assert all(r.published_at is not None for r in outbox)
+
+    # A redelivery changes nothing; neither does an older event arriving late.
+    apply = stack.progress.alert_consumer.transitions.apply  # type: ignore[attr-defined]
+    assert await apply(events[1], stack.topic_prefix + topics.ALERTS) is False
+    stale = events[0].model_copy(update={"event_id": uuid.uuid4()})
+    assert await apply(stale, stack.topic_prefix + topics.ALERTS) is False
+    async with stack.progress.sessions() as session:
+        row = await session.get(AlertAck, uuid.UUID(alert["id"]))
+    assert row is not None and row.state == "acknowledged"
+
+    # A record that is no alert transition is parked on progress's dead-letter topic.
+    await stack.progress.producer.send_and_wait(
+        stack.topic_prefix + topics.ALERTS, b"{not an alert", key=b"x"
+    )
+    bootstrap = stack.progress.settings.kafka_bootstrap_servers
+    dlq = stack.topic_prefix + topics.PROGRESS_DLQ
+
+    async def parked() -> bool:
+        letters = await read_dead_letters(bootstrap, dlq)
+        return any(letter.code == "invalid_alert_transition" for letter in letters)
+
+    await wait_for(parked, within=30, what="the bad alert record on the dead-letter topic")
