@@ -17,18 +17,21 @@ from duban_shared import topics
 from duban_shared.clock import ManualClock
 from duban_shared.events import (
     AgencyRef,
+    AlertTransition,
+    AlertTransitionKind,
     Level,
     StallReason,
     StallTransition,
     StallTransitionKind,
 )
 from notifier.adapters.channels.base import OutgoingMessage, Receipt
+from notifier.domain.alerts import AckRefused
 from notifier.domain.contacts import ContactIn
 from notifier.main import build
 from notifier.service import NotifierService
 from notifier.settings import NotifierSettings
 from notifier.store.contacts import replace_contacts
-from notifier.store.models import AgencyView, Alert, Contact, NotificationLog
+from notifier.store.models import AgencyView, Alert, Contact, NotificationLog, OutboxMessage
 from sqlmodel import col, select
 
 from services.notifier.tests.provider_servers import JsonGateway, ProviderServer, Reply, serve
@@ -439,6 +442,59 @@ async def test_a_closure_resolves_every_alert_its_work_point_still_has(
     assert subjects == [
         "【督办】第三十五项“加强林业数字化应用”已办结销号"
     ]  # the stall was never sent
+
+
+async def _alert_events(service: NotifierService) -> list[AlertTransition]:
+    async with service.sessions() as session:
+        rows = (await session.exec(select(OutboxMessage).order_by(col(OutboxMessage.id)))).all()
+    assert {(r.topic, r.key) for r in rows} <= {(topics.ALERTS, f"{PLAN}/35")}
+    return [AlertTransition.model_validate_json(r.payload) for r in rows]
+
+
+async def test_each_change_of_an_alert_is_in_the_outbox_with_it(
+    notifier: NotifierService,
+) -> None:
+    opened = _opened()
+    await _handle(notifier, opened)
+    [fired] = await _alert_events(notifier)
+    alert = await _alert(notifier)
+    assert (fired.kind, fired.alert_id, fired.fired_at) == (
+        AlertTransitionKind.FIRED,
+        alert.id,
+        MONDAY,
+    )
+    assert fired.lead_agencies == [FORESTRY] and fired.acknowledged_at is None
+    await _handle(notifier, _then(opened, StallTransitionKind.LEVEL_CHANGED, level=Level.YELLOW))
+    assert len(await _alert_events(notifier)) == 1  # a new colour is no new state
+
+    _clock(notifier).advance(timedelta(hours=3))
+    await notifier.alerts.acknowledge(alert.id, "linye-system", lambda a: None, person="zhang.san")
+    await notifier.alerts.acknowledge(alert.id, "office", lambda a: None)  # twice: told once
+    _, acked = await _alert_events(notifier)
+    assert (acked.kind, acked.acknowledged_at, acked.acknowledged_via) == (
+        AlertTransitionKind.ACKNOWLEDGED,
+        MONDAY + timedelta(hours=3),
+        "api",
+    )
+    assert (acked.acknowledged_by, acked.acknowledged_person) == ("linye-system", "zhang.san")
+    assert acked.event_id != fired.event_id
+
+    # Closed: the open alert is resolved (told), the closure's own record is not an alert.
+    closed = _then(
+        opened, StallTransitionKind.CLOSED, episode_id=None, level=Level.GREEN, reasons=[]
+    )
+    await _handle(notifier, closed)
+    *_, resolved = events = await _alert_events(notifier)
+    assert len(events) == 3
+    assert (resolved.kind, resolved.resolution, resolved.alert_id) == (
+        AlertTransitionKind.RESOLVED,
+        "closed",
+        alert.id,
+    )
+    assert resolved.acknowledged_at == acked.acknowledged_at  # the lifecycle so far
+    with pytest.raises(AckRefused):  # refused: nothing more is told
+        await notifier.alerts.acknowledge(alert.id, "office", lambda a: None)
+    assert len(await _alert_events(notifier)) == 3
 
 
 async def test_a_recipient_over_its_rate_waits_for_the_next_token(
