@@ -1,4 +1,4 @@
-"""duban-notifier command line: migrate, set-email, serve, sms-sink."""
+"""duban-notifier command line: migrate, set-email, republish-alerts, serve, sms-sink."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from duban_shared.db import create_engine, session_factory
 
 from notifier.domain.contacts import ContactIn
 from notifier.settings import NotifierSettings
+from notifier.use_cases.alert_events import republish
 from notifier.use_cases.contacts import Contacts
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -43,6 +44,22 @@ def cmd_set_email(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _republish_alerts(database_url: str) -> int:
+    engine = create_engine(database_url)
+    try:
+        return await republish(session_factory(engine), SystemClock().now())
+    finally:
+        await engine.dispose()
+
+
+def cmd_republish_alerts(args: argparse.Namespace) -> int:
+    """Queue every stall alert's present state on duban.alerts.v1 (the running notifier's
+    outbox relay sends them)."""
+    queued = asyncio.run(_republish_alerts(NotifierSettings().database_url))
+    print(f"notifier: {queued} alert transition(s) queued on {topics.ALERTS}")
+    return 0
+
+
 def cmd_sms_sink(args: argparse.Namespace) -> int:
     """Run a local SMS gateway that keeps every message (for demos and `make up`)."""
     from notifier.adapters.sms_sink import serve
@@ -65,6 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--agency-id", required=True)
     p.add_argument("--email", required=True, action="append", help="repeat for several")
     p.set_defaults(func=cmd_set_email)
+    p = sub.add_parser(
+        "republish-alerts",
+        help="queue every alert's present state on duban.alerts.v1 (progress's acknowledgement "
+        "times for alerts from before the outbox)",
+    )
+    p.set_defaults(func=cmd_republish_alerts)
     add_serve(sub, "notifier.main:create_app", 8003)
     p = sub.add_parser("sms-sink", help="run a local SMS gateway (http_sms) that keeps messages")
     p.add_argument("--dir", required=True, help="folder the messages are kept in (JSON files)")

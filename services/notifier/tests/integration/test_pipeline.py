@@ -32,6 +32,7 @@ from notifier.service import NotifierService
 from notifier.settings import NotifierSettings
 from notifier.store.contacts import replace_contacts
 from notifier.store.models import AgencyView, Alert, Contact, NotificationLog, OutboxMessage
+from notifier.use_cases.alert_events import republish
 from sqlmodel import col, select
 
 from services.notifier.tests.provider_servers import JsonGateway, ProviderServer, Reply, serve
@@ -495,6 +496,15 @@ async def test_each_change_of_an_alert_is_in_the_outbox_with_it(
     with pytest.raises(AckRefused):  # refused: nothing more is told
         await notifier.alerts.acknowledge(alert.id, "office", lambda a: None)
     assert len(await _alert_events(notifier)) == 3
+
+    # `duban-notifier republish-alerts`: the present state again, as the same event.
+    assert await republish(notifier.sessions, notifier.clock.now()) == 1  # not the closure's
+    again = (await _alert_events(notifier))[-1]
+    assert (again.event_id, again.kind, again.acknowledged_via) == (
+        resolved.event_id,
+        AlertTransitionKind.RESOLVED,
+        "api",
+    )
 
 
 async def test_a_recipient_over_its_rate_waits_for_the_next_token(
