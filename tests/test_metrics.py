@@ -162,6 +162,7 @@ async def test_consumer_lag_reaches_zero_for_every_consumer_of_a_service(stack: 
     expected = {
         ("progress", f"{prefix}duban-progress.status", prefix + topics.STATUS),
         ("progress", f"{prefix}duban-progress.work-points", prefix + topics.WORK_POINTS),
+        ("progress", f"{prefix}duban-progress.alerts", prefix + topics.ALERTS),
         ("notifier", f"{prefix}duban-notifier.stalls", prefix + topics.STALLS),
         ("notifier", f"{prefix}duban-notifier.agencies", prefix + topics.AGENCIES),
     }

@@ -69,6 +69,10 @@ CIRCULAR_PERIOD: Final = "duban.circular.period"
 ALERT_ID: Final = "duban.alert.id"
 """The notifier's alert id (one alert per stall episode)."""
 
+ALERT_ACK_VIA: Final = "duban.alert.acknowledged_via"
+"""How an alert was acknowledged: `api` (a token: the board or a client) or `link` (a message's
+signed link). Spans and the acknowledgement duration metric."""
+
 NOTICE_ID: Final = "duban.notice.id"
 """A supervision notice's id (督办单)."""
 

@@ -60,6 +60,7 @@ CIRCULARS: Final = "duban.circulars"
 NOTICES: Final = "duban.notices"
 NOTIFICATION_DELIVERY_DURATION: Final = "duban.notification.delivery.duration"
 EXTENSION_REQUESTS: Final = "duban.extension_requests"
+ALERT_ACK_DURATION: Final = "duban.alert.acknowledgement.duration"
 
 PROMETHEUS_CONTENT_TYPE: Final = CONTENT_TYPE_PLAIN_0_0_4
 """The exposition format `/metrics` answers in (Prometheus text 0.0.4)."""
@@ -75,6 +76,12 @@ DELIVERY_BUCKETS: Final = (
 )  # fmt: skip
 """Seconds to a channel's acceptance: the grouping window (minutes), quiet hours (a night, a
 weekend) and retries all count."""
+
+ACK_BUCKETS: Final = (
+    60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 43200.0, 86400.0,
+    172800.0, 259200.0, 604800.0,
+)  # fmt: skip
+"""Seconds from an alert firing to its acknowledgement: minutes to a week."""
 
 
 class ServiceMetrics:
@@ -125,6 +132,13 @@ class ServiceMetrics:
             unit="{notice}",
             description="Supervision notices (督办单) entering a state, by state: issued, "
             "replied, overdue, closed, withdrawn.",
+        )
+        self.alert_ack_duration = self.meter.create_histogram(
+            ALERT_ACK_DURATION,
+            unit="s",
+            description="From an alert firing to its first acknowledgement (domain time, "
+            "nights and holidays included), by how it was acknowledged (api, link).",
+            explicit_bucket_boundaries_advisory=ACK_BUCKETS,
         )
         self.dead_letters = self.meter.create_counter(
             DEAD_LETTERS,

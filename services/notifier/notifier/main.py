@@ -144,7 +144,9 @@ def build(
         circular_mail=circular_mail,
         dispatcher=dispatcher,
         escalator=escalator,
-        alerts=Alerts(sessions, clock, ack_links, escalator.wake, wake_relay=relay.wake),
+        alerts=Alerts(
+            sessions, clock, ack_links, escalator.wake, wake_relay=relay.wake, metrics=metrics
+        ),
         relay=relay,
         contacts=Contacts(sessions, clock, settings.wecom_robots()),
         notifications=Notifications(sessions),

@@ -12,8 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from duban_shared import attributes as attr
 from duban_shared.clock import Clock
 from duban_shared.events import AlertTransitionKind
+from duban_shared.metrics import ServiceMetrics
+from opentelemetry import trace
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -50,6 +53,7 @@ class Alerts:
     ack_links: AckLinks
     wake_escalator: Callable[[], None]
     wake_relay: Callable[[], None] = lambda: None  # the outbox: an acknowledgement to publish
+    metrics: ServiceMetrics | None = None
 
     async def page(
         self,
@@ -87,12 +91,15 @@ class Alerts:
                 )
             may_acknowledge(alert)
             now = self.clock.now()
-            if acknowledge(alert, by, now):
+            first = acknowledge(alert, by, now)
+            if first:
                 publish_transition(
                     session, alert, AlertTransitionKind.ACKNOWLEDGED, now, via="api", person=person
                 )
             alert.next_step_at = now  # re-plan: `acknowledged` steps
             session.add(alert)
+        if first:
+            self._count(alert, "api")
         self.wake_escalator()
         self.wake_relay()
         return alert
@@ -125,7 +132,8 @@ class Alerts:
                     alert = await alert_store.alert(session, row.alert_id, for_update=True)
                     if alert is None:
                         raise AckRefused(404, "unknown_alert", f"No alert {row.alert_id}.")
-                    if acknowledge(alert, f"link:{row.agency_id}", now):
+                    first = acknowledge(alert, f"link:{row.agency_id}", now)
+                    if first:
                         publish_transition(
                             session, alert, AlertTransitionKind.ACKNOWLEDGED, now, via="link"
                         )
@@ -138,9 +146,18 @@ class Alerts:
                     by_this_link = alert.acknowledged_at == now and by.startswith("link:")
             except AckRefused as exc:
                 raise LinkRefused(exc, await _link_alert(session, code)) from exc
+        if first:
+            self._count(alert, "link")
         self.wake_escalator()
         self.wake_relay()
         return alert, by_this_link
+
+    def _count(self, alert: Alert, via: str) -> None:
+        """Record how long the alert waited for its first acknowledgement (and how it came)."""
+        trace.get_current_span().set_attribute(attr.ALERT_ACK_VIA, via)
+        if self.metrics is not None and alert.acknowledged_at is not None:
+            waited = (alert.acknowledged_at - alert.fired_at).total_seconds()
+            self.metrics.alert_ack_duration.record(max(waited, 0.0), {attr.ALERT_ACK_VIA: via})
 
 
 async def _usable_code(session: AsyncSession, code: str, now: datetime) -> AckCode:

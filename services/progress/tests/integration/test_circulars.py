@@ -34,6 +34,7 @@ from progress.domain.acks import ACK_RULE_TEXT
 from progress.domain.circulars import Kind, period_start
 from progress.store.models import AlertAck, Circular, OutboxMessage, WorkPointState
 from progress.use_cases.circulars import Circulars
+from prometheus_client.parser import text_string_to_metric_families
 from sqlmodel import col, func, select
 
 from tests.harness import wait_for
@@ -468,6 +469,27 @@ async def test_the_next_circular_tells_how_long_the_agency_took_to_acknowledge(
         stack.forestry.client_id,
     )
     assert row.acknowledged_at == fired_at + timedelta(hours=26, minutes=30)
+    # Counted and traced by the notifier: 26.5 hours waited, acknowledged through the API.
+    scraped = await stack.notifier_http.get("/metrics")
+    waited = {
+        (sample.name, sample.labels.get("duban_alert_acknowledged_via")): sample.value
+        for family in text_string_to_metric_families(scraped.text)
+        for sample in family.samples
+        if sample.name.startswith("duban_alert_acknowledgement_duration_seconds")
+    }
+    assert waited["duban_alert_acknowledgement_duration_seconds_count", "api"] == 1
+    assert waited["duban_alert_acknowledgement_duration_seconds_sum", "api"] == 26.5 * 3600
+    ack_spans = [
+        s for s in stack.spans.all() if (s.attributes or {}).get("duban.alert.acknowledged_via")
+    ]
+    assert [(s.attributes or {})["duban.alert.acknowledged_via"] for s in ack_spans] == ["api"]
+    applied = [
+        s
+        for s in stack.spans.all()
+        if (s.attributes or {}).get("duban.alert.id") == alert["id"]
+        and s.name.endswith(topics.ALERTS)
+    ]
+    assert len(applied) == 2  # progress's consumer: fired, acknowledged
 
     circular = await _circular(stack)
     doc, book = await _files(stack, circular)
