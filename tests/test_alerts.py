@@ -4,7 +4,10 @@ token by the agency alerted or the office, or with the signed single-use link in
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+import uuid
+from datetime import datetime, timedelta
+
+from progress.store.models import AlertAck
 
 from tests.harness import wait_for
 from tests.stack import FORESTRY_MAIL, PLAN, Stack
@@ -92,6 +95,21 @@ async def test_the_link_in_the_email_acknowledges_once_and_expires(stack: Stack)
     )
     twice = await stack.notifier_http.post(path)
     assert twice.status_code == 410 and "这个确认链接已经使用过" in twice.text
+
+    # Progress learns it from the notifier's event: acknowledged through a link, when.
+    async def progress_row() -> AlertAck | None:
+        async with stack.progress.sessions() as session:
+            return await session.get(AlertAck, uuid.UUID(str(acked["id"])))
+
+    async def learned() -> bool:
+        row = await progress_row()
+        return row is not None and row.state == "acknowledged"
+
+    await wait_for(learned, what="progress to learn of the acknowledgement")
+    row = await progress_row()
+    assert row is not None
+    assert (row.acknowledged_via, row.acknowledged_by) == ("link", f"link:{stack.forestry_id}")
+    assert row.acknowledged_at == datetime.fromisoformat(str(acked["acknowledged_at"]))
 
     stack.clock.advance(timedelta(hours=stack.notifier.settings.ack_link_hours))
     expired = await stack.notifier_http.get(path)
