@@ -78,6 +78,7 @@ ACTIONS = {
     "extension.approved": "批准延期",
     "extension.rejected": "驳回延期",
     "extension.withdrawn": "撤回延期申请",
+    "due_on.extended": "完成时限延期",
     "closure.approved": "办结审核通过",
     "closure.rejected": "办结审核退回",
     "notice.issued": "下发督办单",
