@@ -493,10 +493,27 @@ async def test_an_extension_requested_on_the_board_and_decided_by_the_office(
     await shot(office, "extension-approved-390")
     await page.reload()
     await expect(page.locator('li.extension[data-state="approved"]')).to_contain_text("同意顺延")
-    await expect(page.get_by_role("button", name="提交延期申请")).to_be_visible()  # may ask again
+    # It may ask again; the office rejects this one on the work point page, saying why.
+    later = wanted + timedelta(days=30)
+    await page.get_by_label("申请延期至").fill(later.isoformat())
+    await page.get_by_label("延期理由").fill("再延一个月")
+    await page.get_by_role("button", name="提交延期申请").click()
+    await expect(page.locator('li.extension[data-state="requested"]')).to_contain_text("再延")
+    await office.reload()
+    asked_again = office.locator('li.extension[data-state="requested"]')
+    await asked_again.get_by_label("审批意见(驳回时必填)").fill("已延期一次,请按期完成")
+    await asked_again.get_by_role("button", name="驳回").click()
+    rejected = office.locator('li.extension[data-state="rejected"]')
+    await expect(rejected).to_contain_text("驳回理由")
+    await expect(rejected).to_contain_text("已延期一次,请按期完成")
+    await expect(office.locator("li.extension")).to_have_count(2)
+    # The pending list is the office's: the agency gets a refusal page.
+    refused = await page.goto(f"{served.progress}/board/plans/{PLAN}/extensions")
+    assert refused is not None and refused.status == 403
+    await expect(page.locator(".error")).to_contain_text("延期申请审批仅向督办协调部门开放")
 
     # A decided request cannot be decided again: the registry's code, in Chinese.
-    [ext] = (
+    ext, _ = (
         await stack.registry_http.get(
             f"/v1/plans/{PLAN}/work-points/35/extensions", headers=await stack.auth(stack.office)
         )
