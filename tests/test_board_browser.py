@@ -660,4 +660,10 @@ async def test_the_office_makes_a_circular_and_reads_the_audit_trail_on_the_boar
     await expect(page.locator(".warning")).to_contain_text("注册中心暂不可用")
     await expect(page.locator('tr[data-service="progress"]').first).to_be_visible()
     await expect(page.locator('tr[data-service="registry"]')).to_have_count(0)
+    # All services merged can be paged through their newest 500 entries; further back, the
+    # page says to choose one service.
+    await page.goto(f"{served.progress}/board/audit?page=11")
+    await expect(page.locator(".warning").last).to_contain_text("请选择一个服务")
+    await page.goto(f"{served.progress}/board/audit?from=2024-09-03&to=2024-09-02")
+    await expect(page.locator(".error")).to_have_text("起始日期不能晚于截止日期。")
     await context.close()

@@ -275,8 +275,10 @@ async def audit(
                 try:
                     entries, count = await _entries(session, svc, user, name, where, limit, skip)
                 except Unanswered as exc:
-                    refused = refused or exc.refused
-                    unavailable.append(SERVICES[name])
+                    if exc.refused:
+                        refused = True
+                    else:
+                        unavailable.append(SERVICES[name])
                     continue
                 total += count
                 settings = svc.settings
