@@ -38,7 +38,7 @@ SCRIPT = Script(
 )
 
 
-@pytest.mark.timeout(240)  # four simulated weeks of 50 work points through Kafka
+@pytest.mark.timeout(360)  # four simulated weeks of 50 work points through Kafka, 5 circulars
 async def test_the_simulated_agencies_cause_alerts_silence_acks_recovery_and_a_closure(
     stack: Stack,
 ) -> None:
