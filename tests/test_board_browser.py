@@ -9,13 +9,14 @@ Screenshots go to test-artifacts/screenshots/ (kept by CI).
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import re
 import socket
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
@@ -23,13 +24,14 @@ import pytest
 import uvicorn
 from notifier.main import create_app as notifier_app
 from notifier.store.models import Alert, NotificationLog
+from openpyxl import load_workbook
 from playwright.async_api import Browser, Page, async_playwright, expect
 from progress.main import create_app as progress_app
 from registry.main import create_app as registry_app
 from sqlmodel import col, select
 
 from tests.harness import ROOT, wait_for
-from tests.stack import PLAN, Client, Stack, plan_2025_text
+from tests.stack import FORESTRY, PLAN, Client, Stack, plan_2025_text
 
 CHROMIUM = os.environ.get("DUBAN_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -398,3 +400,270 @@ async def test_two_plans_on_the_index_and_the_scorecards_across_plans_at_phone_w
 async def _fits(page: Page) -> bool:
     """Whether the page needs no sideways scrolling (wide tables scroll inside their box)."""
     return bool(await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
+
+
+async def _forged(context: Any, served: Served, path: str, data: dict[str, str]) -> int:
+    """Post a form with the session's cookies but without the page's CSRF token."""
+    cookies = {c["name"]: c["value"] for c in await context.cookies()}
+    async with httpx.AsyncClient(base_url=served.progress, cookies=cookies) as http:
+        return (await http.post(path, data=data)).status_code
+
+
+async def test_an_extension_requested_on_the_board_and_decided_by_the_office(
+    stack: Stack, served: Served, browser: Browser
+) -> None:
+    due_on = date.fromisoformat((await stack.get_progress(stack.office, 35)).json()["due_on"])
+    wanted = due_on + timedelta(days=30)
+
+    # The lead agency (at a desk) asks for a later due date on the work point page.
+    desk = await browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900})
+    page = await desk.new_page()
+    await login(page, served, stack.forestry)
+    await page.goto(f"{served.progress}/board/work-points/{PLAN}/35")
+    section = page.locator("section#extensions")
+    await expect(section).to_contain_text("暂无延期申请")
+    await expect(page.get_by_role("link", name="延期审批")).to_have_count(0)  # office only
+    assert (
+        await _forged(
+            desk,
+            served,
+            f"/board/work-points/{PLAN}/35/extensions",
+            {"ext_due_on": wanted.isoformat(), "ext_reason": "伪造"},
+        )
+        == 403
+    )
+    # The registry refuses a date that is not later: its code, said in Chinese, form refilled.
+    await page.get_by_label("申请延期至").fill(due_on.isoformat())
+    await page.get_by_label("延期理由").fill("林地审批延后,需顺延一个月")
+    await page.get_by_role("button", name="提交延期申请").click()
+    await expect(page.locator(".error")).to_contain_text("须晚于现行完成时限")
+    await expect(page.get_by_label("延期理由")).to_have_value("林地审批延后,需顺延一个月")
+    await page.get_by_label("申请延期至").fill(wanted.isoformat())
+    await page.get_by_role("button", name="提交延期申请").click()
+    await expect(page).to_have_url(re.compile(rf"/board/work-points/{PLAN}/35#extensions$"))
+    asked = section.locator('li.extension[data-state="requested"]')
+    await expect(asked).to_contain_text("待审批")
+    await expect(asked).to_contain_text(f"{wanted.year}年{wanted.month}月{wanted.day}日")
+    await expect(page.get_by_role("button", name="提交延期申请")).to_have_count(0)  # one open
+    assert await _fits(page)
+    await shot(page, "extension-requested-1280")
+
+    # The office (on a phone) finds it among the plan's pending requests and decides there.
+    phone = await browser.new_context(locale="zh-CN", viewport={"width": 390, "height": 844})
+    office = await phone.new_page()
+    await login(office, served, stack.office)
+    await office.get_by_role("link", name="延期申请审批").click()
+    await expect(office).to_have_url(re.compile(rf"/board/plans/{PLAN}/extensions$"))
+    pending = office.locator('li.extension[data-code="35"]')
+    await expect(pending).to_contain_text("加强林业数字化应用")
+    await expect(pending).to_contain_text(FORESTRY)
+    await expect(pending).to_contain_text("林地审批延后,需顺延一个月")
+    assert await _fits(office), "the pending requests are wider than the phone's screen"
+    await shot(office, "extensions-pending-390")
+    await pending.get_by_role("button", name="驳回").click()
+    await expect(office.locator(".error")).to_contain_text("驳回时请填写驳回理由")
+    await (
+        office.locator('li.extension[data-code="35"]')
+        .get_by_label("审批意见(驳回时必填)")
+        .fill("同意顺延")
+    )
+    await (
+        office.locator('li.extension[data-code="35"]')
+        .get_by_role("button", name="批准延期")
+        .click()
+    )
+    await expect(office.locator(".notice")).to_have_text("已批准该延期申请。")
+    await expect(office.locator("li.extension")).to_have_count(0)
+    await expect(office.locator("main")).to_contain_text("目前没有待审批的延期申请")
+
+    # The history on the work point page, for both; progress judges with the new date.
+    async def judged_with_new_date() -> bool:
+        body = (await stack.get_progress(stack.office, 35)).json()
+        return bool(body["due_on"] == wanted.isoformat())
+
+    await wait_for(judged_with_new_date, what="progress to learn the approved due date")
+    await office.goto(f"{served.progress}/board/work-points/{PLAN}/35#extensions")
+    approved = office.locator('li.extension[data-state="approved"]')
+    await expect(approved).to_contain_text("已批准")
+    await expect(approved).to_contain_text("同意顺延")
+    await expect(office.locator("dl.facts").first).to_contain_text(
+        f"{wanted.year}年{wanted.month}月{wanted.day}日"
+    )
+    assert await _fits(office), "the work point page is wider than the phone's screen"
+    await shot(office, "extension-approved-390")
+    await page.reload()
+    await expect(page.locator('li.extension[data-state="approved"]')).to_contain_text("同意顺延")
+    # It may ask again; the office rejects this one on the work point page, saying why.
+    later = wanted + timedelta(days=30)
+    await page.get_by_label("申请延期至").fill(later.isoformat())
+    await page.get_by_label("延期理由").fill("再延一个月")
+    await page.get_by_role("button", name="提交延期申请").click()
+    await expect(page.locator('li.extension[data-state="requested"]')).to_contain_text("再延")
+    await office.reload()
+    asked_again = office.locator('li.extension[data-state="requested"]')
+    await asked_again.get_by_label("审批意见(驳回时必填)").fill("已延期一次,请按期完成")
+    await asked_again.get_by_role("button", name="驳回").click()
+    rejected = office.locator('li.extension[data-state="rejected"]')
+    await expect(rejected).to_contain_text("驳回理由")
+    await expect(rejected).to_contain_text("已延期一次,请按期完成")
+    await expect(office.locator("li.extension")).to_have_count(2)
+    # The pending list is the office's: the agency gets a refusal page.
+    refused = await page.goto(f"{served.progress}/board/plans/{PLAN}/extensions")
+    assert refused is not None and refused.status == 403
+    await expect(page.locator(".error")).to_contain_text("延期申请审批仅向督办协调部门开放")
+
+    # A decided request cannot be decided again: the registry's code, in Chinese.
+    ext, _ = (
+        await stack.registry_http.get(
+            f"/v1/plans/{PLAN}/work-points/35/extensions", headers=await stack.auth(stack.office)
+        )
+    ).json()
+    cookies = {c["name"]: c["value"] for c in await phone.cookies()}
+    csrf = await office.locator('input[name="csrf"]').first.get_attribute("value")
+    async with httpx.AsyncClient(base_url=served.progress, cookies=cookies) as http:
+        again = await http.post(
+            f"/board/work-points/{PLAN}/35/extensions/{ext['id']}",
+            data={"csrf": str(csrf), "decision": "reject", "ext_note": "再议"},
+        )
+    assert again.status_code == 409 and "不能再次处理" in again.text
+
+    # The registry down: the page still renders and says so; the pending page too.
+    stack.progress.settings = stack.progress.settings.model_copy(
+        update={"registry_url": "http://127.0.0.1:9"}
+    )
+    await office.goto(f"{served.progress}/board/work-points/{PLAN}/35")
+    await expect(office.locator("h1")).to_contain_text("加强林业数字化应用")
+    await expect(office.locator("section#extensions .warning")).to_contain_text(
+        "延期申请服务(注册中心)暂不可用"
+    )
+    await office.goto(f"{served.progress}/board/plans/{PLAN}/extensions")
+    await expect(office.locator(".warning")).to_contain_text("暂不可用")
+    await desk.close()
+    await phone.close()
+
+
+async def test_the_office_makes_a_circular_and_reads_the_audit_trail_on_the_board(
+    stack: Stack, served: Served, browser: Browser
+) -> None:
+    office_auth = await stack.auth(stack.office)
+    # Something in each service's trail: a due date changed in the registry, a contact change
+    # in the notifier, and the circular made below in progress.
+    contacts = await stack.notifier_http.put(
+        f"/v1/agencies/{stack.forestry_id}/contacts/email",
+        json={"addresses": ["duban@linye.example.cn"]},
+        headers=office_auth,
+    )
+    assert contacts.status_code == 200, contacts.text
+    policy = await stack.registry_http.put(
+        f"/v1/plans/{PLAN}/work-points/35/policy",
+        json={"due_on": "2024-12-20"},
+        headers=office_auth,
+    )
+    assert policy.status_code == 200, policy.text
+
+    for width, height in ((1280, 900), (390, 844)):
+        context = await browser.new_context(
+            locale="zh-CN", viewport={"width": width, "height": height}
+        )
+        page = await context.new_page()
+        await login(page, served, stack.office)
+        await page.get_by_role("link", name="通报", exact=True).first.click()
+        await expect(page).to_have_url(re.compile(rf"/board/plans/{PLAN}/circulars$"))
+        before = await page.locator("tr[data-circular]").count()
+        assert await _forged(context, served, f"/board/plans/{PLAN}/circulars", {}) == 403
+        await page.get_by_role("button", name="立即生成通报").click()
+        made = page.locator(".notice[data-made]")
+        await expect(made).to_contain_text("已生成通报")
+        listed = (await stack.office_get(f"/v1/plans/{PLAN}/circulars")).json()
+        latest = listed["items"][0]
+        assert listed["total"] == before + 1
+        await expect(made).to_contain_text(latest["number"])
+        await expect(page.locator("tr[data-circular]")).to_have_count(listed["total"])
+        row = page.locator(f'tr[data-circular="{latest["id"]}"]')
+        await expect(row).to_contain_text("临时生成")
+        await expect(row).to_contain_text(latest["period"])
+        async with page.expect_download() as download:
+            await row.get_by_role("link", name="Word 文档").click()
+        assert (await download.value).suggested_filename.endswith(".docx")
+        assert await _fits(page), f"the circulars page is wider than {width}px"
+        await shot(page, f"circulars-{width}")
+
+        # The audit trail: all three services, newest first, each entry with its trace.
+        await page.get_by_role("link", name="审计日志").first.click()
+        await expect(page).to_have_url(re.compile(r"/board/audit$"))
+        totals = {}
+        for service, http in (
+            ("registry", stack.registry_http),
+            ("progress", stack.progress_http),
+            ("notifier", stack.notifier_http),
+        ):
+            answer = await http.get("/v1/audit", params={"limit": 1}, headers=office_auth)
+            totals[service] = answer.json()["total"]
+            assert totals[service] >= 1, service
+        await expect(page.locator("p.shown")).to_contain_text(f"共 {sum(totals.values())} 条")
+        services = await page.locator("tr[data-service]").evaluate_all(
+            "rows => rows.map(r => r.dataset.service)"
+        )
+        assert set(services) == {"registry", "progress", "notifier"}
+        assert await _fits(page), f"the audit page is wider than {width}px"
+        await shot(page, f"audit-{width}")
+
+        await page.get_by_label("服务").select_option("progress")
+        await page.get_by_label("操作", exact=True).select_option("circular.issued")
+        await page.get_by_role("button", name="筛选").click()
+        api = (
+            await stack.progress_http.get(
+                "/v1/audit", params={"action": "circular.issued"}, headers=office_auth
+            )
+        ).json()
+        rows = page.locator("tr[data-entry]")
+        await expect(rows).to_have_count(api["total"])
+        first = api["items"][0]
+        newest = page.locator(f'tr[data-entry="{first["id"]}"]')
+        await expect(newest).to_contain_text("生成通报")
+        await expect(newest).to_contain_text(stack.office.client_id)
+        if first["trace_id"]:
+            await expect(newest.locator("a.trace")).to_have_attribute(
+                "href", TRACE_UI.format(trace_id=first["trace_id"])
+            )
+        async with page.expect_download() as download:
+            await page.get_by_role("link", name="进展服务").click()
+        workbook = await download.value
+        assert workbook.suggested_filename == "audit-progress.xlsx"
+        sheet = load_workbook(io.BytesIO((await workbook.path()).read_bytes())).active
+        assert sheet is not None
+        assert [r[0] for r in list(sheet.iter_rows(values_only=True))[1:]] == [
+            e["id"] for e in api["items"]
+        ]
+        await context.close()
+
+    # Agencies get a clear refusal; a registry down leaves the other services' entries shown.
+    context = await browser.new_context(locale="zh-CN", viewport={"width": 390, "height": 844})
+    page = await context.new_page()
+    await login(page, served, stack.forestry)
+    for path, said in (
+        (f"/board/plans/{PLAN}/circulars", "通报仅向"),
+        ("/board/audit", "审计日志仅向"),
+    ):
+        response = await page.goto(f"{served.progress}{path}")
+        assert response is not None and response.status == 403
+        await expect(page.locator(".error")).to_contain_text(said)
+    await shot(page, "audit-agency-refused-390")
+    await context.close()
+    context = await browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    await login(page, served, stack.office)
+    stack.progress.settings = stack.progress.settings.model_copy(
+        update={"registry_url": "http://127.0.0.1:9"}
+    )
+    await page.goto(f"{served.progress}/board/audit")
+    await expect(page.locator(".warning")).to_contain_text("注册中心暂不可用")
+    await expect(page.locator('tr[data-service="progress"]').first).to_be_visible()
+    await expect(page.locator('tr[data-service="registry"]')).to_have_count(0)
+    # All services merged can be paged through their newest 500 entries; further back, the
+    # page says to choose one service.
+    await page.goto(f"{served.progress}/board/audit?page=11")
+    await expect(page.locator(".warning").last).to_contain_text("请选择一个服务")
+    await page.goto(f"{served.progress}/board/audit?from=2024-09-03&to=2024-09-02")
+    await expect(page.locator(".error")).to_have_text("起始日期不能晚于截止日期。")
+    await context.close()

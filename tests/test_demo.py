@@ -13,6 +13,7 @@ import pytest
 from duban_shared import topics
 from notifier.store.models import Alert
 from notifier.store.models import Inbox as NotifierInbox
+from progress.domain.circulars import Kind
 from progress.store.models import OutboxMessage, StatusReport
 from sqlmodel import col, func, select
 
@@ -37,7 +38,7 @@ SCRIPT = Script(
 )
 
 
-@pytest.mark.timeout(240)  # four simulated weeks of 50 work points through Kafka
+@pytest.mark.timeout(360)  # four simulated weeks of 50 work points through Kafka, 5 circulars
 async def test_the_simulated_agencies_cause_alerts_silence_acks_recovery_and_a_closure(
     stack: Stack,
 ) -> None:
@@ -81,8 +82,11 @@ async def test_the_simulated_agencies_cause_alerts_silence_acks_recovery_and_a_c
         await wait_for(lambda: applied(simulator.tally.reports), what="progress to apply reports")
         stack.clock.set(moment)
         await stack.progress.sweeper.sweep_once()
+        await stack.progress.circulars.run_due()  # the scheduled circulars, as the loop does
         await wait_for(notified, what="the notifier to take the day's stall transitions")
 
+    # Weekly and monthly circulars on the simulated calendar, as `make demo` configures them.
+    stack.progress.circulars.scheduled_kinds = (Kind.WEEKLY, Kind.MONTHLY)
     simulator = Simulator(
         services, office, clock=stack.clock, until=until, script=SCRIPT, say=lines.append
     )
@@ -136,6 +140,20 @@ async def test_the_simulated_agencies_cause_alerts_silence_acks_recovery_and_a_c
     }
     assert any("下发督办单" in line for line in lines)
     assert any(line.startswith("督办单 2 件") for line in summary), summary
+    assert any("逾期未反馈, 升级至督办办公室" in line for line in lines), lines
+    notice_line = next(line for line in summary if line.startswith("督办单 2 件"))
+    assert "overdue 1" in notice_line and "replied 1" in notice_line, notice_line
+
+    # The scheduled circulars were made while the clock ran: every week's (from the week of
+    # 2 September to that of 23 September) and September's, each told as it came out and
+    # counted in the summary.
+    circulars = (await stack.office_get(f"/v1/plans/{PLAN}/circulars")).json()["items"]
+    periods = {(c["kind"], c["period"]) for c in circulars if c["trigger"] == "scheduled"}
+    weeks = {f"2024-W{n}" for n in range(36, 40)}
+    assert periods == {("weekly", w) for w in weeks} | {("monthly", "2024-09")}, periods
+    for circular in circulars:
+        assert any(circular["number"] in line and "按期生成" in line for line in lines), circular
+    assert f"{PLAN} 通报 5 期 (周通报 4, 月通报 1; 按期 5, 临时 0)" in "\n".join(summary), summary
 
 
 async def test_the_simulator_plays_every_plan_in_the_registry_with_one_client_per_agency(

@@ -58,6 +58,12 @@ async def _audit(stack: Stack, http: httpx.AsyncClient, **params: str) -> list[d
     return items
 
 
+async def _plan_extensions(stack: Stack, slug: str, **params: str) -> httpx.Response:
+    return await stack.registry_http.get(
+        f"/v1/plans/{slug}/extensions", params=params, headers=await stack.auth(stack.forestry)
+    )
+
+
 async def test_an_approved_extension_ends_an_overdue_red(stack: Stack) -> None:
     office = await stack.auth(stack.office)
     policy = await stack.registry_http.put(
@@ -84,6 +90,15 @@ async def test_an_approved_extension_ends_an_overdue_red(stack: Stack) -> None:
     )
     assert asked.status_code == 201, asked.text
     assert asked.json()["previous_due_on"] == "2024-09-20"
+    # The plan's queue of requests to decide names the work point.
+    queue = await _plan_extensions(stack, PLAN, state="requested")
+    assert (queue.status_code, queue.json()["total"]) == (200, 1), queue.text
+    [waiting] = queue.json()["items"]
+    assert (waiting["id"], waiting["code"], waiting["title"]) == (
+        asked.json()["id"],
+        "35",
+        "加强林业数字化应用",
+    )
     approved = await stack.registry_http.post(
         f"{REG35}/extensions/{asked.json()['id']}/approve",
         json={"note": "同意"},
@@ -92,6 +107,13 @@ async def test_an_approved_extension_ends_an_overdue_red(stack: Stack) -> None:
     assert approved.status_code == 200, approved.text
 
     await wait_for(lambda: due("2024-11-29"), what="progress to learn the extended due day")
+    assert (await _plan_extensions(stack, PLAN, state="requested")).json()["total"] == 0
+    every = (await _plan_extensions(stack, PLAN)).json()["items"]
+    assert [(e["code"], e["state"]) for e in every] == [("35", "approved")]
+    unknown = await _plan_extensions(stack, "no-such-plan")
+    assert (unknown.status_code, unknown.json()["code"]) == (404, "unknown_plan")
+    odd = await _plan_extensions(stack, PLAN, state="pending")
+    assert (odd.status_code, odd.json()["code"]) == (422, "invalid_request")
     state = await _progress(stack)
     assert (state["level"], state["reasons"]) == ("green", []), state
 

@@ -17,6 +17,8 @@ story:
 - the office issues a supervision notice (督办单) on the blocked work point 35 in January, which
   市林业局 answers in time, and one on the silent work point 36 in August, which nobody answers:
   it falls overdue and is escalated to the coordinating office;
+- progress publishes the weekly and monthly circulars (通报) on the simulated calendar; the
+  simulator tells each new one and each notice that falls overdue as it looks every day;
 - agencies that keep reporting acknowledge most of their alerts a working day later.
 
 The story (the numbered work points above) is played on the story plan: the first plan whose
@@ -153,6 +155,8 @@ class Tally:
     notices: dict[str, str] = field(default_factory=dict)  # work point code -> notice id
     alerts_seen: set[str] = field(default_factory=set)
     resolved_seen: set[str] = field(default_factory=set)
+    circulars_seen: set[str] = field(default_factory=set)
+    overdue_seen: set[str] = field(default_factory=set)
 
 
 class Services:
@@ -512,6 +516,7 @@ class Simulator:
                 # The day's acknowledgements and news before its reports.
                 await self.until(_at(day, -30))
                 await self.look_at_alerts(day)
+                await self.look_at_supervision()
                 last_look = day
             await self.until(actions[i].at)
             # Everything of the day already due goes at once (when behind the running clock).
@@ -529,6 +534,7 @@ class Simulator:
         if stop_after is None or stop_after >= year_end:
             await self.until(_at(year_end, 0))
             await self.look_at_alerts(year_end)
+            await self.look_at_supervision()
         return await self.summary()
 
     async def perform(self, actions: list[Action]) -> None:
@@ -685,6 +691,44 @@ class Simulator:
             if alert["state"] == "firing":
                 await self._maybe_ack(alert, day)
 
+    async def look_at_supervision(self) -> None:
+        """Tell the circulars (通报) published since the last look, and the notices that fell
+        overdue (the notifier escalates those to the coordinating office)."""
+        for slug in self.plans:
+            made = await self.api.call(
+                self.office,
+                self.api.progress,
+                "GET",
+                f"/v1/plans/{slug}/circulars",
+                params={"limit": 20},
+            )
+            if made.status_code != 200:
+                continue
+            for circular in reversed(made.json()["items"]):
+                if circular["id"] in self.tally.circulars_seen:
+                    continue
+                self.tally.circulars_seen.add(circular["id"])
+                kind = "周通报" if circular["kind"] == "weekly" else "月通报"
+                how = "按期生成" if circular["trigger"] == "scheduled" else "临时生成"
+                self.say(
+                    f"{self._today()} 通报 {circular['number']} ({kind} {circular['period']},"
+                    f" {how}) 已发送"
+                )
+        if not self.tally.notices:
+            return
+        notices = await self.api.call(
+            self.office, self.api.progress, "GET", "/v1/notices", params={"status": "overdue"}
+        )
+        if notices.status_code != 200:
+            return
+        for notice in notices.json()["items"]:
+            if notice["id"] not in self.tally.overdue_seen:
+                self.tally.overdue_seen.add(notice["id"])
+                self.say(
+                    f"{self._today()} 督办单 {notice['number']}"
+                    f"({_label(notice['work_point_code'])}) 逾期未反馈, 升级至督办办公室"
+                )
+
     async def _maybe_ack(self, alert: dict[str, Any], day: date) -> None:
         fired = datetime.fromisoformat(str(alert["fired_at"])).astimezone(SHANGHAI).date()
         if self.calendar.working_days_between(fired, day) < 1 or not self.calendar.is_working_day(
@@ -759,10 +803,11 @@ class Simulator:
         if notices.status_code == 200:
             by_state = Counter(n["status"] for n in notices.json()["items"])
             about = sum(1 for n in sent if str(n["event"]).startswith("notice_"))
+            overdue = sum(1 for n in sent if n["event"] == "notice_overdue")
             lines.append(
                 f"督办单 {notices.json()['total']} 件: "
                 + ", ".join(f"{k} {v}" for k, v in sorted(by_state.items()))
-                + f"; 督办单消息 {about} 条"
+                + f"; 督办单消息 {about} 条 (逾期未反馈升级 {overdue} 条)"
             )
         for slug in self.plans:
             summary = await self.api.call(
@@ -777,10 +822,14 @@ class Simulator:
                 self.office, self.api.progress, "GET", f"/v1/plans/{slug}/circulars"
             )
             if circulars.status_code == 200 and circulars.json()["total"]:
-                latest = circulars.json()["items"][0]
+                made = await self._pages(self.api.progress, f"/v1/plans/{slug}/circulars")
+                kinds = Counter(c["kind"] for c in made)
+                scheduled = sum(1 for c in made if c["trigger"] == "scheduled")
+                latest = made[0]
                 lines.append(
-                    f"{slug} 通报 {circulars.json()['total']} 期, 最新 {latest['number']} "
-                    f"({latest['period']}): "
+                    f"{slug} 通报 {len(made)} 期 (周通报 {kinds['weekly']}, 月通报 "
+                    f"{kinds['monthly']}; 按期 {scheduled}, 临时 {len(made) - scheduled}), "
+                    f"最新 {latest['number']} ({latest['period']}): "
                     f"{str(self.api.progress.base_url).rstrip('/')}/board/circulars/{latest['id']}.docx"
                 )
         return lines

@@ -14,6 +14,7 @@ from registry.store.models import AuditLog
 router = APIRouter()
 for part in (oauth, clients, plans, work_points, extensions, agencies):
     router.include_router(part.router)
+router.include_router(extensions.plan_router)
 router.include_router(audit_router(AuditLog))
 
 __all__ = ["answer_refusals", "router"]

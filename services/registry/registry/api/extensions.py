@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from duban_shared import attributes
-from duban_shared.api import ErrorBody, error_responses
+from duban_shared.api import ErrorBody, Limit, Offset, Page, error_responses
 from duban_shared.app import SessionDep
 from duban_shared.auth import Principal, PrincipalDep, require_office
 from duban_shared.inputs import PlanSlug, WorkPointCode
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 from opentelemetry import trace
 
 from registry.api.deps import ActingContextDep, ServiceDep
@@ -19,14 +19,17 @@ from registry.api.schemas import (
     ExtensionIn,
     ExtensionPublic,
     ExtensionRejection,
+    PlanExtensionPublic,
 )
-from registry.domain.extensions import STATE_LABELS, not_lead
+from registry.domain.extensions import STATE_LABELS, ExtensionState, not_lead
 from registry.store.models import ExtensionRequest
 from registry.use_cases import extensions as use_cases
 
 router = APIRouter(
     prefix="/v1/plans/{slug}/work-points/{code}/extensions", tags=["extension requests"]
 )
+
+plan_router = APIRouter(prefix="/v1/plans/{slug}/extensions", tags=["extension requests"])
 
 ExtensionId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The request's id")]
 
@@ -84,6 +87,27 @@ def _agency_of(principal: Principal, slug: str, code: str) -> Any:
     if principal.role != "agency" or principal.agency_id is None:
         raise not_lead(f"{slug}/{code}")
     return principal.agency_id
+
+
+@plan_router.get("", responses=error_responses(404))
+async def list_plan_extensions(
+    slug: PlanSlug,
+    session: SessionDep,
+    _p: PrincipalDep,
+    state: Annotated[
+        ExtensionState | None, Query(description="Only requests in this state (e.g. requested)")
+    ] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> Page[PlanExtensionPublic]:
+    """The plan's extension requests, oldest first, each with its work point's code and title:
+    `state=requested` lists those waiting for the office's decision (404 `unknown_plan`)."""
+    rows, total = await use_cases.extensions_of_plan(session, slug, state, limit, offset)
+    items = [
+        PlanExtensionPublic(**extension_out(ext).model_dump(), code=wp.code, title=wp.title)
+        for ext, wp in rows
+    ]
+    return Page(items=items, total=total, limit=limit, offset=offset)
 
 
 @router.get("")

@@ -481,3 +481,10 @@ class ExtensionPublic(BaseModel):
     decided_by: str | None = Field(description="The client that decided or withdrew it.")
     decided_at: datetime | None
     decision_note: str | None = Field(description="The approval's note or the rejection's reason.")
+
+
+class PlanExtensionPublic(ExtensionPublic):
+    """An extension request in a plan's list, with its work point's code and title."""
+
+    code: str = Field(description="The work point's code in the plan ('35' or '3.2').")
+    title: str = Field(description="The work point's title.")

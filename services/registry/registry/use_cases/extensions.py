@@ -9,7 +9,7 @@ from datetime import date
 from typing import Any
 
 import sqlalchemy.exc
-from sqlmodel import col, select
+from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from registry.domain import extensions as rules
@@ -17,6 +17,7 @@ from registry.domain.errors import Refusal
 from registry.domain.policies import check_due_on, effective_policy
 from registry.store.models import ExtensionRequest, Plan, Responsibility, WorkPoint
 from registry.use_cases.context import Context
+from registry.use_cases.plans import plan_by_slug
 from registry.use_cases.work_points import editing, work_point
 
 
@@ -157,6 +158,31 @@ async def approve_extension(
         wp.due_on = ext.requested_due_on
         ctx.audit("extension.approved", wp.id, now, before=before, after=_state(ext))
     return ext
+
+
+async def extensions_of_plan(
+    session: AsyncSession, slug: str, state: str | None, limit: int, offset: int
+) -> tuple[list[tuple[ExtensionRequest, WorkPoint]], int]:
+    """A page of the plan's requests (in `state` if given) with their work points, oldest
+    first, and how many match in all; refused (404 unknown_plan) for a plan never imported."""
+    plan = await plan_by_slug(session, slug)
+    where = [col(WorkPoint.plan_id) == plan.id]
+    if state is not None:
+        where.append(col(ExtensionRequest.state) == state)
+    joined = select(ExtensionRequest, WorkPoint).join(
+        WorkPoint, col(WorkPoint.id) == col(ExtensionRequest.work_point_id)
+    )
+    rows = await session.exec(
+        joined.where(*where).order_by(col(ExtensionRequest.id)).limit(limit).offset(offset)
+    )
+    counted = (
+        select(func.count())
+        .select_from(ExtensionRequest)
+        .join(WorkPoint, col(WorkPoint.id) == col(ExtensionRequest.work_point_id))
+        .where(*where)
+    )
+    total = (await session.exec(counted)).one()
+    return [(ext, wp) for ext, wp in rows.all()], int(total)
 
 
 async def extensions_of(session: AsyncSession, slug: str, code: str) -> list[ExtensionRequest]:

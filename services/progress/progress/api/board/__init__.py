@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from progress.api.board import login, notices, pages
+from progress.api.board import audit, circulars, extensions, login, notices, pages
 
 router = APIRouter()
 router.include_router(login.router)
 router.include_router(pages.router)
 router.include_router(notices.router)
+router.include_router(extensions.router)
+router.include_router(circulars.router)
+router.include_router(audit.router)

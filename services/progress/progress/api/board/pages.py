@@ -10,7 +10,11 @@
 - `/board/plans/{plan}/scorecards`: agency scorecards; `/board/plans/{plan}/alerts`: open alerts,
   each linked to its trace; `/board/traces/{id}`: a trace as a span tree;
 - `/board/circulars/{id}.docx|.xlsx`: a circular's files (office only; the plan's board lists
-  its latest circulars for the office);
+  its latest circulars for the office, `board.circulars` all of them);
+- the work point page shows its extension requests (延期申请) and decisions, read from the
+  registry with the user's token (`board.registry`); their forms and the office's list of
+  pending requests are `board.extensions`; the audit trail of the three services (office
+  only) is `board.audit`;
 - `/board`: the only plan's board, or every plan with its counts by colour;
   `/board/scorecards`: agency scorecards on every plan, a line per plan and the totals.
 
@@ -35,6 +39,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from progress.api.board import words
 from progress.api.board.alerts import fetch_alerts
+from progress.api.board.registry import extensions_of
 from progress.api.board.render import CSRF_MESSAGE, refusal, render
 from progress.api.board.session import BoardUser, UserDep, form_fields
 from progress.api.board.timeline import ORDER, alert_items, progress_items
@@ -210,8 +215,13 @@ async def work_point_page(
     lead = user.principal.agency_id is not None and any(
         a.role == "lead" and a.agency_id == user.principal.agency_id for a in progress.agencies
     )
+    extensions = await extensions_of(
+        svc.board_http, svc.settings.registry_base_url, user.token, plan_slug, progress.code
+    )
     return render(
         "work_point.html.j2",
+        extensions=list(reversed(extensions or [])),
+        extensions_unavailable=extensions is None,
         notices=[notice_out(n) for n in notices],
         notice_states=STATE_NAMES,
         may_reply=lead,

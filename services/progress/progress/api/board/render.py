@@ -40,6 +40,8 @@ ENV.filters.update(
     cn_code=chinese_code,
     reasons=words.reasons,
 )
+# before/after states of the audit trail: Chinese as it is, keys in order
+ENV.policies["json.dumps_kwargs"] = {"ensure_ascii": False, "sort_keys": True}
 CSS = (files("progress.api.board") / "static" / "board.css").read_text(encoding="utf-8")
 _SECURITY_HEADERS = {
     "Cache-Control": "no-store",
