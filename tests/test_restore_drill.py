@@ -198,6 +198,8 @@ async def _drill(
     smtp: Any,
     spans: Any,
 ) -> None:
+    global T0
+    T0 = time.monotonic()
     urls: dict[str, str] = {}
 
     def database(service: str) -> str:
