@@ -307,6 +307,8 @@ async def _drill(
     assert after["sent"] == before["sent"]
     assert len(smtp.messages) == mails_before == 1
     assert len(smtp.mailbox(FORESTRY_MAIL)) == 1
+    if not restored["progress"].startswith("sqlite"):
+        print(f"drill: row widths {await asyncio.to_thread(_row_widths, restored)}")
     print(
         f"drill: {len(accepted)} reports ({at_backup} before the backup), "
         f"{lost_by_restore} not in the backup and re-read; status partitions rewound {rewound}; "
@@ -377,3 +379,20 @@ async def _restarted(
         for service in reversed(started):
             await service.close()
         await built.jwks_http.aclose()
+
+
+def _row_widths(urls: dict[str, str]) -> dict[str, int]:
+    """Average stored width of a row (pg_column_size of the tuple; indexes not counted) of the
+    tables that grow with reports and alerts, for docs/capacity.md."""
+    tables = {
+        "progress": ("status_report", "ingested_event", "inbox", "stall_transition", "outbox"),
+        "notifier": ("alert", "notification_log", "inbox"),
+    }
+    widths = {}
+    for service, names in tables.items():
+        with psycopg.connect(_libpq(urls[service])) as conn:
+            for name in names:
+                row = conn.execute(f"SELECT avg(pg_column_size(t.*)) FROM {name} t").fetchone()
+                if row and row[0] is not None:
+                    widths[f"{service}.{name}"] = round(float(row[0]))
+    return widths
