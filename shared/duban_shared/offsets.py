@@ -146,10 +146,15 @@ class OffsetKeeper(ConsumerRebalanceListener):  # type: ignore[misc]
             return set()
         pending = set(pending)
         try:
-            stored = await self.store.load(self.group, pending)
+            await self._seek(consumer, pending)
         except BaseException:
-            self.pending.update(pending)
+            self.pending.update(pending)  # settled again after the pause; seeking is idempotent
             raise
+        return pending
+
+    async def _seek(self, consumer: AIOKafkaConsumer, pending: set[TopicPartition]) -> None:
+        """Seek each partition to its stored offset, or to its beginning; note the rewinds."""
+        stored = await self.store.load(self.group, pending)
         for tp in sorted(pending):
             group_at = await consumer.committed(tp)
             position = stored.get(tp)
@@ -180,7 +185,6 @@ class OffsetKeeper(ConsumerRebalanceListener):  # type: ignore[misc]
                 )
                 self.rewound[tp] = group_at - position
             consumer.seek(tp, position)
-        return pending
 
     async def save(self, positions: Mapping[TopicPartition, int]) -> None:
         """Store the next offsets after a batch was applied."""
