@@ -199,6 +199,18 @@ def backup(
     stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     folder = target_dir / f"backup-{stamp}"
     folder.mkdir(parents=True, exist_ok=False)
+    try:
+        _fill(folder, databases, kafka, now)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)  # no half backup that looks like one
+        raise
+    return folder
+
+
+def _fill(
+    folder: Path, databases: Sequence[Database], kafka: tuple[str, str] | None, now: datetime
+) -> None:
+    """Record the group offsets, copy each database, write the manifest last."""
     offsets = asyncio.run(committed_offsets(*kafka)) if kafka else {}
     files = {}
     for db in databases:
@@ -218,7 +230,6 @@ def backup(
         " its own consumed offsets (consumer_offset), where the consumers resume after a restore.",
     }
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
-    return folder
 
 
 def restore(folder: Path, databases: Sequence[Database], *, clean: bool = False) -> None:
