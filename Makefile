@@ -1,5 +1,5 @@
 # Duban: the two commands are `make up` (run the system) and `make test` (run every test).
-.PHONY: up demo test chaos deps lint deploy-check down clean
+.PHONY: up demo test chaos deps lint deploy-check down clean backup restore
 
 up:            ## run broker, SMTP sink and the three services on SQLite, plan imported
 	bash scripts/up.sh
@@ -20,11 +20,20 @@ deps:          ## create .venv with the pinned dependencies
 lint:          ## ruff, mypy and the import contracts
 	bash scripts/bootstrap.sh
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .
-	.venv/bin/mypy shared/duban_shared services/registry/registry services/progress/progress services/notifier/notifier scripts/demo scripts/chaos
+	.venv/bin/mypy shared/duban_shared services/registry/registry services/progress/progress services/notifier/notifier scripts/demo scripts/chaos scripts/backup.py
 	bash scripts/import-contracts.sh
 
 deploy-check:  ## static checks of docker-compose.yml, deploy/Dockerfile and deploy/k8s (no Docker needed)
 	bash scripts/check-deploy.sh
+
+backup:        ## back up the three databases (SQLite: online backup API; PostgreSQL: pg_dump -Fc) into backups/
+	bash scripts/bootstrap.sh
+	.venv/bin/python -m scripts.backup backup $(if $(BACKUP_DIR),--dir $(BACKUP_DIR))
+
+restore:       ## restore BACKUP=backups/backup-<time> into the databases (stop the services first)
+	@test -n "$(BACKUP)" || { echo 'make restore BACKUP=backups/backup-<time> (make backup lists it; python -m scripts.backup list)'; exit 2; }
+	bash scripts/bootstrap.sh
+	.venv/bin/python -m scripts.backup restore "$(BACKUP)" $(RESTORE_FLAGS)
 
 bench::        ## benchmarks, not tests (bench/run.sh; figures in docs/benchmarks.md)
 	bash bench/run.sh

@@ -261,6 +261,72 @@ async def stack(
 ProviderFactory = Callable[[str], TracerProvider]  # service name -> that service's provider
 
 
+@dataclass
+class Services:
+    """The three services built on given databases (not started), and the registry link."""
+
+    registry: RegistryService
+    progress: ProgressService
+    notifier: NotifierService
+    registry_asgi: object
+    link: RegistryLink
+    jwks_http: httpx.AsyncClient
+
+    @property
+    def all(self) -> list[RegistryService | ProgressService | NotifierService]:
+        """In start order."""
+        return [self.registry, self.progress, self.notifier]
+
+
+def build_services(
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    database: Callable[[str], str],
+    smtp: SmtpSink,
+    provider: ProviderFactory,
+    clock: ManualClock,
+) -> Services:
+    """Build registry, progress and the notifier as the `stack` fixture runs them, each on the
+    database `database(service)` names (e.g. a restored one)."""
+    common: dict[str, object] = {
+        "kafka_bootstrap_servers": kafka_bootstrap,
+        "topic_prefix": topic_prefix,
+        "outbox_poll_seconds": 0.2,
+        "consumer_retry_seconds": 0.1,
+        "environment": "test",
+    }
+    registry = build_registry(
+        RegistrySettings(database_url=database("registry"), **common),  # type: ignore[arg-type]
+        clock=clock,
+        tracer_provider=provider("duban-registry"),
+    )
+    registry_asgi = registry_app(registry)
+    link = RegistryLink(registry_asgi)
+    jwks_http = httpx.AsyncClient(transport=link, base_url="http://registry")
+    common["auth_jwks_url"] = "http://registry/.well-known/jwks.json"
+    progress = build_progress(
+        ProgressSettings(database_url=database("progress"), run_sweeper=False, **common),  # type: ignore[arg-type]
+        clock=clock,
+        tracer_provider=provider("duban-progress"),
+        jwks_http=jwks_http,
+    )
+    notifier = build_notifier(
+        NotifierSettings(
+            database_url=database("notifier"),
+            smtp_port=smtp.port,
+            retry_seconds=0.2,
+            escalation_dir=ROOT / "tests" / "data" / "escalation",
+            dispatch_interval_seconds=0.2,
+            circular_recipients=f"{LEADERS_MAIL}, {OFFICE_MAIL}",
+            **common,  # type: ignore[arg-type]
+        ),
+        clock=clock,
+        tracer_provider=provider("duban-notifier"),
+        jwks_http=jwks_http,
+    )
+    return Services(registry, progress, notifier, registry_asgi, link, jwks_http)
+
+
 @asynccontextmanager
 async def running_stack(
     kafka_bootstrap: str,
@@ -275,42 +341,9 @@ async def running_stack(
     default `spans.provider`: in memory only), e.g. one that also exports to a trace backend."""
     provider = tracer_provider or spans.provider
     clock = ManualClock(START)
-    common: dict[str, object] = {
-        "kafka_bootstrap_servers": kafka_bootstrap,
-        "topic_prefix": topic_prefix,
-        "outbox_poll_seconds": 0.2,
-        "consumer_retry_seconds": 0.1,
-        "environment": "test",
-    }
-    registry = build_registry(
-        RegistrySettings(database_url=make_database("registry"), **common),  # type: ignore[arg-type]
-        clock=clock,
-        tracer_provider=provider("duban-registry"),
-    )
-    registry_asgi = registry_app(registry)
-    link = RegistryLink(registry_asgi)
-    jwks_http = httpx.AsyncClient(transport=link, base_url="http://registry")
-    common["auth_jwks_url"] = "http://registry/.well-known/jwks.json"
-    progress = build_progress(
-        ProgressSettings(database_url=make_database("progress"), run_sweeper=False, **common),  # type: ignore[arg-type]
-        clock=clock,
-        tracer_provider=provider("duban-progress"),
-        jwks_http=jwks_http,
-    )
-    notifier = build_notifier(
-        NotifierSettings(
-            database_url=make_database("notifier"),
-            smtp_port=smtp.port,
-            retry_seconds=0.2,
-            escalation_dir=ROOT / "tests" / "data" / "escalation",
-            dispatch_interval_seconds=0.2,
-            circular_recipients=f"{LEADERS_MAIL}, {OFFICE_MAIL}",
-            **common,  # type: ignore[arg-type]
-        ),
-        clock=clock,
-        tracer_provider=provider("duban-notifier"),
-        jwks_http=jwks_http,
-    )
+    built = build_services(kafka_bootstrap, topic_prefix, make_database, smtp, provider, clock)
+    registry, progress, notifier = built.registry, built.progress, built.notifier
+    registry_asgi, link, jwks_http = built.registry_asgi, built.link, built.jwks_http
     services = [registry, progress, notifier]
     started = []
     try:

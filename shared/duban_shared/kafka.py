@@ -25,6 +25,7 @@ from duban_shared.failures import OutageLog, RecordRejected, error_code, is_tran
 
 if TYPE_CHECKING:
     from duban_shared.metrics import LagTracker
+    from duban_shared.offsets import OffsetKeeper
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ def make_consumer(
     client_id: str,
     max_poll_records: int = 500,
     gather: tuple[int, int] | None = None,
+    keeper: OffsetKeeper | None = None,
     **options: Any,
 ) -> AIOKafkaConsumer:
     """Create a consumer that commits only when told to, after the database transaction.
@@ -57,11 +59,13 @@ def make_consumer(
     `gather` = (bytes, ms): the broker answers a fetch once it has that many bytes or after that
     many milliseconds, so a busy topic comes in larger batches (fewer transactions and offset
     commits per record) for at most that much added latency. By default a fetch returns as soon
-    as one record is there. Other `options` go to AIOKafkaConsumer as they are.
+    as one record is there. With a `keeper` (duban_shared.offsets) the consumer starts each
+    partition where the service's database says it is, not where the group committed (pass it
+    to run_batch_consumer too). Other `options` go to AIOKafkaConsumer as they are.
     """
     min_bytes, max_wait_ms = gather or (1, 500)
-    return AIOKafkaConsumer(
-        *topics,
+    consumer = AIOKafkaConsumer(
+        *(() if keeper else topics),
         bootstrap_servers=bootstrap_servers,
         group_id=group_id,
         client_id=client_id,
@@ -73,6 +77,9 @@ def make_consumer(
         fetch_max_wait_ms=max_wait_ms,
         **options,
     )
+    if keeper is not None:
+        keeper.subscribe(consumer, *topics)
+    return consumer
 
 
 def inject_headers(ctx: otel_context.Context | None = None) -> Headers:
@@ -184,6 +191,7 @@ async def run_batch_consumer(
     retry: RetryPolicy | None = None,
     poll_timeout_ms: int = 200,
     lag: LagTracker | None = None,
+    offsets: OffsetKeeper | None = None,
 ) -> None:
     """Poll batches, hand each to the handler, and commit offsets only after it returned.
 
@@ -202,6 +210,11 @@ async def run_batch_consumer(
        goes on: the next poll rejoins, and the uncommitted records come again, to this member
        or another, where the inbox skips what was applied.
 
+    With `offsets` (duban_shared.offsets) a partition just assigned is first sought to the
+    offset the service's database stored (what the poll fetched from it is dropped and comes
+    again), and after step 4 the batch's next offsets are stored in the database before the
+    commit to the group, so a restored database re-reads what it lost.
+
     Without `dead_letters` a record that keeps failing is retried like an outage (the partition
     waits). `lag` (duban_shared.metrics) is updated after every poll and every commit.
     """
@@ -210,6 +223,17 @@ async def run_batch_consumer(
     try:
         while not stop.is_set():
             batches = await consumer.getmany(timeout_ms=poll_timeout_ms)
+            if offsets is not None:
+                try:
+                    settled = await offsets.settle(consumer)
+                except Exception as exc:
+                    outage.failed(exc)
+                    for tp, part in batches.items():
+                        if part:
+                            consumer.seek(tp, part[0].offset)
+                    await sleep_unless_stopped(stop, retry.pause(outage.failures))
+                    continue
+                batches = {tp: part for tp, part in batches.items() if tp not in settled}
             records = [r for part in batches.values() for r in part]
             if lag is not None:
                 await lag.update(consumer, {tp: part[0].offset for tp, part in batches.items()})
@@ -224,6 +248,8 @@ async def run_batch_consumer(
                 await sleep_unless_stopped(stop, retry.pause(outage.failures))
                 continue
             outage.recovered()
+            if offsets is not None:
+                await _store_positions(offsets, batches, name)
             try:
                 await consumer.commit()
             except (CommitFailedError, IllegalStateError) as exc:
@@ -239,6 +265,22 @@ async def run_batch_consumer(
     finally:
         if lag is not None:
             lag.clear()
+
+
+async def _store_positions(
+    offsets: OffsetKeeper,
+    batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
+    name: str,
+) -> None:
+    """Store where each partition of a handled batch goes on. A failure is only logged: the
+    stored offset stays behind the data, which costs a re-read the inbox absorbs."""
+    positions = {tp: part[-1].offset + 1 for tp, part in batches.items() if part}
+    try:
+        await offsets.save(positions)
+    except Exception as exc:
+        log.warning(
+            "%s: consumed offsets not stored in the database (%s); re-read later", name, exc
+        )
 
 
 Unhandled = tuple[BaseException, dict[TopicPartition, int]]

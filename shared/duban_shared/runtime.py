@@ -20,6 +20,7 @@ from duban_shared.kafka import (
 
 if TYPE_CHECKING:
     from duban_shared.metrics import LagTracker
+    from duban_shared.offsets import OffsetKeeper
 
 log = logging.getLogger(__name__)
 
@@ -119,9 +120,11 @@ class Background:
         lag: LagTracker | None = None,
         dead_letters: Parker | None = None,
         retry: RetryPolicy | None = None,
+        offsets: OffsetKeeper | None = None,
     ) -> None:
         """Start a Kafka consumer (once the broker answers) and its batch loop
-        (`duban_shared.kafka.run_batch_consumer`); close() stops the consumer after the loop."""
+        (`duban_shared.kafka.run_batch_consumer`; `offsets`: the consumed positions kept in the
+        database, duban_shared.offsets); close() stops the consumer after the loop."""
 
         self._consumers.append(consumer)  # stopped on close, started or not
 
@@ -134,6 +137,7 @@ class Background:
                 lag=lag,
                 dead_letters=dead_letters,
                 retry=retry or self.retry,
+                offsets=offsets,
             )
 
         self.start_soon(f"consumer {name}", consumer.start, then=loop, task_name=task_name)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import httpx
@@ -12,6 +12,7 @@ from duban_shared.auth import JwksVerifier
 from duban_shared.clock import Clock
 from duban_shared.deadletters import DeadLetterSink
 from duban_shared.kafka import BatchHandler, make_consumer
+from duban_shared.offsets import OffsetKeeper, OffsetStore
 from duban_shared.outbox import OutboxRelay
 from duban_shared.revocations import REVOCATIONS, RevocationFeed
 from duban_shared.runtime import PRODUCER
@@ -19,6 +20,7 @@ from duban_shared.service import ServiceCore
 
 from notifier.adapters.channels.base import Channel
 from notifier.settings import NotifierSettings
+from notifier.store.models import ConsumerOffset
 from notifier.use_cases.ack_links import AckLinks
 from notifier.use_cases.alerts import Alerts
 from notifier.use_cases.circulars import CircularMail
@@ -61,6 +63,8 @@ class NotifierService(ServiceCore):
     revocation_feed: RevocationFeed
     ack_links: AckLinks
     owned_http: httpx.AsyncClient | None = None  # the JWKS client, when build() made it
+    # Each consumer group's positions as the database knows them (duban_shared.offsets).
+    offset_keepers: dict[str, OffsetKeeper] = field(default_factory=dict)
 
     async def start(self) -> None:
         """Fetch the registry's keys (best effort), then consume stall transitions, notice
@@ -71,9 +75,19 @@ class NotifierService(ServiceCore):
         self.background.follow("notifier-revocations", feed.consumer, feed.run, name=REVOCATIONS)
         prefix, bootstrap = self.settings.topic_prefix, self.settings.kafka_bootstrap_servers
         stalls_group, agencies_group = f"{prefix}{SERVICE}.stalls", f"{prefix}{SERVICE}.agencies"
-        stalls = make_consumer(bootstrap, stalls_group, prefix + topics.STALLS, client_id=SERVICE)
+        stalls = make_consumer(
+            bootstrap,
+            stalls_group,
+            prefix + topics.STALLS,
+            client_id=SERVICE,
+            keeper=self._keeper(stalls_group),
+        )
         agencies = make_consumer(
-            bootstrap, agencies_group, prefix + topics.AGENCIES, client_id=SERVICE
+            bootstrap,
+            agencies_group,
+            prefix + topics.AGENCIES,
+            client_id=SERVICE,
+            keeper=self._keeper(agencies_group),
         )
         lag = self.metrics.consumer_lag
         await self.background.consume(
@@ -84,10 +98,15 @@ class NotifierService(ServiceCore):
             retry=self.settings.retry_policy(pause_seconds=self.settings.retry_seconds),
             lag=lag.tracker(stalls_group),
             dead_letters=self._dead_letters(stalls_group),
+            offsets=self.offset_keepers[stalls_group],
         )
         notices_group = f"{prefix}{SERVICE}.notices"
         notices = make_consumer(
-            bootstrap, notices_group, prefix + topics.NOTICES, client_id=SERVICE
+            bootstrap,
+            notices_group,
+            prefix + topics.NOTICES,
+            client_id=SERVICE,
+            keeper=self._keeper(notices_group),
         )
         await self.background.consume(
             "notifier-notices",
@@ -97,6 +116,7 @@ class NotifierService(ServiceCore):
             retry=self.settings.retry_policy(pause_seconds=self.settings.retry_seconds),
             lag=lag.tracker(notices_group),
             dead_letters=self._dead_letters(notices_group),
+            offsets=self.offset_keepers[notices_group],
         )
         await self.background.consume(
             "notifier-agencies",
@@ -105,10 +125,15 @@ class NotifierService(ServiceCore):
             name="agencies",
             lag=lag.tracker(agencies_group),
             dead_letters=self._dead_letters(agencies_group),
+            offsets=self.offset_keepers[agencies_group],
         )
         circulars_group = f"{prefix}{SERVICE}.circulars"
         circulars = make_consumer(
-            bootstrap, circulars_group, prefix + topics.CIRCULARS, client_id=SERVICE
+            bootstrap,
+            circulars_group,
+            prefix + topics.CIRCULARS,
+            client_id=SERVICE,
+            keeper=self._keeper(circulars_group),
         )
         await self.background.consume(
             "notifier-circulars",
@@ -118,6 +143,7 @@ class NotifierService(ServiceCore):
             retry=self.settings.retry_policy(pause_seconds=self.settings.retry_seconds),
             lag=lag.tracker(circulars_group),
             dead_letters=self._dead_letters(circulars_group),
+            offsets=self.offset_keepers[circulars_group],
         )
         stop = self.background.stop
 
@@ -137,6 +163,12 @@ class NotifierService(ServiceCore):
                     stop, self.settings.escalate_interval_seconds, self.dispatcher.wake
                 ),
             )
+
+    def _keeper(self, group_id: str) -> OffsetKeeper:
+        """The database's positions of one consumer group (kept for tests and logs)."""
+        keeper = OffsetKeeper(OffsetStore(ConsumerOffset, self.sessions, self.wall_clock), group_id)
+        self.offset_keepers[group_id] = keeper
+        return keeper
 
     def _dead_letters(self, group: str) -> DeadLetterSink:
         """Where one of the notifier's consumers parks what it cannot apply."""

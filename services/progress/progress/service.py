@@ -16,6 +16,7 @@ from duban_shared.deadletters import DeadLetterSink
 from duban_shared.failures import OutageLog
 from duban_shared.kafka import BatchHandler, Parker, make_consumer
 from duban_shared.metrics import ServiceMetrics
+from duban_shared.offsets import OffsetKeeper, OffsetStore
 from duban_shared.outbox import OutboxRelay
 from duban_shared.ratelimit import RateLimiter
 from duban_shared.revocations import REVOCATIONS, RevocationFeed
@@ -27,6 +28,7 @@ from opentelemetry.trace import Tracer
 
 from progress.settings import ProgressSettings
 from progress.store.ingest import IngestStore
+from progress.store.models import ConsumerOffset
 from progress.use_cases.circulars import Circulars
 from progress.use_cases.closure import ClosureReview
 from progress.use_cases.ingestion import Ingestion
@@ -78,6 +80,8 @@ class ProgressService(ServiceCore):
     board_http: httpx.AsyncClient = field(
         default_factory=lambda: httpx.AsyncClient(timeout=httpx.Timeout(5.0, connect=2.0))
     )
+    # Each consumer group's positions as the database knows them (duban_shared.offsets).
+    offset_keepers: dict[str, OffsetKeeper] = field(default_factory=dict)
     # A broker outage seen by ingestion: logged once with a count, not per report.
     broker_outage: OutageLog = field(
         default_factory=lambda: OutageLog(logging.getLogger("progress.ingest"), "broker")
@@ -101,15 +105,24 @@ class ProgressService(ServiceCore):
         prefix = self.settings.topic_prefix
         status_group, work_points_group = group(prefix, "status"), group(prefix, "work-points")
         gather = (STATUS_GATHER_BYTES, self.settings.status_gather_ms)
+        status_offsets, work_points_offsets = (
+            self._keeper(status_group),
+            self._keeper(work_points_group),
+        )
         status = make_consumer(
             bootstrap,
             status_group,
             prefix + topics.STATUS,
             client_id=SERVICE,
             gather=gather if self.settings.status_gather_ms else None,
+            keeper=status_offsets,
         )
         work_points = make_consumer(
-            bootstrap, work_points_group, prefix + topics.WORK_POINTS, client_id=SERVICE
+            bootstrap,
+            work_points_group,
+            prefix + topics.WORK_POINTS,
+            client_id=SERVICE,
+            keeper=work_points_offsets,
         )
         lag = self.metrics.consumer_lag
         await self.background.consume(
@@ -119,6 +132,7 @@ class ProgressService(ServiceCore):
             name="status",
             lag=lag.tracker(status_group),
             dead_letters=self.status_consumer.dead_letters,
+            offsets=status_offsets,
         )
         await self.background.consume(
             "progress-work-points",
@@ -129,9 +143,17 @@ class ProgressService(ServiceCore):
             dead_letters=dead_letter_sink(
                 self.settings, self.producer, self.tracer, self.metrics, "work-points"
             ),
+            offsets=work_points_offsets,
         )
         alerts_group = group(prefix, "alerts")
-        alerts = make_consumer(bootstrap, alerts_group, prefix + topics.ALERTS, client_id=SERVICE)
+        alerts_offsets = self._keeper(alerts_group)
+        alerts = make_consumer(
+            bootstrap,
+            alerts_group,
+            prefix + topics.ALERTS,
+            client_id=SERVICE,
+            keeper=alerts_offsets,
+        )
         await self.background.consume(
             "progress-alerts",
             alerts,
@@ -141,6 +163,7 @@ class ProgressService(ServiceCore):
             dead_letters=dead_letter_sink(
                 self.settings, self.producer, self.tracer, self.metrics, "alerts"
             ),
+            offsets=alerts_offsets,
         )
         stop = self.background.stop
 
@@ -158,6 +181,12 @@ class ProgressService(ServiceCore):
                 "progress-circulars",
                 self.circulars.run(stop, self.settings.circular_check_seconds),
             )
+
+    def _keeper(self, group_id: str) -> OffsetKeeper:
+        """The database's positions of one consumer group (kept for tests and logs)."""
+        keeper = OffsetKeeper(OffsetStore(ConsumerOffset, self.sessions, self.wall_clock), group_id)
+        self.offset_keepers[group_id] = keeper
+        return keeper
 
     async def close(self) -> None:
         """Stop background work, the producer and the engine (the core), then the HTTP

@@ -99,12 +99,13 @@ class Backoff:
         return full / 2 + full / 2 * rng.random()
 
 
-def message_reference(rows: Iterable[tuple[int | None, uuid.UUID]]) -> str:
-    """Our id of the message for these (row id, cause id) pairs, the same each time they are
-    sent: an email's Message-ID and an SMS gateway's caller id are made from it, so a message
-    sent again (after a retry, or a lease that ran out when a process died mid-send) is
-    recognised as the same one by the receiving side."""
-    key = ",".join(sorted(f"{row_id}:{cause}" for row_id, cause in rows))
+def message_reference(rows: Iterable[tuple[uuid.UUID, str, str]]) -> str:
+    """Our id of the message for these deliveries, each (cause id, channel, recipient): what
+    makes a delivery unique, so the same each time they are sent: an email's Message-ID and
+    an SMS gateway's caller id are made from it, so a message sent again (after a retry, a
+    lease that ran out when a process died mid-send, or a database restored from a backup
+    taken before it was sent) is recognised as the same one by the receiving side."""
+    key = ",".join(sorted(f"{cause}:{channel}:{recipient}" for cause, channel, recipient in rows))
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 

@@ -20,8 +20,11 @@ async def alert_of_episode(session: AsyncSession, episode_id: uuid.UUID) -> Aler
 
 
 def new_alert(transition: StallTransition, episode_id: uuid.UUID, now: datetime) -> Alert:
-    """A firing alert for the transition's episode (not yet added to the session)."""
+    """A firing alert for the transition's episode (not yet added to the session). Its id is
+    derived from the episode's, so the alert made again for the same episode (its transition
+    re-read after a database restore) has the same id, and so have its messages' references."""
     return Alert(
+        id=uuid.uuid5(episode_id, "alert"),
         episode_id=episode_id,
         work_point_id=transition.work_point_id,
         plan_slug=transition.plan_slug,

@@ -9,6 +9,7 @@ from typing import Any
 from duban_shared.audit import AuditFields
 from duban_shared.db import utc_column
 from duban_shared.inbox import InboxFields
+from duban_shared.offsets import ConsumerOffsetFields
 from duban_shared.outbox import OutboxFields
 from sqlalchemy import JSON, UniqueConstraint
 from sqlalchemy.orm import registry
@@ -142,6 +143,13 @@ class Inbox(InboxFields, NotifierBase, table=True):
     """Stall transitions already handled."""
 
     __tablename__ = "inbox"
+
+
+class ConsumerOffset(ConsumerOffsetFields, NotifierBase, table=True):
+    """Where each consumer group of this service goes on, per partition, as this database
+    knows it (duban_shared.offsets): after a restore the consumers seek back to it."""
+
+    __tablename__ = "consumer_offset"
 
 
 class AgencyView(NotifierBase, table=True):

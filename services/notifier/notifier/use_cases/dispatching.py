@@ -99,7 +99,7 @@ class _Group:
 
 def reference(rows: Sequence[NotificationLog]) -> str:
     """Our id of the message for these rows (see `notifier.domain.delivery.message_reference`)."""
-    return message_reference((r.id, r.transition_event_id) for r in rows)
+    return message_reference((r.transition_event_id, r.channel, r.recipient) for r in rows)
 
 
 @dataclass

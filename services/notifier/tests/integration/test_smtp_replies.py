@@ -351,9 +351,14 @@ async def test_a_delivery_sent_again_is_the_same_message(smtp: SmtpSink) -> None
 
 
 def test_a_message_reference_is_made_from_its_rows() -> None:
-    """The same rows give the same reference whatever their order; other rows another one."""
+    """The same deliveries give the same reference whatever their order and row ids (a row
+    planned again after a restore); other deliveries another one."""
     event = uuid.UUID(int=7)
-    one, two, three = (NotificationLog(id=i, transition_event_id=event) for i in (1, 2, 3))
-    assert reference([one, two]) == reference([two, one])
+    one, two, three = (
+        NotificationLog(id=i, transition_event_id=event, channel="email", recipient=f"{i}@x.cn")
+        for i in (1, 2, 3)
+    )
+    again = NotificationLog(id=9, transition_event_id=event, channel="email", recipient="1@x.cn")
+    assert reference([one, two]) == reference([two, one]) == reference([two, again])
     assert reference([one, two]) != reference([one, three])
     assert len(reference([one])) == 32

@@ -9,6 +9,7 @@ from typing import Any
 from duban_shared.audit import AuditFields
 from duban_shared.db import utc_column as _ts
 from duban_shared.inbox import InboxFields
+from duban_shared.offsets import ConsumerOffsetFields
 from duban_shared.outbox import OutboxFields
 from sqlalchemy import JSON, LargeBinary, UniqueConstraint
 from sqlalchemy.orm import registry
@@ -258,6 +259,13 @@ class Inbox(InboxFields, ProgressBase, table=True):
     """Status events already applied."""
 
     __tablename__ = "inbox"
+
+
+class ConsumerOffset(ConsumerOffsetFields, ProgressBase, table=True):
+    """Where each consumer group of this service goes on, per partition, as this database
+    knows it (duban_shared.offsets): after a restore the consumers seek back to it."""
+
+    __tablename__ = "consumer_offset"
 
 
 class OutboxMessage(OutboxFields, ProgressBase, table=True):

@@ -58,13 +58,21 @@ def rejudge(
     kind = transition_needed(before.level, verdict)
     transition = None
     if kind == StallTransitionKind.OPENED:
-        state.stall_episode_id, state.stalled_since = uuid.uuid4(), now
+        state.stall_episode_id, state.stalled_since = derived_id(trigger, "episode"), now
     if kind is not None:
         transition = emit(session, view, state, kind, verdict, before, now, trigger)
     if kind == StallTransitionKind.RECOVERED:
         end_episode(state)
     session.add(state)
     return transition
+
+
+def derived_id(trigger: StatusEvent | None, what: str) -> uuid.UUID:
+    """The id of what a report caused (an episode, a transition): derived from the report's
+    event_id, so applying the same report again (re-read after a database restore) makes the
+    same ids and the notifier's inbox and alerts recognise them; random without a report (a
+    sweep, a closure, a notice)."""
+    return uuid.uuid5(trigger.event_id, what) if trigger is not None else uuid.uuid4()
 
 
 @dataclass(frozen=True)
@@ -102,7 +110,7 @@ def emit(
     headline = before.reason if ended else verdict.reason
     previous = before.level
     transition = StallTransition(
-        event_id=uuid.uuid4(),
+        event_id=derived_id(trigger, f"transition:{kind.value}"),
         occurred_at=now,
         work_point_id=view.id,
         episode_id=state.stall_episode_id,
