@@ -12,6 +12,13 @@ from duban_shared.auth import JwksVerifier
 from duban_shared.clock import Clock
 from duban_shared.deadletters import DeadLetterSink
 from duban_shared.kafka import BatchHandler, make_consumer
+from duban_shared.retention import (
+    RETENTION_CHECK,
+    START_CHECK_SECONDS,
+    Pruner,
+    check_at_start,
+    check_broker_retention,
+)
 from duban_shared.revocations import REVOCATIONS, RevocationFeed
 from duban_shared.runtime import PRODUCER
 from duban_shared.service import ServiceCore
@@ -53,6 +60,7 @@ class NotifierService(ServiceCore):
     escalator: Escalator
     alerts: Alerts
     contacts: Contacts
+    pruner: Pruner  # retention: the inbox, finished deliveries, old links (store.retention)
     notifications: Notifications
     channels: dict[str, Channel]
     verifier: JwksVerifier
@@ -68,6 +76,9 @@ class NotifierService(ServiceCore):
         feed = self.revocation_feed
         self.background.follow("notifier-revocations", feed.consumer, feed.run, name=REVOCATIONS)
         prefix, bootstrap = self.settings.topic_prefix, self.settings.kafka_bootstrap_servers
+        await check_at_start(
+            self.background, self.check_topic_retention, timeout_seconds=START_CHECK_SECONDS
+        )
         stalls_group, agencies_group = f"{prefix}{SERVICE}.stalls", f"{prefix}{SERVICE}.agencies"
         stalls = make_consumer(bootstrap, stalls_group, prefix + topics.STALLS, client_id=SERVICE)
         agencies = make_consumer(
@@ -118,6 +129,15 @@ class NotifierService(ServiceCore):
             dead_letters=self._dead_letters(circulars_group),
         )
         stop = self.background.stop
+        if self.settings.run_retention:
+            self.background.spawn(
+                "notifier-retention",
+                self.pruner.run(
+                    stop,
+                    self.settings.retention_interval_seconds,
+                    after=lambda: self.background.wait_ready(RETENTION_CHECK),
+                ),
+            )
         if self.settings.run_loops:
             self.background.spawn(
                 "notifier-dispatcher",
@@ -129,6 +149,17 @@ class NotifierService(ServiceCore):
                     stop, self.settings.escalate_interval_seconds, self.dispatcher.wake
                 ),
             )
+
+    async def check_topic_retention(self) -> dict[str, int | None]:
+        """The Kafka rule against the broker: the inbox outlives the consumed topics' records
+        (stalls, notices, circulars)."""
+        settings = self.settings
+        return await check_broker_retention(
+            settings.kafka_bootstrap_servers,
+            [settings.topic_prefix + t for t in settings.consumed_inbox_topics],
+            settings.retention_inbox_days,
+            setting="DUBAN_NOTIFIER_RETENTION_INBOX_DAYS",
+        )
 
     def _dead_letters(self, group: str) -> DeadLetterSink:
         """Where one of the notifier's consumers parks what it cannot apply."""

@@ -277,7 +277,7 @@ class IngestedEvent(ProgressBase, table=True):
     partition: int
     offset: int
     late: bool = False
-    accepted_at: datetime = _ts()
+    accepted_at: datetime = _ts(index=True)  # retention prunes by it
 
 
 class Circular(ProgressBase, table=True):
