@@ -1,4 +1,5 @@
-"""duban-progress command line: migrate, serve, worker, dead-letters, prune."""
+"""duban-progress command line: migrate, serve, worker, dead-letters, prune,
+archive-plan-year."""
 
 from __future__ import annotations
 
@@ -65,6 +66,44 @@ def _prune_job() -> PruneJob:
     return PruneJob(job, NEVER_PRUNED, check, close)
 
 
+def _archive(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from duban_shared.clock import SystemClock
+    from duban_shared.db import create_engine, session_factory
+    from duban_shared.telemetry import create_tracer_provider
+
+    from progress.service import SERVICE
+    from progress.use_cases.archive import ArchivePlanYear, ArchiveRefused
+
+    settings = ProgressSettings()
+
+    async def run() -> int:
+        engine = create_engine(settings.database_url, pool_size=1)
+        provider = create_tracer_provider(SERVICE)
+        archive = ArchivePlanYear(
+            session_factory(engine),
+            settings.domain_clock(SystemClock()),
+            provider.get_tracer("duban.progress"),
+        )
+        try:
+            done = await archive(args.year, dry_run=args.dry_run)
+        except ArchiveRefused as refused:
+            print(f"duban-progress: {refused.message}", file=sys.stderr)
+            return 2
+        finally:
+            await engine.dispose()
+            provider.shutdown()
+        verb = "would archive" if args.dry_run else "archived"
+        print(
+            f"{done.year}: {verb} {done.reports} report(s) of {done.work_points} work point(s)"
+            + ("" if args.dry_run else f" in {done.batches} batch(es)")
+        )
+        return 0
+
+    return asyncio.run(run())
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `duban-progress`."""
     parser = argparse.ArgumentParser(prog="duban-progress", description=__doc__)
@@ -80,6 +119,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_dead_letters(sub, "duban-progress", _dead_letter_topic)
     add_prune(sub, "duban-progress", _prune_job)
+    archive = sub.add_parser(
+        "archive-plan-year",
+        help="move a finished plan year's reports to the archive (chains still verify)",
+        description="Move the reports of the work points whose plan starts in YEAR from the "
+        "report history to status_report_archive, unchanged, whole chains per transaction. "
+        "Nothing is deleted; verification, timelines and scorecards read both tables.",
+    )
+    archive.add_argument("year", type=int, metavar="YEAR", help="a plan year before this one")
+    archive.add_argument("--dry-run", action="store_true", help="count, move nothing")
+    archive.set_defaults(func=_archive)
     args = parser.parse_args(argv)
     return int(args.func(args))
 
