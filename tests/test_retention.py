@@ -31,6 +31,8 @@ from registry.store import models as rm
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tests.harness import wait_for
+
 YEAR_START = datetime(2024, 1, 1, 9, tzinfo=UTC)
 DAYS = 366  # 2024
 PER_DAY = 12  # rows of each table a day
@@ -398,3 +400,48 @@ async def _prune_cli(env: dict[str, str]) -> tuple[int | None, str, str]:
     )
     out, err = await asyncio.wait_for(process.communicate(), timeout=120)
     return process.returncode, out.decode(), err.decode()
+
+
+async def test_a_consuming_process_prunes_in_its_background_once_the_rule_holds(
+    kafka_bootstrap: str, long_topic: str, sqlite_url: Callable[[str], str]
+) -> None:
+    from progress.main import build
+
+    url = sqlite_url("progress")
+    clock = ManualClock(datetime(2025, 3, 3, 9, tzinfo=UTC))
+    old, recent = uuid.uuid4(), uuid.uuid4()
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                insert(pm.Inbox),
+                [
+                    {"event_id": old, "topic": topics.STATUS, "processed_at": _day(0)},
+                    {"event_id": recent, "topic": topics.STATUS, "processed_at": clock.now()},
+                ],
+            )
+    finally:
+        await engine.dispose()
+    settings = ProgressSettings(
+        database_url=url,
+        kafka_bootstrap_servers=kafka_bootstrap,
+        topic_prefix=long_topic,
+        retention_inbox_days=30,  # as long as the broker keeps duban.status.v1's records
+        auth_jwks_url="http://127.0.0.1:9/.well-known/jwks.json",
+    )
+    service = build(settings, clock=clock, tracer_provider=TracerProvider())
+    try:
+        await service.start()
+        assert "progress-retention" in service.background.names
+
+        async def pruned() -> bool:
+            return "inbox" in service.pruner.last_pruned
+
+        await wait_for(pruned, what="the background's first prune")
+        async with service.sessions() as session:
+            assert await session.get(pm.Inbox, old) is None
+            assert await session.get(pm.Inbox, recent) is not None
+        exposition = (await service.metrics.exposition()).decode()
+        assert 'duban_retention_pruned_total{db_collection_name="inbox"' in exposition
+    finally:
+        await service.close()

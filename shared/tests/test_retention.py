@@ -68,6 +68,9 @@ def test_kafka_time_is_stretched_under_a_simulated_clock() -> None:
     domain = PruneTarget("log", object, None, None, timedelta(days=7), fast)
     assert domain.cutoff() == fast.now() - timedelta(days=7)
     assert PruneTarget("kept", object, None, None, None, fast).cutoff() is None
+    demo = ScaledClock(start, 60000.0, start, wall=wall)  # make demo's rate: beyond year 1
+    inbox = PruneTarget("inbox", object, None, None, timedelta(days=14), demo, real_time=True)
+    assert inbox.cutoff() == datetime.min.replace(tzinfo=UTC)
 
 
 def test_the_topic_list_gives_event_topics_the_retention_setting(tmp_path: Path) -> None:
