@@ -88,14 +88,18 @@ def inbox_retention_problems(
     if inbox_days == 0:
         return []
     inbox_ms = inbox_days * MS_PER_DAY
-    problems = []
+    longer: dict[int | None, list[str]] = {}
     for topic, ms in sorted(topics.items()):
         if ms is None or ms > inbox_ms:
-            problems.append(
-                f"the inbox keeps event ids {describe_ms(inbox_ms)} but topic {topic} keeps "
-                f"records {describe_ms(ms)} ({source}): a record redelivered after its id left "
-                "the inbox would be applied twice"
-            )
+            longer.setdefault(ms, []).append(topic)
+    problems = []
+    for ms, names in longer.items():
+        which = f"topic {names[0]} keeps" if len(names) == 1 else f"topics {', '.join(names)} keep"
+        problems.append(
+            f"the inbox keeps event ids {describe_ms(inbox_ms)} but {which} records "
+            f"{describe_ms(ms)} ({source}): a record redelivered after its id left the inbox "
+            "would be applied twice"
+        )
     return problems
 
 
@@ -115,8 +119,8 @@ def check_inbox_retention(
         )
         raise RetentionError(
             RETENTION_TOO_SHORT,
-            f"{RETENTION_TOO_SHORT}: " + "; ".join(problems) + f". {fix}, or shorten the "
-            "topics' retention.ms (DUBAN_KAFKA_RETENTION_MS when the topics are created)",
+            f"{RETENTION_TOO_SHORT}: " + "; ".join(problems) + f"; {fix}, or shorten the "
+            "topics' retention.ms (DUBAN_KAFKA_RETENTION_MS when the topics are created).",
         )
 
 
