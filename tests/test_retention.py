@@ -31,7 +31,7 @@ from registry.store import models as rm
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.harness import wait_for
+from tests.harness import Spans, wait_for
 
 YEAR_START = datetime(2024, 1, 1, 9, tzinfo=UTC)
 DAYS = 366  # 2024
@@ -163,7 +163,7 @@ def _kept_days(keep_days: int, now: datetime) -> int:
 
 
 async def test_a_simulated_year_is_pruned_in_batches_while_the_hot_path_writes(
-    database: Callable[[str], str],
+    database: Callable[[str], str], spans: Spans
 ) -> None:
     url = database("progress")
     settings = ProgressSettings(
@@ -196,7 +196,8 @@ async def test_a_simulated_year_is_pruned_in_batches_while_the_hot_path_writes(
         await _fill_progress(engine)
         before = await _count(engine, pm.Inbox)
         assert before == DAYS * PER_DAY
-        job = pruner(settings, sessions, TRACER, clock, clock, metrics)
+        tracer = spans.provider("duban-progress").get_tracer("test")
+        job = pruner(settings, sessions, tracer, clock, clock, metrics)
         job.sleep = hot_path
         dry = {o.table: o.rows for o in await job.prune(dry_run=True)}
         assert await _count(engine, pm.Inbox) == before  # a dry run deletes nothing
@@ -226,6 +227,14 @@ async def test_a_simulated_year_is_pruned_in_batches_while_the_hot_path_writes(
         exposition = (await metrics.exposition()).decode()
         assert 'duban_retention_pruned_total{db_collection_name="inbox"' in exposition
         assert "duban_retention_last_prune" in exposition
+
+        # each round is a span, with a child per table
+        rounds = [s for s in spans.all() if s.name == "retention prune"]
+        assert len(rounds) == 2  # the dry run and this one
+        inbox_span = [s for s in spans.all() if s.name == "retention prune inbox"][-1]
+        assert inbox_span.parent is not None
+        assert inbox_span.parent.span_id == rounds[-1].context.span_id
+        assert inbox_span.attributes["duban.retention.batches"] == outcomes["inbox"].batches
 
         # a second round finds nothing more
         again = {o.table: o.rows for o in await job.prune()}
