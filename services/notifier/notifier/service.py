@@ -69,8 +69,9 @@ class NotifierService(ServiceCore):
     owned_http: httpx.AsyncClient | None = None  # the JWKS client, when build() made it
 
     async def start(self) -> None:
-        """Fetch the registry's keys (best effort), then consume stall transitions, notice
-        transitions, agencies and circulars."""
+        """Fetch the registry's keys (best effort), check the Kafka rule (the inbox outlives the
+        consumed topics' records; a broken rule refuses the start), then consume stall
+        transitions, notice transitions, agencies and circulars, and prune (retention)."""
         await self.verifier.prefetch()
         self.background.start_soon(PRODUCER, self.producer.start)
         feed = self.revocation_feed

@@ -102,8 +102,9 @@ class ProgressService(ServiceCore):
             await self._start_background()
 
     async def _start_background(self) -> None:
-        """The status and work point consumers, the outbox relay, the sweeper and the
-        scheduled circulars."""
+        """Check the Kafka rule (the inbox outlives the status topic's records; a broken rule
+        refuses the start), then the status and work point consumers, the outbox relay, the
+        sweeper, retention and the scheduled circulars."""
         bootstrap = self.settings.kafka_bootstrap_servers
         prefix = self.settings.topic_prefix
         await check_at_start(
