@@ -79,6 +79,8 @@ EXPECTED_METRICS = (
     "duban_consumer_stuck",
     "duban_dead_letters_total",
     "duban_calendar_provisional_judgements",
+    "duban_retention_pruned_total",
+    "duban_retention_last_prune_seconds",
 )
 """Prometheus names of the instruments of duban_shared.metrics (OTel name, `_<unit>`, `_total`)."""
 

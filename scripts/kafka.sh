@@ -23,6 +23,8 @@
 #   DUBAN_KAFKA_START_TIMEOUT   seconds to wait for readiness [90]
 #   DUBAN_KAFKA_STOP_TIMEOUT    seconds to wait after SIGTERM before SIGKILL [30]
 #   DUBAN_KAFKA_TOPICS          topic list file [<repo>/deploy/kafka/topics.txt]
+#   DUBAN_KAFKA_RETENTION_MS    retention.ms of the event topics that name none [604800000]
+#                               (the services' inboxes are checked against the same variable)
 #   DUBAN_KAFKA_VERSION         Kafka version to fetch [the kafka.version of deploy/kafka/pom.xml]
 #   JAVA_HOME                   if set, $JAVA_HOME/bin/java is used instead of java on PATH
 # Several independent brokers can run side by side with their own DUBAN_KAFKA_DIR and ports.
@@ -44,6 +46,7 @@ JVM_OPTS=${DUBAN_KAFKA_JVM_OPTS:-}
 START_TIMEOUT=${DUBAN_KAFKA_START_TIMEOUT:-90}
 STOP_TIMEOUT=${DUBAN_KAFKA_STOP_TIMEOUT:-30}
 TOPICS_FILE=${DUBAN_KAFKA_TOPICS:-$DEPLOY_DIR/topics.txt}
+RETENTION_MS=${DUBAN_KAFKA_RETENTION_MS:-604800000}
 
 TOPIC_CMD=org.apache.kafka.tools.TopicCommand
 STORAGE_CMD=kafka.tools.StorageTool
@@ -55,6 +58,7 @@ source "$SCRIPT_DIR/lib/daemon.sh"   # say, die, show, port_open, live_pid, lock
 for p in "$PORT" "$CONTROLLER_PORT" "$START_TIMEOUT" "$STOP_TIMEOUT"; do
   [[ $p =~ ^[0-9]+$ ]] || die "not a number: '$p' (check the DUBAN_KAFKA_* variables)"
 done
+[[ $RETENTION_MS =~ ^(-1|[0-9]+)$ ]] || die "DUBAN_KAFKA_RETENTION_MS: not milliseconds or -1: '$RETENTION_MS'"
 [[ $PORT != "$CONTROLLER_PORT" ]] || die "DUBAN_KAFKA_PORT and DUBAN_KAFKA_CONTROLLER_PORT must differ"
 
 # Make KDIR absolute (it may be given relative to the current directory).
@@ -221,6 +225,10 @@ ensure_topics() {
                 --partitions "$partitions" --replication-factor 1)
     read -r -a cfgs <<<"${rest%%#*}"
     for i in ${cfgs[@]+"${cfgs[@]}"}; do args+=(--config "$i"); done
+    # a topic that deletes and names no retention gets DUBAN_KAFKA_RETENTION_MS
+    if [[ " ${cfgs[*]-} " != *" retention.ms="* && " ${cfgs[*]-} " != *" cleanup.policy=compact "* ]]; then
+      args+=(--config "retention.ms=$RETENTION_MS")
+    fi
     run_tool "$TOPIC_CMD" "${args[@]}" </dev/null >/dev/null 2>"$errdir/${#names[@]}" &
     pids+=("$!")
     names+=("$name")

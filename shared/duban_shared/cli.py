@@ -1,4 +1,5 @@
-"""Pieces every service's command line shares: migrate, serve, agency ids."""
+"""Pieces every service's command line shares: migrate, serve, dead letters, prune, agency
+ids."""
 
 from __future__ import annotations
 
@@ -7,10 +8,15 @@ import asyncio
 import json
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from duban_shared.migrations import upgrade
+
+if TYPE_CHECKING:
+    from duban_shared.retention import Pruner
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -152,3 +158,73 @@ async def _dead_letters(args: argparse.Namespace, prog: str, bootstrap: str, top
     for letter, placed in zip(chosen, await deadletters.replay(bootstrap, chosen), strict=True):
         print(f"{letter.id}\treplayed to {placed}")
     return 0
+
+
+@dataclass
+class PruneJob:
+    """What `prune` needs from a service: its pruner (without metrics), the tables it never
+    prunes (table -> why), the check of the Kafka rule against the broker (None: the service
+    has no inbox), and what to close afterwards."""
+
+    pruner: Pruner
+    never_pruned: Mapping[str, str]
+    check: Callable[[], Awaitable[object]] | None
+    close: Callable[[], Awaitable[None]]
+
+
+def add_prune(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    prog: str,
+    job: Callable[[], PruneJob],
+) -> None:
+    """Add `prune [--dry-run]`: apply the retention settings now, printing per table what went
+    (or, dry, what would go) and the tables never pruned. A service with an inbox checks the
+    Kafka rule first (the consumed topics' retention.ms on the broker) and refuses to prune an
+    inbox that breaks it (exit 2)."""
+    parser = sub.add_parser(
+        "prune",
+        help="delete rows past their retention (DUBAN_<SERVICE>_RETENTION_*); --dry-run counts",
+        description="Delete what is past its retention from the tables that only grow, in "
+        "batches of DUBAN_<SERVICE>_RETENTION_BATCH_SIZE rows, one short transaction each. "
+        "The service's background does the same every DUBAN_<SERVICE>_RETENTION_INTERVAL_"
+        "SECONDS.",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="count what would go, delete nothing"
+    )
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            made = job()
+        except ValueError as exc:  # settings refused (pydantic's ValidationError is one)
+            print(f"{prog}: {exc}", file=sys.stderr)
+            return 2
+        return asyncio.run(_prune(made, prog, dry_run=args.dry_run))
+
+    parser.set_defaults(func=run)
+
+
+async def _prune(job: PruneJob, prog: str, *, dry_run: bool) -> int:
+    from duban_shared.retention import RetentionError
+
+    try:
+        if job.check is not None:
+            try:
+                await job.check()
+            except RetentionError as exc:
+                print(f"{prog}: {exc.message}", file=sys.stderr)
+                return 2
+            except Exception as exc:
+                print(
+                    f"{prog}: cannot check the topics' retention on the broker, so the inbox "
+                    f"is not pruned: {exc}",
+                    file=sys.stderr,
+                )
+                return 2
+        for outcome in await job.pruner.prune(dry_run=dry_run):
+            print(outcome.describe(dry_run=dry_run))
+        for table, why in job.never_pruned.items():
+            print(f"{table}\tnever pruned\t{why}")
+        return 0
+    finally:
+        await job.close()

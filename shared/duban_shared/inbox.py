@@ -17,7 +17,7 @@ class InboxFields(SQLModel):
 
     event_id: uuid.UUID = Field(primary_key=True)
     topic: str = Field(max_length=200)
-    processed_at: datetime = utc_column()
+    processed_at: datetime = utc_column(index=True)  # retention prunes by it
 
 
 async def first_delivery(

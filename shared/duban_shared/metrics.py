@@ -61,6 +61,8 @@ NOTICES: Final = "duban.notices"
 NOTIFICATION_DELIVERY_DURATION: Final = "duban.notification.delivery.duration"
 EXTENSION_REQUESTS: Final = "duban.extension_requests"
 ALERT_ACK_DURATION: Final = "duban.alert.acknowledgement.duration"
+RETENTION_PRUNED: Final = "duban.retention.pruned"
+RETENTION_LAST_PRUNE: Final = "duban.retention.last_prune"
 
 PROMETHEUS_CONTENT_TYPE: Final = CONTENT_TYPE_PLAIN_0_0_4
 """The exposition format `/metrics` answers in (Prometheus text 0.0.4)."""
@@ -151,6 +153,12 @@ class ServiceMetrics:
             unit="{request}",
             description="Extension requests (延期申请) by step: requested, approved, rejected, "
             "withdrawn.",
+        )
+        self.retention_pruned = self.meter.create_counter(
+            RETENTION_PRUNED,
+            unit="{row}",
+            description="Rows deleted by retention (duban_shared.retention), by table "
+            "(db.collection.name).",
         )
         self.consumer_lag = ConsumerLag(self.meter)
         self._cached: list[CachedGauge] = []

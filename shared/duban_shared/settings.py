@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from duban_shared.clock import Clock, ScaledClock, SystemClock
 from duban_shared.kafka import RetryPolicy
 from duban_shared.throttle import LoginThrottle
+from duban_shared.topics import DEFAULT_EVENT_RETENTION_MS
 
 
 class ServiceSettings(BaseSettings):
@@ -161,6 +162,35 @@ class ServiceSettings(BaseSettings):
         "/healthz answer 503 consumer_stuck.",
         validation_alias=AliasChoices("consumer_stuck_seconds", "DUBAN_CONSUMER_STUCK_SECONDS"),
     )
+    kafka_retention_ms: int = Field(
+        default=DEFAULT_EVENT_RETENTION_MS,
+        ge=-1,
+        description="How long the event topics (delete policy, no retention.ms of their own in "
+        "deploy/kafka/topics.txt) keep a record: the topic scripts create them with it, and "
+        "each service's inbox must keep event ids at least this long (-1: forever).",
+        validation_alias=AliasChoices("kafka_retention_ms", "DUBAN_KAFKA_RETENTION_MS"),
+    )
+    run_retention: bool = Field(
+        default=True,
+        description="Prune the tables that only grow in this process's background (the "
+        "processes that run the consumers); `prune` on the command line does it by hand.",
+    )
+    retention_interval_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="How often the background prunes the tables that only grow.",
+    )
+    retention_batch_size: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="Rows deleted per statement (each its own short transaction) by retention.",
+    )
+    retention_pause_seconds: float = Field(
+        default=0.1,
+        ge=0,
+        description="Pause between two batches of retention, so hot paths get the database.",
+    )
     sim_clock_start: datetime | None = Field(
         default=None,
         description="Run domain time on a simulated clock from this aware moment (demos); "
@@ -185,6 +215,11 @@ class ServiceSettings(BaseSettings):
         description="The simulated clock stops at this aware moment (optional).",
         validation_alias=AliasChoices("sim_clock_end", "DUBAN_SIM_CLOCK_END"),
     )
+
+    @property
+    def event_topic_retention_ms(self) -> int | None:
+        """The event topics' retention in ms as the settings say (None: forever)."""
+        return None if self.kafka_retention_ms < 0 else self.kafka_retention_ms
 
     def login_throttle(self, clock: Clock) -> LoginThrottle:
         """The throttle of failed logins these settings describe (duban_shared.throttle)."""

@@ -1,4 +1,5 @@
-"""duban-notifier command line: migrate, set-email, republish-alerts, serve, sms-sink."""
+"""duban-notifier command line: migrate, set-email, republish-alerts, serve, sms-sink,
+dead-letters, prune."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ from pathlib import Path
 
 from duban_shared import topics
 from duban_shared.audit import Actor
-from duban_shared.cli import add_dead_letters, add_migrate, add_serve, agency_id
+from duban_shared.cli import (
+    PruneJob,
+    add_dead_letters,
+    add_migrate,
+    add_prune,
+    add_serve,
+    agency_id,
+)
 from duban_shared.clock import SystemClock
 from duban_shared.db import create_engine, session_factory
 
@@ -73,6 +81,39 @@ def _dead_letter_topic() -> tuple[str, str]:
     return settings.kafka_bootstrap_servers, settings.topic_prefix + topics.NOTIFIER_DLQ
 
 
+def _prune_job() -> PruneJob:
+    from duban_shared.retention import check_broker_retention
+    from duban_shared.telemetry import create_tracer_provider
+
+    from notifier.service import SERVICE
+    from notifier.store.retention import NEVER_PRUNED, pruner
+
+    settings = NotifierSettings()
+    engine = create_engine(settings.database_url, pool_size=1)
+    provider = create_tracer_provider(SERVICE)
+    job = pruner(
+        settings,
+        session_factory(engine),
+        provider.get_tracer("duban.notifier"),
+        settings.domain_clock(SystemClock()),
+        wall_clock=SystemClock(),
+    )
+
+    async def check() -> object:
+        return await check_broker_retention(
+            settings.kafka_bootstrap_servers,
+            [settings.topic_prefix + t for t in settings.consumed_inbox_topics],
+            settings.retention_inbox_days,
+            setting="DUBAN_NOTIFIER_RETENTION_INBOX_DAYS",
+        )
+
+    async def close() -> None:
+        await engine.dispose()
+        provider.shutdown()
+
+    return PruneJob(job, NEVER_PRUNED, check, close)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `duban-notifier`."""
     parser = argparse.ArgumentParser(prog="duban-notifier", description=__doc__)
@@ -96,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=1026)
     p.set_defaults(func=cmd_sms_sink)
     add_dead_letters(sub, "duban-notifier", _dead_letter_topic)
+    add_prune(sub, "duban-notifier", _prune_job)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

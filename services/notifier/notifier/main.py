@@ -28,6 +28,7 @@ from notifier.domain.delivery import Backoff
 from notifier.service import SERVICE, NotifierService
 from notifier.settings import NotifierSettings
 from notifier.store.models import OutboxMessage
+from notifier.store.retention import pruner
 from notifier.use_cases.ack_links import AckLinks
 from notifier.use_cases.agencies import Agencies
 from notifier.use_cases.alerts import Alerts
@@ -154,6 +155,7 @@ def build(
         verifier=verifier,
         revocation_feed=revocation_feed(settings, SERVICE, verifier.revocations),
         ack_links=ack_links,
+        pruner=pruner(settings, sessions, tracer, clock, metrics, wall_clock),
         owned_http=owned_http,
     )
 

@@ -14,6 +14,13 @@ from duban_shared.deadletters import DeadLetterSink
 from duban_shared.kafka import BatchHandler, make_consumer
 from duban_shared.offsets import OffsetKeeper, OffsetStore
 from duban_shared.outbox import OutboxRelay
+from duban_shared.retention import (
+    RETENTION_CHECK,
+    START_CHECK_SECONDS,
+    Pruner,
+    check_at_start,
+    check_broker_retention,
+)
 from duban_shared.revocations import REVOCATIONS, RevocationFeed
 from duban_shared.runtime import PRODUCER
 from duban_shared.service import ServiceCore
@@ -57,6 +64,7 @@ class NotifierService(ServiceCore):
     escalator: Escalator
     alerts: Alerts
     contacts: Contacts
+    pruner: Pruner  # retention: the inbox, finished deliveries, old links (store.retention)
     notifications: Notifications
     channels: dict[str, Channel]
     verifier: JwksVerifier
@@ -67,13 +75,18 @@ class NotifierService(ServiceCore):
     offset_keepers: dict[str, OffsetKeeper] = field(default_factory=dict)
 
     async def start(self) -> None:
-        """Fetch the registry's keys (best effort), then consume stall transitions, notice
-        transitions, agencies and circulars, and relay the outbox."""
+        """Fetch the registry's keys (best effort), check the Kafka rule (the inbox outlives the
+        consumed topics' records; a broken rule refuses the start), then consume stall
+        transitions, notice transitions, agencies and circulars, relay the outbox, and prune
+        (retention)."""
         await self.verifier.prefetch()
         self.background.start_soon(PRODUCER, self.producer.start)
         feed = self.revocation_feed
         self.background.follow("notifier-revocations", feed.consumer, feed.run, name=REVOCATIONS)
         prefix, bootstrap = self.settings.topic_prefix, self.settings.kafka_bootstrap_servers
+        await check_at_start(
+            self.background, self.check_topic_retention, timeout_seconds=START_CHECK_SECONDS
+        )
         stalls_group, agencies_group = f"{prefix}{SERVICE}.stalls", f"{prefix}{SERVICE}.agencies"
         stalls = make_consumer(
             bootstrap,
@@ -152,6 +165,15 @@ class NotifierService(ServiceCore):
             await self.relay.run(stop)
 
         self.background.spawn("notifier-outbox", relay())
+        if self.settings.run_retention:
+            self.background.spawn(
+                "notifier-retention",
+                self.pruner.run(
+                    stop,
+                    self.settings.retention_interval_seconds,
+                    after=lambda: self.background.wait_ready(RETENTION_CHECK),
+                ),
+            )
         if self.settings.run_loops:
             self.background.spawn(
                 "notifier-dispatcher",
@@ -169,6 +191,17 @@ class NotifierService(ServiceCore):
         keeper = OffsetKeeper(OffsetStore(ConsumerOffset, self.sessions, self.wall_clock), group_id)
         self.offset_keepers[group_id] = keeper
         return keeper
+
+    async def check_topic_retention(self) -> dict[str, int | None]:
+        """The Kafka rule against the broker: the inbox outlives the consumed topics' records
+        (stalls, notices, circulars)."""
+        settings = self.settings
+        return await check_broker_retention(
+            settings.kafka_bootstrap_servers,
+            [settings.topic_prefix + t for t in settings.consumed_inbox_topics],
+            settings.retention_inbox_days,
+            setting="DUBAN_NOTIFIER_RETENTION_INBOX_DAYS",
+        )
 
     def _dead_letters(self, group: str) -> DeadLetterSink:
         """Where one of the notifier's consumers parks what it cannot apply."""

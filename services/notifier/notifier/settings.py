@@ -9,6 +9,8 @@ whole; a slow provider must fail a batch quickly rather than hold a consumer for
 from pathlib import Path
 from typing import Literal
 
+from duban_shared import topics
+from duban_shared.retention import check_inbox_retention
 from duban_shared.settings import ServiceSettings
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -118,6 +120,27 @@ class NotifierSettings(ServiceSettings):
     )
 
     database_url: str = "sqlite+aiosqlite:///.run/notifier.db"
+    retention_inbox_days: int = Field(
+        default=14,
+        ge=0,
+        description="Days the inbox keeps the id of an applied event (0: forever); at least "
+        "DUBAN_KAFKA_RETENTION_MS and the broker's retention.ms of the stalls, notices and "
+        "circulars topics.",
+    )
+    retention_notification_log_days: int = Field(
+        default=400,
+        ge=0,
+        description="Days a finished delivery (sent, failed, superseded, no contact) of a "
+        "resolved alert stays in the notification log (0: forever).",
+    )
+    retention_outbox_days: int = Field(
+        default=7, ge=0, description="Days a published outbox row is kept (0: forever)."
+    )
+    retention_ack_code_days: int = Field(
+        default=30,
+        ge=0,
+        description="Days an acknowledgement link is kept after it expired (0: forever).",
+    )
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(default=1025, ge=1, le=65535)
     smtp_username: str | None = None
@@ -199,4 +222,20 @@ class NotifierSettings(ServiceSettings):
             raise ValueError(
                 "choose one of DUBAN_NOTIFIER_SMTP_START_TLS and DUBAN_NOTIFIER_SMTP_USE_TLS"
             )
+        return self
+
+    @property
+    def consumed_inbox_topics(self) -> list[str]:
+        """The topics whose event ids the inbox remembers (logical names)."""
+        return [topics.STALLS, topics.NOTICES, topics.CIRCULARS]
+
+    @model_validator(mode="after")
+    def _inbox_outlives_topics(self) -> "NotifierSettings":
+        retention = self.event_topic_retention_ms
+        check_inbox_retention(
+            self.retention_inbox_days,
+            dict.fromkeys(self.consumed_inbox_topics, retention),
+            source="DUBAN_KAFKA_RETENTION_MS",
+            setting="DUBAN_NOTIFIER_RETENTION_INBOX_DAYS",
+        )
         return self

@@ -27,6 +27,7 @@ from progress.settings import ProgressSettings
 from progress.store.gauges import register_open_stalls, register_provisional_judgements
 from progress.store.ingest import IngestStore
 from progress.store.models import OutboxMessage
+from progress.store.retention import pruner
 from progress.use_cases.alert_acks import AlertTransitions
 from progress.use_cases.circulars import Circulars
 from progress.use_cases.closure import ClosureReview
@@ -138,6 +139,7 @@ def build(
             settings.circular_issuer,
         ),
         notices=Notices(sessions, clock, relay, tracer, metrics, calendar),
+        pruner=pruner(settings, sessions, tracer, clock, wall_clock, metrics),
         owned_http=owned_http,
         broker_outage=broker_outage,
     )

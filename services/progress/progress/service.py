@@ -19,6 +19,13 @@ from duban_shared.metrics import ServiceMetrics
 from duban_shared.offsets import OffsetKeeper, OffsetStore
 from duban_shared.outbox import OutboxRelay
 from duban_shared.ratelimit import RateLimiter
+from duban_shared.retention import (
+    RETENTION_CHECK,
+    START_CHECK_SECONDS,
+    Pruner,
+    check_at_start,
+    check_broker_retention,
+)
 from duban_shared.revocations import REVOCATIONS, RevocationFeed
 from duban_shared.runtime import PRODUCER
 from duban_shared.service import ServiceCore
@@ -75,6 +82,7 @@ class ProgressService(ServiceCore):
     closure: ClosureReview  # the office's closure decisions
     circulars: Circulars  # circulars (通报): on demand, and on schedule in the background
     notices: Notices  # supervision notices (督办单)
+    pruner: Pruner  # retention: the inbox, the outbox, ingested events (progress.store.retention)
     owned_http: httpx.AsyncClient | None = None  # the JWKS client, when build() made it
     # The board's client: tokens from the registry, alerts from the notifier.
     board_http: httpx.AsyncClient = field(
@@ -99,10 +107,14 @@ class ProgressService(ServiceCore):
             await self._start_background()
 
     async def _start_background(self) -> None:
-        """The status, work point and alert consumers, the outbox relay, the sweeper and the
-        scheduled circulars."""
+        """Check the Kafka rule (the inbox outlives the consumed topics' records; a broken rule
+        refuses the start), then the status, work point and alert consumers, the outbox relay,
+        the sweeper, retention and the scheduled circulars."""
         bootstrap = self.settings.kafka_bootstrap_servers
         prefix = self.settings.topic_prefix
+        await check_at_start(
+            self.background, self.check_topic_retention, timeout_seconds=START_CHECK_SECONDS
+        )
         status_group, work_points_group = group(prefix, "status"), group(prefix, "work-points")
         gather = (STATUS_GATHER_BYTES, self.settings.status_gather_ms)
         status_offsets, work_points_offsets = (
@@ -176,6 +188,15 @@ class ProgressService(ServiceCore):
             self.background.spawn(
                 "progress-sweeper", self.sweeper.run(stop, self.settings.sweep_interval_seconds)
             )
+        if self.settings.run_retention:
+            self.background.spawn(
+                "progress-retention",
+                self.pruner.run(
+                    stop,
+                    self.settings.retention_interval_seconds,
+                    after=lambda: self.background.wait_ready(RETENTION_CHECK),
+                ),
+            )
         if self.circulars.scheduled_kinds:
             self.background.spawn(
                 "progress-circulars",
@@ -187,6 +208,16 @@ class ProgressService(ServiceCore):
         keeper = OffsetKeeper(OffsetStore(ConsumerOffset, self.sessions, self.wall_clock), group_id)
         self.offset_keepers[group_id] = keeper
         return keeper
+
+    async def check_topic_retention(self) -> dict[str, int | None]:
+        """The Kafka rule against the broker: the inbox outlives the consumed topics' records."""
+        settings = self.settings
+        return await check_broker_retention(
+            settings.kafka_bootstrap_servers,
+            [settings.topic_prefix + t for t in settings.consumed_inbox_topics],
+            settings.retention_inbox_days,
+            setting="DUBAN_PROGRESS_RETENTION_INBOX_DAYS",
+        )
 
     async def close(self) -> None:
         """Stop background work, the producer and the engine (the core), then the HTTP

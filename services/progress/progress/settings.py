@@ -1,7 +1,9 @@
 """Progress settings (environment prefix DUBAN_PROGRESS_)."""
 
+from duban_shared import topics
+from duban_shared.retention import check_inbox_retention
 from duban_shared.settings import ServiceSettings
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 
@@ -22,6 +24,22 @@ class ProgressSettings(ServiceSettings):
         "this long before a fetch returns: larger batches, fewer transactions (0: none).",
     )
     sweep_batch_size: int = Field(default=500, ge=1)
+    retention_inbox_days: int = Field(
+        default=14,
+        ge=0,
+        description="Days the inbox keeps the id of an applied status event (0: forever); at "
+        "least DUBAN_KAFKA_RETENTION_MS and the broker's retention.ms of duban.status.v1.",
+    )
+    retention_outbox_days: int = Field(
+        default=7, ge=0, description="Days a published outbox row is kept (0: forever)."
+    )
+    retention_ingested_days: int = Field(
+        default=30,
+        ge=0,
+        description="Days the ingestion API remembers an accepted event id and its answer, so "
+        "a resend gets the first answer (0: forever); past it a resend is accepted again and "
+        "the consumer's inbox and the report history absorb it.",
+    )
     max_clock_skew_seconds: int = Field(default=300, ge=0)
     run_sweeper: bool = True
     background: bool = Field(
@@ -117,6 +135,22 @@ class ProgressSettings(ServiceSettings):
             for kind, on in (("weekly", self.circular_weekly), ("monthly", self.circular_monthly))
             if on
         )
+
+    @property
+    def consumed_inbox_topics(self) -> list[str]:
+        """The topics whose event ids the inbox remembers (logical names)."""
+        return [topics.STATUS, topics.ALERTS]
+
+    @model_validator(mode="after")
+    def _inbox_outlives_topics(self) -> "ProgressSettings":
+        retention = self.event_topic_retention_ms
+        check_inbox_retention(
+            self.retention_inbox_days,
+            dict.fromkeys(self.consumed_inbox_topics, retention),
+            source="DUBAN_KAFKA_RETENTION_MS",
+            setting="DUBAN_PROGRESS_RETENTION_INBOX_DAYS",
+        )
+        return self
 
     @property
     def registry_base_url(self) -> str:

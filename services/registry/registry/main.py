@@ -18,6 +18,7 @@ from registry.api import answer_refusals, router
 from registry.service import RegistryService
 from registry.settings import RegistrySettings
 from registry.store.models import OutboxMessage
+from registry.store.retention import pruner
 from registry.use_cases.keys import KeyRing
 from registry.use_cases.tokens import TokenIssuer
 
@@ -78,6 +79,7 @@ def build(
         verifier=verifier,
         throttle=settings.login_throttle(wall_clock),
         revocation_feed=revocation_feed(settings, SERVICE, verifier.revocations),
+        pruner=pruner(settings, core.sessions, core.tracer, wall_clock, core.metrics),
     )
 
 

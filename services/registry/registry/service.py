@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from duban_shared.auth import JwtVerifier
 from duban_shared.clock import Clock
 from duban_shared.outbox import OutboxRelay
+from duban_shared.retention import Pruner
 from duban_shared.revocations import REVOCATIONS, RevocationFeed
 from duban_shared.runtime import PRODUCER
 from duban_shared.service import ServiceCore
@@ -30,6 +31,7 @@ class RegistryService(ServiceCore):
     verifier: JwtVerifier
     revocation_feed: RevocationFeed
     throttle: LoginThrottle  # failed token requests per client id and source address
+    pruner: Pruner  # retention: published outbox rows (registry.store.retention)
 
     async def start(self) -> None:
         """Load the signing keys (making the first) and connect to Kafka, then relay the
@@ -41,3 +43,8 @@ class RegistryService(ServiceCore):
         )
         feed = self.revocation_feed
         self.background.follow("registry-revocations", feed.consumer, feed.run, name=REVOCATIONS)
+        if self.settings.run_retention:
+            self.background.spawn(
+                "registry-retention",
+                self.pruner.run(self.background.stop, self.settings.retention_interval_seconds),
+            )

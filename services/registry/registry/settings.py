@@ -32,6 +32,9 @@ class RegistrySettings(ServiceSettings):
         le=MAX_TOKEN_LIFETIME_SECONDS,
         description="How long an access token from POST /oauth/token is valid.",
     )
+    retention_outbox_days: int = Field(
+        default=7, ge=0, description="Days a published outbox row is kept (0: forever)."
+    )
     retired_key_retention_seconds: int = Field(
         default=86400,
         ge=3600,

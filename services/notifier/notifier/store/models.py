@@ -69,7 +69,7 @@ class NotificationLog(NotifierBase, table=True):
     status: str = Field(max_length=16)  # pending held sending sent failed superseded no_contact
     attempts: int = 0
     last_error: str | None = Field(default=None, max_length=1000)
-    created_at: datetime = utc_column()
+    created_at: datetime = utc_column(index=True)  # retention prunes by it
     sent_at: datetime | None = utc_column(nullable=True)
 
 
@@ -135,7 +135,7 @@ class AckCode(NotifierBase, table=True):
     alert_id: uuid.UUID = Field(index=True)
     agency_id: uuid.UUID
     created_at: datetime = utc_column()
-    expires_at: datetime = utc_column()
+    expires_at: datetime = utc_column(index=True)  # retention prunes by it
     used_at: datetime | None = utc_column(nullable=True)
 
 

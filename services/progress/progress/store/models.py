@@ -67,13 +67,8 @@ class WorkPointView(ProgressBase, table=True):
         ]
 
 
-class StatusReport(ProgressBase, table=True):
-    """Every status event ever applied: append-only, hash-chained per work point."""
-
-    __tablename__ = "status_report"
-    __table_args__ = (
-        UniqueConstraint("work_point_id", "chain_seq", name="uq_status_report_chain"),
-    )
+class ReportFields(SQLModel):
+    """The columns of a stored status report (in the history, or archived with its plan year)."""
 
     event_id: uuid.UUID = Field(primary_key=True)
     work_point_id: str = Field(max_length=120, index=True)
@@ -96,6 +91,28 @@ class StatusReport(ProgressBase, table=True):
     chain_seq: int = Field(description="1, 2, 3, ... within the work point's chain.")
     prev_hash: str = Field(max_length=64)
     row_hash: str = Field(max_length=64)
+
+
+class StatusReport(ReportFields, ProgressBase, table=True):
+    """Every status event ever applied: append-only, hash-chained per work point."""
+
+    __tablename__ = "status_report"
+    __table_args__ = (
+        UniqueConstraint("work_point_id", "chain_seq", name="uq_status_report_chain"),
+    )
+
+
+class ArchivedReport(ReportFields, ProgressBase, table=True):
+    """A status report of an archived plan year, moved out of `status_report` as it was (its
+    hash and links unchanged, so its chain still verifies); never pruned either."""
+
+    __tablename__ = "status_report_archive"
+    __table_args__ = (
+        UniqueConstraint("work_point_id", "chain_seq", name="uq_status_report_archive_chain"),
+    )
+
+    plan_year: int = Field(index=True, description="The year of the work point's plan.")
+    archived_at: datetime = _ts()
 
 
 class AgencyProgress(ProgressBase, table=True):
@@ -285,7 +302,7 @@ class IngestedEvent(ProgressBase, table=True):
     partition: int
     offset: int
     late: bool = False
-    accepted_at: datetime = _ts()
+    accepted_at: datetime = _ts(index=True)  # retention prunes by it
 
 
 class Circular(ProgressBase, table=True):

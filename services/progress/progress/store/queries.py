@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, case, cast, func
+from sqlalchemy import String, case, cast, func, union_all
 from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -30,6 +30,7 @@ from progress.domain.scorecards import (
 )
 from progress.store.models import (
     AgencyProgress,
+    ArchivedReport,
     ClosureDecision,
     StatusReport,
     TransitionRecord,
@@ -205,20 +206,29 @@ async def scorecards(
         return []
     wp_ids = [view.id for view, _ in rows]
     connection = await session.connection()  # a five-column aggregate: plain SQLAlchemy
+    # the history and the archive of old plan years together
+    reports = union_all(
+        *(
+            sa_select(
+                col(model.agency_id).label("agency_id"),
+                col(model.delay_working_days).label("delay"),
+                col(model.late).label("late"),
+            ).where(
+                col(model.work_point_id).in_(wp_ids),
+                col(model.agency_id).in_(list(cards)),
+                col(model.out_of_order).is_(False),
+            )
+            for model in (StatusReport, ArchivedReport)
+        )
+    ).subquery()
     stats = await connection.execute(
         sa_select(
-            col(StatusReport.agency_id),
+            reports.c.agency_id,
             func.count(),
-            func.sum(case((col(StatusReport.delay_working_days) == 0, 1), else_=0)),
-            func.sum(case((col(StatusReport.late), 1), else_=0)),
-            func.avg(col(StatusReport.delay_working_days)),
-        )
-        .where(
-            col(StatusReport.work_point_id).in_(wp_ids),
-            col(StatusReport.agency_id).in_(list(cards)),
-            col(StatusReport.out_of_order).is_(False),
-        )
-        .group_by(col(StatusReport.agency_id))
+            func.sum(case((reports.c.delay == 0, 1), else_=0)),
+            func.sum(case((reports.c.late, 1), else_=0)),
+            func.avg(reports.c.delay),
+        ).group_by(reports.c.agency_id)
     )
     for agency, count, on_time, late, avg_delay in stats.all():
         cards[agency].add_reports(count, on_time or 0, late or 0, avg_delay)
@@ -280,9 +290,10 @@ async def timeline(
     session: AsyncSession, wp_id: str, limit: int, offset: int
 ) -> tuple[list[Entry], int]:
     """A work point's reports, transitions and closure decisions, newest first, as recorded."""
-    reports = (
-        await session.exec(select(StatusReport).where(StatusReport.work_point_id == wp_id))
-    ).all()
+    reports: list[StatusReport | ArchivedReport] = [
+        *(await session.exec(select(StatusReport).where(StatusReport.work_point_id == wp_id))),
+        *(await session.exec(select(ArchivedReport).where(ArchivedReport.work_point_id == wp_id))),
+    ]
     transitions = (
         await session.exec(select(TransitionRecord).where(TransitionRecord.work_point_id == wp_id))
     ).all()
@@ -308,7 +319,7 @@ async def timeline(
     return [entry for _, entry in keyed[offset : offset + limit]], len(keyed)
 
 
-def _report_entry(r: StatusReport) -> Entry:
+def _report_entry(r: StatusReport | ArchivedReport) -> Entry:
     return Entry(
         r.stored_at,
         "report",
