@@ -1,7 +1,7 @@
 """retention: indexes on the timestamps retention prunes by (inbox, notification log, links)
 
 Revision ID: 0009_e_retention
-Revises: 0010_f_offsets
+Revises: 0009_f_offsets
 Create Date: 2026-12-03 17:00:00.000000
 """
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0009_e_retention"
-down_revision: str | None = "0010_f_offsets"
+down_revision: str | None = "0009_f_offsets"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

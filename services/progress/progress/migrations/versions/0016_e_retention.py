@@ -2,7 +2,7 @@
 archive of old plan years' reports (status_report_archive)
 
 Revision ID: 0014_e_retention
-Revises: 0015_f_offsets
+Revises: 0014_f_offsets
 Create Date: 2026-12-03 17:00:00.000000
 """
 
@@ -13,7 +13,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0014_e_retention"
-down_revision: str | None = "0015_f_offsets"
+down_revision: str | None = "0014_f_offsets"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
