@@ -331,19 +331,23 @@ async def test_pruning_skips_a_row_a_hot_path_holds_instead_of_waiting(
 
 @pytest.fixture
 async def long_topic(kafka_bootstrap: str) -> AsyncIterator[str]:
-    """A topic prefix whose status topic keeps records 30 days (retention.ms on the broker)."""
+    """A topic prefix whose topics consumed through progress's inbox (status, alerts) keep
+    records 30 days (retention.ms on the broker)."""
     prefix = f"t{uuid.uuid4().hex[:10]}."
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     await admin.start()
-    name = prefix + topics.STATUS
+    names = [prefix + topics.STATUS, prefix + topics.ALERTS]
     try:
         await admin.create_topics(
-            [NewTopic(name, 1, 1, topic_configs={"retention.ms": str(30 * MS_PER_DAY)})]
+            [
+                NewTopic(name, 1, 1, topic_configs={"retention.ms": str(30 * MS_PER_DAY)})
+                for name in names
+            ]
         )
         yield prefix
     finally:
         try:
-            await admin.delete_topics([name])
+            await admin.delete_topics(names)
         finally:
             await admin.close()
 
@@ -370,9 +374,9 @@ async def test_start_up_refuses_an_inbox_shorter_than_the_topics_retention(
         await service.close()
     assert refused.value.code == RETENTION_TOO_SHORT
     assert "14 days (1209600000 ms)" in refused.value.message
-    assert f"{long_topic}{topics.STATUS} keeps records 30 days (2592000000 ms)" in (
-        refused.value.message
-    )
+    for topic in (topics.STATUS, topics.ALERTS):  # named together: the same retention
+        assert f"{long_topic}{topic}" in refused.value.message
+    assert "keep records 30 days (2592000000 ms)" in refused.value.message
 
     # the command line refuses the same, exit 2, and prunes nothing
     env = {
