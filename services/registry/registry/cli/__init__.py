@@ -7,7 +7,7 @@ import sys
 
 from duban_shared.cli import add_migrate, add_serve
 
-from registry.cli import clients, plans
+from registry.cli import accounts, clients, plans
 from registry.cli.common import MIGRATIONS, PROG
 from registry.settings import RegistrySettings
 
@@ -18,6 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     plans.add_commands(sub)
     clients.add_commands(sub)
+    accounts.add_commands(sub)
     add_migrate(sub, "registry", MIGRATIONS, lambda: RegistrySettings().database_url)
     add_serve(sub, "registry.main:create_app", 8001)
     args = parser.parse_args(argv)
