@@ -527,6 +527,8 @@ async def current_principal(
     span.set_attribute(attr.CLIENT_ROLE, principal.role)
     if principal.agency_id is not None:
         span.set_attribute(attr.AGENCY_ID, str(principal.agency_id))
+    if principal.person is not None:
+        span.set_attribute(attr.PERSON, principal.person)
     return principal
 
 

@@ -60,6 +60,7 @@ CIRCULARS: Final = "duban.circulars"
 NOTICES: Final = "duban.notices"
 NOTIFICATION_DELIVERY_DURATION: Final = "duban.notification.delivery.duration"
 EXTENSION_REQUESTS: Final = "duban.extension_requests"
+LOGINS: Final = "duban.logins"
 
 PROMETHEUS_CONTENT_TYPE: Final = CONTENT_TYPE_PLAIN_0_0_4
 """The exposition format `/metrics` answers in (Prometheus text 0.0.4)."""
@@ -137,6 +138,12 @@ class ServiceMetrics:
             unit="{request}",
             description="Extension requests (延期申请) by step: requested, approved, rejected, "
             "withdrawn.",
+        )
+        self.logins = self.meter.create_counter(
+            LOGINS,
+            unit="{login}",
+            description="People's logins (POST /v1/sessions) by outcome: ok, or the refusal's "
+            "code (invalid_credentials, invalid_totp, totp_required, too_many_attempts, ...).",
         )
         self.consumer_lag = ConsumerLag(self.meter)
         self._cached: list[CachedGauge] = []

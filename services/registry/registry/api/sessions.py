@@ -16,12 +16,14 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
+from duban_shared import attributes
 from duban_shared.api import ErrorBody, error_responses
 from duban_shared.auth import Principal, PrincipalDep
 from duban_shared.ratelimit import retry_after_header
 from duban_shared.throttle import address_key, client_key
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
+from opentelemetry import trace
 
 from registry.api.account_schemas import (
     AccountOut,
@@ -90,12 +92,14 @@ async def log_in(
     username and address is also throttled like the token endpoint. Log out with
     POST /oauth/revoke."""
     username = body.username.strip().lower()
+    trace.get_current_span().set_attribute(attributes.PERSON, username[:64])
     keys = (
         client_key(subject(username)),
         address_key(request.client.host if request.client else None),
     )
     wait = service.throttle.wait(*keys)
     if wait > 0:
+        service.metrics.logins.add(1, {attributes.OUTCOME: "too_many_attempts"})
         return _refused(
             use_cases.LoginRefused(
                 429, "too_many_attempts", "登录失败次数过多,请稍后再试。", int(wait) + 1
@@ -108,8 +112,10 @@ async def log_in(
         if exc.code in ("invalid_credentials", "invalid_totp"):
             service.throttle.failed(*keys)
         log.warning("login of %r refused: %s", username[:64], exc.code)
+        service.metrics.logins.add(1, {attributes.OUTCOME: exc.code})
         return _refused(exc)
     service.throttle.succeeded(keys[0])
+    service.metrics.logins.add(1, {attributes.OUTCOME: "ok"})
     log.info("person %s (%s) logged in", account.username, account.role)
     return await _session(service, ctx, account)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -118,6 +119,8 @@ async def test_a_session_lasts_a_working_day(
     clock.advance(timedelta(minutes=2))
     expired = await http.get("/v1/me", headers=headers)
     assert (expired.status_code, expired.json()["code"]) == (401, "token_expired")
+    metrics = (await http.get("/metrics")).text
+    assert re.search(r'duban_logins_total\{[^}]*outcome="ok"\} 1\.0', metrics), metrics
 
 
 async def test_wrong_passwords_lock_the_account_and_the_office_unlocks_it_by_a_reset(
