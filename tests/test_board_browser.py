@@ -29,7 +29,7 @@ from registry.main import create_app as registry_app
 from sqlmodel import col, select
 
 from tests.harness import ROOT, wait_for
-from tests.stack import PLAN, Client, Person, Stack, create_person, plan_2025_text
+from tests.stack import FORESTRY, PLAN, Client, Person, Stack, create_person, plan_2025_text
 
 CHROMIUM = os.environ.get("DUBAN_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -365,6 +365,28 @@ async def test_a_person_with_totp_logs_in_changes_the_password_and_logs_out_at_p
     assert await _fits(page)
     await shot(page, "login-390")
 
+    # A new account's one-time password is replaced on the login form, typed twice.
+    newcomer, one_time = await create_person(
+        stack.registry, "qian.new", "agency", FORESTRY, display_name="钱新", password=None
+    )
+    assert one_time is not None
+    await fill_login(page, newcomer.username, one_time)
+    await expect(page.locator(".error")).to_contain_text("一次性密码")
+    await shot(page, "login-one-time-password-390")
+    await page.get_by_label("一次性密码(或当前密码)").fill(one_time)
+    await page.get_by_label("新密码(至少10个字符)").fill("my own password 1")
+    await page.get_by_label("再次输入新密码").fill("my own password 2")
+    await page.get_by_role("button", name="登录").click()
+    await expect(page.locator(".error")).to_contain_text("两次输入的新密码不一致")
+    await page.get_by_label("一次性密码(或当前密码)").fill(one_time)
+    await page.get_by_label("新密码(至少10个字符)").fill("my own password 1")
+    await page.get_by_label("再次输入新密码").fill("my own password 1")
+    await page.get_by_role("button", name="登录").click()
+    await expect(page).to_have_url(re.compile(rf"/board/plans/{PLAN}$"))
+    await expect(page.locator(".who")).to_contain_text("钱新")
+    await page.get_by_role("button", name="退出登录").click()
+    await expect(page.locator(".notice")).to_have_text("您已退出登录。")
+
     # Without the code: asked for it; with it: in, and the page says who is logged in.
     await page.goto(f"{served.progress}/board")
     await fill_login(page, person.username, person.password)
@@ -462,11 +484,9 @@ async def test_two_plans_on_the_index_and_the_scorecards_across_plans_at_phone_w
     await stack.until_applied(blocked)
     context = await browser.new_context(locale="zh-CN", viewport={"width": 390, "height": 844})
     page = await context.new_page()
-    await page.goto(f"{served.progress}/board")
-    await page.get_by_label("客户端编号").fill(stack.office.client_id)
-    await page.get_by_label("客户端密钥").fill(stack.office.secret)
-    await page.get_by_role("button", name="登录").click()
-    await expect(page).to_have_url(re.compile(r"/board$"))  # two plans: the index
+    office = stack.office_person
+    await login_as(page, served.progress, office.username, office.password, lands=r"/board$")
+    # two plans: the index
 
     plans = page.locator("li.plan")
     await expect(plans).to_have_count(2)
