@@ -474,7 +474,8 @@ def jwks_verifier(settings: AuthSettings, clock: Clock, http: httpx.AsyncClient)
 _bearer = HTTPBearer(
     auto_error=False,
     bearerFormat="JWT",
-    description="An access token from the registry's POST /oauth/token (client credentials).",
+    description="An access token from the registry: POST /oauth/token (a machine's client "
+    "credentials) or POST /v1/sessions (a person's login).",
 )
 
 

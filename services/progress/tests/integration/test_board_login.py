@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from urllib.parse import quote
 
 import httpx
 from progress.api.board.session import COOKIE, LOGIN_COOKIE
 from progress.main import create_app as progress_app
 
-from tests.stack import Stack, board_login
+from tests.stack import PLAN, Stack, board_login
 
 
 def _code(page: httpx.Response) -> str | None:
@@ -174,3 +175,47 @@ async def test_cookies_are_secure_whenever_the_request_came_over_https(
     throttle = stack.progress.login_throttle
     assert throttle.wait("address:203.0.113.7") > 0
     assert throttle.wait("address:127.0.0.1") == 0.0
+
+
+async def test_an_expired_session_returns_to_the_page_after_logging_in_again(
+    stack: Stack, board: httpx.AsyncClient
+) -> None:
+    forestry = stack.forestry_person
+    assert (await board_login(board, forestry)).status_code == 303
+    page = f"/board/work-points/{PLAN}/35"
+    assert (await board.get(page)).status_code == 200
+    stack.clock.advance(timedelta(hours=10, minutes=1))  # past a working day (and the leeway)
+
+    # A page: back to it after the login, with the reason in Chinese.
+    expired = await board.get(page)
+    assert expired.status_code == 303
+    location = expired.headers["location"]
+    assert location == f"/board/login?why=expired&next={quote(page, safe='')}"
+    shown = await board.get(location)
+    assert "登录已过期,请重新登录。" in shown.text and f'value="{page}"' in shown.text
+    # A form sent from a page: back to that page, and told that nothing was saved.
+    sent = await board.post(
+        f"{page}/notices", data={"csrf": "x"}, headers={"Referer": f"http://test{page}"}
+    )
+    assert sent.status_code == 303
+    assert sent.headers["location"] == f"/board/login?why=expired-form&next={quote(page, safe='')}"
+    assert "提交的内容没有保存" in (await board.get(sent.headers["location"])).text
+    # Another site's page is never where the login goes back to.
+    foreign = await board.post(
+        f"{page}/notices", data={}, headers={"Referer": "http://evil.example/board/x"}
+    )
+    assert foreign.headers["location"].endswith("next=%2Fboard")
+
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', shown.text)
+    assert csrf is not None
+    again = await board.post(
+        "/board/login",
+        data={
+            "csrf": csrf.group(1),
+            "username": forestry.username,
+            "password": forestry.password,
+            "next": page,
+        },
+    )
+    assert (again.status_code, again.headers["location"]) == (303, page)
+    assert (await board.get(page)).status_code == 200

@@ -24,7 +24,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 from typing import Annotated
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import jwt
@@ -45,6 +45,8 @@ WHY = {  # ?why= on the login page, and what it says
     "login": "请先登录。",
     "logout": "您已退出登录。",
     "revoked": "您的登录已失效(已在别处退出、密码已修改或账号已停用),请重新登录。",
+    "expired-form": "登录已过期,刚才提交的内容没有保存。请重新登录,再提交一次。",
+    "revoked-form": "您的登录已失效,刚才提交的内容没有保存。请重新登录,再提交一次。",
 }
 
 
@@ -130,10 +132,24 @@ def safe_next(target: str | None) -> str:
 
 
 def login_redirect(request: Request, why: str) -> HTTPException:
-    """A 303 to the login page that comes back to this page afterwards."""
-    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    """A 303 to the login page that comes back to this page afterwards. A form sent with a
+    session that has just ended comes back to the page the form was on (its Referer, a board
+    page of this site), and the login page says that what was sent was not saved."""
+    if request.method in ("GET", "HEAD"):
+        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    else:
+        here = _form_page(request)
+        why = f"{why}-form" if why in ("expired", "revoked") else why
     query = urlencode({"why": why, "next": safe_next(here)})
     return HTTPException(303, headers={"Location": f"{LOGIN_PATH}?{query}"})
+
+
+def _form_page(request: Request) -> str:
+    """The board page a form was sent from (the Referer of this site), else the board."""
+    referer = urlsplit(request.headers.get("referer", ""))
+    if referer.netloc and referer.netloc != request.url.netloc:
+        return HOME_PATH
+    return referer.path + (f"?{referer.query}" if referer.query else "")
 
 
 async def board_user(request: Request) -> BoardUser:
