@@ -384,6 +384,24 @@ async def test_a_person_with_totp_logs_in_changes_the_password_and_logs_out_at_p
     await page.get_by_role("button", name="登录").click()
     await expect(page).to_have_url(re.compile(rf"/board/plans/{PLAN}$"))
     await expect(page.locator(".who")).to_contain_text("钱新")
+    # ... and enrols an authenticator app on the board: the secret, then its first code.
+    await page.get_by_role("link", name="身份验证器").click()
+    await page.get_by_role("button", name="开始绑定").click()
+    shown_secret = await page.locator("code.secret").get_attribute("data-secret")
+    assert shown_secret is not None
+    await expect(page.locator("a.otpauth")).to_have_attribute(
+        "href", re.compile(r"^otpauth://totp/.*qian\.new")
+    )
+    assert await _fits(page)
+    await shot(page, "totp-enrol-390")
+    own_code = pyotp.TOTP(shown_secret).at(stack.clock.now())
+    await page.get_by_label("验证码").fill(own_code)
+    await page.get_by_role("button", name="确认绑定").click()
+    await expect(page.locator(".notice")).to_contain_text("已绑定身份验证器")
+    me = await stack.registry_http.post(
+        "/v1/sessions", json={"username": newcomer.username, "password": "my own password 1"}
+    )
+    assert (me.status_code, me.json()["code"]) == (401, "totp_required")
     await page.get_by_role("button", name="退出登录").click()
     await expect(page.locator(".notice")).to_have_text("您已退出登录。")
 

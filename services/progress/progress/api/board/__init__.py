@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from progress.api.board import login, notices, pages
+from progress.api.board import account, login, notices, pages
 
 router = APIRouter()
 router.include_router(login.router)
+router.include_router(account.router)
 router.include_router(pages.router)
 router.include_router(notices.router)

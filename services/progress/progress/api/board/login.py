@@ -14,11 +14,9 @@ from progress.api.board.render import CSRF_MESSAGE, CSS, render, secure
 from progress.api.board.session import (
     LOGIN_COOKIE,
     WHY,
-    BoardUser,
     LoginFailed,
     LoginThrottled,
     UserDep,
-    change_password,
     csrf_ok,
     csrf_token,
     end_login_cookie,
@@ -213,54 +211,4 @@ async def logout(request: Request, user: UserDep) -> Response:
     await revoke(svc.board_http, svc.settings.registry_base_url, user.token)
     response = RedirectResponse("/board/login?why=logout", status_code=303)
     end_session(response, secure=secure(request))
-    return response
-
-
-def _password_form(
-    user: BoardUser, *, status: int = 200, error: str | None = None, code: str | None = None
-) -> HTMLResponse:
-    return render("password.html.j2", status=status, user=user, error=error, code=code)
-
-
-@router.get("/password")
-async def password_page(user: UserDep) -> HTMLResponse:
-    """The change-password form of the logged-in person."""
-    return _password_form(user)
-
-
-@router.post("/password")
-async def password(request: Request, user: UserDep) -> Response:
-    """Change the logged-in person's password at the registry: their sessions elsewhere end,
-    this one goes on with the new session the registry answers."""
-    fields = await form_fields(request)
-    if not user.csrf_ok(fields.get("csrf")):
-        return _password_form(user, status=403, error=CSRF_MESSAGE, code="csrf_failed")
-    if user.principal.person is None:
-        return _password_form(
-            user, status=403, error="只有个人账号可以修改密码。", code="person_only"
-        )
-    current, new = fields.get("current_password", ""), fields.get("new_password", "")
-    if not current or not new:
-        return _password_form(
-            user, status=400, error="请填写当前密码和新密码。", code="credentials_missing"
-        )
-    if new != fields.get("new_password_again"):
-        return _password_form(user, status=400, error=PASSWORD_MISMATCH, code="password_mismatch")
-    svc = service(request)
-    try:
-        session = await change_password(
-            svc.board_http, svc.settings.registry_base_url, user.token, current, new
-        )
-    except LoginThrottled as exc:
-        wait = max(1, math.ceil(exc.seconds))
-        return _password_form(
-            user, status=429, error=f"请在{wait}秒后再试。", code="too_many_attempts"
-        )
-    except LoginFailed as exc:
-        status = {"wrong_password": 403, "weak_password": 422}.get(exc.code, 401)
-        message = "当前密码不正确,请核对后重试。" if exc.code == "wrong_password" else str(exc)
-        return _password_form(user, status=status, error=message, code=exc.code)
-    svc.verifier.revoke(user.token)
-    response = render("password.html.j2", user=user, done=True)
-    set_session(response, session.token, session.seconds, secure=secure(request))
     return response

@@ -23,7 +23,7 @@ import hmac
 import logging
 import secrets
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
@@ -215,21 +215,24 @@ class Session:
     seconds: int
 
 
-async def _registry_call(
+async def registry_post(
     http: httpx.AsyncClient,
     url: str,
     body: dict[str, str],
     *,
     source: str | None = None,
     token: str | None = None,
-) -> Session:
+) -> dict[str, Any]:
+    """POST JSON to the registry for a person (a login, or with the session's token); the
+    answer's JSON, or LoginThrottled (429), or LoginFailed with the registry's code and a
+    Chinese message."""
     headers = {"X-Forwarded-For": source} if source else {}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     try:
         response = await http.post(url, json=body, headers=headers)
     except httpx.HTTPError as exc:
-        log.warning("board login: registry at %s unreachable: %r", url, exc)
+        log.warning("board: registry at %s unreachable: %r", url, exc)
         raise LoginFailed(UNAVAILABLE) from None
     if response.status_code == 429:
         try:
@@ -248,10 +251,22 @@ async def _registry_call(
             code=code,
             refused=code in COUNTED,
         )
-    if response.status_code != 201:
-        log.warning("board login: the registry answered %s", response.status_code)
+    if response.status_code not in (200, 201):
+        log.warning("board: the registry answered %s to %s", response.status_code, url)
         raise LoginFailed(UNAVAILABLE)
     answer = response.json()
+    return answer if isinstance(answer, dict) else {}
+
+
+async def _registry_call(
+    http: httpx.AsyncClient,
+    url: str,
+    body: dict[str, str],
+    *,
+    source: str | None = None,
+    token: str | None = None,
+) -> Session:
+    answer = await registry_post(http, url, body, source=source, token=token)
     return Session(str(answer["access_token"]), int(answer.get("expires_in", 600)))
 
 
