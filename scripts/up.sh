@@ -191,6 +191,19 @@ rm -f "$RUN/demo/forestry.key" # the API key of earlier versions
 ensure_client "$RUN/demo/forestry.client" --role agency --agency-name "$DEMO_AGENCY" --label "demo agency system"
 ensure_client "$RUN/demo/operator.client" --role operator --label "make up operator"
 agency_id=$(client_field "$RUN/demo/forestry.client" agency_id)
+# Demo personal accounts for the board (local-only defaults, documented in README: never use
+# them on a shared machine): the office's and one of the demo agency's staff.
+DEMO_PASSWORD=duban-local-pass
+ensure_account() { # username create-account arguments...
+  local username=$1; shift
+  duban-registry list-accounts 2>/dev/null | cut -f1 | grep -qx "$username" && return 0
+  printf '%s\n' "$DEMO_PASSWORD" \
+    | duban-registry create-account --username "$username" --password-stdin "$@" \
+      >>"$RUN/logs/clients.log" 2>&1 || die "could not create the account $username; see $RUN/logs/clients.log"
+  say "new personal account $username (password $DEMO_PASSWORD, local only)"
+}
+ensure_account office --name 督办办公室 --role coordinator
+ensure_account linye --name 林业局填报员 --role agency --agency-name "$DEMO_AGENCY"
 operator_token=$(token_for "$RUN/demo/operator.client")
 contact_set=0
 for _ in $(seq 1 150); do # the notifier learns the agencies from Kafka first
@@ -230,8 +243,8 @@ Duban is running (Ctrl-C stops it):
 Demo agency $DEMO_AGENCY ($agency_id): API client in $RUN/demo/forestry.client, mail to $DEMO_MAIL
 Operator API client (contacts, notification log): $RUN/demo/operator.client
 Supervision board (督办看板): http://127.0.0.1:$PROGRESS_PORT/board
-  log in with client_id and client_secret of $RUN/demo/operator.client (the office: everything)
-  or of $RUN/demo/forestry.client ($DEMO_AGENCY: its own work points)
+  log in as office (the office: everything) or linye ($DEMO_AGENCY: its own work points),
+  password $DEMO_PASSWORD (local-only defaults; API clients' secrets are for machines only)
 
 MSG
 # For scripts that run on this stack (scripts/demo.sh): where it is and its clock.

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 
 import httpx
 import pytest
+from duban_shared.audit import Actor
 from duban_shared.auth import Role
 from duban_shared.clock import ManualClock
 from notifier.main import build as build_notifier
@@ -39,6 +40,8 @@ from registry.main import create_app as registry_app
 from registry.service import RegistryService
 from registry.settings import RegistrySettings
 from registry.store import clients as client_store
+from registry.use_cases import accounts
+from registry.use_cases.context import Context
 from registry.use_cases.plans import import_plan
 from sqlmodel import col, func, select
 
@@ -97,6 +100,58 @@ async def create_client(
     return Client(issued.client.client_id, issued.secret, role, issued.client.agency_id)
 
 
+PERSON_PASSWORD = "correct horse 2024"
+
+
+@dataclass
+class Person:
+    """A personal account of the registry: someone who logs in to the board."""
+
+    username: str
+    password: str
+    role: Role
+    agency_id: uuid.UUID | None = None
+    display_name: str = ""
+
+
+async def create_person(
+    registry: RegistryService,
+    username: str,
+    role: Role,
+    agency_name: str | None = None,
+    *,
+    display_name: str = "",
+    password: str | None = PERSON_PASSWORD,
+) -> tuple[Person, str | None]:
+    """Create a personal account, as `duban-registry create-account` does: with `password`
+    (kept), or with None a one-time password (returned) to be replaced at the first login."""
+    async with registry.sessions() as session:
+        ctx = Context(
+            session,
+            registry.settings,
+            registry.clock,
+            registry.wall_clock,
+            wake=registry.relay.wake,
+            actor=Actor("cli:test", "operator"),
+        )
+        made = await accounts.create_account(
+            ctx,
+            username=username,
+            display_name=display_name or username,
+            role=role,
+            agency_name=agency_name,
+            password=password,
+        )
+    person = Person(
+        made.account.username,
+        password or str(made.one_time_password),
+        role,
+        made.account.agency_id,
+        made.account.display_name,
+    )
+    return person, made.one_time_password
+
+
 async def bearer(
     registry: RegistryService, role: Role = "coordinator", agency_name: str | None = None
 ) -> dict[str, str]:
@@ -127,6 +182,8 @@ class Stack:
     forestry: Client  # the agency system of 市林业局
     office: Client  # a coordinator of the coordinating office
     operator: Client
+    office_person: Person  # 李督办 (li.duban), a coordinator's personal account
+    forestry_person: Person  # 林小森 (lin.forest), staff of 市林业局
 
     @property
     def forestry_id(self) -> uuid.UUID:
@@ -380,6 +437,14 @@ async def running_stack(
             forestry=await create_client(registry, "agency", FORESTRY),
             office=await create_client(registry, "coordinator"),
             operator=await create_client(registry, "operator"),
+            office_person=(
+                await create_person(registry, "li.duban", "coordinator", display_name="李督办")
+            )[0],
+            forestry_person=(
+                await create_person(
+                    registry, "lin.forest", "agency", FORESTRY, display_name="林小森"
+                )
+            )[0],
         )
         response = await st.notifier_http.put(
             f"/v1/agencies/{st.forestry_id}/contacts/email",
@@ -419,8 +484,9 @@ async def board(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
         yield browser
 
 
-async def board_login(board: httpx.AsyncClient, client: Client) -> httpx.Response:
-    """Fill in the login form as a person does: the page first (its CSRF token), then post."""
+async def board_login(board: httpx.AsyncClient, person: Person, **fields: str) -> httpx.Response:
+    """Fill in the login form as a person does: the page first (its CSRF token), then post
+    the username and password (and any other `fields`, e.g. totp)."""
     page = await board.get("/board/login")
     csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)
     assert csrf is not None, page.text
@@ -428,9 +494,10 @@ async def board_login(board: httpx.AsyncClient, client: Client) -> httpx.Respons
         "/board/login",
         data={
             "csrf": csrf.group(1),
-            "client_id": client.client_id,
-            "client_secret": client.secret,
+            "username": person.username,
+            "password": person.password,
             "next": "/board",
+            **fields,
         },
     )
 

@@ -13,13 +13,13 @@ import io
 import os
 import re
 import socket
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
 import httpx
+import pyotp
 import pytest
 import uvicorn
 from notifier.main import create_app as notifier_app
@@ -31,7 +31,7 @@ from registry.main import create_app as registry_app
 from sqlmodel import col, select
 
 from tests.harness import ROOT, wait_for
-from tests.stack import FORESTRY, PLAN, Client, Stack, plan_2025_text
+from tests.stack import FORESTRY, PLAN, Client, Person, Stack, create_person, plan_2025_text
 
 CHROMIUM = os.environ.get("DUBAN_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -123,14 +123,36 @@ async def shot(page: Page, name: str) -> None:
     await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
-async def login(page: Page, served: Served, client: Client) -> None:
-    """Log in on the board's form with an API client's credentials."""
-    await page.goto(f"{served.progress}/board")
-    await expect(page).to_have_url(re.compile(r"/board/login\?"))
-    await page.get_by_label("客户端编号").fill(client.client_id)
-    await page.get_by_label("客户端密钥").fill(client.secret)
+async def fill_login(page: Page, username: str, password: str, *, totp: str | None = None) -> None:
+    """Fill in the login form on the page (already open) and send it."""
+    await page.get_by_label("用户名").fill(username)
+    await page.get_by_label("密码", exact=True).fill(password)
+    if totp is not None:
+        await page.get_by_label("动态验证码").fill(totp)
     await page.get_by_role("button", name="登录").click()
-    await expect(page).to_have_url(re.compile(rf"/board/plans/{PLAN}$"))
+
+
+async def login_as(
+    page: Page,
+    base_url: str,
+    username: str,
+    password: str,
+    *,
+    totp: str | None = None,
+    start: str = "/board",
+    lands: str = rf"/board/plans/{PLAN}$",
+) -> None:
+    """Log in to the board as a person: open `start` (progress at `base_url`), which sends
+    to the login page, fill it in, and wait to land on `lands` (a regex of the URL)."""
+    await page.goto(f"{base_url}{start}")
+    await expect(page).to_have_url(re.compile(r"/board/login\?"))
+    await fill_login(page, username, password, totp=totp)
+    await expect(page).to_have_url(re.compile(lands))
+
+
+async def login(page: Page, served: Served, person: Person) -> None:
+    """Log in to the board as one of the stack's people (its index page, the only plan)."""
+    await login_as(page, served.progress, person.username, person.password)
 
 
 def colour_of(item: dict[str, Any]) -> str:
@@ -184,7 +206,7 @@ async def test_office_sees_the_board_turn_red_and_opens_the_timeline(
 ) -> None:
     context = await browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900})
     page = await context.new_page()
-    await login(page, served, stack.office)
+    await login(page, served, stack.office_person)
 
     # The board renders the 50 work points, in colours that match the read API.
     cells = page.locator("a.cell")
@@ -269,26 +291,26 @@ async def test_office_sees_the_board_turn_red_and_opens_the_timeline(
     await context.close()
 
 
-async def test_an_agency_sees_its_own_work_points_and_a_wrong_secret_is_refused(
+async def test_an_agency_sees_its_own_work_points_and_a_wrong_password_is_refused(
     stack: Stack, served: Served, browser: Browser
 ) -> None:
     context = await browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900})
     page = await context.new_page()
+    forestry = stack.forestry_person
 
     await page.goto(f"{served.progress}/board/login")
-    await page.get_by_label("客户端编号").fill(stack.forestry.client_id)
-    await page.get_by_label("客户端密钥").fill("dcs_" + uuid.uuid4().hex)
-    await page.get_by_role("button", name="登录").click()
-    await expect(page.locator(".error")).to_contain_text("客户端编号或密钥不正确")
-    await expect(page.get_by_label("客户端编号")).to_have_value(stack.forestry.client_id)
-    await shot(page, "login-wrong-secret")
+    await fill_login(page, forestry.username, "not the password")
+    await expect(page.locator(".error")).to_contain_text("用户名或密码不正确")
+    await expect(page.get_by_label("用户名")).to_have_value(forestry.username)
+    await shot(page, "login-wrong-password")
 
-    await login(page, served, stack.forestry)
+    await login(page, served, forestry)
     own = await api_colours(stack, stack.forestry)
     assert 35 in own and len(own) < 50
     await expect(page.locator("a.cell")).to_have_count(len(own))
     assert await board_colours(page) == own
     await expect(page.locator(".who")).to_contain_text("市林业局")
+    await expect(page.locator(".who")).to_contain_text("林小森")
     await shot(page, "board-agency")
 
     # Another agency's work point is not shown to it.
@@ -305,12 +327,133 @@ async def test_an_agency_sees_its_own_work_points_and_a_wrong_secret_is_refused(
     await expect(page.locator("h1")).to_contain_text("加强林业数字化应用")
     await expect(page.locator(".warning")).to_contain_text("告警服务暂不可用")
 
-    # The token runs out (10 minutes): the next page asks to log in again, in Chinese.
+    # The session lasts a working day (10 hours); then the next page asks to log in again, in
+    # Chinese, and comes back to that page afterwards.
+    stack.clock.advance(timedelta(hours=9, minutes=50))
+    await page.reload()
+    await expect(page.locator("h1")).to_contain_text("加强林业数字化应用")
     stack.clock.advance(timedelta(minutes=11))
-    await page.goto(f"{served.progress}/board/plans/{PLAN}")
+    await page.goto(f"{served.progress}/board/work-points/{PLAN}/35")
     await expect(page).to_have_url(re.compile(r"/board/login\?why=expired"))
     await expect(page.locator(".notice")).to_have_text("登录已过期,请重新登录。")
     await shot(page, "login-expired")
+    await fill_login(page, forestry.username, forestry.password)
+    await expect(page).to_have_url(re.compile(rf"/board/work-points/{PLAN}/35$"))
+    await context.close()
+
+
+async def test_a_person_with_totp_logs_in_changes_the_password_and_logs_out_at_phone_size(
+    stack: Stack, served: Served, browser: Browser
+) -> None:
+    person, _ = await create_person(
+        stack.registry, "zhao.office", "coordinator", display_name="赵督办"
+    )
+    opened = await stack.registry_http.post(
+        "/v1/sessions", json={"username": person.username, "password": person.password}
+    )
+    mine = {"Authorization": f"Bearer {opened.json()['access_token']}"}
+    secret = (await stack.registry_http.post("/v1/me/totp", headers=mine)).json()["secret"]
+    totp = pyotp.TOTP(secret)
+    confirmed = await stack.registry_http.post(
+        "/v1/me/totp/confirm", json={"code": totp.at(stack.clock.now())}, headers=mine
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    stack.clock.advance(timedelta(seconds=30))  # the next code
+
+    context = await browser.new_context(locale="zh-CN", viewport={"width": 390, "height": 844})
+    page = await context.new_page()
+    await page.goto(f"{served.progress}/board/login")
+    await expect(page.locator("form")).to_contain_text("动态验证码")
+    assert await _fits(page)
+    await shot(page, "login-390")
+
+    # A new account's one-time password is replaced on the login form, typed twice.
+    newcomer, one_time = await create_person(
+        stack.registry, "qian.new", "agency", FORESTRY, display_name="钱新", password=None
+    )
+    assert one_time is not None
+    await fill_login(page, newcomer.username, one_time)
+    await expect(page.locator(".error")).to_contain_text("一次性密码")
+    await shot(page, "login-one-time-password-390")
+    await page.get_by_label("一次性密码(或当前密码)").fill(one_time)
+    await page.get_by_label("新密码(至少10个字符)").fill("my own password 1")
+    await page.get_by_label("再次输入新密码").fill("my own password 2")
+    await page.get_by_role("button", name="登录").click()
+    await expect(page.locator(".error")).to_contain_text("两次输入的新密码不一致")
+    await page.get_by_label("一次性密码(或当前密码)").fill(one_time)
+    await page.get_by_label("新密码(至少10个字符)").fill("my own password 1")
+    await page.get_by_label("再次输入新密码").fill("my own password 1")
+    await page.get_by_role("button", name="登录").click()
+    await expect(page).to_have_url(re.compile(rf"/board/plans/{PLAN}$"))
+    await expect(page.locator(".who")).to_contain_text("钱新")
+    # ... and enrols an authenticator app on the board: the secret, then its first code.
+    await page.get_by_role("link", name="身份验证器").click()
+    await page.get_by_role("button", name="开始绑定").click()
+    shown_secret = await page.locator("code.secret").get_attribute("data-secret")
+    assert shown_secret is not None
+    await expect(page.locator("a.otpauth")).to_have_attribute(
+        "href", re.compile(r"^otpauth://totp/.*qian\.new")
+    )
+    assert await _fits(page)
+    await shot(page, "totp-enrol-390")
+    own_code = pyotp.TOTP(shown_secret).at(stack.clock.now())
+    await page.get_by_label("验证码").fill(own_code)
+    await page.get_by_role("button", name="确认绑定").click()
+    await expect(page.locator(".notice")).to_contain_text("已绑定身份验证器")
+    me = await stack.registry_http.post(
+        "/v1/sessions", json={"username": newcomer.username, "password": "my own password 1"}
+    )
+    assert (me.status_code, me.json()["code"]) == (401, "totp_required")
+    await page.get_by_role("button", name="退出登录").click()
+    await expect(page.locator(".notice")).to_have_text("您已退出登录。")
+
+    # Without the code: asked for it; with it: in, and the page says who is logged in.
+    await page.goto(f"{served.progress}/board")
+    await fill_login(page, person.username, person.password)
+    await expect(page.locator(".error")).to_contain_text("6位动态验证码")
+    await shot(page, "login-totp-required-390")
+    await fill_login(page, person.username, person.password, totp=totp.at(stack.clock.now()))
+    await expect(page).to_have_url(re.compile(rf"/board/plans/{PLAN}$"))
+    await expect(page.locator(".who")).to_contain_text("赵督办")
+    await expect(page.locator(".who")).to_contain_text("zhao.office")
+    assert await _fits(page)
+    await shot(page, "board-person-390")
+
+    # The change-password page: a wrong current password is refused, then the change works
+    # and the session goes on with the new password's session.
+    await page.get_by_role("link", name="修改密码").click()
+    await page.get_by_label("当前密码").fill("not the password")
+    await page.get_by_label("新密码", exact=True).fill("a new good password")
+    await page.get_by_label("再次输入新密码").fill("a new good password")
+    await page.get_by_role("button", name="修改密码").click()
+    await expect(page.locator(".error")).to_contain_text("当前密码不正确")
+    await page.get_by_label("当前密码").fill(person.password)
+    await page.get_by_label("新密码", exact=True).fill("a new good password")
+    await page.get_by_label("再次输入新密码").fill("a new good password")
+    await page.get_by_role("button", name="修改密码").click()
+    await expect(page.locator(".notice")).to_contain_text("密码已修改")
+    assert await _fits(page)
+    await shot(page, "password-changed-390")
+    await page.goto(f"{served.progress}/board/plans/{PLAN}")
+    await expect(page.locator("a.cell")).to_have_count(50)
+
+    # The session opened through the API before the change is refused now (once the
+    # registry's revocation went round the broker).
+    async def old_session_refused() -> bool:
+        old = await stack.registry_http.get("/v1/me", headers=mine)
+        return (old.status_code, old.json().get("code")) == (401, "token_revoked")
+
+    await wait_for(old_session_refused, what="the session from before the change to end")
+
+    # Logging out revokes the session: the board asks to log in again.
+    token = next(c["value"] for c in await context.cookies() if c["name"] == "duban_board")
+    await page.get_by_role("button", name="退出登录").click()
+    await expect(page.locator(".notice")).to_have_text("您已退出登录。")
+    await shot(page, "logged-out-390")
+    await page.goto(f"{served.progress}/board/plans/{PLAN}")
+    await expect(page).to_have_url(re.compile(r"/board/login\?"))
+    gone = await stack.registry_http.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert (gone.status_code, gone.json()["code"]) == (401, "token_revoked")
     await context.close()
 
 
@@ -321,7 +464,7 @@ async def test_the_office_decides_a_closure_request_from_the_board(
     await stack.until_applied(done)
     context = await browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900})
     page = await context.new_page()
-    await login(page, served, stack.office)
+    await login(page, served, stack.office_person)
     await expect(page.locator('a.cell[data-number="35"]')).to_have_attribute(
         "data-colour", "review"
     )
@@ -361,11 +504,9 @@ async def test_two_plans_on_the_index_and_the_scorecards_across_plans_at_phone_w
     await stack.until_applied(blocked)
     context = await browser.new_context(locale="zh-CN", viewport={"width": 390, "height": 844})
     page = await context.new_page()
-    await page.goto(f"{served.progress}/board")
-    await page.get_by_label("客户端编号").fill(stack.office.client_id)
-    await page.get_by_label("客户端密钥").fill(stack.office.secret)
-    await page.get_by_role("button", name="登录").click()
-    await expect(page).to_have_url(re.compile(r"/board$"))  # two plans: the index
+    office = stack.office_person
+    await login_as(page, served.progress, office.username, office.password, lands=r"/board$")
+    # two plans: the index
 
     plans = page.locator("li.plan")
     await expect(plans).to_have_count(2)
@@ -418,7 +559,7 @@ async def test_an_extension_requested_on_the_board_and_decided_by_the_office(
     # The lead agency (at a desk) asks for a later due date on the work point page.
     desk = await browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900})
     page = await desk.new_page()
-    await login(page, served, stack.forestry)
+    await login(page, served, stack.forestry_person)
     await page.goto(f"{served.progress}/board/work-points/{PLAN}/35")
     section = page.locator("section#extensions")
     await expect(section).to_contain_text("暂无延期申请")
@@ -451,7 +592,7 @@ async def test_an_extension_requested_on_the_board_and_decided_by_the_office(
     # The office (on a phone) finds it among the plan's pending requests and decides there.
     phone = await browser.new_context(locale="zh-CN", viewport={"width": 390, "height": 844})
     office = await phone.new_page()
-    await login(office, served, stack.office)
+    await login(office, served, stack.office_person)
     await office.get_by_role("link", name="延期申请审批").click()
     await expect(office).to_have_url(re.compile(rf"/board/plans/{PLAN}/extensions$"))
     pending = office.locator('li.extension[data-code="35"]')
@@ -566,7 +707,7 @@ async def test_the_office_makes_a_circular_and_reads_the_audit_trail_on_the_boar
             locale="zh-CN", viewport={"width": width, "height": height}
         )
         page = await context.new_page()
-        await login(page, served, stack.office)
+        await login(page, served, stack.office_person)
         await page.get_by_role("link", name="通报", exact=True).first.click()
         await expect(page).to_have_url(re.compile(rf"/board/plans/{PLAN}/circulars$"))
         before = await page.locator("tr[data-circular]").count()
@@ -640,7 +781,7 @@ async def test_the_office_makes_a_circular_and_reads_the_audit_trail_on_the_boar
     # Agencies get a clear refusal; a registry down leaves the other services' entries shown.
     context = await browser.new_context(locale="zh-CN", viewport={"width": 390, "height": 844})
     page = await context.new_page()
-    await login(page, served, stack.forestry)
+    await login(page, served, stack.forestry_person)
     for path, said in (
         (f"/board/plans/{PLAN}/circulars", "通报仅向"),
         ("/board/audit", "审计日志仅向"),
@@ -652,7 +793,7 @@ async def test_the_office_makes_a_circular_and_reads_the_audit_trail_on_the_boar
     await context.close()
     context = await browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900})
     page = await context.new_page()
-    await login(page, served, stack.office)
+    await login(page, served, stack.office_person)
     stack.progress.settings = stack.progress.settings.model_copy(
         update={"registry_url": "http://127.0.0.1:9"}
     )

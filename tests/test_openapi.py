@@ -45,7 +45,16 @@ async def test_every_service_publishes_a_complete_openapi_document() -> None:
         "PUT /v1/plans/{slug}/work-points/{code}/targets/{position}/shares",
         "GET /v1/agencies/resolve",
         "POST /v1/agencies/{agency_id}/merge",
+        "POST /v1/sessions",
+        "GET /v1/me",
+        "POST /v1/me/password",
+        "POST /v1/accounts",
+        "POST /v1/accounts/{username}/reset-password",
     } <= _ops(documents["registry"])
+    login = documents["registry"]["paths"]["/v1/sessions"]["post"]["responses"]
+    for status, code in (("401", "totp_required"), ("409", "password_change_required")):
+        assert code in _refusal(documents["registry"], "post", "/v1/sessions", status)
+    assert "429" in login
     assert {"POST /v1/events", "GET /v1/work-points/{plan_slug}/{code}/progress"} <= _ops(
         documents["progress"]
     )

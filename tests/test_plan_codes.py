@@ -162,7 +162,7 @@ async def test_a_per_section_plan_is_named_by_codes_in_every_service(
     assert (alert["code"], alert["number"]) == ("2.1", 3)
 
     # The board: the cell shows and links the code, the page names 第2.1项.
-    assert (await board_login(board, stack.office)).status_code == 303
+    assert (await board_login(board, stack.office_person)).status_code == 303
     page = await board.get(f"/board/plans/{SLUG}")
     assert page.status_code == 200, page.text
     assert f'href="/board/work-points/{SLUG}/2.1"' in page.text

@@ -75,7 +75,7 @@ async def test_a_rotated_secret_refuses_the_old_tokens_and_keeps_the_new_ones(
 async def test_logout_revokes_the_session_token_everywhere(
     stack: Stack, board: httpx.AsyncClient
 ) -> None:
-    logged_in = await board_login(board, stack.office)
+    logged_in = await board_login(board, stack.office_person)
     assert logged_in.status_code == 303, logged_in.text
     token = board.cookies[COOKIE]
     assert set((await _answers(stack, token)).values()) == {(200, None)}
@@ -100,6 +100,62 @@ async def test_logout_revokes_the_session_token_everywhere(
         replayed = await replay.get(f"/board/plans/{PLAN}")
     assert replayed.status_code == 303 and "/board/login" in replayed.headers["location"]
     # Logging in again gives a new session.
-    assert (await board_login(board, stack.office)).status_code == 303
+    assert (await board_login(board, stack.office_person)).status_code == 303
     assert board.cookies[COOKIE] != token
     assert LOGIN_COOKIE not in board.cookies  # spent with the login
+
+
+async def test_a_disabled_accounts_sessions_end_everywhere_and_a_reset_ends_the_old_ones(
+    stack: Stack, board: httpx.AsyncClient
+) -> None:
+    forestry = stack.forestry_person
+    assert (await board_login(board, forestry)).status_code == 303
+    on_board = board.cookies[COOKIE]
+    opened = await stack.registry_http.post(
+        "/v1/sessions", json={"username": forestry.username, "password": forestry.password}
+    )
+    api_session = opened.json()["access_token"]
+    for token in (on_board, api_session):
+        assert set((await _answers(stack, token)).values()) == {(200, None)}
+
+    stack.clock.advance(timedelta(seconds=1))
+    office = await stack.auth(stack.office)
+    disabled = await stack.registry_http.post(
+        f"/v1/accounts/{forestry.username}/disable", headers=office
+    )
+    assert disabled.status_code == 200, disabled.text
+    await _until_refused_everywhere(stack, on_board)
+    await _until_refused_everywhere(stack, api_session)
+    page = await board.get(f"/board/plans/{PLAN}")
+    assert page.status_code == 303 and "why=revoked" in page.headers["location"]
+    refused = await board_login(board, forestry)
+    assert refused.status_code == 403 and "该账号已停用" in refused.text
+
+    # Enabled again and reset: the old sessions stay refused, the new login works.
+    stack.clock.advance(timedelta(seconds=1))
+    enabled = await stack.registry_http.post(
+        f"/v1/accounts/{forestry.username}/enable", headers=office
+    )
+    assert enabled.status_code == 200, enabled.text
+    reset = await stack.registry_http.post(
+        f"/v1/accounts/{forestry.username}/reset-password", json={}, headers=office
+    )
+    one_time = reset.json()["one_time_password"]
+    again = await stack.registry_http.post(
+        "/v1/sessions",
+        json={
+            "username": forestry.username,
+            "password": one_time,
+            "new_password": "new password 2024",
+        },
+    )
+    assert again.status_code == 201, again.text
+    fresh = again.json()["access_token"]
+
+    async def fresh_works_old_refused() -> bool:
+        answers = set((await _answers(stack, fresh)).values())
+        return answers == {(200, None)} and set((await _answers(stack, on_board)).values()) == {
+            (401, "token_revoked")
+        }
+
+    await wait_for(fresh_works_old_refused, within=15, what="the new session to work everywhere")

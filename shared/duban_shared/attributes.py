@@ -34,6 +34,10 @@ CLIENT_ID: Final = "duban.client.id"
 CLIENT_ROLE: Final = "duban.client.role"
 """The caller's role: `agency`, `coordinator` or `operator`."""
 
+PERSON: Final = "duban.person"
+"""The username of the person who acts (a personal account's session; absent for machines).
+On the registry's `POST /v1/sessions` span, the username that tried to log in."""
+
 STALL_LEVEL: Final = "duban.stall.level"
 """A stall colour: `red`, `yellow`, `blue` (or `green` once recovered). Spans and metrics."""
 

@@ -474,7 +474,8 @@ def jwks_verifier(settings: AuthSettings, clock: Clock, http: httpx.AsyncClient)
 _bearer = HTTPBearer(
     auto_error=False,
     bearerFormat="JWT",
-    description="An access token from the registry's POST /oauth/token (client credentials).",
+    description="An access token from the registry: POST /oauth/token (a machine's client "
+    "credentials) or POST /v1/sessions (a person's login).",
 )
 
 
@@ -527,6 +528,8 @@ async def current_principal(
     span.set_attribute(attr.CLIENT_ROLE, principal.role)
     if principal.agency_id is not None:
         span.set_attribute(attr.AGENCY_ID, str(principal.agency_id))
+    if principal.person is not None:
+        span.set_attribute(attr.PERSON, principal.person)
     return principal
 
 

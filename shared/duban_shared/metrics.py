@@ -63,6 +63,7 @@ EXTENSION_REQUESTS: Final = "duban.extension_requests"
 ALERT_ACK_DURATION: Final = "duban.alert.acknowledgement.duration"
 RETENTION_PRUNED: Final = "duban.retention.pruned"
 RETENTION_LAST_PRUNE: Final = "duban.retention.last_prune"
+LOGINS: Final = "duban.logins"
 
 PROMETHEUS_CONTENT_TYPE: Final = CONTENT_TYPE_PLAIN_0_0_4
 """The exposition format `/metrics` answers in (Prometheus text 0.0.4)."""
@@ -159,6 +160,12 @@ class ServiceMetrics:
             unit="{row}",
             description="Rows deleted by retention (duban_shared.retention), by table "
             "(db.collection.name).",
+        )
+        self.logins = self.meter.create_counter(
+            LOGINS,
+            unit="{login}",
+            description="People's logins (POST /v1/sessions) by outcome: ok, or the refusal's "
+            "code (invalid_credentials, invalid_totp, totp_required, too_many_attempts, ...).",
         )
         self.consumer_lag = ConsumerLag(self.meter)
         self._cached: list[CachedGauge] = []

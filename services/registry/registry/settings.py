@@ -7,6 +7,9 @@ from pydantic_settings import SettingsConfigDict
 MAX_TOKEN_LIFETIME_SECONDS = 3600
 """No access token lives longer: how long a client's revocation must be remembered."""
 
+MAX_SESSION_HOURS = 20
+"""No person's session lives longer: the revocations topic forgets entries after a day."""
+
 
 class RegistrySettings(ServiceSettings):
     """What the registry needs to run."""
@@ -39,4 +42,22 @@ class RegistrySettings(ServiceSettings):
         default=86400,
         ge=3600,
         description="How long a retired signing key stays in the JWKS (and is accepted).",
+    )
+    session_hours: float = Field(
+        default=10,
+        gt=0,
+        le=MAX_SESSION_HOURS,
+        description="How long a person's session (POST /v1/sessions) lasts: a working day.",
+    )
+    lockout_failures: int = Field(
+        default=5,
+        ge=1,
+        le=100,
+        description="Wrong passwords or TOTP codes in a row that lock a personal account.",
+    )
+    lockout_minutes: float = Field(
+        default=15,
+        gt=0,
+        le=24 * 60,
+        description="How long a personal account stays locked after too many failures.",
     )

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from urllib.parse import quote
 
 import httpx
 from progress.api.board.session import COOKIE, LOGIN_COOKIE
 from progress.main import create_app as progress_app
 
-from tests.stack import Stack, board_login
+from tests.stack import PLAN, Stack, board_login
 
 
 def _code(page: httpx.Response) -> str | None:
@@ -26,8 +27,8 @@ async def _csrf(board: httpx.AsyncClient) -> str:
 
 
 async def test_the_login_form_needs_its_csrf_token(stack: Stack, board: httpx.AsyncClient) -> None:
-    office = stack.office
-    fields = {"client_id": office.client_id, "client_secret": office.secret}
+    office = stack.office_person
+    fields = {"username": office.username, "password": office.password}
     # A form posted from another site has neither the login cookie nor its token.
     forged = await board.post("/board/login", data=fields)
     assert (forged.status_code, _code(forged)) == (403, "csrf_failed")
@@ -45,50 +46,74 @@ async def test_the_login_form_needs_its_csrf_token(stack: Stack, board: httpx.As
     assert board.cookies[COOKIE]
 
 
-async def test_failed_logins_are_throttled_before_the_registry_is_asked(
+async def test_failed_logins_are_throttled_before_the_registry_is_asked_and_lock_the_account(
     stack: Stack, board: httpx.AsyncClient
 ) -> None:
-    forestry = stack.forestry
+    forestry = stack.forestry_person
     csrf = await _csrf(board)
 
-    async def attempt(secret: str) -> httpx.Response:
+    async def attempt(username: str, password: str) -> httpx.Response:
         return await board.post(
-            "/board/login",
-            data={"csrf": csrf, "client_id": forestry.client_id, "client_secret": secret},
+            "/board/login", data={"csrf": csrf, "username": username, "password": password}
         )
 
+    # 1. The board's own throttle: after 5 free failures a username and an address must wait,
+    #    and are refused without asking the registry (an unknown username fails alike).
     for _ in range(5):
-        assert _code(await attempt("dcs_wrong")) == "login_failed"
-    assert _code(await attempt("dcs_wrong")) == "login_failed"  # the sixth: now 1 s to wait
+        assert _code(await attempt("nobody.here", "wrong password")) == "invalid_credentials"
+    assert _code(await attempt("nobody.here", "wrong password")) == "invalid_credentials"
     asked = stack.registry_link.requests
     for _ in range(300):
-        throttled = await attempt(forestry.secret)
+        throttled = await attempt("nobody.here", "wrong password")
         assert (throttled.status_code, _code(throttled)) == (429, "too_many_attempts")
     assert throttled.headers["retry-after"] == "1"
     assert "秒后再试" in throttled.text
     assert stack.registry_link.requests == asked  # refused without asking the registry
-
     stack.clock.advance(timedelta(seconds=1))
-    assert _code(await attempt("dcs_wrong")) == "login_failed"
-    throttled = await attempt(forestry.secret)
+    assert _code(await attempt("nobody.here", "wrong password")) == "invalid_credentials"
+    throttled = await attempt("nobody.here", "wrong password")
     assert (throttled.status_code, throttled.headers["retry-after"]) == (429, "2")
-    stack.clock.advance(timedelta(seconds=2))
-    assert (await attempt(forestry.secret)).status_code == 303
+
+    # 2. The registry's lockout: 5 wrong passwords in a row lock the account
+    #    (DUBAN_REGISTRY_LOCKOUT_FAILURES) for 15 minutes, the right password included.
+    stack.clock.advance(timedelta(minutes=16))  # the board's throttle forgot the failures
+    for _ in range(5):
+        assert _code(await attempt(forestry.username, "wrong password")) == "invalid_credentials"
+    locked = await attempt(forestry.username, forestry.password)
+    assert (locked.status_code, _code(locked)) == (429, "too_many_attempts")
+    assert int(locked.headers["retry-after"]) > 800  # about 15 minutes
+    stack.clock.advance(timedelta(minutes=15))
+    assert (await attempt(forestry.username, forestry.password)).status_code == 303
 
 
 async def test_secrets_in_the_login_url_are_refused(stack: Stack, board: httpx.AsyncClient) -> None:
-    office = stack.office
-    shown = await board.get("/board/login", params={"client_secret": office.secret})
+    office = stack.office_person
+    shown = await board.get("/board/login", params={"password": office.password})
     assert (shown.status_code, _code(shown)) == (400, "credentials_in_query")
-    assert office.secret not in shown.text
+    assert office.password not in shown.text
     csrf = await _csrf(board)
     asked = stack.registry_link.requests
     posted = await board.post(
         "/board/login",
-        params={"client_id": office.client_id, "client_secret": office.secret},
-        data={"csrf": csrf, "client_id": office.client_id, "client_secret": office.secret},
+        params={"username": office.username, "password": office.password},
+        data={"csrf": csrf, "username": office.username, "password": office.password},
     )
     assert (posted.status_code, _code(posted)) == (400, "credentials_in_query")
+    assert stack.registry_link.requests == asked and COOKIE not in board.cookies
+
+
+async def test_an_api_clients_secret_does_not_log_in_to_the_board(
+    stack: Stack, board: httpx.AsyncClient
+) -> None:
+    office = stack.office
+    csrf = await _csrf(board)
+    asked = stack.registry_link.requests
+    refused = await board.post(
+        "/board/login",
+        data={"csrf": csrf, "client_id": office.client_id, "client_secret": office.secret},
+    )
+    assert (refused.status_code, _code(refused)) == (400, "client_login_refused")
+    assert "仅供系统对接使用" in refused.text and "个人账号" in refused.text
     assert stack.registry_link.requests == asked and COOKIE not in board.cookies
 
 
@@ -99,7 +124,7 @@ def _set_cookies(response: httpx.Response) -> dict[str, str]:
 async def test_cookies_are_secure_whenever_the_request_came_over_https(
     stack: Stack, board: httpx.AsyncClient
 ) -> None:
-    office = stack.office
+    office = stack.office_person
     # Plain HTTP (make up on loopback): no Secure flag, or the browser would drop the cookie.
     plain = await board_login(board, office)
     assert plain.status_code == 303
@@ -134,19 +159,63 @@ async def test_cookies_are_secure_whenever_the_request_came_over_https(
         assert found is not None
         csrf = found.group(1)
 
-        async def post(client_id: str, client_secret: str) -> httpx.Response:
+        async def post(username: str, password: str) -> httpx.Response:
             return await trusted.post(
                 "/board/login",
-                data={"csrf": csrf, "client_id": client_id, "client_secret": client_secret},
+                data={"csrf": csrf, "username": username, "password": password},
                 headers={"Cookie": f"{LOGIN_COOKIE}={secret}"},
             )
 
-        done = await post(office.client_id, office.secret)
+        done = await post(office.username, office.password)
         assert done.status_code == 303, done.text
         assert "; secure" in _set_cookies(done)[COOKIE].lower()
         # ... and failed logins count against the browser's address, not the proxy's.
         for n in range(6):
-            assert _code(await post(f"agency-{n:016x}", "dcs_wrong")) == "login_failed"
+            assert _code(await post(f"nobody{n}", "wrong password")) == "invalid_credentials"
     throttle = stack.progress.login_throttle
     assert throttle.wait("address:203.0.113.7") > 0
     assert throttle.wait("address:127.0.0.1") == 0.0
+
+
+async def test_an_expired_session_returns_to_the_page_after_logging_in_again(
+    stack: Stack, board: httpx.AsyncClient
+) -> None:
+    forestry = stack.forestry_person
+    assert (await board_login(board, forestry)).status_code == 303
+    page = f"/board/work-points/{PLAN}/35"
+    assert (await board.get(page)).status_code == 200
+    stack.clock.advance(timedelta(hours=10, minutes=1))  # past a working day (and the leeway)
+
+    # A page: back to it after the login, with the reason in Chinese.
+    expired = await board.get(page)
+    assert expired.status_code == 303
+    location = expired.headers["location"]
+    assert location == f"/board/login?why=expired&next={quote(page, safe='')}"
+    shown = await board.get(location)
+    assert "登录已过期,请重新登录。" in shown.text and f'value="{page}"' in shown.text
+    # A form sent from a page: back to that page, and told that nothing was saved.
+    sent = await board.post(
+        f"{page}/notices", data={"csrf": "x"}, headers={"Referer": f"http://test{page}"}
+    )
+    assert sent.status_code == 303
+    assert sent.headers["location"] == f"/board/login?why=expired-form&next={quote(page, safe='')}"
+    assert "提交的内容没有保存" in (await board.get(sent.headers["location"])).text
+    # Another site's page is never where the login goes back to.
+    foreign = await board.post(
+        f"{page}/notices", data={}, headers={"Referer": "http://evil.example/board/x"}
+    )
+    assert foreign.headers["location"].endswith("next=%2Fboard")
+
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', shown.text)
+    assert csrf is not None
+    again = await board.post(
+        "/board/login",
+        data={
+            "csrf": csrf.group(1),
+            "username": forestry.username,
+            "password": forestry.password,
+            "next": page,
+        },
+    )
+    assert (again.status_code, again.headers["location"]) == (303, page)
+    assert (await board.get(page)).status_code == 200

@@ -378,7 +378,7 @@ async def test_the_board_lists_circulars_with_download_links(
     stack: Stack, board: httpx.AsyncClient
 ) -> None:
     circular = await _circular(stack)
-    login = await board_login(board, stack.office)
+    login = await board_login(board, stack.office_person)
     assert login.status_code in (302, 303), login.text
     page = await board.get(f"/board/plans/{PLAN}")
     assert page.status_code == 200
@@ -392,7 +392,7 @@ async def test_the_board_lists_circulars_with_download_links(
 
     await board.post("/board/logout")
     board.cookies.clear()
-    await board_login(board, stack.forestry)
+    await board_login(board, stack.forestry_person)
     page = await board.get(f"/board/plans/{PLAN}")
     assert "通报" not in page.text  # an agency sees no circular
     assert (await board.get(link)).status_code == 403

@@ -7,7 +7,7 @@ import sys
 
 from duban_shared.cli import PruneJob, add_migrate, add_prune, add_serve
 
-from registry.cli import clients, plans
+from registry.cli import accounts, clients, plans
 from registry.cli.common import MIGRATIONS, PROG
 from registry.settings import RegistrySettings
 
@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     plans.add_commands(sub)
     clients.add_commands(sub)
+    accounts.add_commands(sub)
     add_migrate(sub, "registry", MIGRATIONS, lambda: RegistrySettings().database_url)
     add_serve(sub, "registry.main:create_app", 8001)
     add_prune(sub, PROG, _prune_job)

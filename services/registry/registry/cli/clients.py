@@ -25,7 +25,7 @@ from registry.use_cases.keys import rotate_signing_key
 T = TypeVar("T")
 
 
-def _run(work: Callable[[Context], Awaitable[T]]) -> T:
+def run(work: Callable[[Context], Awaitable[T]]) -> T:
     """Run use cases on the registry database; a refusal exits with its code and message."""
     try:
         return run_use_case(work)
@@ -61,7 +61,7 @@ def cmd_create_client(args: argparse.Namespace) -> int:
     if args.role == "agency" and wanted_id is None and not args.agency_name:
         raise SystemExit(f"{PROG}: an agency client needs --agency-name or --agency-id")
 
-    issued, name = _run(
+    issued, name = run(
         lambda ctx: clients.create_client(
             ctx,
             role=args.role,
@@ -77,14 +77,14 @@ def cmd_create_client(args: argparse.Namespace) -> int:
 def cmd_rotate_client(args: argparse.Namespace) -> int:
     """Give a client a new secret and print it (the old one stops working)."""
 
-    _print_secret(*_run(lambda ctx: clients.rotate_client(ctx, args.client_id)))
+    _print_secret(*run(lambda ctx: clients.rotate_client(ctx, args.client_id)))
     return 0
 
 
 def cmd_revoke_client(args: argparse.Namespace) -> int:
     """Revoke a client: it gets no new tokens, and its tokens are refused everywhere."""
 
-    revoked, _ = _run(lambda ctx: clients.revoke_client(ctx, args.client_id))
+    revoked, _ = run(lambda ctx: clients.revoke_client(ctx, args.client_id))
     revoked_at = revoked.revoked_at
     when = revoked_at.isoformat() if revoked_at else "?"
     print(
@@ -97,7 +97,7 @@ def cmd_revoke_client(args: argparse.Namespace) -> int:
 def cmd_list_clients(_args: argparse.Namespace) -> int:
     """Print every API client, one per line (no secrets)."""
 
-    rows = _run(clients.list_clients)
+    rows = run(clients.list_clients)
     print("client_id\trole\tagency\tlabel\tcreated_at\tlast_used_at\tstate")
     for client, name in rows:
         state = "revoked" if client.revoked_at else "active"
@@ -113,7 +113,7 @@ def cmd_rotate_key(_args: argparse.Namespace) -> int:
     """Make a new token signing key and retire the current one."""
     retention = timedelta(seconds=RegistrySettings().retired_key_retention_seconds)
 
-    kid = _run(lambda ctx: rotate_signing_key(ctx, retention))
+    kid = run(lambda ctx: rotate_signing_key(ctx, retention))
     print(
         f"signing key {kid} is active; retired keys stay in the JWKS for "
         f"{retention.total_seconds() / 3600:g} h (services pick the new key up within a minute)"

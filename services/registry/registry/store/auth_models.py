@@ -55,3 +55,37 @@ class SigningKey(RegistryBase, table=True):
     public_jwk: dict[str, Any] = Field(sa_type=JSON)
     created_at: datetime = utc_column()
     retired_at: datetime | None = utc_column(nullable=True, index=True)
+
+
+class Account(RegistryBase, table=True):
+    """A person's account: office staff (coordinator, operator) or an agency's staff.
+
+    Only an argon2id hash of the password is stored. `sessions_from` is when the account's
+    sessions last had to end (created, password set or reset, enabled again): a token issued
+    before it is refused (its `secret_at`). The TOTP secret, once confirmed, is as sensitive as
+    the database holding it (like the signing keys).
+    """
+
+    __tablename__ = "account"
+    __table_args__ = (
+        CheckConstraint("role IN ('agency', 'coordinator', 'operator')", name="ck_account_role"),
+        CheckConstraint("(role = 'agency') = (agency_id IS NOT NULL)", name="ck_account_agency"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    username: str = Field(max_length=32, unique=True, index=True)
+    display_name: str = Field(max_length=60)
+    role: str = Field(max_length=16)
+    agency_id: uuid.UUID | None = Field(default=None, foreign_key="agency.id", index=True)
+    password_hash: str = Field(max_length=255)
+    must_change_password: bool = Field(default=False)
+    password_changed_at: datetime = utc_column()
+    sessions_from: datetime = utc_column()
+    totp_secret: str | None = Field(default=None, max_length=64)
+    totp_pending_secret: str | None = Field(default=None, max_length=64)
+    totp_last_step: int | None = Field(default=None)
+    failed_logins: int = Field(default=0)
+    locked_until: datetime | None = utc_column(nullable=True)
+    disabled_at: datetime | None = utc_column(nullable=True)
+    created_at: datetime = utc_column()
+    last_login_at: datetime | None = utc_column(nullable=True)

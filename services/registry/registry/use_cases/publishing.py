@@ -163,17 +163,23 @@ def _queue_revocation(session: AsyncSession, revocation: Revocation, now: dateti
 
 
 def revoke_client_tokens(
-    session: AsyncSession, client_id: str, reason: Literal["revoked", "rotated"], now: datetime
+    session: AsyncSession,
+    client_id: str,
+    reason: Literal["revoked", "rotated"],
+    now: datetime,
+    *,
+    lifetime: timedelta = timedelta(seconds=MAX_TOKEN_LIFETIME_SECONDS),
 ) -> Revocation:
-    """Refuse the tokens a client holds now: every one (revoked) or its old secret's (rotated).
-    They all expire within the longest token lifetime."""
+    """Refuse the tokens a client (or a person's account, `person:<username>`) holds now:
+    every one (revoked) or its old secret's (rotated). They all expire within `lifetime`, the
+    longest a token of theirs lives."""
     revocation = Revocation(
         event_id=uuid.uuid4(),
         occurred_at=now,
         kind=RevocationKind.CLIENT,
         reason=reason,
         client_id=client_id,
-        expires_at=now + timedelta(seconds=MAX_TOKEN_LIFETIME_SECONDS),
+        expires_at=now + lifetime,
     )
     return _queue_revocation(session, revocation, now)
 

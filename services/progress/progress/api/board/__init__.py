@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from progress.api.board import audit, circulars, extensions, login, notices, pages
+from progress.api.board import account, audit, circulars, extensions, login, notices, pages
 
 router = APIRouter()
 router.include_router(login.router)
+router.include_router(account.router)
 router.include_router(pages.router)
 router.include_router(notices.router)
 router.include_router(extensions.router)

@@ -1,12 +1,15 @@
-"""Who is looking at the board: login with an API client's credentials, the token cookie, CSRF.
+"""Who is looking at the board: a person's login, the token cookie, CSRF.
 
-The board holds no password of its own: a person logs in with the client id and secret of the
-coordinating office's or an agency system's API client (`duban-registry create-client`).
-Progress exchanges them at the registry's `POST /oauth/token`, verifies the token as every
-request's token is verified, and keeps it in an HttpOnly, SameSite=Lax cookie, Secure whenever
-the request came over HTTPS (directly, or per X-Forwarded-Proto from a trusted proxy) and always
-in production. When the token expires (10 minutes by default) the next page asks to log in
-again; logging out revokes the token at the registry, so no service accepts it afterwards.
+The board holds no password of its own: a person logs in with their personal account's
+username, password and, when enrolled, TOTP code (`duban-registry create-account`, or the
+office's `POST /v1/accounts`). Progress opens a session at the registry's `POST /v1/sessions`,
+verifies the token as every request's token is verified, and keeps it in an HttpOnly,
+SameSite=Lax cookie, Secure whenever the request came over HTTPS (directly, or per
+X-Forwarded-Proto from a trusted proxy) and always in production. API clients' secrets are for
+machines only: the board refuses them. When the session ends (a working day,
+DUBAN_REGISTRY_SESSION_HOURS) or is revoked, the next page asks to log in again and comes back
+to that page afterwards; logging out revokes the token at the registry, so no service accepts
+it afterwards.
 
 Every form carries a CSRF token derived from a secret another site can neither read nor guess:
 the session's access token once logged in, and before that a random value in a short-lived
@@ -20,10 +23,11 @@ import hmac
 import logging
 import secrets
 from dataclasses import dataclass
-from typing import Annotated
-from urllib.parse import parse_qs, urlencode
+from typing import Annotated, Any
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
+import jwt
 from duban_shared.auth import AuthError, Principal, TokenVerifier
 from fastapi import Depends, HTTPException, Request, Response
 
@@ -40,15 +44,26 @@ WHY = {  # ?why= on the login page, and what it says
     "invalid": "登录状态无效,请重新登录。",
     "login": "请先登录。",
     "logout": "您已退出登录。",
+    "revoked": "您的登录已失效(已在别处退出、密码已修改或账号已停用),请重新登录。",
+    "expired-form": "登录已过期,刚才提交的内容没有保存。请重新登录,再提交一次。",
+    "revoked-form": "您的登录已失效,刚才提交的内容没有保存。请重新登录,再提交一次。",
 }
 
 
 @dataclass(frozen=True)
 class BoardUser:
-    """A logged-in person: the API client whose token the cookie holds."""
+    """A logged-in person: the account whose session token the cookie holds."""
 
     principal: Principal
     token: str
+
+    @property
+    def name(self) -> str:
+        """The person's name to show (the token's `name` claim, else the username); the token
+        was verified before this user was made."""
+        claims = jwt.decode(self.token, options={"verify_signature": False})
+        name = claims.get("name")
+        return str(name) if isinstance(name, str) and name else (self.principal.person or "")
 
     @property
     def csrf(self) -> str:
@@ -117,10 +132,24 @@ def safe_next(target: str | None) -> str:
 
 
 def login_redirect(request: Request, why: str) -> HTTPException:
-    """A 303 to the login page that comes back to this page afterwards."""
-    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    """A 303 to the login page that comes back to this page afterwards. A form sent with a
+    session that has just ended comes back to the page the form was on (its Referer, a board
+    page of this site), and the login page says that what was sent was not saved."""
+    if request.method in ("GET", "HEAD"):
+        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    else:
+        here = _form_page(request)
+        why = f"{why}-form" if why in ("expired", "revoked") else why
     query = urlencode({"why": why, "next": safe_next(here)})
     return HTTPException(303, headers={"Location": f"{LOGIN_PATH}?{query}"})
+
+
+def _form_page(request: Request) -> str:
+    """The board page a form was sent from (the Referer of this site), else the board."""
+    referer = urlsplit(request.headers.get("referer", ""))
+    if referer.netloc and referer.netloc != request.url.netloc:
+        return HOME_PATH
+    return referer.path + (f"?{referer.query}" if referer.query else "")
 
 
 async def board_user(request: Request) -> BoardUser:
@@ -134,9 +163,8 @@ async def board_user(request: Request) -> BoardUser:
     except AuthError as exc:
         if exc.status != 401:  # e.g. the registry's keys cannot be fetched: not the user's fault
             raise HTTPException(exc.status, exc.message) from None
-        raise login_redirect(
-            request, "expired" if exc.code == "token_expired" else "invalid"
-        ) from None
+        why = {"token_expired": "expired", "token_revoked": "revoked"}.get(exc.code, "invalid")
+        raise login_redirect(request, why) from None
     return BoardUser(principal, token)
 
 
@@ -150,58 +178,130 @@ async def form_fields(request: Request) -> dict[str, str]:
 
 
 class LoginFailed(Exception):
-    """Credentials the registry refused, or a registry that did not answer; says so in Chinese."""
+    """A login the registry refused, or a registry that did not answer; says so in Chinese,
+    with the registry's code (`login_failed` when it did not answer)."""
 
-    def __init__(self, message: str, *, refused: bool = False) -> None:
+    def __init__(self, message: str, *, code: str = "login_failed", refused: bool = False) -> None:
         super().__init__(message)
+        self.code = code
         self.refused = refused  # the credentials were wrong (counts as a failed attempt)
 
 
 class LoginThrottled(Exception):
-    """The registry asks this client or address to wait (429) before trying again."""
+    """The registry asks this person or address to wait (429) before trying again."""
 
     def __init__(self, seconds: float) -> None:
         super().__init__(f"retry in {seconds:.0f}s")
         self.seconds = seconds
 
 
-async def exchange(
+UNAVAILABLE = "登录服务(注册中心)暂不可用,请稍后再试。"
+LOGIN_REFUSALS = {  # the registry's codes for POST /v1/sessions, and what the board says
+    "invalid_credentials": "用户名或密码不正确,请核对后重试。",
+    "invalid_totp": "动态验证码不正确或已使用过,请等待身份验证器显示下一个验证码后重试。",
+    "totp_required": "该账号已绑定身份验证器,请填写6位动态验证码。",
+    "account_disabled": "该账号已停用;如需恢复,请联系督办办公室。",
+    "password_change_required": "您使用的是一次性密码,请设置新密码后登录。",
+    "invalid_request": "请检查填写的内容:动态验证码为6位数字。",
+}
+COUNTED = frozenset({"invalid_credentials", "invalid_totp"})
+
+
+@dataclass(frozen=True)
+class Session:
+    """A person's session from the registry: the token and how long it lasts."""
+
+    token: str
+    seconds: int
+
+
+async def registry_post(
     http: httpx.AsyncClient,
-    registry_url: str,
-    client_id: str,
-    secret: str,
+    url: str,
+    body: dict[str, str],
     *,
     source: str | None = None,
-) -> tuple[str, int]:
-    """Trade client credentials for an access token at the registry; (token, seconds valid).
-    `source`, the browser's address, goes as X-Forwarded-For: the registry throttles by it when
-    it trusts progress as a proxy (DUBAN_TRUSTED_PROXIES)."""
+    token: str | None = None,
+) -> dict[str, Any]:
+    """POST JSON to the registry for a person (a login, or with the session's token); the
+    answer's JSON, or LoginThrottled (429), or LoginFailed with the registry's code and a
+    Chinese message."""
+    headers = {"X-Forwarded-For": source} if source else {}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     try:
-        response = await http.post(
-            f"{registry_url}/oauth/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": client_id,
-                "client_secret": secret,
-            },
-            headers={"X-Forwarded-For": source} if source else None,
-        )
+        response = await http.post(url, json=body, headers=headers)
     except httpx.HTTPError as exc:
-        log.warning("board login: registry at %s unreachable: %r", registry_url, exc)
-        raise LoginFailed("登录服务(注册中心)暂不可用,请稍后再试。") from None
+        log.warning("board: registry at %s unreachable: %r", url, exc)
+        raise LoginFailed(UNAVAILABLE) from None
     if response.status_code == 429:
         try:
             seconds = float(response.headers.get("retry-after", "60"))
         except ValueError:
             seconds = 60.0
         raise LoginThrottled(seconds)
-    if response.status_code in (400, 401):
-        raise LoginFailed("客户端编号或密钥不正确,或该客户端已停用。请核对后重试。", refused=True)
-    if response.status_code != 200:
-        log.warning("board login: registry answered %s", response.status_code)
-        raise LoginFailed("登录服务(注册中心)暂不可用,请稍后再试。")
-    body = response.json()
-    return str(body["access_token"]), int(body.get("expires_in", 600))
+    if response.status_code in (401, 403, 409, 422):
+        try:
+            answer = response.json()
+            code, message = str(answer.get("code")), str(answer.get("message"))
+        except ValueError:
+            code, message = "login_failed", UNAVAILABLE
+        raise LoginFailed(
+            LOGIN_REFUSALS.get(code, message),
+            code=code,
+            refused=code in COUNTED,
+        )
+    if response.status_code not in (200, 201):
+        log.warning("board: the registry answered %s to %s", response.status_code, url)
+        raise LoginFailed(UNAVAILABLE)
+    answer = response.json()
+    return answer if isinstance(answer, dict) else {}
+
+
+async def _registry_call(
+    http: httpx.AsyncClient,
+    url: str,
+    body: dict[str, str],
+    *,
+    source: str | None = None,
+    token: str | None = None,
+) -> Session:
+    answer = await registry_post(http, url, body, source=source, token=token)
+    return Session(str(answer["access_token"]), int(answer.get("expires_in", 600)))
+
+
+async def exchange(
+    http: httpx.AsyncClient,
+    registry_url: str,
+    username: str,
+    password: str,
+    *,
+    totp: str | None = None,
+    new_password: str | None = None,
+    source: str | None = None,
+) -> Session:
+    """Log a person in at the registry (POST /v1/sessions). `source`, the browser's address,
+    goes as X-Forwarded-For: the registry throttles by it when it trusts progress as a proxy
+    (DUBAN_TRUSTED_PROXIES)."""
+    body = {"username": username, "password": password}
+    if totp:
+        body["totp"] = totp
+    if new_password:
+        body["new_password"] = new_password
+    return await _registry_call(http, f"{registry_url}/v1/sessions", body, source=source)
+
+
+async def change_password(
+    http: httpx.AsyncClient, registry_url: str, token: str, current: str, new: str
+) -> Session:
+    """Change the logged-in person's password at the registry (POST /v1/me/password): their
+    other sessions end, and this one is replaced by the new session the registry answers."""
+    return await _registry_call(
+        http,
+        f"{registry_url}/v1/me/password",
+        {"current_password": current, "new_password": new},
+        token=token,
+    )
 
 
 def set_session(response: Response, token: str, seconds: int, *, secure: bool) -> None:
