@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Protocol
 
@@ -119,11 +120,23 @@ async def metrics(request: Request) -> Response:
 
 
 class BodyLimit:
-    """Refuse request bodies over a size before they are read (413), or of unknown size (411)."""
+    """Refuse request bodies over a size before they are read (413), or of unknown size (411).
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    `larger` raises the limit for paths that match a pattern (e.g. a form with files)."""
+
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, larger: Sequence[tuple[str, int]] = ()
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = [(re.compile(pattern), limit) for pattern, limit in larger]
+
+    def limit(self, path: str) -> int:
+        """The body limit of a path."""
+        for pattern, limit in self.larger:
+            if pattern.fullmatch(path):
+                return limit
+        return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Check the declared length of a request with a body, then pass it on."""
@@ -145,14 +158,15 @@ class BodyLimit:
                     ),
                 )
                 return
-            if declared is not None and int(declared) > self.max_bytes:
+            limit = self.limit(scope["path"])
+            if declared is not None and int(declared) > limit:
                 await refuse(
                     send,
                     ApiError(
                         413,
                         "body_too_large",
                         f"The body has {int(declared)} bytes; this service accepts at most "
-                        f"{self.max_bytes}. Split it into smaller requests.",
+                        f"{limit}. Split it into smaller requests.",
                     ),
                 )
                 return
@@ -231,10 +245,12 @@ def service_app(
     *,
     owned: bool,
     max_body_bytes: int = 64 * 1024,
+    larger_bodies: Sequence[tuple[str, int]] = (),
     trusted_proxies: list[str] | None = None,
 ) -> FastAPI:
     """Build a service's app; an owned service is started and closed with the app, and is then
-    its process's service (`settle_heap` after it started). `X-Forwarded-Proto` and
+    its process's service (`settle_heap` after it started). `larger_bodies`: (path pattern,
+    bytes) for the routes that take more than `max_body_bytes`. `X-Forwarded-Proto` and
     `X-Forwarded-For` are believed from `trusted_proxies` only (DUBAN_TRUSTED_PROXIES)."""
 
     @asynccontextmanager
@@ -270,7 +286,7 @@ def service_app(
     # Outermost first: the size is checked before the body is read, and JSON is checked strictly
     # (duban_shared.inputs) before any route parses it.
     app.add_middleware(StrictJsonBody)
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes, larger=larger_bodies)
     FastAPIInstrumentor.instrument_app(
         app,
         tracer_provider=service.tracer_provider,

@@ -20,6 +20,7 @@ from fastapi import APIRouter, FastAPI
 from opentelemetry.sdk.trace import TracerProvider
 
 from progress.api import router
+from progress.api.board.reports import REPORT_FORM_PATH
 from progress.consumers import StatusConsumer, WorkPointConsumer
 from progress.domain.circulars import Kind
 from progress.service import SERVICE, ProgressService, dead_letter_sink
@@ -151,6 +152,7 @@ def create_app(service: ProgressService | None = None) -> FastAPI:
         router,
         owned=owned,
         max_body_bytes=service.settings.max_body_bytes,
+        larger_bodies=[(REPORT_FORM_PATH, service.settings.report_form_max_bytes)],
         trusted_proxies=service.settings.trusted_proxy_list,
     )
 

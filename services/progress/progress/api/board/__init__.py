@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from progress.api.board import login, notices, pages
+from progress.api.board import login, notices, pages, reports
 
 router = APIRouter()
 router.include_router(login.router)
 router.include_router(pages.router)
 router.include_router(notices.router)
+router.include_router(reports.router)
