@@ -570,7 +570,11 @@ async def test_a_forestry_person_reports_on_35_from_the_form(
 async def test_the_office_pages_pass_the_accessibility_check(
     stack: Stack, served: Served, browser: Browser, axe: str, viewport: str
 ) -> None:
-    """The login page, the board, a work point, the scorecards and the alerts, as the office."""
+    """The login page, the board, a work point, the scorecards and the alerts, as the office,
+    with a red work point and its alert on them."""
+    blocked = await stack.post_event(stack.forestry, 35, "blocked", percent=40, note="用地未批")
+    await stack.until_applied(blocked)
+    await until_alerted(stack, 35)
     phone = viewport == "phone"
     context = await browser.new_context(locale="zh-CN", viewport=VIEWPORTS[viewport])  # type: ignore[arg-type]
     page = await context.new_page()
