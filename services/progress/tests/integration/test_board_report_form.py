@@ -96,6 +96,8 @@ async def test_a_person_reports_from_the_form_with_evidence_once_though_it_is_se
     files = [
         ("evidence_files", ("现场照片.png", PNG, "image/png")),
         ("evidence_files", ("进展报告.docx", docx, "application/octet-stream")),
+        # larger than the API's 1 MiB body limit: the form's route takes its files
+        ("evidence_files", ("验收报告.pdf", PDF + b"0" * (3 << 19), "application/pdf")),
     ]
     sent = await http.post(FORM, data=fields, files=files, headers=person)
     assert sent.status_code == 303, sent.text
@@ -117,10 +119,10 @@ async def test_a_person_reports_from_the_form_with_evidence_once_though_it_is_se
     assert row.note == "已完成林分优化提升8.2万亩"
     link, *kept = row.evidence
     assert link == "https://lyj.zhaoqing.gov.cn/reports/2024-09.pdf"
-    assert len(kept) == 2
+    assert len(kept) == 3
     assert all(
         re.fullmatch(
-            rf"http://[^/]+/board/evidence/{stack.forestry_id}/[0-9a-f]{{64}}\.(png|docx)", u
+            rf"http://[^/]+/board/evidence/{stack.forestry_id}/[0-9a-f]{{64}}\.(png|docx|pdf)", u
         )
         for u in kept
     ), kept
@@ -140,6 +142,12 @@ async def test_a_person_reports_from_the_form_with_evidence_once_though_it_is_se
     assert mine.status_code == 200 and mine.content == docx
     assert mine.headers["content-type"].startswith("application/vnd.openxmlformats")
     assert mine.headers["content-disposition"].startswith("attachment")
+    pdf_url = next(u for u in kept if u.endswith(".pdf"))
+    pdf = await http.get("/" + pdf_url.split("/", 3)[3], headers=person)
+    assert pdf.status_code == 200 and len(pdf.content) == len(PDF) + (3 << 19)
+    assert pdf.headers["content-type"] == "application/pdf"
+    assert pdf.headers["content-disposition"].startswith("inline")
+    assert "sandbox" in pdf.headers["content-security-policy"]
     office = await http.get(path, headers=await cookie_of(stack, await stack.token(stack.office)))
     assert office.status_code == 200 and office.content == docx
     stranger = await stack.client_for("市公安局")
