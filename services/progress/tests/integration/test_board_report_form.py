@@ -12,6 +12,8 @@ import zipfile
 from pathlib import Path
 
 from docx import Document
+from duban_shared import attributes as attr
+from opentelemetry.trace import SpanKind
 from progress.api.board.session import COOKIE, csrf_token
 from progress.store.models import StatusReport
 from sqlmodel import col, func, select
@@ -129,6 +131,21 @@ async def test_a_person_reports_from_the_form_with_evidence_once_though_it_is_se
     async with stack.progress.sessions() as session:
         count = select(func.count()).where(col(StatusReport.event_id) == event_id)
         assert (await session.exec(count)).one() == 1
+
+    # Traced as an API report is: the form's request span carries the work point, and the
+    # status event is produced in its trace.
+    servers = [
+        s
+        for s in stack.spans.all()
+        if s.kind == SpanKind.SERVER
+        and s.attributes
+        and s.attributes.get(attr.WORK_POINT_ID) == f"{PLAN}/35"
+        and s.name.endswith("/report")
+    ]
+    assert servers, [s.name for s in stack.spans.all() if s.kind == SpanKind.SERVER]
+    assert servers[0].context is not None
+    in_trace = stack.spans.in_trace(servers[0].context.trace_id)
+    assert any(s.kind == SpanKind.PRODUCER for s in in_trace), [s.name for s in in_trace]
 
     # The timeline names the person.
     page = await http.get(f"/board/work-points/{PLAN}/35", headers=person)
