@@ -11,10 +11,12 @@ import uuid
 import zipfile
 from pathlib import Path
 
+import httpx
 from docx import Document
 from duban_shared import attributes as attr
 from opentelemetry.trace import SpanKind
 from progress.api.board.session import COOKIE, csrf_token
+from progress.main import create_app as progress_app
 from progress.store.models import StatusReport
 from sqlmodel import col, func, select
 
@@ -233,6 +235,23 @@ async def test_the_form_says_what_is_wrong_next_to_each_field_in_chinese(
     assert 'data-code="event_id_reused"' in reused.text
     assert "这份表单已经提交过" in reused.text
     assert hidden(reused.text, "event_id") != base["event_id"]
+
+    # A body over even the form's limit (files x size + 1 MiB) is refused before it is read,
+    # with a page in Chinese (other routes answer 413 in JSON).
+    use_evidence_dir(stack, tmp_path / "evidence", evidence_max_files=1, evidence_max_bytes=1024)
+    app = progress_app(stack.progress)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as small:
+        big = await small.post(
+            FORM,
+            data=base,
+            files=[("evidence_files", ("大.pdf", PDF + b"0" * (2 << 20), "application/pdf"))],
+            headers=forestry,
+        )
+    assert big.status_code == 413, big.text
+    assert big.headers["content-type"].startswith("text/html")
+    assert "body_too_large" in big.text and "提交的内容过大:每份报送最多1个文件" in big.text
 
 
 async def test_the_office_has_no_form_and_another_agency_is_refused_with_a_code(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ from progress.api.deps import ServiceDep, SessionDep, service
 from progress.api.events import ACCEPTED, REJECTED, REPLAYED, count_outcome, take_tokens
 from progress.api.schemas import ProgressOut, StatusReportIn, progress_out
 from progress.service import ProgressService
+from progress.settings import ProgressSettings
 from progress.store import queries
 from progress.use_cases import reading
 
@@ -86,6 +88,24 @@ class Filled:
     values: dict[str, str] = field(default_factory=dict)
     errors: dict[str, tuple[str, str]] = field(default_factory=dict)
     general: tuple[str, str] | None = None  # (message, code) said at the top
+
+
+def too_large_page(settings: ProgressSettings) -> Callable[[ApiError], Response]:
+    """The page a form too large for its route gets (413 `body_too_large`), in Chinese."""
+    each = f"{settings.evidence_max_bytes / 1048576:g}"
+
+    def page(error: ApiError) -> Response:
+        return render(
+            "error.html.j2",
+            status=error.status,
+            user=None,
+            plan_slug=None,
+            message=f"提交的内容过大:每份报送最多{settings.evidence_max_files}个文件,"
+            f"每个不超过 {each} MiB。请返回上一页,压缩文件或改为填写链接后再提交。",
+            code=error.code,
+        )
+
+    return page
 
 
 def evidence_store(svc: ProgressService) -> EvidenceStore:
