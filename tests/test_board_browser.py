@@ -27,11 +27,22 @@ from notifier.store.models import Alert, NotificationLog
 from openpyxl import load_workbook
 from playwright.async_api import Browser, Page, async_playwright, expect
 from progress.main import create_app as progress_app
+from progress.store.models import StatusReport
 from registry.main import create_app as registry_app
 from sqlmodel import col, select
 
+from tests.axe import axe_source, violations
 from tests.harness import ROOT, wait_for
-from tests.stack import FORESTRY, PLAN, Client, Person, Stack, create_person, plan_2025_text
+from tests.stack import (
+    FORESTRY,
+    FORESTRY_MAIL,
+    PLAN,
+    Client,
+    Person,
+    Stack,
+    create_person,
+    plan_2025_text,
+)
 
 CHROMIUM = os.environ.get("DUBAN_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -807,4 +818,174 @@ async def test_the_office_makes_a_circular_and_reads_the_audit_trail_on_the_boar
     await expect(page.locator(".warning").last).to_contain_text("请选择一个服务")
     await page.goto(f"{served.progress}/board/audit?from=2024-09-03&to=2024-09-02")
     await expect(page.locator(".error")).to_have_text("起始日期不能晚于截止日期。")
+
+
+# ---------------------------------------------------------------- the reporting form (填报)
+
+VIEWPORTS = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1280, "height": 900}}
+PNG_1PX = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+)
+
+
+@pytest.fixture(scope="session")
+def axe() -> str:
+    """axe-core's source (the pinned release, cached under .cache/)."""
+    return axe_source()
+
+
+async def checked(page: Page, axe: str, name: str, *, phone: bool) -> None:
+    """The page has no serious or critical accessibility violation, needs no sideways
+    scrolling, and its screenshot is kept."""
+    found = await violations(page, axe)
+    assert found == [], f"{name}: {found}"
+    if phone:
+        assert await _fits(page), f"{name} is wider than the phone's screen"
+    await shot(page, name)
+
+
+async def small_targets(page: Page) -> list[str]:
+    """Buttons, inputs and links in forms smaller than 44 px high (a finger's size)."""
+    found: list[str] = await page.evaluate(
+        """() => [...document.querySelectorAll(
+              'main button, main input:not([type=hidden]), main select, main textarea, '
+              + 'main a.action, header button')]
+            .filter(e => e.type !== 'radio' && e.getBoundingClientRect().height < 43.5)
+            .map(e => e.outerHTML.slice(0, 80))"""
+    )
+    return found
+
+
+@pytest.mark.parametrize("viewport", list(VIEWPORTS))
+async def test_a_forestry_person_reports_on_35_from_the_form(
+    stack: Stack, served: Served, browser: Browser, axe: str, viewport: str
+) -> None:
+    phone = viewport == "phone"
+    context = await browser.new_context(locale="zh-CN", viewport=VIEWPORTS[viewport])  # type: ignore[arg-type]
+    page = await context.new_page()
+    await login(page, served, stack.forestry_person)
+    await checked(page, axe, f"report-board-{viewport}", phone=phone)
+
+    # From the work point's page to its form: colour, reasons, pace line and last reports.
+    await page.goto(f"{served.progress}/board/work-points/{PLAN}/35")
+    await checked(page, axe, f"report-work-point-{viewport}", phone=phone)
+    await page.get_by_role("link", name="填报本项进展").click()
+    await expect(page).to_have_url(re.compile(rf"/board/work-points/{PLAN}/35/report$"))
+    await expect(page.locator("h1")).to_contain_text("加强林业数字化应用")
+    await expect(page.locator("svg.pace-line")).to_be_visible()
+    await expect(page.locator("#hint-kpi-0")).to_contain_text("目标:13 万亩")
+    await checked(page, axe, f"report-form-{viewport}", phone=phone)
+    if phone:
+        assert await small_targets(page) == []
+
+    # A percent over 100 is refused next to its field, the rest refilled.
+    await page.get_by_label("受阻").check()
+    await page.get_by_label("完成进度(%,0至100)").fill("120")
+    await page.get_by_label("林分优化", exact=True).fill("9.5")
+    await page.get_by_label("情况说明").fill("林分优化用地审批未完成")
+    await page.get_by_role("button", name="提交报送").click()
+    await expect(page.locator("#err-percent")).to_have_text("进度请填写0到100之间的整数。")
+    await expect(page.get_by_label("完成进度(%,0至100)")).to_have_attribute("aria-invalid", "true")
+    await expect(page.get_by_label("情况说明")).to_have_value("林分优化用地审批未完成")
+    await checked(page, axe, f"report-form-error-{viewport}", phone=phone)
+
+    # Corrected, with a link and a photo: accepted, and the timeline shows it with the person.
+    await page.get_by_label("完成进度(%,0至100)").fill("45")
+    await page.get_by_label("佐证材料链接(每行一个,以 http:// 或 https:// 开头)").fill(
+        "https://lyj.zhaoqing.gov.cn/reports/2024-10.pdf"
+    )
+    await page.get_by_label("佐证材料文件").set_input_files(
+        [{"name": "现场照片.png", "mimeType": "image/png", "buffer": PNG_1PX}]
+    )
+    await page.get_by_role("button", name="提交报送").click()
+    await expect(page).to_have_url(re.compile(rf"/board/work-points/{PLAN}/35\?reported="))
+    await expect(page.locator(".notice")).to_contain_text("报送已受理")
+
+    async def applied() -> bool:
+        async with stack.progress.sessions() as session:
+            row = (
+                await session.exec(
+                    select(StatusReport).where(
+                        StatusReport.reported_by == stack.forestry_person.username
+                    )
+                )
+            ).first()
+            return row is not None
+
+    await wait_for(applied, what="the form's report to be applied")
+    await page.reload()
+    report = page.locator('ol.timeline li[data-kind="report"]').first
+    await expect(report).to_contain_text(
+        f"市林业局报送:受阻(填报人:{stack.forestry_person.username})"
+    )
+    await expect(report).to_contain_text("进度 45%;林分优化 9.5;说明:林分优化用地审批未完成")
+    await expect(page.locator("h1 .badge")).to_have_class(re.compile("c-red"))
+    await checked(page, axe, f"report-timeline-{viewport}", phone=phone)
+
+    # The alert that followed: its acknowledgement page, on the same screen.
+    async def mailed() -> bool:
+        return len(stack.smtp.mailbox(FORESTRY_MAIL)) >= 1
+
+    await wait_for(mailed, what="the stall email")
+    body = stack.smtp.mailbox(FORESTRY_MAIL)[0].get_content()
+    match = re.search(r"确认已知悉请点击:\S+?(/a/\S+)", body)
+    assert match, body
+    await page.goto(served.notifier + match.group(1))
+    await checked(page, axe, f"ack-page-{viewport}", phone=phone)
+    if phone:
+        assert await small_targets(page) == []
+    await page.get_by_role("button", name="确认已知悉").click()
+    await expect(page.locator("p").first).to_contain_text("已确认")
+
+    # Another agency's work point: refused, with the code.
+    own = await api_colours(stack, stack.forestry)
+    other = next(n for n in range(1, 51) if n not in own)
+    response = await page.goto(f"{served.progress}/board/work-points/{PLAN}/{other}/report")
+    assert response is not None and response.status == 403
+    await expect(page.locator(".error")).to_contain_text("无权查看")
+    await expect(page.locator(".error code")).to_have_text("not_your_work_point")
+    await checked(page, axe, f"report-refused-{viewport}", phone=phone)
+
+    # Logging out, and a session that ran out.
+    await page.goto(f"{served.progress}/board/plans/{PLAN}")
+    await page.get_by_role("button", name="退出登录").click()
+    await expect(page.locator(".notice")).to_have_text("您已退出登录。")
+    await checked(page, axe, f"report-logged-out-{viewport}", phone=phone)
+    await login(page, served, stack.forestry_person)
+    stack.clock.advance(timedelta(hours=10, minutes=1))  # a working day's session is over
+    await page.goto(f"{served.progress}/board/work-points/{PLAN}/35/report")
+    await expect(page).to_have_url(re.compile(r"/board/login\?why=expired"))
+    await expect(page.locator(".notice")).to_have_text("登录已过期,请重新登录。")
+    await checked(page, axe, f"report-expired-{viewport}", phone=phone)
+    await context.close()
+
+
+@pytest.mark.parametrize("viewport", list(VIEWPORTS))
+async def test_the_office_pages_pass_the_accessibility_check(
+    stack: Stack, served: Served, browser: Browser, axe: str, viewport: str
+) -> None:
+    """The login page, the board, a work point, the scorecards and the alerts, as the office,
+    with a red work point and its alert on them."""
+    blocked = await stack.post_event(stack.forestry, 35, "blocked", percent=40, note="用地未批")
+    await stack.until_applied(blocked)
+    await until_alerted(stack, 35)
+    phone = viewport == "phone"
+    context = await browser.new_context(locale="zh-CN", viewport=VIEWPORTS[viewport])  # type: ignore[arg-type]
+    page = await context.new_page()
+    await page.goto(f"{served.progress}/board/login")
+    await checked(page, axe, f"a11y-login-{viewport}", phone=phone)
+    await login(page, served, stack.office_person)
+    await checked(page, axe, f"a11y-board-office-{viewport}", phone=phone)
+    for path, name in (
+        (f"/board/work-points/{PLAN}/35", "work-point"),
+        (f"/board/plans/{PLAN}/scorecards", "scorecards"),
+        (f"/board/plans/{PLAN}/alerts", "alerts"),
+        ("/board/scorecards", "scorecards-all"),
+    ):
+        await page.goto(served.progress + path)
+        await checked(page, axe, f"a11y-{name}-office-{viewport}", phone=phone)
+    response = await page.goto(f"{served.progress}/board/work-points/{PLAN}/35/report")
+    assert response is not None and response.status == 403
+    await expect(page.locator(".error code")).to_have_text("office_does_not_report")
     await context.close()

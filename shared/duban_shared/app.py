@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
@@ -118,12 +120,29 @@ async def metrics(request: Request) -> Response:
     return Response(await service_metrics.exposition(), media_type=PROMETHEUS_CONTENT_TYPE)
 
 
-class BodyLimit:
-    """Refuse request bodies over a size before they are read (413), or of unknown size (411)."""
+@dataclass(frozen=True)
+class LargerBody:
+    """A route whose bodies may be larger than the service's limit (e.g. a form with files),
+    and, for a page people see, how its 413 is answered (by default the JSON error)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    path: str  # a pattern the whole path matches
+    max_bytes: int
+    refusal: Callable[[ApiError], Response] | None = None
+
+
+class BodyLimit:
+    """Refuse request bodies over a size before they are read (413), or of unknown size (411).
+
+    `larger` raises the limit for paths that match a pattern."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, larger: Sequence[LargerBody] = ()) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = [(re.compile(rule.path), rule) for rule in larger]
+
+    def rule(self, path: str) -> LargerBody | None:
+        """The larger limit a path has, if any."""
+        return next((rule for pattern, rule in self.larger if pattern.fullmatch(path)), None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Check the declared length of a request with a body, then pass it on."""
@@ -145,16 +164,19 @@ class BodyLimit:
                     ),
                 )
                 return
-            if declared is not None and int(declared) > self.max_bytes:
-                await refuse(
-                    send,
-                    ApiError(
-                        413,
-                        "body_too_large",
-                        f"The body has {int(declared)} bytes; this service accepts at most "
-                        f"{self.max_bytes}. Split it into smaller requests.",
-                    ),
+            rule = self.rule(scope["path"])
+            limit = rule.max_bytes if rule is not None else self.max_bytes
+            if declared is not None and int(declared) > limit:
+                error = ApiError(
+                    413,
+                    "body_too_large",
+                    f"The body has {int(declared)} bytes; this service accepts at most "
+                    f"{limit}. Split it into smaller requests.",
                 )
+                if rule is not None and rule.refusal is not None:
+                    await rule.refusal(error)(scope, receive, send)
+                    return
+                await refuse(send, error)
                 return
         await self.app(scope, receive, send)
 
@@ -231,10 +253,12 @@ def service_app(
     *,
     owned: bool,
     max_body_bytes: int = 64 * 1024,
+    larger_bodies: Sequence[LargerBody] = (),
     trusted_proxies: list[str] | None = None,
 ) -> FastAPI:
     """Build a service's app; an owned service is started and closed with the app, and is then
-    its process's service (`settle_heap` after it started). `X-Forwarded-Proto` and
+    its process's service (`settle_heap` after it started). `larger_bodies`: the routes that
+    take more than `max_body_bytes`. `X-Forwarded-Proto` and
     `X-Forwarded-For` are believed from `trusted_proxies` only (DUBAN_TRUSTED_PROXIES)."""
 
     @asynccontextmanager
@@ -270,7 +294,7 @@ def service_app(
     # Outermost first: the size is checked before the body is read, and JSON is checked strictly
     # (duban_shared.inputs) before any route parses it.
     app.add_middleware(StrictJsonBody)
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes, larger=larger_bodies)
     FastAPIInstrumentor.instrument_app(
         app,
         tracer_provider=service.tracer_provider,

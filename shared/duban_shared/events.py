@@ -187,6 +187,13 @@ class StatusEvent(Event):
     received_at: AwareDatetime | None = Field(
         default=None, description="When ingestion accepted it; absent when produced directly."
     )
+    reported_by: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="The person who filed it: the username of a personal account (the token's "
+        "`person` claim), absent when an agency's system reported.",
+    )
 
 
 class AgencyRef(BaseModel):

@@ -6,7 +6,7 @@ import logging
 from datetime import timedelta
 
 import httpx
-from duban_shared.app import service_app
+from duban_shared.app import LargerBody, service_app
 from duban_shared.auth import jwks_verifier
 from duban_shared.clock import Clock, SystemClock
 from duban_shared.db import is_sqlite
@@ -20,6 +20,7 @@ from fastapi import APIRouter, FastAPI
 from opentelemetry.sdk.trace import TracerProvider
 
 from progress.api import router
+from progress.api.board.reports import REPORT_FORM_PATH, too_large_page
 from progress.consumers import AlertConsumer, StatusConsumer, WorkPointConsumer
 from progress.domain.circulars import Kind
 from progress.service import SERVICE, ProgressService, dead_letter_sink
@@ -155,6 +156,13 @@ def create_app(service: ProgressService | None = None) -> FastAPI:
         router,
         owned=owned,
         max_body_bytes=service.settings.max_body_bytes,
+        larger_bodies=[
+            LargerBody(
+                REPORT_FORM_PATH,
+                service.settings.report_form_max_bytes,
+                too_large_page(service.settings),
+            )
+        ],
         trusted_proxies=service.settings.trusted_proxy_list,
     )
 

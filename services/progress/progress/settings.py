@@ -101,6 +101,31 @@ class ProgressSettings(ServiceSettings):
         "/board/traces/{trace_id} (office only).",
     )
 
+    evidence_dir: str = Field(
+        default=".run/evidence",
+        description="Where evidence files uploaded with the board's reporting form are kept "
+        "(a folder per agency); back it up with the database.",
+    )
+    evidence_max_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        ge=1024,
+        le=100 * 1024 * 1024,
+        description="The largest evidence file the reporting form takes (10 MiB).",
+    )
+    evidence_max_files: int = Field(
+        default=3, ge=0, le=10, description="Evidence files per report from the form."
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="The board's address as people reach it (e.g. https://duban.example.gov.cn):"
+        " evidence files' links are made with it; taken from each request when unset.",
+    )
+
+    @property
+    def report_form_max_bytes(self) -> int:
+        """The body limit of the reporting form: its files and 1 MiB for the rest."""
+        return self.evidence_max_files * self.evidence_max_bytes + 1024 * 1024
+
     circular_weekly: bool = Field(
         default=False,
         description="Publish a weekly circular (通报) of every tracked plan at 09:00 (Asia/"

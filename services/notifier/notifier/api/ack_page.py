@@ -3,13 +3,16 @@
 Opening the link never acknowledges (mail scanners prefetch links): the page offers its one
 button only while the alert can still be acknowledged; a resolved alert, a used, expired or
 broken link get a sentence saying so and what to do instead. The headers are strict: the page
-has no script, style or image (`default-src 'none'`), may not be framed (no clickjacking of the
+has no script or image (`default-src 'none'`) and only its own fixed style, allowed by its hash
+(readable on a phone, with a button a finger can hit), may not be framed (no clickjacking of the
 button), is not cached (the link acts for an agency until it is used) and sends no referrer
 (its address is the link).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 from datetime import datetime
 from typing import Final
@@ -21,9 +24,16 @@ from fastapi.responses import HTMLResponse
 from notifier.domain.alerts import ACKNOWLEDGED, RESOLVED, AckRefused
 from notifier.store.models import Alert
 
+STYLE: Final = (
+    "body{margin:0 auto;max-width:40rem;padding:1rem;font-family:system-ui,sans-serif;"
+    "line-height:1.6;color:#1a1a1a;overflow-wrap:anywhere}h1{font-size:1.3rem}"
+    "button{font:inherit;min-height:48px;min-width:12rem;padding:.5rem 1.5rem;border:0;"
+    "border-radius:4px;background:#7f0000;color:#fff;cursor:pointer}"
+)
+_STYLE_HASH: Final = base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
 SECURITY_HEADERS: Final = {
-    "Content-Security-Policy": "default-src 'none'; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'",
+    "Content-Security-Policy": f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
     "Pragma": "no-cache",
@@ -73,8 +83,9 @@ def page(lines: list[str], *, status: int = 200, button: bool = False) -> HTMLRe
     body = (
         '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        '<meta name="robots" content="noindex, nofollow"><title>督办提醒确认</title></head>'
-        f"<body><h1>督办提醒确认</h1>{paragraphs}{form}</body></html>"
+        '<meta name="robots" content="noindex, nofollow"><title>督办提醒确认</title>'
+        f"<style>{STYLE}</style></head>"
+        f"<body><main><h1>督办提醒确认</h1>{paragraphs}{form}</main></body></html>"
     )
     return HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS)
 

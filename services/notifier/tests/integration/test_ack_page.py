@@ -4,6 +4,8 @@ only while there is something to acknowledge, and strict headers on every answer
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -95,8 +97,8 @@ async def _alert_and_link(service: NotifierService) -> tuple[StallTransition, uu
 
 
 def _text(response: httpx.Response) -> str:
-    """The page's words, without tags."""
-    return re.sub(r"<[^>]+>", " ", response.text)
+    """The page's words, without tags and without its stylesheet."""
+    return re.sub(r"<[^>]+>", " ", re.sub(r"<style>.*?</style>", " ", response.text, flags=re.S))
 
 
 def _assert_safe_chinese_page(response: httpx.Response) -> None:
@@ -106,6 +108,10 @@ def _assert_safe_chinese_page(response: httpx.Response) -> None:
     policy = response.headers["content-security-policy"]
     for directive in ("default-src 'none'", "frame-ancestors 'none'", "form-action 'self'"):
         assert directive in policy
+    # its one stylesheet, allowed by its hash: no other style, no script
+    [style] = re.findall(r"<style>(.*?)</style>", response.text, flags=re.S)
+    digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+    assert f"style-src 'sha256-{digest}'" in policy and "script-src" not in policy
     assert '<html lang="zh-CN">' in response.text
     words = _text(response)
     assert not re.search(r"[A-Za-z]{3,}", words), words  # no English sentence left over

@@ -32,7 +32,7 @@ from progress.use_cases.ingestion import Receipt
 ACCEPTED, REPLAYED, REJECTED = "accepted", "replayed", "rejected"
 
 
-def _count(request: Request, outcome: str, error: str | None = None, n: int = 1) -> None:
+def count_outcome(request: Request, outcome: str, error: str | None = None, n: int = 1) -> None:
     """Add to `duban.ingest.events` (outcome, and error.type for a rejection)."""
     attributes = {attr.OUTCOME: outcome}
     if error is not None:
@@ -54,13 +54,13 @@ class _CountedRoute(APIRoute):
             try:
                 return await handler(request)
             except ApiError as exc:
-                _count(request, REJECTED, exc.code)
+                count_outcome(request, REJECTED, exc.code)
                 raise
             except RequestValidationError as exc:
-                _count(request, REJECTED, validation_code(exc)[0])
+                count_outcome(request, REJECTED, validation_code(exc)[0])
                 raise
             except DATABASE_ERRORS:
-                _count(request, REJECTED, "database_unavailable")
+                count_outcome(request, REJECTED, "database_unavailable")
                 raise
 
         return counted
@@ -121,7 +121,7 @@ def _reporting_agency(principal: PrincipalDep) -> uuid.UUID:
     return principal.agency_id
 
 
-def _take_tokens(svc: ProgressService, client_id: str, cost: int) -> None:
+def take_tokens(svc: ProgressService, client_id: str, cost: int) -> None:
     wait = svc.rate_limiter.acquire(client_id, cost)
     if wait:
         raise ApiError(
@@ -143,12 +143,13 @@ async def post_event(
     reporting agency must be responsible for it, KPI metrics must be its targets', and
     `occurred_at` must lie in the years 2000 to 2099, not in the future beyond the allowed clock
     skew, nor long before its plan starts. A report of a moment long past (within the plan) is
-    accepted and marked `late`.
+    accepted and marked `late`. A token of a person (claim `person`) records that person as
+    `reported_by` of the report.
     """
     agency_id = _reporting_agency(principal)
-    _take_tokens(svc, principal.client_id, 1)
-    receipt, replayed = await svc.ingestion.accept(report, agency_id)
-    _count(request, REPLAYED if replayed else ACCEPTED)
+    take_tokens(svc, principal.client_id, 1)
+    receipt, replayed = await svc.ingestion.accept(report, agency_id, principal.person)
+    count_outcome(request, REPLAYED if replayed else ACCEPTED)
     return _accepted_out(receipt)
 
 
@@ -201,7 +202,7 @@ async def post_events_batch(
             "batch_too_large",
             f"The batch has {len(items)} reports; send at most {limit} per request.",
         )
-    _take_tokens(svc, principal.client_id, len(items))
+    take_tokens(svc, principal.client_id, len(items))
     invalid: dict[int, BatchItemOut] = {}
     reports: dict[int, StatusReportIn] = {}
     for index, item in enumerate(items):
@@ -210,7 +211,7 @@ async def post_events_batch(
         except ValidationError as exc:
             code, message = coded_error(exc) or ("invalid_event", str(exc))
             invalid[index] = _rejected(index, _event_id_of(item), 422, code, message)
-    outcomes, replays = await svc.ingestion.accept_batch(reports, agency_id)
+    outcomes, replays = await svc.ingestion.accept_batch(reports, agency_id, principal.person)
     final: list[BatchItemOut] = []
     for index in range(len(items)):
         if index in invalid:
@@ -224,9 +225,9 @@ async def post_events_batch(
             final.append(_batch_accepted(index, outcome))
     for r in final:
         if r.status == "rejected":
-            _count(request, REJECTED, r.error.code if r.error else None)
+            count_outcome(request, REJECTED, r.error.code if r.error else None)
         else:
-            _count(request, REPLAYED if r.index in replays else ACCEPTED)
+            count_outcome(request, REPLAYED if r.index in replays else ACCEPTED)
     accepted = sum(1 for r in final if r.status == "accepted")
     return BatchOut(accepted=accepted, rejected=len(final) - accepted, results=final)
 

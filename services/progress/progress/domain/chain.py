@@ -55,6 +55,8 @@ class ChainRow(Protocol):
     def prev_hash(self) -> str: ...
     @property
     def row_hash(self) -> str: ...
+    @property
+    def reported_by(self) -> str | None: ...
 
 
 class ChainHead(Protocol):
@@ -86,6 +88,7 @@ class NewReport:
     out_of_order: bool
     late: bool
     delay_working_days: int | None
+    reported_by: str | None = None
     chain_seq: int = 0
     prev_hash: str = ""
     row_hash: str = ""
@@ -115,6 +118,7 @@ def row_content(row: ChainRow) -> dict[str, Any]:
         "evidence": row.evidence or None,
         "late": row.late or None,
         "delay_working_days": row.delay_working_days,
+        "reported_by": row.reported_by,
     }
     content.update({k: v for k, v in later.items() if v is not None})
     return content

@@ -91,6 +91,12 @@ class ReportFields(SQLModel):
     chain_seq: int = Field(description="1, 2, 3, ... within the work point's chain.")
     prev_hash: str = Field(max_length=64)
     row_hash: str = Field(max_length=64)
+    reported_by: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The person who filed it (a personal account's username); null when an "
+        "agency's system reported.",
+    )
 
 
 class StatusReport(ReportFields, ProgressBase, table=True):

@@ -336,6 +336,7 @@ def _report_entry(r: StatusReport | ArchivedReport) -> Entry:
             "late": r.late,
             "out_of_order": r.out_of_order,
             "delay_working_days": r.delay_working_days,
+            "reported_by": r.reported_by,
         },
     )
 

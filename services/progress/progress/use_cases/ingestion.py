@@ -97,11 +97,14 @@ class Ingestion:
     store: IngestStore
     engine: AsyncEngine
 
-    async def accept(self, report: ReportIn, agency_id: uuid.UUID) -> tuple[Receipt, bool]:
-        """Accept one report; return its receipt and whether it is a replay (nothing produced
-        again). Raises ApiError for a report refused."""
+    async def accept(
+        self, report: ReportIn, agency_id: uuid.UUID, reported_by: str | None = None
+    ) -> tuple[Receipt, bool]:
+        """Accept one report (filed by the person `reported_by`, when a person did); return its
+        receipt and whether it is a replay (nothing produced again). Raises ApiError for a
+        report refused."""
         seen, view = await self.store.look_up(report.event_id, report.work_point_id)
-        ready = self.check(report, agency_id, seen, view)
+        ready = self.check(report, agency_id, seen, view, reported_by)
         if isinstance(ready, Receipt):
             return ready, True
         meta = await self.produce(ready)
@@ -111,7 +114,10 @@ class Ingestion:
         return answer, False
 
     async def accept_batch(
-        self, reports: Mapping[int, ReportIn], agency_id: uuid.UUID
+        self,
+        reports: Mapping[int, ReportIn],
+        agency_id: uuid.UUID,
+        reported_by: str | None = None,
     ) -> tuple[dict[int, Outcome], set[int]]:
         """Accept reports of a batch, by index, each on its own; return the outcomes and the
         indexes answered as replays. The same `event_id` twice counts as a replay; the reports
@@ -129,7 +135,11 @@ class Ingestion:
             event_id = report.event_id
             try:
                 checked = self.check(
-                    report, agency_id, seen.get(event_id), views.get(report.work_point_id)
+                    report,
+                    agency_id,
+                    seen.get(event_id),
+                    views.get(report.work_point_id),
+                    reported_by,
                 )
             except ApiError as exc:
                 outcomes[index] = exc
@@ -182,9 +192,12 @@ class Ingestion:
         agency_id: uuid.UUID,
         seen: IngestedEvent | None,
         view: WorkPointView | None,
+        reported_by: str | None = None,
     ) -> Ready | Receipt:
         """The first answer for a replayed event_id (`seen`: its recorded answer), or the
-        report checked against its work point (`view`) and ready to produce."""
+        report checked against its work point (`view`) and ready to produce (carrying the
+        person who filed it, when a person did: not part of the idempotency fingerprint, so a
+        colleague's resend of the same report is a replay)."""
         now = self.clock.now()
         digest = report.body_digest(agency_id)
         if seen is not None:
@@ -227,6 +240,7 @@ class Ingestion:
             note=report.note,
             evidence=report.evidence,
             received_at=now,
+            reported_by=reported_by,
         )
         late = now - report.occurred_at > timedelta(days=self.settings.late_after_days)
         return Ready(event=event, digest=digest, late=late)

@@ -84,6 +84,7 @@ def apply_report(
         out_of_order=out_of_order,
         late=is_late(event.occurred_at, event.received_at or now, late_after),
         delay_working_days=delay,
+        reported_by=event.reported_by,
     )
     chain.extend(state, report)
     loaded.reports.append(report)

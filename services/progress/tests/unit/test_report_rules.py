@@ -8,7 +8,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from duban_shared.events import ReportStatus
-from progress.domain.chain import GENESIS, NewReport, check_chains, extend, hash_row
+from progress.domain.chain import (
+    GENESIS,
+    NewReport,
+    check_chains,
+    extend,
+    hash_row,
+    row_content,
+)
 from progress.domain.reports import (
     CLOSED,
     IN_REVIEW,
@@ -124,6 +131,18 @@ def test_a_chain_links_each_report_to_the_last_and_names_the_first_broken_row() 
     assert (broken.chain_seq, broken.problem) == (2, "content_changed")
     gap = check_chains([rows[0], rows[2]]).first_broken
     assert gap is not None and (gap.chain_seq, gap.problem) == (3, "sequence_gap")
+
+
+def test_the_person_who_filed_a_report_is_covered_by_the_chain_only_when_there_is_one() -> None:
+    row = _report(1)
+    assert "reported_by" not in row_content(row)  # rows written before it still verify
+    by_person = replace(row, reported_by="lin.xiaoming")
+    assert row_content(by_person)["reported_by"] == "lin.xiaoming"
+    assert hash_row(GENESIS, by_person) != hash_row(GENESIS, row)
+    extend(_Head(), by_person)
+    forged = replace(by_person, reported_by="someone.else")
+    broken = check_chains([forged]).first_broken
+    assert broken is not None and broken.problem == "content_changed"
 
 
 def test_scorecards_count_roles_and_open_stalls_and_put_the_most_red_first() -> None:

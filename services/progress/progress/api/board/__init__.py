@@ -5,7 +5,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from progress.api.board import account, audit, circulars, extensions, login, notices, pages
+from progress.api.board import (
+    account,
+    audit,
+    circulars,
+    extensions,
+    login,
+    notices,
+    pages,
+    reports,
+)
 
 router = APIRouter()
 router.include_router(login.router)
@@ -15,3 +24,4 @@ router.include_router(notices.router)
 router.include_router(extensions.router)
 router.include_router(circulars.router)
 router.include_router(audit.router)
+router.include_router(reports.router)

@@ -183,6 +183,7 @@ async def work_point_page(
     error: str | None = None,
     status: int = 200,
     form: dict[str, str] | None = None,
+    reported: bool = False,
 ) -> HTMLResponse:
     """The work point page (with `error` said at the top and `form` refilled after a refused
     form)."""
@@ -235,15 +236,24 @@ async def work_point_page(
         truncated=total > TIMELINE_LIMIT,
         alerts_unavailable=alerts is None,
         error=error,
+        reported=reported,
     )
 
 
 @router.get("/work-points/{plan_slug}/{code}")
 async def work_point(
-    plan_slug: str, code: WorkPointCode, request: Request, session: SessionDep, user: UserDep
+    plan_slug: str,
+    code: WorkPointCode,
+    request: Request,
+    session: SessionDep,
+    user: UserDep,
+    reported: str | None = None,
 ) -> HTMLResponse:
-    """One work point: header, targets, pace and its timeline."""
-    return await work_point_page(request, session, user, plan_slug, code)
+    """One work point: header, targets, pace and its timeline (`reported`: a report from the
+    form was just accepted)."""
+    return await work_point_page(
+        request, session, user, plan_slug, code, reported=reported is not None
+    )
 
 
 @router.post("/work-points/{plan_slug}/{code}/closure")

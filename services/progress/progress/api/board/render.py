@@ -27,6 +27,7 @@ ENV.globals.update(
     reason_words=words.REASONS,
     status_words=words.STATUSES,
     role_words=words.ROLES,
+    comparator_words=words.COMPARATORS,
     principal_words=words.PRINCIPALS,
     alert_state_words=words.ALERT_STATES,
     resolution_words=words.RESOLUTIONS,
@@ -63,16 +64,22 @@ def secure(request: Request) -> bool:
     return is_https(request) or service(request).settings.environment == "production"
 
 
-def refusal(user: BoardUser, exc: ApiError, plan_slug: str | None) -> HTMLResponse:
-    """The error page for a refused read (403, 404, or anything else)."""
-    if exc.status == 403:
-        message = "您所在单位不负责该项工作,无权查看。"
-    elif exc.status == 404:
-        message = "没有找到该工作计划或工作要点。"
-    else:
-        message = "暂时无法显示该页面,请稍后再试。"
+def refusal(
+    user: BoardUser, exc: ApiError, plan_slug: str | None, message: str | None = None
+) -> HTMLResponse:
+    """The error page for a refused read (403, 404, or anything else), with the error's code."""
+    if message is None:
+        message = {
+            403: "您所在单位不负责该项工作,无权查看。",
+            404: "没有找到该工作计划或工作要点。",
+        }.get(exc.status, "暂时无法显示该页面,请稍后再试。")
     return render(
-        "error.html.j2", status=exc.status, user=user, plan_slug=plan_slug, message=message
+        "error.html.j2",
+        status=exc.status,
+        user=user,
+        plan_slug=plan_slug,
+        message=message,
+        code=exc.code,
     )
 
 

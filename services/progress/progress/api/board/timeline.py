@@ -33,6 +33,8 @@ def progress_items(entries: list[Entry], names: dict[str, str]) -> list[Timeline
         if e.kind == "report":
             status = words.STATUSES.get(d["status"], d["status"])
             title = f"{names.get(d['agency_id'], '责任单位')}报送:{status}"
+            if d.get("reported_by"):
+                title += f"(填报人:{d['reported_by']})"
             parts = [f"进度 {d['percent']}%"] if d["percent"] is not None else []
             parts += [f"{k} {v:g}" for k, v in (d.get("kpis") or {}).items()]
             if d.get("note"):

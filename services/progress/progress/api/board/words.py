@@ -37,6 +37,15 @@ STATUSES = {
 }
 
 ROLES = {"lead": "牵头", "co": "配合"}
+COMPARATORS = {
+    ">=": "不少于",
+    "=": "",
+    "<=": "不超过",
+    "about": "约",
+    "increase_pct": "增长",
+    "decrease_pct": "下降",
+}
+"""A target's comparator in words (目标:不少于 13 万亩)."""
 PRINCIPALS = {"coordinator": "协调办公室", "operator": "运维(协调办公室)", "agency": "责任单位"}
 ALERT_STATES = {"firing": "待确认", "acknowledged": "已确认", "resolved": "已解除"}
 RESOLUTIONS = {"recovered": "已恢复正常", "closed": "已办结销号"}
