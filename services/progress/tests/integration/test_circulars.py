@@ -37,8 +37,10 @@ from progress.use_cases.circulars import Circulars
 from prometheus_client.parser import text_string_to_metric_families
 from sqlmodel import col, func, select
 
-from tests.harness import wait_for
+from tests.harness import ROOT, wait_for
 from tests.stack import FORESTRY, LEADERS_MAIL, OFFICE_MAIL, PLAN, Stack, board_login
+
+ARTIFACTS = ROOT / "test-artifacts" / "circulars"
 
 
 async def _report(stack: Stack, code: int, status: str, percent: int) -> None:
@@ -55,10 +57,16 @@ async def _circular(stack: Stack, kind: str = "weekly") -> dict[str, Any]:
 
 
 async def _files(stack: Stack, circular: dict[str, Any]) -> tuple[Any, Any]:
+    """The circular's .docx and .xlsx as downloaded, read back; a copy of each is kept under
+    test-artifacts/circulars/ (kept by CI) for a person to open."""
     docx = await stack.office_get(circular["docx_url"])
     xlsx = await stack.office_get(circular["xlsx_url"])
     assert docx.status_code == 200 and xlsx.status_code == 200
     assert docx.headers["content-type"].endswith("wordprocessingml.document")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    name = f"{circular['plan_slug']}-{circular['period']}-v{circular['version']}"
+    (ARTIFACTS / f"{name}.docx").write_bytes(docx.content)
+    (ARTIFACTS / f"{name}.xlsx").write_bytes(xlsx.content)
     return Document(io.BytesIO(docx.content)), load_workbook(io.BytesIO(xlsx.content))
 
 

@@ -1,4 +1,5 @@
-"""who filed a report: status_report.reported_by (a personal account's username)
+"""who filed a report: status_report.reported_by (a personal account's username), and the same
+column in status_report_archive (the archive keeps a report's every field)
 
 Existing rows were reported by agencies' systems: null.
 
@@ -19,13 +20,20 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+TABLES = ("status_report", "status_report_archive")
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("status_report", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("reported_by", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True)
-        )
+    for table in TABLES:
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.add_column(
+                sa.Column(
+                    "reported_by", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True
+                )
+            )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("status_report", schema=None) as batch_op:
-        batch_op.drop_column("reported_by")
+    for table in TABLES:
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.drop_column("reported_by")
