@@ -773,7 +773,8 @@ async def test_the_office_makes_a_circular_and_reads_the_audit_trail_on_the_boar
         first = api["items"][0]
         newest = page.locator(f'tr[data-entry="{first["id"]}"]')
         await expect(newest).to_contain_text("生成通报")
-        await expect(newest).to_contain_text(stack.office.client_id)
+        await expect(newest).to_contain_text(stack.office_person.username)  # the person acted
+        assert first["actor_person"] == stack.office_person.username
         if first["trace_id"]:
             await expect(newest.locator("a.trace")).to_have_attribute(
                 "href", TRACE_UI.format(trace_id=first["trace_id"])

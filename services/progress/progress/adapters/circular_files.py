@@ -14,6 +14,7 @@ from datetime import date
 
 from docx import Document
 from docx.enum.text import WD_ALIGN_PARAGRAPH
+from docx.oxml import OxmlElement
 from docx.oxml.ns import qn
 from docx.shared import Mm, Pt
 from docx.text.paragraph import Paragraph
@@ -77,6 +78,7 @@ def _table(document: object, header: list[str], rows: list[list[str]]) -> None:
     for cell, text in zip(table.rows[0].cells, header, strict=True):
         cell.text = ""
         _run_font(cell.paragraphs[0], text, HEADING_FONT, 10.5)
+        cell.paragraphs[0].paragraph_format.keep_with_next = True  # never a header alone
     for values in rows:
         cells = table.add_row().cells
         for cell, text in zip(cells, values, strict=True):
@@ -87,9 +89,15 @@ def _table(document: object, header: list[str], rows: list[list[str]]) -> None:
     table.autofit = False
     for position, column in enumerate(table.columns):
         column.width = Mm(FIRST_COLUMN_MM if position == 0 else rest)
-    for table_row in table.rows:
+    for number, table_row in enumerate(table.rows):
         for position, cell in enumerate(table_row.cells):
             cell.width = Mm(FIRST_COLUMN_MM if position == 0 else rest)
+        # No row is broken across pages, and the header row repeats on each page the table
+        # runs onto (so a page never starts with figures under no heading).
+        properties = table_row._tr.get_or_add_trPr()
+        properties.append(OxmlElement("w:cantSplit"))
+        if number == 0:
+            properties.append(OxmlElement("w:tblHeader"))
 
 
 def title_of(content: Content) -> str:
