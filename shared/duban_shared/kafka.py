@@ -11,14 +11,15 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.structs import RecordMetadata
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.trace import Span, SpanKind, Tracer
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from pydantic import BaseModel, ValidationError
 
 from duban_shared import attributes as attr
 from duban_shared.failures import OutageLog, RecordRejected, error_code, is_transient
@@ -149,6 +150,21 @@ def process_span(tracer: Tracer, record: ConsumerRecord[bytes, bytes]) -> Iterat
         f"process {record.topic}", context=parent, kind=SpanKind.CONSUMER, attributes=attrs
     ) as span:
         yield span
+
+
+EventT = TypeVar("EventT", bound=BaseModel)
+
+
+def decode_or_park(
+    model: type[EventT], record: ConsumerRecord[bytes, bytes], span: Span, code: str
+) -> EventT:
+    """The record's value read as `model`; a value that is not one was written by a bug
+    upstream: the span is marked with `code` and RecordRejected parks the record."""
+    try:
+        return model.model_validate_json(record.value or b"")
+    except ValidationError as exc:
+        span.set_status(Status(StatusCode.ERROR, code))
+        raise RecordRejected(code, str(exc)) from exc
 
 
 BatchHandler = Callable[[list[ConsumerRecord[bytes, bytes]]], Awaitable[None]]

@@ -201,6 +201,11 @@ async def check_at_start(
     background.start_soon(RETENTION_CHECK, check)
 
 
+def kept_for(days: int) -> timedelta | None:
+    """A retention setting in days as a PruneTarget's `keep`: 0 means kept forever (None)."""
+    return timedelta(days=days) if days > 0 else None
+
+
 @dataclass(frozen=True)
 class PruneTarget:
     """One prunable table: rows whose `stamp` is older than `keep` (and that meet `where`) go.

@@ -21,8 +21,8 @@ from aiokafka import ConsumerRecord
 from duban_shared import attributes as attr
 from duban_shared.events import AgencySnapshot, CircularPublished, NoticeTransition, StallTransition
 from duban_shared.failures import RecordRejected
-from duban_shared.kafka import process_span
-from opentelemetry.trace import Status, StatusCode, Tracer
+from duban_shared.kafka import decode_or_park, process_span
+from opentelemetry.trace import Tracer
 from pydantic import ValidationError
 
 from notifier.use_cases.agencies import Agencies
@@ -42,11 +42,7 @@ class StallConsumer:
         """Handle records in order, each in its own span and transaction."""
         for record in records:
             with process_span(self.tracer, record) as span:
-                try:
-                    transition = StallTransition.model_validate_json(record.value or b"")
-                except ValidationError as exc:
-                    span.set_status(Status(StatusCode.ERROR, "invalid_transition"))
-                    raise RecordRejected("invalid_transition", str(exc)) from exc
+                transition = decode_or_park(StallTransition, record, span, "invalid_transition")
                 span.set_attribute(attr.WORK_POINT_ID, transition.work_point_id)
                 span.set_attribute(attr.PLAN_SLUG, transition.work_point_id.rpartition("/")[0])
                 if transition.reason is not None:
@@ -72,11 +68,7 @@ class NoticeConsumer:
         """Handle records in order; a record that is no notice transition is parked."""
         for record in records:
             with process_span(self.tracer, record) as span:
-                try:
-                    event = NoticeTransition.model_validate_json(record.value or b"")
-                except ValidationError as exc:
-                    span.set_status(Status(StatusCode.ERROR, "invalid_notice_transition"))
-                    raise RecordRejected("invalid_notice_transition", str(exc)) from exc
+                event = decode_or_park(NoticeTransition, record, span, "invalid_notice_transition")
                 span.set_attribute(attr.WORK_POINT_ID, event.work_point_id)
                 span.set_attribute(attr.NOTICE_ID, str(event.notice_id))
                 span.set_attribute(attr.NOTICE_STATE, event.kind.value)
@@ -115,11 +107,7 @@ class CircularConsumer:
         """Mail each circular in order, each in its own span."""
         for record in records:
             with process_span(self.tracer, record) as span:
-                try:
-                    event = CircularPublished.model_validate_json(record.value or b"")
-                except ValidationError as exc:
-                    span.set_status(Status(StatusCode.ERROR, "invalid_circular"))
-                    raise RecordRejected("invalid_circular", str(exc)) from exc
+                event = decode_or_park(CircularPublished, record, span, "invalid_circular")
                 span.set_attribute(attr.CIRCULAR_ID, str(event.circular_id))
                 span.set_attribute(attr.PLAN_SLUG, event.plan_slug)
                 await self.mail.apply(event, record.topic)

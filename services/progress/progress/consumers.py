@@ -23,7 +23,7 @@ from aiokafka import ConsumerRecord
 from duban_shared import attributes as attr
 from duban_shared.events import AlertTransition, StatusEvent, WorkPointSnapshot, coded_error
 from duban_shared.failures import RecordRejected
-from duban_shared.kafka import Parker, headers_to_dict, process_span
+from duban_shared.kafka import Parker, decode_or_park, headers_to_dict, process_span
 from duban_shared.metrics import ServiceMetrics
 from opentelemetry.trace import Status, StatusCode, Tracer
 from pydantic import ValidationError
@@ -139,11 +139,7 @@ class AlertConsumer:
         """Apply records in order."""
         for record in records:
             with process_span(self.tracer, record) as span:
-                try:
-                    event = AlertTransition.model_validate_json(record.value or b"")
-                except ValidationError as exc:
-                    span.set_status(Status(StatusCode.ERROR, "invalid_alert_transition"))
-                    raise RecordRejected("invalid_alert_transition", str(exc)) from exc
+                event = decode_or_park(AlertTransition, record, span, "invalid_alert_transition")
                 span.set_attribute(attr.ALERT_ID, str(event.alert_id))
                 span.set_attribute(attr.WORK_POINT_ID, event.work_point_id)
                 await self.transitions.apply(event, record.topic)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from duban_shared.clock import Clock
 from duban_shared.db import is_sqlite
 from duban_shared.metrics import ServiceMetrics
-from duban_shared.retention import Pruner, PruneTarget
+from duban_shared.retention import Pruner, PruneTarget, kept_for
 from opentelemetry.trace import Tracer
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -30,10 +28,6 @@ FINISHED = (SENT, FAILED, SUPERSEDED, NO_CONTACT)
 """Deliveries that will never be tried again."""
 
 
-def _days(days: int) -> timedelta | None:
-    return timedelta(days=days) if days > 0 else None
-
-
 def prune_targets(
     settings: NotifierSettings, clock: Clock, wall_clock: Clock | None = None
 ) -> list[PruneTarget]:
@@ -54,7 +48,7 @@ def prune_targets(
             Inbox,
             col(Inbox.event_id),
             col(Inbox.processed_at),
-            _days(settings.retention_inbox_days),
+            kept_for(settings.retention_inbox_days),
             clock,
             real_time=True,
             setting="DUBAN_NOTIFIER_RETENTION_INBOX_DAYS",
@@ -64,7 +58,7 @@ def prune_targets(
             OutboxMessage,
             col(OutboxMessage.id),
             col(OutboxMessage.published_at),
-            _days(settings.retention_outbox_days),
+            kept_for(settings.retention_outbox_days),
             wall_clock or clock,
             setting="DUBAN_NOTIFIER_RETENTION_OUTBOX_DAYS",
         ),
@@ -73,7 +67,7 @@ def prune_targets(
             NotificationLog,
             col(NotificationLog.id),
             col(NotificationLog.created_at),
-            _days(settings.retention_notification_log_days),
+            kept_for(settings.retention_notification_log_days),
             clock,
             where=(col(NotificationLog.status).in_(FINISHED), ~alert_open),
             setting="DUBAN_NOTIFIER_RETENTION_NOTIFICATION_LOG_DAYS",
@@ -83,7 +77,7 @@ def prune_targets(
             AckCode,
             col(AckCode.code),
             col(AckCode.expires_at),
-            _days(settings.retention_ack_code_days),
+            kept_for(settings.retention_ack_code_days),
             clock,
             setting="DUBAN_NOTIFIER_RETENTION_ACK_CODE_DAYS",
         ),

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from duban_shared.clock import Clock
 from duban_shared.db import is_sqlite
 from duban_shared.metrics import ServiceMetrics
-from duban_shared.retention import Pruner, PruneTarget
+from duban_shared.retention import Pruner, PruneTarget, kept_for
 from opentelemetry.trace import Tracer
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col
@@ -30,10 +28,6 @@ NEVER_PRUNED = {
 """Tables that only grow but are kept: the record of what happened (table -> what it is)."""
 
 
-def _days(days: int) -> timedelta | None:
-    return timedelta(days=days) if days > 0 else None
-
-
 def prune_targets(settings: ProgressSettings, clock: Clock, wall_clock: Clock) -> list[PruneTarget]:
     """The tables progress prunes: `clock` is domain time (the inbox, ingested events),
     `wall_clock` real time (the outbox relay stamps published rows with it)."""
@@ -43,7 +37,7 @@ def prune_targets(settings: ProgressSettings, clock: Clock, wall_clock: Clock) -
             Inbox,
             col(Inbox.event_id),
             col(Inbox.processed_at),
-            _days(settings.retention_inbox_days),
+            kept_for(settings.retention_inbox_days),
             clock,
             real_time=True,
             setting="DUBAN_PROGRESS_RETENTION_INBOX_DAYS",
@@ -53,7 +47,7 @@ def prune_targets(settings: ProgressSettings, clock: Clock, wall_clock: Clock) -
             OutboxMessage,
             col(OutboxMessage.id),
             col(OutboxMessage.published_at),
-            _days(settings.retention_outbox_days),
+            kept_for(settings.retention_outbox_days),
             wall_clock,
             setting="DUBAN_PROGRESS_RETENTION_OUTBOX_DAYS",
         ),
@@ -62,7 +56,7 @@ def prune_targets(settings: ProgressSettings, clock: Clock, wall_clock: Clock) -
             IngestedEvent,
             col(IngestedEvent.event_id),
             col(IngestedEvent.accepted_at),
-            _days(settings.retention_ingested_days),
+            kept_for(settings.retention_ingested_days),
             clock,
             real_time=True,
             setting="DUBAN_PROGRESS_RETENTION_INGESTED_DAYS",

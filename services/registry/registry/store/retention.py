@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from duban_shared.clock import Clock
 from duban_shared.db import is_sqlite
 from duban_shared.metrics import ServiceMetrics
-from duban_shared.retention import Pruner, PruneTarget
+from duban_shared.retention import Pruner, PruneTarget, kept_for
 from opentelemetry.trace import Tracer
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col
@@ -30,14 +28,13 @@ DUBAN_REGISTRY_RETIRED_KEY_RETENTION_SECONDS."""
 def prune_targets(settings: RegistrySettings, wall_clock: Clock) -> list[PruneTarget]:
     """The tables the registry prunes: published outbox rows (stamped by the relay's wall
     clock)."""
-    days = settings.retention_outbox_days
     return [
         PruneTarget(
             "outbox",
             OutboxMessage,
             col(OutboxMessage.id),
             col(OutboxMessage.published_at),
-            timedelta(days=days) if days > 0 else None,
+            kept_for(settings.retention_outbox_days),
             wall_clock,
             setting="DUBAN_REGISTRY_RETENTION_OUTBOX_DAYS",
         )
