@@ -15,6 +15,13 @@ DUBAN_PROGRESS_DATABASE_URL, DUBAN_NOTIFIER_DATABASE_URL), by default the SQLite
   /usr/lib/postgresql/*/bin, else PATH) into the target database, which should be empty (a
   fresh `CREATE DATABASE`); `--clean` replaces what a non-empty one holds.
 
+Progress's evidence files (DUBAN_PROGRESS_EVIDENCE_DIR, by default `.run/evidence`: a folder
+per agency, each file named by its content's SHA-256) are copied after the databases into
+`evidence/`, so every file a backed-up report names is there (a file is written before the
+report that names it, and never changed); the manifest lists them with their count and bytes.
+A restore checks each file's content against its name and its size against the manifest before
+it puts it in place, and refuses a backup with a file missing or damaged.
+
 Before the databases, the committed offsets of the services' consumer groups (those named
 `<DUBAN_TOPIC_PREFIX>duban-*`) are read from the broker and written to `manifest.json` with the
 files. Nothing needs them at restore: each database stores where its consumers are
@@ -28,8 +35,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -43,6 +52,10 @@ from sqlalchemy.engine import URL, make_url
 
 SERVICES = ("registry", "progress", "notifier")
 ROOT = Path(__file__).resolve().parents[1]
+EVIDENCE = "evidence"
+"""The backup's folder of evidence files."""
+_EVIDENCE_NAME = re.compile(r"^[0-9a-f]{64}\.[a-z0-9]{1,8}$")
+"""An evidence file's name: its content's SHA-256 and its type (temporary uploads are not)."""
 
 
 class BackupError(Exception):
@@ -79,6 +92,84 @@ def database_of(service: str, env: dict[str, str] | None = None) -> Database:
     run = run if run.is_absolute() else ROOT / run
     default = f"sqlite+aiosqlite:///{run / service}.db"
     return Database(service, env.get(f"DUBAN_{service.upper()}_DATABASE_URL", default))
+
+
+def evidence_dir_of(env: dict[str, str] | None = None) -> Path:
+    """Progress's evidence folder from its setting, or `make up`'s (.run/evidence)."""
+    env = dict(os.environ) if env is None else env
+    run = Path(env.get("DUBAN_RUN_DIR", ".run"))
+    given = env.get("DUBAN_PROGRESS_EVIDENCE_DIR")
+    folder = Path(given) if given else run / "evidence"
+    return folder if folder.is_absolute() else ROOT / folder
+
+
+def evidence_files(root: Path) -> list[Path]:
+    """The evidence files under `root` (`<agency id>/<sha256>.<type>`), relative to it."""
+    if not root.is_dir():
+        return []
+    return sorted(
+        p.relative_to(root)
+        for p in root.glob("*/*")
+        if p.is_file() and _EVIDENCE_NAME.fullmatch(p.name)
+    )
+
+
+def sha256_of(path: Path) -> str:
+    """The SHA-256 of a file's content (hex)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def backup_evidence(source: Path, target: Path) -> dict[str, object]:
+    """Copy the evidence files into `target`; return the manifest's entry (count, bytes, the
+    files with their sizes)."""
+    files: dict[str, int] = {}
+    for relative in evidence_files(source):
+        (target / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source / relative, target / relative)
+        files[relative.as_posix()] = (target / relative).stat().st_size
+    return {
+        "folder": EVIDENCE,
+        "source": str(source),
+        "files": len(files),
+        "bytes": sum(files.values()),
+        "sizes": files,
+    }
+
+
+def restore_evidence(folder: Path, entry: dict[str, object], target: Path) -> int:
+    """Put a backup's evidence files into `target` after checking each against its name (the
+    SHA-256 of its content) and the manifest; return how many were put in place (a file there
+    already with the same name has the same content and is left)."""
+    sizes = entry.get("sizes", {})
+    assert isinstance(sizes, dict)
+    source = folder / str(entry.get("folder", EVIDENCE))
+    checked = []
+    for name, size in sorted(sizes.items()):
+        path = source / name
+        if not path.is_file():
+            raise BackupError(f"{path} is missing: the backup's evidence is incomplete")
+        digest = sha256_of(path)
+        if path.stat().st_size != size or not path.name.startswith(digest + "."):
+            raise BackupError(
+                f"{path} is damaged (its content does not match its name or the manifest's"
+                " size); take the file from another backup"
+            )
+        checked.append(name)
+    placed = 0
+    for name in checked:
+        destination = target / name
+        if destination.exists():
+            continue
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        temporary = destination.with_name(f".restore-{destination.name}")
+        shutil.copyfile(source / name, temporary)
+        os.replace(temporary, destination)
+        placed += 1
+    return placed
 
 
 def sqlite_path(url: URL) -> Path:
@@ -190,17 +281,19 @@ def backup(
     *,
     kafka: tuple[str, str] | None,
     now: datetime | None = None,
+    evidence: Path | None = None,
 ) -> Path:
     """Take a backup of every database into a new `backup-<UTC time>` dir; return it.
 
     `kafka` = (bootstrap servers, topic prefix): whose group offsets to record first (None:
-    none recorded)."""
+    none recorded); `evidence`: progress's evidence folder, copied after the databases (None:
+    not copied)."""
     now = now or datetime.now(UTC)
     stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     folder = target_dir / f"backup-{stamp}"
     folder.mkdir(parents=True, exist_ok=False)
     try:
-        _fill(folder, databases, kafka, now)
+        _fill(folder, databases, kafka, now, evidence)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)  # no half backup that looks like one
         raise
@@ -208,9 +301,14 @@ def backup(
 
 
 def _fill(
-    folder: Path, databases: Sequence[Database], kafka: tuple[str, str] | None, now: datetime
+    folder: Path,
+    databases: Sequence[Database],
+    kafka: tuple[str, str] | None,
+    now: datetime,
+    evidence: Path | None,
 ) -> None:
-    """Record the group offsets, copy each database, write the manifest last."""
+    """Record the group offsets, copy each database, then the evidence files, write the
+    manifest last."""
     offsets = asyncio.run(committed_offsets(*kafka)) if kafka else {}
     files = {}
     for db in databases:
@@ -222,19 +320,30 @@ def _fill(
             "source": db.parsed.render_as_string(hide_password=True),
             "bytes": path.stat().st_size,
         }
-    manifest = {
+    manifest: dict[str, object] = {
         "taken_at": now.isoformat(),
         "databases": files,
         "group_offsets_before_backup": offsets,
         "note": "Group offsets were read before the databases were copied; each database keeps"
         " its own consumed offsets (consumer_offset), where the consumers resume after a restore.",
     }
+    if evidence is not None:
+        manifest["evidence"] = backup_evidence(evidence, folder / EVIDENCE)
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
 
 
-def restore(folder: Path, databases: Sequence[Database], *, clean: bool = False) -> None:
-    """Restore each database from a backup dir made by `backup`."""
+def restore(
+    folder: Path,
+    databases: Sequence[Database],
+    *,
+    clean: bool = False,
+    evidence: Path | None = None,
+) -> None:
+    """Restore each database from a backup dir made by `backup`, and the evidence files into
+    `evidence` when given (checked first: a damaged backup restores nothing of them)."""
     manifest = json.loads((folder / "manifest.json").read_text())
+    if evidence is not None and "evidence" in manifest:
+        restore_evidence(folder, manifest["evidence"], evidence)
     for db in databases:
         entry = manifest["databases"].get(db.service)
         if entry is None:
@@ -276,7 +385,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             kafka = (
                 None if args.no_offsets else (bootstrap, os.environ.get("DUBAN_TOPIC_PREFIX", ""))
             )
-            folder = backup(args.dir, databases, kafka=kafka)
+            folder = backup(args.dir, databases, kafka=kafka, evidence=evidence_dir_of())
             print(f"backup: {folder}")
             print((folder / "manifest.json").read_text())
         elif args.command == "restore":
@@ -290,12 +399,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if answer.strip().lower() not in ("y", "yes"):
                     print("restore: nothing done")
                     return 1
-            restore(args.folder, databases, clean=args.clean)
+            restore(args.folder, databases, clean=args.clean, evidence=evidence_dir_of())
             print(f"restore: {args.folder} restored into {targets}; start the services")
         else:
             for folder in sorted(args.dir.glob("backup-*")):
                 manifest = json.loads((folder / "manifest.json").read_text())
                 sizes = ", ".join(f"{s} {e['bytes']} B" for s, e in manifest["databases"].items())
+                if "evidence" in manifest:
+                    kept = manifest["evidence"]
+                    sizes += f", evidence {kept['files']} files {kept['bytes']} B"
                 print(f"{folder}  {manifest['taken_at']}  {sizes}")
     except BackupError as exc:
         print(f"{args.command}: {exc}", file=sys.stderr)
