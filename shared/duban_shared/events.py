@@ -523,3 +523,23 @@ class CircularPublished(Event):
     title: str = Field(max_length=300, description="The circular's title, the mail's subject.")
     docx_base64: str
     xlsx_base64: str
+
+
+class DeliverySent(Event):
+    """The notifier sent a planned delivery (topic duban.deliveries.v1, compacted, key the
+    delivery's key), written through its outbox in the transaction that recorded the send.
+
+    A notifier restored from a backup reads the topic before it sends anything and takes every
+    delivery found here as sent, so a message that went out after the backup does not go out
+    again. No address travels: `delivery_key` is a digest of the delivery's cause, channel and
+    recipient (`notifier.domain.delivery.delivery_key`), which the restored notifier computes
+    again from the rows it plans. `event_id` is that key as a UUID, so a record written twice
+    is one event.
+    """
+
+    delivery_key: str = Field(pattern=r"^[0-9a-f]{32}$")
+    cause_id: uuid.UUID = Field(description="The delivery's cause: alert and step occurrence.")
+    alert_id: uuid.UUID | None = None
+    channel: str = Field(max_length=16)
+    message_ref: str | None = Field(default=None, max_length=80)
+    provider_id: str | None = Field(default=None, max_length=120)

@@ -19,6 +19,7 @@ REVOCATIONS = "duban.registry.revocations.v1"
 CIRCULARS = "duban.circulars.v1"
 NOTICES = "duban.notices.v1"
 ALERTS = "duban.alerts.v1"
+DELIVERIES = "duban.deliveries.v1"
 
 DEFAULT_EVENT_RETENTION_MS = 604_800_000
 """How long an event topic keeps a record unless DUBAN_KAFKA_RETENTION_MS says (7 days)."""

@@ -5,14 +5,17 @@ from __future__ import annotations
 from datetime import timedelta
 
 import httpx
+from duban_shared import topics
 from duban_shared.app import service_app
 from duban_shared.auth import jwks_verifier
 from duban_shared.clock import Clock, SystemClock
 from duban_shared.db import is_sqlite
+from duban_shared.deadletters import DeadLetterSink
+from duban_shared.offsets import OffsetStore
 from duban_shared.outbox import OutboxRelay
 from duban_shared.ratelimit import RateLimiter
 from duban_shared.revocations import revocation_feed
-from duban_shared.service import build_core
+from duban_shared.service import CoreParts, build_core
 from duban_shared.workdays import WorkingCalendar
 from fastapi import FastAPI
 from opentelemetry.sdk.trace import TracerProvider
@@ -23,17 +26,24 @@ from notifier.adapters.channels.email import EmailChannel
 from notifier.adapters.mailer import SmtpMailer
 from notifier.adapters.policy_files import load_policies
 from notifier.api import router
-from notifier.consumers import AgencyConsumer, CircularConsumer, NoticeConsumer, StallConsumer
+from notifier.consumers import (
+    AgencyConsumer,
+    CircularConsumer,
+    DeliveryReplay,
+    NoticeConsumer,
+    StallConsumer,
+)
 from notifier.domain.delivery import Backoff
 from notifier.service import SERVICE, NotifierService
 from notifier.settings import NotifierSettings
-from notifier.store.models import OutboxMessage
+from notifier.store.models import ConsumerOffset, OutboxMessage
 from notifier.store.retention import pruner
 from notifier.use_cases.ack_links import AckLinks
 from notifier.use_cases.agencies import Agencies
 from notifier.use_cases.alerts import Alerts
 from notifier.use_cases.circulars import CircularMail
 from notifier.use_cases.contacts import Contacts
+from notifier.use_cases.delivery_records import DeliveryRecords
 from notifier.use_cases.dispatching import Dispatcher, DispatchOptions
 from notifier.use_cases.escalation import Escalator
 from notifier.use_cases.notices import NoticeTransitions
@@ -56,6 +66,29 @@ def _channels(
     if "wecom" in configured:
         channels["wecom"] = configured["wecom"]
     return channels
+
+
+def _delivery_replay(
+    settings: NotifierSettings, core: CoreParts, wall_clock: Clock
+) -> DeliveryReplay:
+    """The start-up read of the deliveries topic, its position kept in the database."""
+    prefix = settings.topic_prefix
+    group = f"{prefix}{SERVICE}.deliveries"
+    return DeliveryReplay(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        topic=prefix + topics.DELIVERIES,
+        group=group,
+        client_id=SERVICE,
+        offsets=OffsetStore(ConsumerOffset, core["sessions"], wall_clock),
+        records=DeliveryRecords(core["sessions"]),
+        dead_letters=DeadLetterSink(
+            core["producer"],
+            core["tracer"],
+            prefix + topics.NOTIFIER_DLQ,
+            group,
+            core["metrics"],
+        ),
+    )
 
 
 def build(
@@ -87,6 +120,16 @@ def build(
     mailer = SmtpMailer(settings)
     channels = _channels(settings, wall_clock, mailer)
     skip_locked = not is_sqlite(settings.database_url)
+    relay = OutboxRelay(
+        OutboxMessage,
+        sessions,
+        core.producer,
+        tracer,
+        wall_clock,
+        poll_seconds=settings.outbox_poll_seconds,
+        skip_locked=skip_locked,
+        topic_prefix=settings.topic_prefix,
+    )
     dispatcher = Dispatcher(
         sessions,
         channels,
@@ -108,18 +151,9 @@ def build(
             wall_clock, settings.per_recipient_per_hour / 3600, settings.per_recipient_burst
         ),
         metrics=metrics,
+        wake_relay=relay.wake,
     )
     escalator = Escalator(sessions, policies, calendar, clock, tracer, skip_locked=skip_locked)
-    relay = OutboxRelay(
-        OutboxMessage,
-        sessions,
-        core.producer,
-        tracer,
-        wall_clock,
-        poll_seconds=settings.outbox_poll_seconds,
-        skip_locked=skip_locked,
-        topic_prefix=settings.topic_prefix,
-    )
     transitions = Transitions(
         sessions, policies, calendar, clock, dispatcher.wake, metrics, wake_relay=relay.wake
     )
@@ -143,6 +177,7 @@ def build(
         agency_consumer=AgencyConsumer(Agencies(sessions), tracer),
         circular_consumer=CircularConsumer(circular_mail, tracer),
         circular_mail=circular_mail,
+        delivery_replay=_delivery_replay(settings, core.parts(), wall_clock),
         dispatcher=dispatcher,
         escalator=escalator,
         alerts=Alerts(

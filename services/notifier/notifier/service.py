@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import httpx
+from aiokafka import ConsumerRecord
 from duban_shared import topics
 from duban_shared.auth import JwksVerifier
 from duban_shared.clock import Clock
@@ -37,6 +38,9 @@ from notifier.use_cases.escalation import Escalator
 from notifier.use_cases.notifications import Notifications
 
 SERVICE = "duban-notifier"
+DELIVERY_REPLAY = "deliveries topic read"
+"""What the start-up read of the deliveries topic is called among the background starts: not
+ready (and nothing sent) until it reached the topic's end."""
 
 
 class Consumer(Protocol):
@@ -44,6 +48,12 @@ class Consumer(Protocol):
 
     @property
     def handle_batch(self) -> BatchHandler: ...
+
+
+class StartupRead(Protocol):
+    """A topic read once at start-up (`notifier.consumers.DeliveryReplay`)."""
+
+    async def run(self) -> None: ...
 
 
 @dataclass(kw_only=True)
@@ -59,6 +69,7 @@ class NotifierService(ServiceCore):
     agency_consumer: Consumer
     circular_consumer: Consumer
     circular_mail: CircularMail  # circulars (通报) mailed to the configured list
+    delivery_replay: StartupRead  # the deliveries sent, read before sending anything
     relay: OutboxRelay  # alert transitions, written with the alerts' state changes
     dispatcher: Dispatcher
     escalator: Escalator
@@ -75,12 +86,14 @@ class NotifierService(ServiceCore):
     offset_keepers: dict[str, OffsetKeeper] = field(default_factory=dict)
 
     async def start(self) -> None:
-        """Fetch the registry's keys (best effort), check the Kafka rule (the inbox outlives the
-        consumed topics' records; a broken rule refuses the start), then consume stall
-        transitions, notice transitions, agencies and circulars, relay the outbox, and prune
-        (retention)."""
+        """Fetch the registry's keys (best effort), read the deliveries topic (the dispatcher
+        sends nothing, and /healthz is not ready, until it is read), check the Kafka rule (the
+        inbox outlives the consumed topics' records; a broken rule refuses the start), then
+        consume stall transitions, notice transitions, agencies and circulars, relay the
+        outbox, and prune (retention)."""
         await self.verifier.prefetch()
         self.background.start_soon(PRODUCER, self.producer.start)
+        self.background.start_soon(DELIVERY_REPLAY, self._read_deliveries)
         feed = self.revocation_feed
         self.background.follow("notifier-revocations", feed.consumer, feed.run, name=REVOCATIONS)
         prefix, bootstrap = self.settings.topic_prefix, self.settings.kafka_bootstrap_servers
@@ -148,10 +161,16 @@ class NotifierService(ServiceCore):
             client_id=SERVICE,
             keeper=self._keeper(circulars_group),
         )
+
+        async def mail_circulars(records: list[ConsumerRecord[bytes, bytes]]) -> None:
+            # A circular is mailed only once the deliveries topic says whom it was mailed to.
+            await self.background.wait_ready(DELIVERY_REPLAY)
+            await self.circular_consumer.handle_batch(records)
+
         await self.background.consume(
             "notifier-circulars",
             circulars,
-            self.circular_consumer.handle_batch,
+            mail_circulars,
             name="circulars",
             retry=self.settings.retry_policy(pause_seconds=self.settings.retry_seconds),
             lag=lag.tracker(circulars_group),
@@ -175,16 +194,24 @@ class NotifierService(ServiceCore):
                 ),
             )
         if self.settings.run_loops:
-            self.background.spawn(
-                "notifier-dispatcher",
-                self.dispatcher.run(stop, self.settings.dispatch_interval_seconds),
-            )
+
+            async def dispatch() -> None:
+                # Nothing is sent before the deliveries topic was read (no message twice).
+                await self.background.wait_ready(DELIVERY_REPLAY)
+                await self.dispatcher.run(stop, self.settings.dispatch_interval_seconds)
+
+            self.background.spawn("notifier-dispatcher", dispatch())
             self.background.spawn(
                 "notifier-escalator",
                 self.escalator.run(
                     stop, self.settings.escalate_interval_seconds, self.dispatcher.wake
                 ),
             )
+
+    async def _read_deliveries(self) -> None:
+        """Read the deliveries topic to its end (once the producer can park a bad record)."""
+        await self.background.wait_ready(PRODUCER)
+        await self.delivery_replay.run()
 
     def _keeper(self, group_id: str) -> OffsetKeeper:
         """The database's positions of one consumer group (kept for tests and logs)."""

@@ -109,6 +109,13 @@ def message_reference(rows: Iterable[tuple[uuid.UUID, str, str]]) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
+def delivery_key(cause: uuid.UUID, channel: str, recipient: str) -> str:
+    """The key of one delivery (cause, channel, recipient), with no address readable in it:
+    what the deliveries topic says was sent, and what a restored notifier computes again from
+    the rows it plans to recognise them."""
+    return message_reference([(cause, channel, recipient)])
+
+
 def note_author(
     lead_agencies: Sequence[Mapping[str, Any]], co_agencies: Sequence[Mapping[str, Any]]
 ) -> str | None:

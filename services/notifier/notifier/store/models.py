@@ -73,6 +73,21 @@ class NotificationLog(NotifierBase, table=True):
     sent_at: datetime | None = utc_column(nullable=True)
 
 
+class DeliveryRecord(NotifierBase, table=True):
+    """A delivery known as sent from the deliveries topic (duban.deliveries.v1), read at start-up
+    before anything is sent: after a restore it stands for a send the backup does not hold, and
+    the dispatcher marks a row with the same key sent instead of sending it again."""
+
+    __tablename__ = "delivery_record"
+
+    delivery_key: str = Field(primary_key=True, max_length=32)
+    cause_id: uuid.UUID
+    channel: str = Field(max_length=16)
+    message_ref: str | None = Field(default=None, max_length=80)
+    provider_id: str | None = Field(default=None, max_length=120)
+    sent_at: datetime = utc_column(index=True)  # retention prunes by it
+
+
 class Alert(NotifierBase, table=True):
     """One stall episode of one work point, as the people alerted see it.
 
@@ -171,7 +186,7 @@ class AuditLog(AuditFields, NotifierBase, table=True):
 
 
 class OutboxMessage(OutboxFields, NotifierBase, table=True):
-    """Alert transitions (duban.alerts.v1) waiting to be relayed, written with the alert's
-    state change."""
+    """Alert transitions (duban.alerts.v1) and sent deliveries (duban.deliveries.v1) waiting
+    to be relayed, written with the alert's state change or the delivery's record."""
 
     __tablename__ = "outbox"

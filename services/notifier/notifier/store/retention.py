@@ -15,7 +15,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from notifier.domain.alerts import RESOLVED
 from notifier.domain.delivery import FAILED, NO_CONTACT, SENT, SUPERSEDED
 from notifier.settings import NotifierSettings
-from notifier.store.models import AckCode, Alert, Inbox, NotificationLog, OutboxMessage
+from notifier.store.models import (
+    AckCode,
+    Alert,
+    DeliveryRecord,
+    Inbox,
+    NotificationLog,
+    OutboxMessage,
+)
 
 NEVER_PRUNED = {
     "alert": "the alerts (one per stall episode or notice) and when they were acknowledged",
@@ -35,7 +42,10 @@ def prune_targets(
     outbox relay stamps published rows with it; `clock` when not given).
 
     A delivery goes only once finished and its alert resolved: while an alert is open its log
-    is what keeps a step from being sent twice (the unique cause of each delivery).
+    is what keeps a step from being sent twice (the unique cause of each delivery). A delivery
+    record (read from the compacted deliveries topic) goes with the log's retention, by when
+    it was sent: the topic keeps every record, and a restore reads again those after the
+    backup's position.
     """
     alert_open = exists(
         select(col(Alert.id)).where(
@@ -70,6 +80,15 @@ def prune_targets(
             kept_for(settings.retention_notification_log_days),
             clock,
             where=(col(NotificationLog.status).in_(FINISHED), ~alert_open),
+            setting="DUBAN_NOTIFIER_RETENTION_NOTIFICATION_LOG_DAYS",
+        ),
+        PruneTarget(
+            "delivery_record",
+            DeliveryRecord,
+            col(DeliveryRecord.delivery_key),
+            col(DeliveryRecord.sent_at),
+            kept_for(settings.retention_notification_log_days),
+            clock,
             setting="DUBAN_NOTIFIER_RETENTION_NOTIFICATION_LOG_DAYS",
         ),
         PruneTarget(

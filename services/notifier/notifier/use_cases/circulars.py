@@ -1,10 +1,13 @@
 """Mail a published circular (通报) to the configured list, its .docx and .xlsx attached.
 
-1. Skip it if the inbox says it was mailed (a redelivery sends nothing).
+1. Skip it if the inbox says it was mailed (a redelivery sends nothing), and skip the
+   recipients the deliveries topic says it was mailed to (a database restored from a backup
+   taken before it was mailed; `notifier.use_cases.delivery_records`).
 2. Send one message per recipient; its Message-ID is made from the circular and the
    recipient, so a message sent again after a crash between the send and step 3 is the same
    message to the recipient's mail system.
-3. Record the event in the inbox.
+3. Record the event in the inbox, and tell the deliveries topic whom it was mailed to
+   (through the outbox, in the same transaction).
 
 An SMTP outage (or a refused login) is raised as a ConnectionError: the consumer retries the
 record until the server answers. A recipient the server refuses for good is logged and
@@ -30,7 +33,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from notifier.adapters.mailer import Attachment, DeliveryError, Verdict
 from notifier.domain.contacts import mask
+from notifier.domain.delivery import delivery_key
+from notifier.store import deliveries as delivery_store
 from notifier.store.models import Inbox
+from notifier.use_cases.delivery_records import sent_record, tell
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +81,12 @@ class CircularMail:
 
     async def apply(self, event: CircularPublished, topic: str) -> int:
         """Mail one circular unless it was mailed before; return the messages sent."""
+        keys = {a: delivery_key(event.event_id, "email", a) for a in self.recipients}
         async with self.sessions() as session:
             if await session.get(Inbox, event.event_id) is not None:
                 return 0
+            recorded = await delivery_store.recorded(session, keys.values())
+        told = []
         attachments = (
             Attachment(f"{event.number}.docx", base64.b64decode(event.docx_base64), DOCX),
             Attachment(f"{event.number}.xlsx", base64.b64decode(event.xlsx_base64), XLSX),
@@ -93,6 +102,8 @@ class CircularMail:
             },
         ) as span:
             for address in self.recipients:
+                if keys[address] in recorded:
+                    continue  # mailed before a restore: the deliveries topic says so
                 reference = (
                     "circular-"
                     + hashlib.sha256(f"{event.circular_id}:{address}".encode()).hexdigest()[:32]
@@ -118,9 +129,15 @@ class CircularMail:
                     raise ConnectionError(f"circular mail: {exc}") from exc
                 sent += 1
                 self._count("sent")
+                told.append(
+                    sent_record(
+                        event.event_id, "email", address, self.clock.now(), message_ref=reference
+                    )
+                )
             span.set_attribute(attr.NOTIFICATION_ROWS, sent)
         async with self.sessions() as session, session.begin():
             await first_delivery(session, Inbox, event.event_id, topic, self.clock.now())
+            tell(session, told, self.clock.now())
         log.info("circular %s mailed to %d recipient(s)", event.number, sent)
         return sent
 

@@ -7,13 +7,17 @@ row, and per recipient:
 2. waits out the per-recipient rate limit;
 3. marks the rows `sending` with a lease and commits, then renders one message for all of them
    (a digest when there are several alerts) and sends it outside any transaction;
-4. marks them `sent`; on a transient error schedules a retry with exponential backoff and
-   jitter; on a permanent error (or too many attempts) marks them `failed` and plans the same
-   step on the agency's next active contact. Only `invalid_recipient` (the provider refused the
-   address itself, e.g. SMTP 550 5.1.1) marks the contact `failed`: a provider's own fault or a
-   refused login says nothing about the address (see `notifier.adapters.mailer.classify`).
-A row whose lease ran out while `sending` (the process died mid-send, or the provider's answer
-was lost) is due again: that is the one case where a message may go out twice.
+4. marks them `sent`, telling the deliveries topic through the outbox in the same
+   transaction (`notifier.use_cases.delivery_records`); on a transient error schedules a
+   retry with exponential backoff and jitter; on a permanent error (or too many attempts)
+   marks them `failed` and plans the same step on the agency's next active contact. Only
+   `invalid_recipient` (the provider refused the address itself, e.g. SMTP 550 5.1.1) marks
+   the contact `failed`: a provider's own fault or a refused login says nothing about the
+   address (see `notifier.adapters.mailer.classify`).
+A due row the deliveries topic says was sent (a restored database did not know) is marked
+`sent` at the claim and not sent again. A row whose lease ran out while `sending` (the process
+died mid-send, or the provider's answer was lost) is due again: that is the one case where a
+message may go out twice.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import logging
 import random
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -59,6 +63,7 @@ from notifier.domain.delivery import (
     SENT,
     Backoff,
     Recipient,
+    delivery_key,
     held_until,
     message_reference,
     note_author,
@@ -66,9 +71,11 @@ from notifier.domain.delivery import (
 from notifier.domain.policy import EscalationPolicy, PolicySet
 from notifier.store import alerts as alert_store
 from notifier.store import contacts as contact_store
+from notifier.store import deliveries as delivery_store
 from notifier.store import notifications as log_store
 from notifier.store.models import Alert, NotificationLog
 from notifier.use_cases.ack_links import AckLinks
+from notifier.use_cases.delivery_records import tell_sent
 from notifier.use_cases.planning import count_notifications, plan
 
 log = logging.getLogger(__name__)
@@ -117,6 +124,7 @@ class Dispatcher:
     limiter: RateLimiter | None = None  # per recipient
     metrics: ServiceMetrics | None = None
     rng: random.Random = field(default_factory=random.Random)  # jitter, not secrets
+    wake_relay: Callable[[], None] | None = None  # the outbox relay (records of sends)
     _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
 
     def wake(self) -> None:
@@ -148,6 +156,8 @@ class Dispatcher:
             rows = await log_store.due(
                 session, now, self.options.batch_size, skip_locked=self.options.skip_locked
             )
+            claimed = len(rows)
+            rows = await self._drop_recorded(session, rows)
             alerts = await alert_store.alerts_by_id(
                 session, {r.alert_id for r in rows if r.alert_id}
             )
@@ -174,7 +184,33 @@ class Dispatcher:
                     session.add(row)
                 if wait_until is None:
                     ready.append(_Group(channel, recipient, group_rows))
-        return ready, len(rows)
+        return ready, claimed
+
+    async def _drop_recorded(
+        self, session: AsyncSession, rows: list[NotificationLog]
+    ) -> list[NotificationLog]:
+        """Mark `sent` the rows the deliveries topic says were sent (a restored database did not
+        know); return the others, still to send."""
+        keys = {r.id: delivery_key(r.transition_event_id, r.channel, r.recipient) for r in rows}
+        records = await delivery_store.recorded(session, keys.values())
+        if not records:
+            return rows
+        still = []
+        for row in rows:
+            record = records.get(keys[row.id])
+            if record is None:
+                still.append(row)
+                continue
+            row.status, row.sent_at, row.lease_until = SENT, record.sent_at, None
+            row.next_attempt_at = None
+            row.provider_id, row.message_ref = record.provider_id, record.message_ref
+            session.add(row)
+            log.info(
+                "delivery over %s recorded as sent on the deliveries topic; not sending it again",
+                row.channel,
+                extra={"channel": row.channel, "alert_id": str(row.alert_id or "")},
+            )
+        return still
 
     def _wait(
         self, channel: str, recipient: str, alerts: list[Alert], now: datetime
@@ -256,6 +292,7 @@ class Dispatcher:
     async def _sent(self, group: _Group, message: OutgoingMessage, receipt: Receipt) -> None:
         """Record a sent message on its rows; each planned delivery it carried took its time."""
         now = self.clock.now()
+        sent_rows: list[NotificationLog] = []
         async with self.sessions() as session, session.begin():
             for row in group.rows:
                 stored = await log_store.row(session, row.id)
@@ -266,6 +303,10 @@ class Dispatcher:
                 stored.provider_id = receipt.provider_id
                 stored.message_ref = message.reference
                 session.add(stored)
+                sent_rows.append(stored)
+            tell_sent(session, sent_rows, now)
+        if self.wake_relay is not None:
+            self.wake_relay()
         count_notifications(self.metrics, group.channel, SENT)
         if self.metrics is None:
             return
