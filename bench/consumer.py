@@ -24,7 +24,9 @@ Every rate counts from the first batch in hand to the commit of the transaction 
 last record (to the last record consumed for raw), so group join and first fetch are left out.
 
 Run: .venv/bin/python bench/consumer.py [--events 50000] [--work-points 5000] [--quick]
-Prints the events/s of each, Duban's ratio to each anchor, the tracing ratio and peak RSS.
+Prints the events/s of each, Duban's ratio to each anchor, the tracing ratio and peak RSS, and
+the same ratios of CPU time per event in this process (steadier than the rates on a shared
+machine; the anchors' PostgreSQL work is not in them, as Duban's is not).
 """
 
 from __future__ import annotations
@@ -168,6 +170,11 @@ async def raw_consume(topic: str, group: str, count: int) -> float:
     return (count - first_batch) / elapsed
 
 
+CPU_US_PER_EVENT: dict[str, float] = {}
+"""Each consumer's CPU time in this process per event (user + system, over the same interval as
+its rate): on a shared machine it moves much less than the rate, which counts waiting too."""
+
+
 def peak_rss_mib() -> float:
     """This process's peak resident set size so far, in MiB (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -252,7 +259,7 @@ async def anchor_consume(dsn: str, topic: str, group: str, count: int, copy: boo
                 if not records:
                     continue
                 if not seen:
-                    first = time.perf_counter()
+                    first, cpu_first = time.perf_counter(), time.process_time()
                 rows = [anchor_row(r.value or b"{}") for r in records]
                 async with conn.transaction(), conn.cursor() as cur:
                     if copy:
@@ -272,6 +279,7 @@ async def anchor_consume(dsn: str, topic: str, group: str, count: int, copy: boo
                 await consumer.commit()
                 seen += len(records)
             elapsed = time.perf_counter() - first
+            cpu = time.process_time() - cpu_first
             stored = await (await conn.execute("SELECT count(*) FROM anchor_report")).fetchone()
             await conn.execute("TRUNCATE anchor_report")
             await conn.execute(
@@ -282,6 +290,7 @@ async def anchor_consume(dsn: str, topic: str, group: str, count: int, copy: boo
         await consumer.stop()
     if not stored or stored[0] != count:
         raise SystemExit(f"bench: the anchor stored {stored} reports of {count}")
+    CPU_US_PER_EVENT["anchor_copy" if copy else "anchor"] = 1e6 * cpu / count
     return count / elapsed
 
 
@@ -303,6 +312,8 @@ class TimedHandler:
     def __init__(self, handle: Callable[[list[ConsumerRecord[bytes, bytes]]], Awaitable[None]]):
         self._handle = handle
         self.first = 0.0
+        self.cpu_first = 0.0
+        self.cpu_last = 0.0
         self.last_commit = 0.0
         self.records = 0
         self.batches = 0
@@ -310,11 +321,11 @@ class TimedHandler:
     async def __call__(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
         """Time the real handler (it commits its own transaction before returning)."""
         if not self.first:
-            self.first = time.perf_counter()
+            self.first, self.cpu_first = time.perf_counter(), time.process_time()
         await self._handle(records)
         self.records += len(records)
         self.batches += 1
-        self.last_commit = time.perf_counter()
+        self.last_commit, self.cpu_last = time.perf_counter(), time.process_time()
 
 
 async def scalar(dsn: str, sql: str) -> int:
@@ -418,6 +429,8 @@ async def real_consume(
             profiler.disable()
         note(f"tracing {'on' if tracing else 'off'}: {meter.report()}")
         elapsed = timed.last_commit - timed.first
+        label = "consumer" if tracing else "consumer_untraced"
+        CPU_US_PER_EVENT[label] = 1e6 * (timed.cpu_last - timed.cpu_first) / count
         # Let the relay finish the transitions the reports caused, then count them.
         await wait_until_relayed(dsn)
         transitions = await scalar(dsn, "SELECT count(*) FROM outbox")
@@ -460,17 +473,21 @@ async def main(args: argparse.Namespace) -> None:
                 f"{args.work_points} work points, {args.agencies} agencies"
             )
             raw = await raw_consume(topic, f"{prefix}bench.raw", args.events)
+            note(f"raw getmany: {raw:.0f} events/s")
             anchor = await anchor_consume(
                 db.dsn, topic, f"{prefix}bench.anchor", args.events, copy=False
             )
+            note(f"anchor: {anchor:.0f} events/s")
             anchor_copy = await anchor_consume(
                 db.dsn, topic, f"{prefix}bench.anchor-copy", args.events, copy=True
             )
+            note(f"anchor with COPY: {anchor_copy:.0f} events/s")
             rss_before = peak_rss_mib()
             rate, timed, transitions = await real_consume(
                 db, prefix, args.events, True, args.profile, args.profile_out
             )
             rss_after = peak_rss_mib()
+            note(f"Duban, traced: {rate:.0f} events/s")
             dead = await topic_total(
                 prefix + topics.PROGRESS_DLQ, partitions_of(topics.PROGRESS_DLQ)
             )
@@ -498,6 +515,12 @@ async def main(args: argparse.Namespace) -> None:
     result("consumer_untraced_events_per_s", untraced, "events/s", 0)
     result("consumer_tracing_ratio", rate / untraced, "ratio", 3)
     result("consumer_to_raw_ratio", rate / raw, "ratio", 4)
+    for label, micros in CPU_US_PER_EVENT.items():
+        result(f"{label}_cpu_us_per_event", micros, "us", 1)
+    cpu = CPU_US_PER_EVENT
+    result("consumer_to_anchor_cpu_ratio", cpu["anchor"] / cpu["consumer"], "ratio", 3)
+    result("consumer_to_anchor_copy_cpu_ratio", cpu["anchor_copy"] / cpu["consumer"], "ratio", 3)
+    result("consumer_tracing_cpu_ratio", cpu["consumer_untraced"] / cpu["consumer"], "ratio", 3)
     result("peak_rss_before_duban_mib", rss_before, "MiB", 0)
     result("peak_rss_mib", rss_after, "MiB", 0)
     verdict(
