@@ -235,6 +235,19 @@ async def test_blocked_report_is_one_trace_in_jaeger_across_the_services(traced:
         ("duban-notifier", "email send", "client"),
     ]
     assert {s.service for s in spans.values()} == {"duban-progress", "duban-notifier"}
+    # The consumer's batch is a trace of its own, linked to the report's send span.
+    [sent] = [s for s in chain if s.name == f"send {prefix}duban.status.v1"]
+    batches = [
+        s
+        for s in traced.memory_spans(f"process {prefix}duban.status.v1")
+        if s.parent is None
+        and any(
+            format(link.context.trace_id, "032x") == trace_id
+            and format(link.context.span_id, "016x") == sent.span_id
+            for link in s.links
+        )
+    ]
+    assert len(batches) == 1 and hex_trace(batches[0]) != trace_id
     assert root.attributes["duban.work_point.id"] == f"{PLAN}/35"
     stall_consumer = chain[-5]
     assert stall_consumer.attributes["duban.stall.transition"] == "opened"
@@ -360,8 +373,9 @@ async def test_sweeper_span_links_to_the_last_reports_trace_in_jaeger(traced: Tr
     root = chain_to_root(spans, smtp_span)[-1]
     assert (root.service, root.name, root.parent_id) == ("duban-progress", "sweep work points", "")
 
-    # Work point 35's transition links to the span that applied its last report, in the
-    # report's trace; the other 49 work points never had a report, so nothing to link.
+    # Work point 35's transition links to its last report's trace (at the span that sent the
+    # report to the status topic: the consumer traces a batch as one span of its own, linked
+    # to its reports' traces); the other 49 work points never had a report, so nothing to link.
     transition = transition_of_35(spans)
     assert transition is not None and transition.parent_id == root.span_id
     assert transition.attributes["duban.stall.transition"] == "opened"
@@ -371,13 +385,13 @@ async def test_sweeper_span_links_to_the_last_reports_trace_in_jaeger(traced: Tr
     assert len(others) == 49 and all(s.links == () for s in others)
 
     report_spans = await traced.jaeger.until(
-        report_trace, lambda found: linked_span_id in found, "the last report's consumer span"
+        report_trace, lambda found: linked_span_id in found, "the last report's send span"
     )
     linked = report_spans[linked_span_id]
     assert (linked.service, linked.name, linked.kind) == (
         "duban-progress",
-        f"process {prefix}duban.status.v1",
-        "consumer",
+        f"send {prefix}duban.status.v1",
+        "producer",
     )
     assert chain_to_root(report_spans, linked)[-1].name == "POST /v1/events"
     assert service_of(ingest) == "duban-progress" and ingest.kind == SpanKind.SERVER

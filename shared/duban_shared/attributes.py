@@ -99,6 +99,9 @@ NOTIFICATION_ROWS: Final = "duban.notification.rows"
 ROUND_SIZE: Final = "duban.ingest.round.size"
 """How many requests one shared database round of ingestion answered (on the round's span)."""
 
+BATCH_REJECTED: Final = "duban.batch.rejected"
+"""How many records of a consumed batch were parked (on the batch's span)."""
+
 LINK_KIND: Final = "duban.link"
 """On a span link: what the linked span is (e.g. `registry work point snapshot`)."""
 
@@ -126,5 +129,6 @@ MESSAGING_OPERATION_TYPE: Final = _messaging.MESSAGING_OPERATION_TYPE
 MESSAGING_OPERATION_NAME: Final = _messaging.MESSAGING_OPERATION_NAME
 MESSAGING_KAFKA_MESSAGE_KEY: Final = _messaging.MESSAGING_KAFKA_MESSAGE_KEY
 MESSAGING_KAFKA_OFFSET: Final = _messaging.MESSAGING_KAFKA_OFFSET
+MESSAGING_BATCH_MESSAGE_COUNT: Final = _messaging.MESSAGING_BATCH_MESSAGE_COUNT
 MESSAGING_SYSTEM_KAFKA: Final = _messaging.MessagingSystemValues.KAFKA.value
 """The value of `messaging.system` for our broker."""

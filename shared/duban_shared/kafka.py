@@ -18,7 +18,15 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.structs import RecordMetadata
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import (
+    Span,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    Tracer,
+)
 from pydantic import BaseModel, ValidationError
 
 from duban_shared import attributes as attr
@@ -149,6 +157,56 @@ def process_span(tracer: Tracer, record: ConsumerRecord[bytes, bytes]) -> Iterat
     with tracer.start_as_current_span(
         f"process {record.topic}", context=parent, kind=SpanKind.CONSUMER, attributes=attrs
     ) as span:
+        yield span
+
+
+def traceparent_of(record: ConsumerRecord[bytes, bytes]) -> str | None:
+    """The W3C traceparent a record was sent with (None without one)."""
+    for key, value in record.headers or ():
+        if key == "traceparent":
+            return str(value.decode("ascii", "replace"))
+    return None
+
+
+def _span_context(traceparent: str | None) -> SpanContext | None:
+    """The remote span a traceparent names (version 00: `00-<trace>-<span>-<flags>`), parsed
+    directly: a batch links to hundreds of them, and the propagator's parse costs more."""
+    if not traceparent or len(traceparent) != 55:
+        return None
+    try:
+        trace_id, span_id = int(traceparent[3:35], 16), int(traceparent[36:52], 16)
+        flags = int(traceparent[53:55], 16)
+    except ValueError:
+        return None
+    if not trace_id or not span_id:
+        return None
+    return SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(flags & 1))
+
+
+@contextmanager
+def batch_span(
+    tracer: Tracer,
+    records: Sequence[ConsumerRecord[bytes, bytes]],
+    traceparents: Sequence[str | None],
+) -> Iterator[Span]:
+    """One CONSUMER span (`process <topic>`) for a whole batch: a trace of its own, linked to
+    the trace each record was sent in (`traceparents`, the records' own, in order), with the
+    batch's size. The SDK keeps at most OTEL_SPAN_LINK_COUNT_LIMIT links (128 by default); a
+    span the sampler drops costs no links at all."""
+    topic = records[0].topic if records else ""
+    attrs = _messaging_attributes(topic, None, "process")
+    attrs[attr.MESSAGING_BATCH_MESSAGE_COUNT] = len(records)
+    with tracer.start_as_current_span(
+        f"process {topic}",
+        context=otel_context.Context(),
+        kind=SpanKind.CONSUMER,
+        attributes=attrs,
+    ) as span:
+        if span.is_recording():
+            for traceparent in traceparents:
+                linked = _span_context(traceparent)
+                if linked is not None:
+                    span.add_link(linked)
         yield span
 
 

@@ -21,9 +21,23 @@ from datetime import date
 
 from aiokafka import ConsumerRecord
 from duban_shared import attributes as attr
-from duban_shared.events import AlertTransition, StatusEvent, WorkPointSnapshot, coded_error
+from duban_shared.events import (
+    AlertTransition,
+    StallTransition,
+    StatusEvent,
+    WorkPointSnapshot,
+    coded_error,
+)
 from duban_shared.failures import RecordRejected
-from duban_shared.kafka import Parker, decode_or_park, headers_to_dict, process_span
+from duban_shared.kafka import (
+    Parker,
+    batch_span,
+    current_traceparent,
+    decode_or_park,
+    headers_to_dict,
+    process_span,
+    traceparent_of,
+)
 from duban_shared.metrics import ServiceMetrics
 from opentelemetry.trace import Status, StatusCode, Tracer
 from pydantic import ValidationError
@@ -42,7 +56,16 @@ class Rejected(RecordRejected):
 
 @dataclass
 class StatusConsumer:
-    """Applies status events to progress state."""
+    """Applies status events to progress state.
+
+    Tracing: one CONSUMER span per batch (`process <topic>`, a trace of its own) linked to the
+    trace of each report it applied (the `traceparent` ingestion sent with it), instead of a
+    span per record, which cost more than the rest of the tracing together. A record that
+    matters on its own gets its own `process <topic>` span in its report's trace: one that
+    caused a stall transition (its outbox row carries that span, so the alert the notifier
+    raises stays in the report's trace: one trace from the POST to the e-mail), and one that
+    is parked (the span marked with the reason).
+    """
 
     reports: ApplyReports
     dead_letters: Parker
@@ -60,31 +83,53 @@ class StatusConsumer:
             except ValidationError as exc:
                 code, message = coded_error(exc) or ("invalid_event", str(exc))
                 events.append(Rejected(code, message))
-        applied: list[ConsumerRecord[bytes, bytes]] = []
         valid = [e for e in events if isinstance(e, StatusEvent)]
-        async with self.reports.batch(valid) as batch:
-            for record, event in zip(records, events, strict=True):
-                with process_span(self.tracer, record) as span:
+        parents = [traceparent_of(record) for record in records]
+        with batch_span(self.tracer, records, parents) as span:
+            rejected: list[tuple[ConsumerRecord[bytes, bytes], Rejected]] = []
+            applied: list[ConsumerRecord[bytes, bytes]] = []
+            async with self.reports.batch(valid) as batch:
+                inbox = batch.writes.inbox
+                for record, event, parent in zip(records, events, parents, strict=True):
+                    if isinstance(event, Rejected):
+                        rejected.append((record, event))
+                        continue
                     try:
-                        if isinstance(event, Rejected):
-                            raise event
-                        try:
-                            if batch.apply(event, record.topic):
-                                applied.append(record)
-                        except ReportProblem as problem:
-                            raise Rejected(problem.code, problem.message) from problem
-                    except Rejected as rejected:
-                        span.set_status(Status(StatusCode.ERROR, rejected.code))
-                        await self.dead_letters.park(record, rejected.code, str(rejected), 1)
+                        judged = batch.apply(event, record.topic, parent)
+                    except ReportProblem as problem:
+                        rejected.append((record, Rejected(problem.code, problem.message)))
+                        continue
+                    if inbox and inbox[-1]["event_id"] == event.event_id:
+                        applied.append(record)  # not a redelivery
+                    if judged is not None:
+                        transition, _, outbox = judged
+                        outbox["traceparent"] = self._transition_span(record, transition)
+                for record, refusal in rejected:
+                    with process_span(self.tracer, record) as record_span:
+                        record_span.set_status(Status(StatusCode.ERROR, refusal.code))
+                        await self.dead_letters.park(record, refusal.code, str(refusal), 1)
+            if span.is_recording():
+                span.set_attribute(attr.BATCH_REJECTED, len(rejected))
         self._record_durations(applied)
+
+    def _transition_span(self, record: ConsumerRecord[bytes, bytes], transition: object) -> str:
+        """A span of the report's trace for the transition it caused; its traceparent (the
+        outbox row's, so the notifier continues this trace)."""
+        with process_span(self.tracer, record) as span:
+            if span.is_recording() and isinstance(transition, StallTransition):
+                span.set_attribute(attr.WORK_POINT_ID, transition.work_point_id)
+                span.set_attribute(attr.STALL_TRANSITION, transition.kind.value)
+                span.set_attribute(attr.STALL_LEVEL, transition.level.value)
+            return current_traceparent() or traceparent_of(record) or ""
 
     def _record_durations(self, applied: list[ConsumerRecord[bytes, bytes]]) -> None:
         """Acceptance (the record's broker timestamp) to application, for each applied event."""
         if self.metrics is None:
             return
         done = self.seconds()
+        histogram = self.metrics.event_processing_duration
         for record in applied:
-            self.metrics.event_processing_duration.record(max(done - record.timestamp / 1000, 0.0))
+            histogram.record(max(done - record.timestamp / 1000, 0.0))
 
 
 @dataclass

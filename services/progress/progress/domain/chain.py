@@ -71,7 +71,7 @@ class NewReport:
     """A status_report row about to be written, as plain attributes (the columns, by name).
 
     The status consumer builds one per event; a model instance costs several times more to make,
-    and the batch's rows are inserted with one executemany anyway (store.states.write_back).
+    and the batch's rows are inserted with one executemany anyway (store.rows.write).
     """
 
     event_id: uuid.UUID

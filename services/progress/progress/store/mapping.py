@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from progress.domain.stall import Facts, Policy, Target
 from progress.store.models import WorkPointState, WorkPointView
+from progress.store.rows import StateRow, ViewRow
 
 
-def policy_of(view: WorkPointView) -> Policy:
+def policy_of(view: WorkPointView | ViewRow) -> Policy:
     """The stall policy the registry's snapshot carries."""
     return Policy(
         report_every=view.report_every_working_days,
@@ -19,7 +20,9 @@ def policy_of(view: WorkPointView) -> Policy:
     )
 
 
-def facts_of(view: WorkPointView, state: WorkPointState, *, blocked: bool) -> Facts:
+def facts_of(
+    view: WorkPointView | ViewRow, state: WorkPointState | StateRow, *, blocked: bool
+) -> Facts:
     """What the domain needs to judge a work point."""
     return Facts(
         last_heard=state.last_heard(),
