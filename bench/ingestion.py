@@ -18,7 +18,16 @@ own task, never waiting for earlier answers. Per report it measures:
   connection) that sees the row committed.
 A warm-up (not counted) precedes the measured seconds.
 
-Run: .venv/bin/python bench/ingestion.py [--rate 500] [--duration 20] [--api-workers N] [--quick]
+The anchor, in the same invocation: bench/bare_ingest.py, a bare FastAPI app with the same
+request model and an aiokafka producer (acks=all, idempotent) answering 202, in a process of its
+own on the same broker, gets the same load at --rate after Duban. Then both are stepped through
+--steps (each rate for both, one after the other, until each fails it): a rate is held while
+every report is accepted, post p99 stays at or under HELD_POST_P99_MS and the answers keep up
+with the rate. Printed for both: post p50/p99, the server's CPU per report, the highest rate
+held, the ratios, and the peak RSS of every process.
+
+Run: .venv/bin/python bench/ingestion.py [--rate 500] [--duration 20] [--api-workers N]
+     [--steps 500,1000,...] [--quick]
 """
 
 from __future__ import annotations
@@ -425,6 +434,7 @@ class Sent:
     persisted: float = 0.0
 
 
+_SEEDS = itertools.count(11)
 STATUSES = ["on_track"] * 85 + ["at_risk"] * 10 + ["blocked"] * 3 + ["not_started"] * 2
 
 
@@ -449,7 +459,8 @@ class Load:
         self._batch = batch
         self._clients = clients
         self._dsn = dsn
-        self._rng = random.Random(11)
+        # every run its own event_ids: a later run on the same server must not replay them
+        self._rng = random.Random(next(_SEEDS))
         self.sent: list[Sent] = []
         self._pending: dict[uuid.UUID, Sent] = {}
         self.errors: dict[str, int] = {}
