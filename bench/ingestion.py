@@ -18,7 +18,16 @@ own task, never waiting for earlier answers. Per report it measures:
   connection) that sees the row committed.
 A warm-up (not counted) precedes the measured seconds.
 
-Run: .venv/bin/python bench/ingestion.py [--rate 500] [--duration 20] [--api-workers N] [--quick]
+The anchor, in the same invocation: bench/bare_ingest.py, a bare FastAPI app with the same
+request model and an aiokafka producer (acks=all, idempotent) answering 202, in a process of its
+own on the same broker, gets the same load at --rate after Duban. Then both are stepped through
+--steps (each rate for both, one after the other, until each fails it): a rate is held while
+every report is accepted, post p99 stays at or under HELD_POST_P99_MS and the answers keep up
+with the rate. Printed for both: post p50/p99, the server's CPU per report, the highest rate
+held, the ratios, and the peak RSS of every process.
+
+Run: .venv/bin/python bench/ingestion.py [--rate 500] [--duration 20] [--api-workers N]
+     [--steps 500,1000,...] [--quick]
 """
 
 from __future__ import annotations
@@ -67,6 +76,7 @@ from _common import (
     setup,
     summarize_collapsed,
     topic_total,
+    tree_cpu_seconds,
     verdict,
 )
 from duban_shared import topics
@@ -76,7 +86,12 @@ from registry.store import clients as client_store
 PLAN_FILE = ROOT / "data" / "plans" / "zhaoqing-digital-2024.txt"
 PLAN_WORK_POINTS = 50
 BIN = Path(sys.executable).parent
-TARGET_PERSISTED_P99_MS = 250.0
+TARGET_PERSISTED_P99_MS = 100.0
+TARGET_POST_P99_RATIO = 3.0  # Duban's post p99 at --rate over the bare app's
+TARGET_RATE_RATIO = 0.7  # Duban's highest held rate over the bare app's
+HELD_POST_P99_MS = 100.0  # a rate is held while post p99 stays under this...
+CLIENT_LAG_MS = 20.0  # ...and the load client keeps its schedule (else it is the bottleneck)
+DEFAULT_STEPS = "500,1000,1500,2000,2500,3000,3500,4000"
 POLL_SECONDS = 0.010
 POLL_WINDOW = 2000
 DRAIN_SECONDS = 300.0
@@ -419,6 +434,7 @@ class Sent:
     persisted: float = 0.0
 
 
+_SEEDS = itertools.count(11)
 STATUSES = ["on_track"] * 85 + ["at_risk"] * 10 + ["blocked"] * 3 + ["not_started"] * 2
 
 
@@ -443,11 +459,13 @@ class Load:
         self._batch = batch
         self._clients = clients
         self._dsn = dsn
-        self._rng = random.Random(11)
+        # every run its own event_ids: a later run on the same server must not replay them
+        self._rng = random.Random(next(_SEEDS))
         self.sent: list[Sent] = []
         self._pending: dict[uuid.UUID, Sent] = {}
         self.errors: dict[str, int] = {}
         self.polls = 0
+        self.server_cpu_seconds = 0.0  # CPU the (first) server used while the measured ran
 
     async def _post(self, records: list[Sent], client: AgencyClient, body: bytes) -> None:
         """POST one report (to /v1/events) or several (to /v1/events/batch)."""
@@ -549,48 +567,56 @@ class Load:
 
 
 async def run_load(
-    progress: list[Server],
+    servers: list[Server],
     clients: Sequence[AgencyClient],
-    dsn: str,
+    dsn: str | None,
     args: argparse.Namespace,
     logs: Path,
+    *,
+    rate: float,
+    duration: float,
+    warmup: float,
+    sample: bool = False,
 ) -> tuple[Load, str]:
-    """Warm up, send the measured seconds, wait until every accepted report is stored; with
-    --py-spy, sample the progress process during the measured seconds."""
-    http = Http1Client(progress[0].base_url)
+    """Warm up, send the measured seconds to the first server; with a `dsn`, wait until every
+    accepted report is stored; with `sample` (--py-spy), sample that server during the measured
+    seconds. The CPU of every server in `servers` is measured."""
+    http = Http1Client(servers[0].base_url)
     try:
-        load = Load(http, clients, dsn, args.batch)
+        load = Load(http, clients, dsn or "", args.batch)
         stop = asyncio.Event()
-        poller = asyncio.create_task(load.poll(stop))
-        meter = CpuMeter({server.name: server.process.pid for server in progress})
-        send = asyncio.create_task(load.send(args.rate, args.warmup, args.duration))
-        await asyncio.sleep(args.warmup)
+        poller = asyncio.create_task(load.poll(stop)) if dsn else None
+        meter = CpuMeter({server.name: server.process.pid for server in servers})
+        send = asyncio.create_task(load.send(rate, warmup, duration))
+        await asyncio.sleep(warmup)
         meter.start()
-        sampler = await start_py_spy(progress, args, logs) if args.py_spy else None
+        cpu_before = tree_cpu_seconds(servers[0].process.pid)
+        sampler = await start_py_spy(servers, args, logs) if sample else None
         await send
+        load.server_cpu_seconds = tree_cpu_seconds(servers[0].process.pid) - cpu_before
         cpu = meter.report()
         if sampler is not None:
             await sampler.wait()
             summarize_collapsed(
-                logs / "progress.collapsed", f"progress server under load (py-spy, {args.rate}/s)"
+                logs / "progress.collapsed", f"{servers[0].name} under load (py-spy, {rate:.0f}/s)"
             )
             if args.profile_out:
                 shutil.copyfile(logs / "progress.collapsed", args.profile_out)
         stop.set()
-        try:
-            await asyncio.wait_for(poller, timeout=DRAIN_SECONDS)
-        except TimeoutError:
-            note(f"some accepted reports were not stored within {DRAIN_SECONDS:.0f} s")
+        if poller is not None:
+            try:
+                await asyncio.wait_for(poller, timeout=DRAIN_SECONDS)
+            except TimeoutError:
+                note(f"some accepted reports were not stored within {DRAIN_SECONDS:.0f} s")
     finally:
         await http.aclose()
-    note(f"load client: {http.connections} connections opened")
     return load, cpu
 
 
 async def start_py_spy(
-    progress: list[Server], args: argparse.Namespace, logs: Path
+    servers: list[Server], args: argparse.Namespace, logs: Path
 ) -> asyncio.subprocess.Process | None:
-    """py-spy record of the progress API process (and its worker processes) for the measured
+    """py-spy record of the first server's process (and its worker processes) for the measured
     seconds (collapsed stacks)."""
     binary = py_spy()
     if binary is None:
@@ -600,7 +626,7 @@ async def start_py_spy(
         str(binary),
         "record",
         "--pid",
-        str(progress[0].process.pid),
+        str(servers[0].process.pid),
         "--subprocesses",
         "--duration",
         str(max(1, int(args.duration))),
@@ -628,6 +654,48 @@ def log_problems(server: Server) -> None:
             note(f"  {count} x {line[:160]}")
 
 
+# ---------------------------------------------------------------- the anchor
+
+
+@contextlib.asynccontextmanager
+async def running_anchor(prefix: str, logs: Path) -> AsyncIterator[Server]:
+    """The bare FastAPI app (bench/bare_ingest.py) in a process of its own, producing to the
+    status topic of its own topic prefix (so progress's consumers never see its reports)."""
+    command = [
+        sys.executable,
+        str(Path(__file__).with_name("bare_ingest.py")),
+        "--bootstrap",
+        KAFKA,
+        "--topic",
+        prefix + topics.STATUS,
+    ]
+    server = await start_server("bare", command, service_env(prefix), logs)
+    try:
+        yield server
+    finally:
+        await stop_server(server)
+
+
+# ---------------------------------------------------------------- memory
+
+
+def peak_rss_of_tree(pid: int) -> float:
+    """The peak resident set (VmHWM, MiB) of a process, plus its live children's (uvicorn's
+    workers), read from /proc before it stops."""
+    total = 0.0
+    pids = [pid]
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            children = (task / "children").read_text().split()
+            pids.extend(int(c) for c in children)
+    for member in pids:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{member}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1]) / 1024.0
+    return total
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -636,20 +704,119 @@ def ms(values: list[float], pct: float) -> float:
     return percentile(values, pct) * 1000.0
 
 
+@dataclass
+class Step:
+    """One run at a steady rate: what it answered, and whether the rate was held."""
+
+    rate: float
+    achieved: float
+    post_p50_ms: float
+    post_p99_ms: float
+    lag_p99_ms: float
+    errors: int
+    cpu: str
+    cpu_ms_per_report: float
+    error_kinds: str
+
+    @property
+    def held(self) -> bool:
+        """Held: every report accepted, post p99 under the bound, and the load client on time
+        (else the figure would be the client's, not the server's)."""
+        return (
+            not self.errors
+            and self.post_p99_ms <= HELD_POST_P99_MS
+            and self.achieved >= 0.97 * self.rate
+        )
+
+    @property
+    def client_bound(self) -> bool:
+        """The load client itself fell behind its schedule."""
+        return self.lag_p99_ms > CLIENT_LAG_MS
+
+    def line(self, name: str) -> str:
+        """One comment line about it."""
+        verdict_text = "held" if self.held else "NOT held"
+        client = " (load client behind schedule)" if self.client_bound else ""
+        return (
+            f"{name} at {self.rate:.0f}/s: {verdict_text}{client}; {self.achieved:.0f}/s answered "
+            f"202, post p50 {self.post_p50_ms:.1f} ms p99 {self.post_p99_ms:.1f} ms, "
+            f"{self.errors} errors{self.error_kinds}; {self.cpu_ms_per_report:.2f} ms of "
+            f"CPU a report; {self.cpu}"
+        )
+
+
+def step_of(load: Load, rate: float, cpu: str) -> Step:
+    """The figures of one run."""
+    measured = [r for r in load.sent if r.measured]
+    accepted = [r for r in measured if r.status == 202]
+    post = [r.answered - r.started for r in measured if r.status > 0]
+    lag = [r.started - r.scheduled for r in measured]
+    span = measured[-1].scheduled - measured[0].scheduled if len(measured) > 1 else 1.0
+    last_answer = max((r.answered for r in accepted), default=0.0)
+    # answered per second: the measured reports over the time from the first send to the last
+    # answer (a backlog that drains after the last send lowers it)
+    answered_span = max(span, last_answer - measured[0].scheduled) if measured else 1.0
+    return Step(
+        rate=rate,
+        achieved=len(accepted) / answered_span if answered_span > 0 else 0.0,
+        post_p50_ms=ms(post, 50),
+        post_p99_ms=ms(post, 99),
+        lag_p99_ms=ms(lag, 99),
+        errors=len(measured) - len(accepted),
+        cpu=cpu,
+        cpu_ms_per_report=1000.0 * load.server_cpu_seconds / max(len(measured), 1),
+        error_kinds=(
+            " (" + ", ".join(f"{k} x{v}" for k, v in sorted(load.errors.items())) + ")"
+            if load.errors
+            else ""
+        ),
+    )
+
+
+async def highest_held(
+    targets: dict[str, list[Server]],
+    clients: Sequence[AgencyClient],
+    args: argparse.Namespace,
+    logs: Path,
+) -> dict[str, Step | None]:
+    """Step the rate up (--steps), both targets at each rate one after the other, until each
+    fails to hold it; the highest held rate of each (None if not even the first)."""
+    best: dict[str, Step | None] = dict.fromkeys(targets)
+    going = set(targets)
+    for rate in args.steps:
+        for name, servers in targets.items():
+            if name not in going:
+                continue
+            load, cpu = await run_load(
+                servers, clients, None, args, logs, rate=rate, duration=args.step_seconds, warmup=1
+            )
+            step = step_of(load, rate, cpu)
+            note(step.line(name))
+            if step.held:
+                best[name] = step
+            else:
+                going.discard(name)
+        if not going:
+            break
+    return best
+
+
 async def main(args: argparse.Namespace) -> None:
-    """Start the system, load it, print the figures, stop and clean up."""
+    """Start the system and the anchor, load them, print the figures, stop and clean up."""
     tag = run_id()
     prefix = f"bench-ingestion-{tag}."
-    with (
-        tempfile.TemporaryDirectory(prefix="duban-bench-") as tmp,
-        bench_databases(tag, "registry", "progress") as dbs,
-    ):
+    bare_prefix = f"bench-ingestion-{tag}-bare."
+    logs_dir = tempfile.TemporaryDirectory(prefix="duban-bench-")
+    with logs_dir as tmp, bench_databases(tag, "registry", "progress") as dbs:
+        logs = Path(tmp)
         async with (
             bench_topics(prefix),
-            running_system(prefix, dbs, Path(tmp), args.rate_limit, args.api_workers) as (
+            bench_topics(bare_prefix),
+            running_system(prefix, dbs, logs, args.rate_limit, args.api_workers) as (
                 registry,
                 progress,
             ),
+            running_anchor(bare_prefix, logs) as bare,
         ):
             clients = await create_clients(dbs["registry"], dbs["progress"], args.clients, registry)
             note(
@@ -657,17 +824,53 @@ async def main(args: argparse.Namespace) -> None:
                 f"{len({wp for c in clients for wp in c.work_points})} of the plan's "
                 f"{PLAN_WORK_POINTS} work points; progress at {progress[0].base_url} "
                 f"({', '.join(f'{s.name} pid {s.process.pid}' for s in progress)}), "
-                f"registry at {registry.base_url}"
+                f"registry at {registry.base_url}; anchor at {bare.base_url} (pid "
+                f"{bare.process.pid})"
             )
             with no_collector_pauses():  # the load generator's own pauses would count
-                load, cpu = await run_load(progress, clients, dbs["progress"].dsn, args, Path(tmp))
+                load, cpu = await run_load(
+                    progress,
+                    clients,
+                    dbs["progress"].dsn,
+                    args,
+                    logs,
+                    rate=args.rate,
+                    duration=args.duration,
+                    warmup=args.warmup,
+                    sample=args.py_spy,
+                )
+                bare_load, bare_cpu = await run_load(
+                    [bare],
+                    clients,
+                    None,
+                    args,
+                    logs,
+                    rate=args.rate,
+                    duration=args.duration,
+                    warmup=args.warmup,
+                )
+                best = (
+                    await highest_held({"duban": progress, "bare": [bare]}, clients, args, logs)
+                    if args.steps and not args.batch
+                    else {}
+                )
             stored_ms = await load.stored_at_latencies()
             on_topic = await topic_total(prefix + topics.STATUS, partitions_of(topics.STATUS))
-            for server in progress:
+            for server in [*progress, bare]:
                 if server.process.poll() is not None:
                     raise SystemExit(f"bench: {server.name} died:\n{server.tail()}")
-        for server in progress:
+            rss = {server.name: peak_rss_of_tree(server.process.pid) for server in progress}
+            rss["bare"] = peak_rss_of_tree(bare.process.pid)
+        for server in [*progress, bare]:
             log_problems(server)
+    report_figures(args, load, cpu, stored_ms, on_topic)
+    report_anchor(args, load, bare_load, bare_cpu, best, rss)
+
+
+def report_figures(
+    args: argparse.Namespace, load: Load, cpu: str, stored_ms: list[float], on_topic: int
+) -> None:
+    """Duban's figures at --rate."""
     measured = [r for r in load.sent if r.measured]
     accepted = [r for r in measured if r.status == 202]
     post = [r.answered - r.started for r in measured if r.status > 0]
@@ -676,7 +879,7 @@ async def main(args: argparse.Namespace) -> None:
     span = measured[-1].started - measured[0].started if len(measured) > 1 else 1.0
     errors = len(measured) - len(accepted)
     not_stored = len(accepted) - len(persisted)
-    note(cpu)
+    note(f"duban at {args.rate:.0f}/s: {cpu}")
     note(
         f"{len(measured)} reports measured over {span:.1f} s after {args.warmup:.0f} s warm-up; "
         f"{len(accepted)} accepted; {not_stored} accepted but not seen stored; "
@@ -708,9 +911,66 @@ async def main(args: argparse.Namespace) -> None:
     verdict(
         "ingest_persisted_p99_ms",
         p99,
-        f"< {TARGET_PERSISTED_P99_MS:.0f} ms at {args.rate:.0f}/s",
-        p99 < TARGET_PERSISTED_P99_MS and not errors and not not_stored,
+        f"<= {TARGET_PERSISTED_P99_MS:.0f} ms at {args.rate:.0f}/s",
+        p99 <= TARGET_PERSISTED_P99_MS and not errors and not not_stored,
     )
+
+
+def report_anchor(
+    args: argparse.Namespace,
+    load: Load,
+    bare_load: Load,
+    bare_cpu: str,
+    best: dict[str, Step | None],
+    rss: dict[str, float],
+) -> None:
+    """The anchor's figures beside Duban's, and the ratios."""
+    duban = step_of(load, args.rate, "")
+    bare = step_of(bare_load, args.rate, bare_cpu)
+    note(bare.line("bare"))
+    result("ingest_cpu_ms_per_report", duban.cpu_ms_per_report, "ms", 3)
+    result("anchor_cpu_ms_per_report", bare.cpu_ms_per_report, "ms", 3)
+    if bare.cpu_ms_per_report > 0:
+        result(
+            "ingest_cpu_per_report_over_anchor",
+            duban.cpu_ms_per_report / bare.cpu_ms_per_report,
+            "x",
+            2,
+        )
+    result("anchor_post_p50_ms", bare.post_p50_ms, "ms")
+    result("anchor_post_p99_ms", bare.post_p99_ms, "ms")
+    if bare.post_p99_ms > 0:
+        ratio = duban.post_p99_ms / bare.post_p99_ms
+        result("ingest_post_p99_over_anchor", ratio, "x", 2)
+        verdict(
+            "ingest_post_p99_over_anchor",
+            ratio,
+            f"<= {TARGET_POST_P99_RATIO:.0f}x the bare app's at {args.rate:.0f}/s",
+            ratio <= TARGET_POST_P99_RATIO,
+        )
+    for name, pid_rss in rss.items():
+        result(f"peak_rss_{name.replace('-', '_')}_mib", pid_rss, "MiB")
+    if not best:
+        return
+    held = {name: step.rate if step else 0.0 for name, step in best.items()}
+    steps = ", ".join(f"{r:.0f}" for r in args.steps)
+    note(
+        f"highest rate held (post p99 <= {HELD_POST_P99_MS:.0f} ms, no errors, answers keeping "
+        f"up with the rate; steps of {args.step_seconds:.0f} s at {steps}/s)"
+    )
+    result("ingest_highest_held_per_s", held["duban"], "events/s", 0)
+    result("anchor_highest_held_per_s", held["bare"], "events/s", 0)
+    if held["bare"]:
+        ratio = held["duban"] / held["bare"]
+        result("ingest_highest_held_over_anchor", ratio, "x", 2)
+        verdict(
+            "ingest_highest_held_over_anchor",
+            ratio,
+            f">= {TARGET_RATE_RATIO} of the bare app's",
+            ratio >= TARGET_RATE_RATIO,
+        )
+    if held["bare"] >= max(args.steps):
+        note("the anchor held the highest step: raise --steps for its real ceiling")
 
 
 def parse_args() -> argparse.Namespace:
@@ -747,10 +1007,21 @@ def parse_args() -> argparse.Namespace:
         metavar="FILE",
         help="with --py-spy: keep the collapsed stacks in FILE (for flame graph tools)",
     )
+    parser.add_argument(
+        "--steps",
+        type=lambda text: [float(r) for r in text.split(",") if r],
+        default=DEFAULT_STEPS,
+        help=f"rates stepped through, Duban and the anchor, for the highest rate each holds "
+        f"({DEFAULT_STEPS}; '' skips the stepping)",
+    )
+    parser.add_argument(
+        "--step-seconds", type=float, default=6.0, help="measured seconds per step (6)"
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: 100/s for 5 s")
     args = parser.parse_args()
     if args.quick:
         args.rate, args.duration, args.warmup = min(args.rate, 100.0), 5.0, 1.0
+        args.steps, args.step_seconds = [200.0, 400.0], 2.0
     return args
 
 

@@ -16,7 +16,13 @@ def service(request: Request) -> ProgressService:
     return cast(ProgressService, request.app.state.service)
 
 
-ServiceDep = Annotated[ProgressService, Depends(service)]
+async def _service(request: Request) -> ProgressService:
+    # async: FastAPI runs a plain `def` dependency in its thread pool, a thread hand-off per
+    # request that cost ingestion more than the rest of its dependencies together
+    return service(request)
+
+
+ServiceDep = Annotated[ProgressService, Depends(_service)]
 """The progress service of the request's app."""
 
 
