@@ -1,7 +1,7 @@
 """The rows judging works on: work point states, agencies' latest reports, due rows.
 
 A batch of reports loads its work points' rows once (`load`), changes them in memory, and writes
-them back in bulk (`write_back`); the sweeper claims due rows (`claim_due`).
+them back in bulk (`write_back`); the sweeper's rows are in progress.store.due.
 """
 
 from __future__ import annotations
@@ -126,21 +126,6 @@ async def blocked_work_points(session: AsyncSession, wp_ids: Sequence[str]) -> s
         .distinct()
     )
     return set(rows.all())
-
-
-async def claim_due(
-    session: AsyncSession, now: datetime, limit: int, *, skip_locked: bool
-) -> list[WorkPointState]:
-    """Lock and return the work points whose next check is due (other sweepers skip them)."""
-    query = (
-        select(WorkPointState)
-        .where(col(WorkPointState.next_check_at) <= now)
-        .order_by(col(WorkPointState.next_check_at))
-        .limit(limit)
-    )
-    if skip_locked:
-        query = query.with_for_update(skip_locked=True)
-    return list((await session.exec(query)).all())
 
 
 async def due_where_now_official(
