@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import cProfile
 import gc
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,8 @@ from _common import (
     note,
     partitions_of,
     print_environment,
+    process_cpu_seconds,
+    report_peak_rss,
     result,
     run,
     run_id,
@@ -63,7 +66,7 @@ from duban_shared.kafka import make_producer
 from sqlalchemy import insert, literal_column, select, text
 from sqlalchemy.sql.elements import ColumnElement
 
-TARGET_SECONDS = 10.0
+TARGET_SECONDS = 2.0
 TS = f"'{NOW.isoformat()}'::timestamptz"
 
 
@@ -168,6 +171,7 @@ class Timing:
     produced_during_sweep: int  # what the relay had published when sweep_once() returned
     cpu: str
     loop_lag: str  # how long the event loop was blocked during sweep_once()
+    cpu_seconds: float  # this process's CPU (sweep and relay) from start to the last message
 
 
 async def sweep_and_relay(
@@ -192,6 +196,7 @@ async def sweep_and_relay(
             profile.enable()
         lag = LoopLag()
         lag.start()
+        cpu_before = process_cpu_seconds(os.getpid())
         started = time.perf_counter()
         transitions = await service.sweeper.sweep_once()
         swept = time.perf_counter() - started
@@ -204,6 +209,7 @@ async def sweep_and_relay(
             if produced < due:
                 await asyncio.sleep(0.02)
         total = time.perf_counter() - started
+        cpu_seconds = process_cpu_seconds(os.getpid()) - cpu_before
         if profile:
             profile.disable()
         cpu = meter.report()
@@ -215,7 +221,7 @@ async def sweep_and_relay(
         raise SystemExit(f"bench: only {produced} of {due} transitions reached {stalls}")
     if sql is not None:
         sql.print("sweep + relay", due, "due row")
-    return Timing(total, swept, transitions, produced, during, cpu, loop_lag)
+    return Timing(total, swept, transitions, produced, during, cpu, loop_lag, cpu_seconds)
 
 
 async def calibrate_producer(topic: str, messages: int = 500) -> str:
@@ -268,7 +274,7 @@ async def scenario(
         f"({(timing.produced - timing.produced_during_sweep) / max(tail, 1e-9):.0f} messages/s; "
         f"{timing.produced / timing.total:.0f}/s overall)"
     )
-    note(f"{rows:,} tracked: {timing.cpu}")
+    note(f"{rows:,} tracked: {timing.cpu}; sweep and relay used {timing.cpu_seconds:.2f} CPU s")
     note(f"{rows:,} tracked: event loop blocked during sweep_once: {timing.loop_lag}")
     return timing
 
@@ -302,7 +308,12 @@ async def main(args: argparse.Namespace) -> None:
     result(f"sweeper_{label(args.rows)}_to_{label(args.small_rows)}_ratio", ratio, "ratio", 2)
     result(f"sweeper_sweep_once_{label(args.rows)}_s", big.sweep, "s", 2)
     result(f"sweeper_sweep_once_{label(args.small_rows)}_s", small.sweep, "s", 2)
-    verdict(big_name, big.total, f"< {TARGET_SECONDS:.0f} s", big.total < TARGET_SECONDS)
+    # CPU seconds of the sweep and the relay: what the figures above would be on an idle core
+    # (the wall times also count waiting for a core on a busy machine)
+    result(f"sweeper_cpu_{label(args.rows)}_s", big.cpu_seconds, "s", 2)
+    result(f"sweeper_cpu_{label(args.small_rows)}_s", small.cpu_seconds, "s", 2)
+    report_peak_rss("sweeper", {})
+    verdict(big_name, big.total, f"<= {TARGET_SECONDS:.0f} s", big.total <= TARGET_SECONDS)
     verdict(
         "the time follows the due rows (ratio)",
         ratio,
