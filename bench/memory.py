@@ -26,6 +26,7 @@ import uuid
 from datetime import timedelta
 
 from _common import (
+    KAFKA,
     ROOT,
     bench_databases,
     bench_topics,
@@ -40,7 +41,7 @@ from _common import (
     verdict,
 )
 from _progress import NOW, WorkPoint, bench_agencies, seed_work_points
-from consumer import Message, produce
+from aiokafka import AIOKafkaProducer
 from duban_shared import topics
 from duban_shared.events import ReportStatus, StatusEvent
 from workers import count_rows
@@ -48,6 +49,30 @@ from workers import count_rows
 TARGET_SLOPE_MIB_PER_100K = 2.0
 """Growth per 100k events below which the resident set counts as flat (noise of the
 allocator's arenas and of the database driver's buffers)."""
+
+
+Message = tuple[bytes, bytes, list[tuple[str, bytes]]]
+
+
+async def produce(topic: str, messages: list[Message]) -> None:
+    """Produce every message (acks=all, idempotent, batched), as an agency gateway would."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=KAFKA,
+        client_id="duban-bench-memory",
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=20,
+        max_batch_size=512 * 1024,
+    )
+    await producer.start()
+    try:
+        pending = [
+            await producer.send(topic, value=value, key=key, headers=headers)
+            for key, value, headers in messages
+        ]
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
 
 
 def chunk(points: list[WorkPoint], start: int, count: int, total: int) -> list[Message]:
