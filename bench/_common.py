@@ -505,6 +505,56 @@ class CpuMeter:
         return "cpu (100% = one core): " + ", ".join(parts)
 
 
+# ---------------------------------------------------------------- memory
+
+
+def _status_kib(pid: int, field: str) -> int:
+    """A `kB` field of /proc/<pid>/status (VmHWM: peak resident set, VmRSS: resident now)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise OSError(f"no {field} in /proc/{pid}/status")
+
+
+def peak_rss_mib(pid: int | None = None) -> float:
+    """The peak resident set size (VmHWM) of a process so far, MiB; this process by default.
+    Read it before the process exits."""
+    return _status_kib(os.getpid() if pid is None else pid, "VmHWM") / 1024.0
+
+
+def rss_mib(pid: int | None = None) -> float:
+    """The resident set size (VmRSS) of a process now, MiB; this process by default."""
+    return _status_kib(os.getpid() if pid is None else pid, "VmRSS") / 1024.0
+
+
+def report_peak_rss(benchmark: str, pids: dict[str, int]) -> None:
+    """Print `<benchmark>_peak_rss_<name>_mib` for this process (`bench`) and each named
+    process (uvicorn's worker processes each count apart: the largest is printed)."""
+    found = {"bench": peak_rss_mib()}
+    for name, pid in pids.items():
+        with contextlib.suppress(OSError):
+            found[name] = max(peak_rss_mib(p) for p in _tree(pid))
+    for name, mib in found.items():
+        result(f"{benchmark}_peak_rss_{name.replace('-', '_')}_mib", mib, "MiB", 0)
+
+
+def _tree(pid: int) -> set[int]:
+    """A process and its live descendants."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                parents[int(entry.name)] = int(stat[1])
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [child for child, ppid in parents.items() if ppid == parent]
+        tree.update(children)
+        frontier.extend(children)
+    return tree
+
+
 # ---------------------------------------------------------------- py-spy summaries
 
 

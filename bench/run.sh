@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the benchmarks (not tests) one after the other against the same broker and
-# PostgreSQL: bench/consumer.py, bench/ingestion.py, bench/sweeper.py, bench/board.py,
-# bench/retention.py. Figures are printed as
+# PostgreSQL: bench/consumer.py, bench/ingestion.py, bench/sweeper.py, bench/stall_mail.py,
+# bench/board.py, bench/retention.py, bench/memory.py (long: 1M events). Figures are printed as
 # `name value unit` lines, everything else as `# ` comments (grep -v '^#' for the figures).
 # What they measure and the figures of the reference machine: docs/benchmarks.md.
 #
@@ -35,7 +35,7 @@ if [[ -z ${DUBAN_BENCH_PG_URL:-} ]]; then
 fi
 
 status=0
-for name in consumer ingestion sweeper board retention; do
+for name in consumer ingestion sweeper stall_mail board retention memory; do
   printf '# ==== bench/%s.py %s\n' "$name" "${args[*]:-}"
   started=$SECONDS
   .venv/bin/python "bench/$name.py" "${args[@]}" || { status=$?; printf '# bench/%s.py failed (exit %s)\n' "$name" "$status"; }

@@ -13,7 +13,10 @@ For each size (1,000,000 and 100,000 tracked work points, 10,000 of them due):
    the stalls topic holds all 10,000 (counted by its end offsets).
 
 Prints sweeper_due_10k_of_1m_s, sweeper_due_10k_of_100k_s and their ratio (1.0 = the total does
-not matter), plus how the time splits between judging (sweep_once) and relaying.
+not matter; the 100k run is the 1M run's anchor), how the time splits between judging
+(sweep_once) and relaying, the CPU seconds this process spent on both (what the wall time would
+be on an idle core: on a busy machine the wall time also counts waiting for one), and the
+process's peak RSS. Goal: at most 2 s for 10k due among 1M.
 
 Run: .venv/bin/python bench/sweeper.py [--rows 1000000] [--small-rows 100000] [--due 10000]
 """
@@ -24,6 +27,7 @@ import argparse
 import asyncio
 import cProfile
 import gc
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +42,8 @@ from _common import (
     note,
     partitions_of,
     print_environment,
+    process_cpu_seconds,
+    report_peak_rss,
     result,
     run,
     run_id,
@@ -63,7 +69,7 @@ from duban_shared.kafka import make_producer
 from sqlalchemy import insert, literal_column, select, text
 from sqlalchemy.sql.elements import ColumnElement
 
-TARGET_SECONDS = 10.0
+TARGET_SECONDS = 2.0
 TS = f"'{NOW.isoformat()}'::timestamptz"
 
 
@@ -168,6 +174,7 @@ class Timing:
     produced_during_sweep: int  # what the relay had published when sweep_once() returned
     cpu: str
     loop_lag: str  # how long the event loop was blocked during sweep_once()
+    cpu_seconds: float  # this process's CPU (sweep and relay) from start to the last message
 
 
 async def sweep_and_relay(
@@ -192,6 +199,7 @@ async def sweep_and_relay(
             profile.enable()
         lag = LoopLag()
         lag.start()
+        cpu_before = process_cpu_seconds(os.getpid())
         started = time.perf_counter()
         transitions = await service.sweeper.sweep_once()
         swept = time.perf_counter() - started
@@ -204,6 +212,7 @@ async def sweep_and_relay(
             if produced < due:
                 await asyncio.sleep(0.02)
         total = time.perf_counter() - started
+        cpu_seconds = process_cpu_seconds(os.getpid()) - cpu_before
         if profile:
             profile.disable()
         cpu = meter.report()
@@ -215,7 +224,7 @@ async def sweep_and_relay(
         raise SystemExit(f"bench: only {produced} of {due} transitions reached {stalls}")
     if sql is not None:
         sql.print("sweep + relay", due, "due row")
-    return Timing(total, swept, transitions, produced, during, cpu, loop_lag)
+    return Timing(total, swept, transitions, produced, during, cpu, loop_lag, cpu_seconds)
 
 
 async def calibrate_producer(topic: str, messages: int = 500) -> str:
@@ -268,7 +277,7 @@ async def scenario(
         f"({(timing.produced - timing.produced_during_sweep) / max(tail, 1e-9):.0f} messages/s; "
         f"{timing.produced / timing.total:.0f}/s overall)"
     )
-    note(f"{rows:,} tracked: {timing.cpu}")
+    note(f"{rows:,} tracked: {timing.cpu}; sweep and relay used {timing.cpu_seconds:.2f} CPU s")
     note(f"{rows:,} tracked: event loop blocked during sweep_once: {timing.loop_lag}")
     return timing
 
@@ -302,7 +311,12 @@ async def main(args: argparse.Namespace) -> None:
     result(f"sweeper_{label(args.rows)}_to_{label(args.small_rows)}_ratio", ratio, "ratio", 2)
     result(f"sweeper_sweep_once_{label(args.rows)}_s", big.sweep, "s", 2)
     result(f"sweeper_sweep_once_{label(args.small_rows)}_s", small.sweep, "s", 2)
-    verdict(big_name, big.total, f"< {TARGET_SECONDS:.0f} s", big.total < TARGET_SECONDS)
+    # CPU seconds of the sweep and the relay: what the figures above would be on an idle core
+    # (the wall times also count waiting for a core on a busy machine)
+    result(f"sweeper_cpu_{label(args.rows)}_s", big.cpu_seconds, "s", 2)
+    result(f"sweeper_cpu_{label(args.small_rows)}_s", small.cpu_seconds, "s", 2)
+    report_peak_rss("sweeper", {})
+    verdict(big_name, big.total, f"<= {TARGET_SECONDS:.0f} s", big.total <= TARGET_SECONDS)
     verdict(
         "the time follows the due rows (ratio)",
         ratio,

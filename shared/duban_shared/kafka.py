@@ -147,6 +147,57 @@ async def send_traced(
         return meta
 
 
+async def send_traced_nowait(
+    producer: AIOKafkaProducer,
+    tracer: Tracer,
+    topic: str,
+    key: str,
+    value: bytes,
+    *,
+    parent: otel_context.Context | None = None,
+) -> asyncio.Future[RecordMetadata]:
+    """Queue one message in a PRODUCER span (as send_traced) without waiting for the broker:
+    return the delivery future; the span ends when the broker acknowledged the message (or
+    refused it). Messages queued one after another go out in batches."""
+    key_bytes = key.encode()
+    span = tracer.start_span(
+        f"send {topic}",
+        context=parent,
+        kind=SpanKind.PRODUCER,
+        attributes=_messaging_attributes(topic, key_bytes, "send"),
+    )
+    try:
+        headers = inject_headers(trace.set_span_in_context(span))
+        delivery: asyncio.Future[RecordMetadata] = await producer.send(
+            topic, value=value, key=key_bytes, headers=headers
+        )
+    except BaseException as exc:
+        _end_failed(span, exc)
+        raise
+    delivery.add_done_callback(lambda done: _end_sent(span, done))
+    return delivery
+
+
+def _end_sent(span: Span, done: asyncio.Future[RecordMetadata]) -> None:
+    if done.cancelled():
+        span.end()
+        return
+    exc = done.exception()
+    if exc is not None:
+        _end_failed(span, exc)
+        return
+    meta = done.result()
+    span.set_attribute(attr.MESSAGING_DESTINATION_PARTITION_ID, str(meta.partition))
+    span.set_attribute(attr.MESSAGING_KAFKA_OFFSET, meta.offset)
+    span.end()
+
+
+def _end_failed(span: Span, exc: BaseException) -> None:
+    span.record_exception(exc)
+    span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+    span.end()
+
+
 @contextmanager
 def process_span(tracer: Tracer, record: ConsumerRecord[bytes, bytes]) -> Iterator[Span]:
     """Run the handling of one record inside a CONSUMER span continued from its headers."""

@@ -8,22 +8,26 @@ between send and mark re-sends that row once: consumers absorb the duplicate by 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections import defaultdict
+from collections.abc import Awaitable
 from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.structs import RecordMetadata
+from opentelemetry import context as otel_context
 from opentelemetry import propagate
 from opentelemetry.trace import Tracer
-from sqlalchemy import LargeBinary
+from sqlalchemy import LargeBinary, Table, select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import Field, SQLModel, col, select
+from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from duban_shared.clock import Clock
 from duban_shared.db import utc_column
-from duban_shared.kafka import current_traceparent, send_traced
+from duban_shared.kafka import current_traceparent, send_traced_nowait
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +63,11 @@ class OutboxRelay:
         clock: Clock,
         *,
         poll_seconds: float = 1.0,
-        batch_size: int = 200,
+        batch_size: int = 500,
         skip_locked: bool = True,
         topic_prefix: str = "",
     ) -> None:
-        self._model = model
+        self._table: Table = model.__table__
         self._sessions = sessions
         self._producer = producer
         self._tracer = tracer
@@ -79,40 +83,77 @@ class OutboxRelay:
         self._wake.set()
 
     async def relay_once(self) -> int:
-        """Publish one batch of unpublished rows; return how many were sent."""
-        model = self._model
+        """Publish one batch of unpublished rows; return how many were sent.
+
+        Plain rows (SQLAlchemy Core, no ORM objects): one SELECT claims the batch, one UPDATE
+        marks it published once the broker acknowledged every row of it.
+        """
+        table = self._table
         async with self._sessions() as session, session.begin():
+            conn = await session.connection()
             query = (
-                select(model)
-                .where(col(model.published_at).is_(None))
-                .order_by(col(model.id))
+                select(table.c.id, table.c.topic, table.c.key, table.c.payload, table.c.traceparent)
+                .where(table.c.published_at.is_(None))
+                .order_by(table.c.id)
                 .limit(self._batch_size)
             )
             if self._skip_locked:
                 query = query.with_for_update(skip_locked=True)
-            rows = list((await session.exec(query)).all())
-            # One key's rows in order (one partition, one consumer's order); keys side by side,
-            # so a batch costs about one broker round trip, not one per row.
+            rows = (await conn.execute(query)).all()
+            if not rows:
+                return 0
+            # A key with one row (the usual case) is queued at once, the batch's messages going
+            # out together; a key's several rows are sent in order, each once the previous is
+            # acknowledged (one partition, one consumer's order).
             by_key: dict[tuple[str, str], list[Any]] = defaultdict(list)
             for row in rows:
                 by_key[(row.topic, row.key)].append(row)
-            await asyncio.gather(*(self._send_in_order(key_rows) for key_rows in by_key.values()))
-            for row in rows:
-                session.add(row)
+            parents: dict[str, otel_context.Context] = {}
+            pending: list[Awaitable[Any]] = []
+            try:
+                for key_rows in by_key.values():
+                    if len(key_rows) == 1:
+                        pending.append(await self._queue(key_rows[0], parents))
+                    else:
+                        pending.append(self._send_in_order(key_rows, parents))
+            except BaseException:
+                for waiting in pending:
+                    if inspect.iscoroutine(waiting):
+                        waiting.close()  # never started: nothing of it was sent
+                raise
+            outcomes = await asyncio.gather(*pending, return_exceptions=True)
+            failed = next((o for o in outcomes if isinstance(o, BaseException)), None)
+            if failed is not None:
+                raise failed
+            await conn.execute(
+                update(table)
+                .where(table.c.id.in_([row.id for row in rows]))
+                .values(published_at=self._clock.now())
+            )
         return len(rows)
 
-    async def _send_in_order(self, rows: list[Any]) -> None:
+    async def _queue(
+        self, row: Any, parents: dict[str, otel_context.Context]
+    ) -> asyncio.Future[RecordMetadata]:
+        """Queue one row's message in a PRODUCER span continued from its stored trace."""
+        traceparent = row.traceparent or ""
+        parent = parents.get(traceparent)
+        if parent is None:
+            parent = parents[traceparent] = propagate.extract({"traceparent": traceparent})
+        return await send_traced_nowait(
+            self._producer,
+            self._tracer,
+            self._topic_prefix + row.topic,
+            row.key,
+            row.payload,
+            parent=parent,
+        )
+
+    async def _send_in_order(
+        self, rows: list[Any], parents: dict[str, otel_context.Context]
+    ) -> None:
         for row in rows:
-            parent = propagate.extract({"traceparent": row.traceparent or ""})
-            await send_traced(
-                self._producer,
-                self._tracer,
-                self._topic_prefix + row.topic,
-                row.key,
-                row.payload,
-                parent=parent,
-            )
-            row.published_at = self._clock.now()
+            await (await self._queue(row, parents))
 
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until stopped; a failed batch is retried at the next poll."""

@@ -23,6 +23,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import chinese_calendar
@@ -187,6 +188,11 @@ class WorkingCalendar:
         self._folder = folder
         self._known: dict[date, bool] = {}  # chinese-calendar is slow per call; a day never changes
         self._provisional: dict[int, YearArrangement] = {}
+        # Answers of add_working_days and working_days_between (a sweep asks the same ones for
+        # many work points), with the years they counted, so a remembered answer still records
+        # its provisional years; days never change, so neither do the answers.
+        self._added: dict[tuple[date, int], tuple[date, range]] = {}
+        self._between: dict[tuple[date, date], tuple[int, range]] = {}
 
     @classmethod
     def from_folder(cls, folder: Path | None) -> WorkingCalendar:
@@ -265,23 +271,62 @@ class WorkingCalendar:
         """Return the day `count` working days after `start` (start itself not counted)."""
         if count < 0:
             raise ValueError("count must not be negative")
-        day = start
-        remaining = count
-        while remaining:
-            day += timedelta(days=1)
-            if self.is_working_day(day):
-                remaining -= 1
-        return day
+        key = (start, count)
+        found = self._added.get(key)
+        if found is None:
+            day = start
+            remaining = count
+            while remaining:
+                day += timedelta(days=1)
+                if self.is_working_day(day):
+                    remaining -= 1
+            found = self._added[key] = (day, _years_after(start, day))
+            _bound(self._added)
+        else:
+            self._record_years(found[1])
+        return found[0]
 
     def working_days_between(self, start: date, end: date) -> int:
         """Count working days after `start` up to and including `end` (0 if end <= start)."""
-        days = 0
-        day = start
-        while day < end:
-            day += timedelta(days=1)
-            if self.is_working_day(day):
-                days += 1
-        return days
+        key = (start, end)
+        found = self._between.get(key)
+        if found is None:
+            days = 0
+            day = start
+            while day < end:
+                day += timedelta(days=1)
+                if self.is_working_day(day):
+                    days += 1
+            found = self._between[key] = (days, _years_after(start, end))
+            _bound(self._between)
+        else:
+            self._record_years(found[1])
+        return found[0]
+
+    def _record_years(self, years: range) -> None:
+        """A remembered answer counted these years' days: record the provisional ones, as
+        is_working_day would have (see recording())."""
+        if self._provisional:
+            used = _RECORDING.get()
+            if used is not None:
+                used.update(y for y in years if y in self._provisional)
+
+
+REMEMBERED = 20_000
+"""Answers a calendar remembers per kind; past that it starts afresh (dates move on: old ones
+would otherwise pile up in a long-running process)."""
+
+
+def _bound(answers: dict[Any, Any]) -> None:
+    if len(answers) > REMEMBERED:
+        answers.clear()
+
+
+def _years_after(start: date, end: date) -> range:
+    """The years of the days after `start` up to and including `end` (none if end <= start)."""
+    if end <= start:
+        return range(0)
+    return range((start + timedelta(days=1)).year, end.year + 1)
 
 
 OFFICIAL = WorkingCalendar()

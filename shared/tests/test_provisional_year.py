@@ -117,6 +117,23 @@ def test_a_judgement_records_the_provisional_years_it_used() -> None:
     assert calendar.is_official(2026) and not calendar.is_official(2027)
 
 
+def test_a_remembered_answer_records_its_provisional_years_again() -> None:
+    calendar = WorkingCalendar()
+    with calendar.recording() as first:
+        counted = calendar.working_days_between(date(2026, 12, 1), date(2027, 1, 10))
+        added = calendar.add_working_days(date(2026, 12, 28), 5)
+    assert first == {2027}
+    with calendar.recording() as again:  # answered from memory: the same days were counted
+        assert calendar.working_days_between(date(2026, 12, 1), date(2027, 1, 10)) == counted
+        assert calendar.add_working_days(date(2026, 12, 28), 5) == added
+    assert again == {2027}
+    with calendar.recording() as official_only:  # 31 December 2026 counts no day of 2027
+        calendar.working_days_between(date(2026, 11, 30), date(2026, 12, 31))
+        calendar.working_days_between(date(2026, 11, 30), date(2026, 12, 31))
+        calendar.add_working_days(date(2026, 12, 31), 0)
+    assert official_only == set()
+
+
 def test_an_official_file_replaces_the_provisional_year(tmp_path: Path) -> None:
     # Say the State Council gives 4 January 2027 off and makes Saturday 9 January a workday.
     (tmp_path / "2027.toml").write_text(

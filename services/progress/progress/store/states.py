@@ -1,5 +1,5 @@
-"""The rows judging works on outside the status consumer (which uses store.rows): work points'
-read model, blocked work points, due rows the sweeper claims (`claim_due`).
+"""The rows judging works on outside the status consumer (store.rows) and the sweeper
+(store.due): work points' read model and blocked work points.
 """
 
 from __future__ import annotations
@@ -36,21 +36,6 @@ async def blocked_work_points(session: AsyncSession, wp_ids: Sequence[str]) -> s
         .distinct()
     )
     return set(rows.all())
-
-
-async def claim_due(
-    session: AsyncSession, now: datetime, limit: int, *, skip_locked: bool
-) -> list[WorkPointState]:
-    """Lock and return the work points whose next check is due (other sweepers skip them)."""
-    query = (
-        select(WorkPointState)
-        .where(col(WorkPointState.next_check_at) <= now)
-        .order_by(col(WorkPointState.next_check_at))
-        .limit(limit)
-    )
-    if skip_locked:
-        query = query.with_for_update(skip_locked=True)
-    return list((await session.exec(query)).all())
 
 
 async def due_where_now_official(

@@ -23,6 +23,7 @@ from duban_shared.events import (
     StatusEvent,
 )
 from duban_shared.inbox import first_delivery
+from progress.store.due import claim_due
 from progress.store.models import (
     AgencyProgress,
     Inbox,
@@ -31,7 +32,6 @@ from progress.store.models import (
     WorkPointState,
     WorkPointView,
 )
-from progress.store.states import claim_due
 from progress.use_cases import sweep
 from progress.use_cases.reports import apply_one_report
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -266,8 +266,8 @@ async def test_concurrent_sweeper_claims_on_postgresql_never_share_a_row(
     async with sessions() as first, sessions() as second:
         await first.begin()
         await second.begin()
-        claimed_first = await claim_due(first, now, 2, skip_locked=True)
-        claimed_second = await claim_due(second, now, 10, skip_locked=True)
+        claimed_first = await claim_due(await first.connection(), now, 2, skip_locked=True)
+        claimed_second = await claim_due(await second.connection(), now, 10, skip_locked=True)
         ids_first = {s.work_point_id for s in claimed_first}
         ids_second = {s.work_point_id for s in claimed_second}
         assert len(ids_first) == 2
@@ -282,7 +282,8 @@ async def test_concurrent_sweeper_claims_on_postgresql_never_share_a_row(
         # still never the ones the second sweeper holds.
         await first.rollback()
         async with sessions() as third, third.begin():
-            ids_third = {s.work_point_id for s in await claim_due(third, now, 10, skip_locked=True)}
+            claimed = await claim_due(await third.connection(), now, 10, skip_locked=True)
+            ids_third = {s.work_point_id for s in claimed}
         assert ids_third == ids_first
         await second.rollback()
 
@@ -338,13 +339,13 @@ async def test_a_sweep_batch_gives_the_event_loop_a_turn_every_few_judgements(
 
     turns = 0  # turns the event loop gave to other work (a request, a consumer)
     judged_at: list[int] = []  # `turns` when each work point was judged
-    real_rejudge = sweep.rejudge
+    real_judge = sweep.judge_due
 
-    def counting_rejudge(*args: object, **kwargs: object) -> StallTransition | None:
+    def counting_judge(*args: object, **kwargs: object) -> None:
         judged_at.append(turns)
-        return real_rejudge(*args, **kwargs)  # type: ignore[arg-type]
+        real_judge(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(sweep, "rejudge", counting_rejudge)
+    monkeypatch.setattr(sweep, "judge_due", counting_judge)
     done = asyncio.Event()
 
     async def other_work() -> None:
@@ -355,11 +356,11 @@ async def test_a_sweep_batch_gives_the_event_loop_a_turn_every_few_judgements(
 
     other = asyncio.create_task(other_work())
     async with sessions() as session, session.begin():
-        claimed = await claim_due(session, now, 500, skip_locked=True)
-        judged = await sweep.rejudge_claimed(session, claimed, now)
+        claimed = await claim_due(await session.connection(), now, 500, skip_locked=True)
+        judged = await sweep.judge_claimed(claimed, now)
     done.set()
     await other
-    assert len(judged) == len(judged_at) == count
+    assert len(judged.verdicts) == len(judged_at) == count
     every = sweep.YIELD_EVERY
     assert all(judged_at[i + every] > judged_at[i] for i in range(count - every))
     assert judged_at[every - 1] == judged_at[0]  # in between, judgements run back to back
