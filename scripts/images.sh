@@ -119,8 +119,18 @@ build_one() {
   case $what in
     base) build_base ;;
     python)
-      # the machine's local certificate authorities (Debian: /usr/local/share/ca-certificates)
+      # the interpreter of the project's .venv (its prefix, without site-packages and tests)
+      [[ -x .venv/bin/python ]] || bash "$SCRIPT_DIR/bootstrap.sh" >/dev/null
+      local prefix version
+      prefix=$(.venv/bin/python -c 'import sys; print(sys.base_prefix)')
+      version=$(.venv/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+      [[ $version == 3.11 ]] || die "the .venv runs Python $version; the images need 3.11"
       ctx=$(context python)
+      mkdir -p "$ctx/python"
+      tar -C "$prefix" --exclude=./lib/python3.11/site-packages --exclude=./lib/python3.11/test \
+        --exclude=./lib/python3.11/idlelib --exclude=./lib/python3.11/tkinter -cf - bin lib include share 2>/dev/null |
+        tar -C "$ctx/python" -xf -
+      # the machine's local certificate authorities (Debian: /usr/local/share/ca-certificates)
       mkdir -p "$ctx/ca-certificates"
       find /usr/local/share/ca-certificates -maxdepth 1 -name '*.crt' -exec cp {} "$ctx/ca-certificates/" \; 2>/dev/null || true
       build "$ref" --build-arg BASE_IMAGE="$BASE" -f "$LOCAL/python.Dockerfile" "$ctx" ;;
