@@ -82,8 +82,9 @@ def start() -> Infrastructure:
         asyncio.run(_wait_for_kafka(infra.kafka_bootstrap))
     except BaseException:
         for container in started:
-            stdout, stderr = container.get_logs()
-            print(f"--- last log lines of {container.image}:", *stderr.decode().splitlines()[-15:], sep="\n")
+            _, stderr = container.get_logs()
+            tail = stderr.decode(errors="replace").splitlines()[-15:]
+            print(f"--- last log lines of {container.image}:", *tail, sep="\n")
             container.stop()
         raise
     return infra
