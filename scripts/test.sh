@@ -57,8 +57,8 @@ fi
 
 # Containers for real (a Docker engine of this machine; skipped with the reason printed where
 # none can be had): the compose smoke (scripts/compose-smoke.sh: the stack of docker-compose.yml
-# on local images, end to end, then down), and the services' integration tests once more on the
-# testcontainers backend (Kafka and PostgreSQL as containers). DUBAN_TEST_COMPOSE=0 skips the
+# on local images, end to end, then down), and a subset of the integration tests (progress's
+# ingestion, the notifier's pipeline) once more on the testcontainers backend. DUBAN_TEST_COMPOSE=0 skips the
 # first, DUBAN_TEST_CONTAINERS=0 the second. The daemon is stopped again if this run started it.
 compose_status=skipped
 containers_status=skipped
@@ -79,8 +79,8 @@ if [[ ${DUBAN_TEST_COMPOSE:-1} != 0 || ${DUBAN_TEST_CONTAINERS:-1} != 0 ]]; then
       set +e
       bash scripts/images.sh build kafka postgres &&
         DOCKER_HOST=$(bash scripts/docker.sh host) DUBAN_TEST_BACKEND=containers \
-          .venv/bin/pytest -q -p no:cacheprovider services/registry/tests/integration \
-          services/progress/tests/integration services/notifier/tests/integration
+          .venv/bin/pytest -q -p no:cacheprovider services/progress/tests/integration/test_ingestion.py \
+          services/notifier/tests/integration/test_pipeline.py
       containers_status=$?
       set -e
       [[ $status != 0 || $containers_status == 0 ]] || status=$containers_status
