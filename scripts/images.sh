@@ -76,6 +76,11 @@ mirror() {
 # The base image: debootstrap --variant=minbase bookworm, cached as a tarball, then imported.
 build_base() {
   local tarball="$CACHE/debian-bookworm-minbase.tar"
+  # imported once: a new import would be a new image and every build above it would start over
+  if [[ -s $tarball ]] && exists "$BASE"; then
+    say "$BASE exists (from $(show "$tarball"))"
+    return 0
+  fi
   if [[ ! -s $tarball ]]; then
     [[ $EUID -eq 0 ]] || die "debootstrap needs root"
     if ! command -v debootstrap >/dev/null 2>&1; then
