@@ -84,7 +84,12 @@ bash scripts/images.sh build
 t_up=$SECONDS
 say "compose up (project $PROJECT) ..."
 compose down --volumes --remove-orphans >/dev/null 2>&1 || true   # a stack left by a killed run
-compose up --detach --wait --wait-timeout 300 --quiet-pull
+# --wait on the long-running services (their dependencies: topics job and migrations exited 0);
+# the plan import is a one-shot nothing depends on, so it is waited for by its exit code.
+compose up --detach --wait --wait-timeout 300 registry progress progress-worker notifier
+compose up --detach registry-import
+import_exit=$(docker wait "$(compose ps --all --quiet registry-import)")
+[[ $import_exit == 0 ]] || die "registry-import exited with $import_exit"
 say "stack healthy in $((SECONDS - t_up))s: migrations done, topics created, plan imported"
 compose ps --all --format 'table {{.Service}}\t{{.Status}}'
 
