@@ -1,5 +1,5 @@
 # Duban: the two commands are `make up` (run the system) and `make test` (run every test).
-.PHONY: up demo test chaos deps lint deploy-check down clean backup restore
+.PHONY: up demo test chaos deps lint deploy-check compose-smoke docker-stop down clean backup restore
 
 up:            ## run broker, SMTP sink and the three services on SQLite, plan imported
 	bash scripts/up.sh
@@ -22,6 +22,12 @@ lint:          ## ruff, mypy and the import contracts
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .
 	.venv/bin/mypy shared/duban_shared services/registry/registry services/progress/progress services/notifier/notifier scripts/demo scripts/chaos scripts/backup.py
 	bash scripts/import-contracts.sh
+
+compose-smoke: ## the compose stack in containers on a local Docker engine, end to end, then down (scripts/compose-smoke.sh)
+	bash scripts/compose-smoke.sh
+
+docker-stop:   ## stop the Docker daemon scripts/docker.sh started (images stay in .cache/docker)
+	bash scripts/docker.sh stop
 
 deploy-check:  ## static checks of docker-compose.yml, deploy/Dockerfile and deploy/k8s (no Docker needed)
 	bash scripts/check-deploy.sh

@@ -54,5 +54,43 @@ if [[ ${DUBAN_TEST_CHAOS:-1} != 0 ]]; then
   set -e
   [[ $status != 0 || $chaos_status == 0 ]] || status=$chaos_status
 fi
-echo "test: finished in $(( $(date +%s) - started ))s (pytest exit $status, chaos $chaos_status)"
+
+# Containers for real (a Docker engine of this machine; skipped with the reason printed where
+# none can be had): the compose smoke (scripts/compose-smoke.sh: the stack of docker-compose.yml
+# on local images, end to end, then down), and a subset of the integration tests (progress's
+# ingestion, the notifier's pipeline) once more on the testcontainers backend. DUBAN_TEST_COMPOSE=0 skips the
+# first, DUBAN_TEST_CONTAINERS=0 the second. The daemon is stopped again if this run started it.
+compose_status=skipped
+containers_status=skipped
+if [[ ${DUBAN_TEST_COMPOSE:-0} != 0 || ${DUBAN_TEST_CONTAINERS:-1} != 0 ]]; then
+  docker_was_running=1
+  bash scripts/docker.sh status >/dev/null 2>&1 || docker_was_running=0
+  if bash scripts/docker.sh start; then
+    if [[ ${DUBAN_TEST_COMPOSE:-0} == 0 ]]; then
+      echo "test: compose smoke skipped: off by default until it has passed here end to end (DUBAN_TEST_COMPOSE=1 runs it)"
+    else
+      echo "test: compose smoke (DUBAN_TEST_COMPOSE=1)"
+      set +e
+      bash scripts/compose-smoke.sh
+      compose_status=$?
+      set -e
+      [[ $status != 0 || $compose_status == 0 ]] || status=$compose_status
+    fi
+    if [[ ${DUBAN_TEST_CONTAINERS:-1} != 0 ]]; then
+      echo "test: integration tests on the testcontainers backend (DUBAN_TEST_CONTAINERS=0 skips it)"
+      set +e
+      bash scripts/images.sh build kafka postgres &&
+        DOCKER_HOST=$(bash scripts/docker.sh host) DUBAN_TEST_BACKEND=containers \
+          .venv/bin/pytest -q -p no:cacheprovider services/progress/tests/integration/test_ingestion.py \
+          services/notifier/tests/integration/test_pipeline.py
+      containers_status=$?
+      set -e
+      [[ $status != 0 || $containers_status == 0 ]] || status=$containers_status
+    fi
+    [[ $docker_was_running == 1 ]] || bash scripts/docker.sh stop
+  else
+    echo "test: compose smoke and testcontainers backend skipped: no Docker engine could be started (see above)"
+  fi
+fi
+echo "test: finished in $(( $(date +%s) - started ))s (pytest exit $status, chaos $chaos_status, compose smoke $compose_status, containers $containers_status)"
 exit $status

@@ -33,6 +33,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy.engine import make_url
 
+from tests import containers
+
 ROOT = Path(__file__).resolve().parents[1]
 PLAN_PATH = ROOT / "data" / "plans" / "zhaoqing-digital-2024.txt"
 TOPICS_FILE = ROOT / "deploy" / "kafka" / "topics.txt"
@@ -55,6 +57,32 @@ async def wait_for(
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {within:.0f}s waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+# ---------------------------------------------------------------- backend
+
+_infrastructure: containers.Infrastructure | None = None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """DUBAN_TEST_BACKEND=containers: Kafka and PostgreSQL as containers for this session."""
+    global _infrastructure
+    if not containers.selected():
+        return
+    _infrastructure = containers.start()
+    os.environ["DUBAN_TEST_KAFKA_BOOTSTRAP"] = _infrastructure.kafka_bootstrap
+    os.environ["DUBAN_TEST_PG_URL"] = _infrastructure.pg_url
+    print(
+        f"\ntest backend: containers (Kafka {_infrastructure.kafka_bootstrap}, "
+        f"PostgreSQL 127.0.0.1:{containers.PG_PORT})"
+    )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    global _infrastructure
+    if _infrastructure is not None:
+        _infrastructure.stop()
+        _infrastructure = None
 
 
 # ---------------------------------------------------------------- Kafka
