@@ -126,6 +126,19 @@ cmd_start() {
   say "ready: DOCKER_HOST=$OWN_HOST ($(DOCKER_HOST=$OWN_HOST docker info --format 'Docker {{.ServerVersion}}, storage {{.Driver}}'); log $(show "$LOG_FILE"))"
 }
 
+# dockerd leaves its network namespace (and, after a SIGKILL, overlay mounts) mounted under its
+# own directories; unmounted here, deepest first, so the checkout can be removed afterwards.
+unmount_leftovers() {
+  local mounted
+  mounted=$(awk -v a="$EXEC_ROOT/" -v b="$DATA_ROOT/" \
+    'index($2, a) == 1 || index($2, b) == 1 { print $2 }' /proc/self/mounts | sort -r)
+  [[ -n $mounted ]] || return 0
+  while IFS= read -r target; do
+    umount "$target" 2>/dev/null || umount -l "$target" 2>/dev/null ||
+      say "could not unmount $(show "$target")"
+  done <<<"$mounted"
+}
+
 cmd_stop() {
   local pid
   if ! pid=$(daemon_pid); then
@@ -139,6 +152,7 @@ cmd_stop() {
   [[ ${left:-0} == 0 ]] || say "stopping $left running container(s) with the daemon"
   stop_pid "$pid" "$STOP_TIMEOUT"
   rm -f "$PID_FILE"
+  unmount_leftovers
   say "stopped dockerd pid $pid ($(show "$DDIR")); images stay in $(show "$DATA_ROOT")"
 }
 
