@@ -7,7 +7,8 @@
 # deploy/mailpit. Builds use the legacy builder with --network host (no BuildKit frontend image
 # to pull); apt-get and pip inside reach the package registries as the machine does.
 #
-# Usage: scripts/images.sh build [IMAGE...]   build the images (default: all), in order
+# Usage: scripts/images.sh build [IMAGE...]   build the images (default: all), in order, with
+#                                             what they are built on when that is missing
 #        scripts/images.sh list                 the images and whether they exist
 # IMAGE is one of: base python registry progress notifier kafka postgres jaeger mailpit
 #
@@ -174,6 +175,20 @@ case ${1:-} in
     wanted=("$@")
     (( ${#wanted[@]} )) || wanted=("${ALL[@]}")
     for w in "${wanted[@]}"; do image_ref "$w" >/dev/null; done
+    # what an image is built on comes first when it is missing: the base under every other
+    # image, the Python base under the three services
+    for w in "${wanted[@]}"; do
+      case $w in
+        base) ;;
+        registry | progress | notifier) wanted+=(base python) ;;
+        *) wanted+=(base) ;;
+      esac
+    done
+    for dep in base python; do
+      if [[ " ${wanted[*]} " == *" $dep "* ]] && ! [[ " $* " == *" $dep "* ]] && exists "$(image_ref "$dep")"; then
+        mapfile -t wanted < <(printf '%s\n' "${wanted[@]}" | grep -vx "$dep")
+      fi
+    done
     started=$SECONDS
     for w in "${ALL[@]}"; do
       [[ " ${wanted[*]} " == *" $w "* ]] || continue
