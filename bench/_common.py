@@ -538,6 +538,16 @@ def report_peak_rss(benchmark: str, pids: dict[str, int]) -> None:
         result(f"{benchmark}_peak_rss_{name.replace('-', '_')}_mib", mib, "MiB", 0)
 
 
+def tree_peak_rss_mib(pid: int) -> float:
+    """The peak resident sets (VmHWM, MiB) of a process and its live descendants, added up
+    (uvicorn's workers with their parent); read before it stops."""
+    total = 0.0
+    for member in _tree(pid):
+        with contextlib.suppress(OSError):
+            total += peak_rss_mib(member)
+    return total
+
+
 def _tree(pid: int) -> set[int]:
     """A process and its live descendants."""
     parents: dict[int, int] = {}

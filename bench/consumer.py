@@ -38,7 +38,6 @@ import gc
 import json
 import os
 import random
-import resource
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -53,6 +52,7 @@ from _common import (
     bench_topics,
     note,
     partitions_of,
+    peak_rss_mib,
     print_environment,
     result,
     run,
@@ -173,11 +173,6 @@ async def raw_consume(topic: str, group: str, count: int) -> float:
 CPU_US_PER_EVENT: dict[str, float] = {}
 """Each consumer's CPU time in this process per event (user + system, over the same interval as
 its rate): on a shared machine it moves much less than the rate, which counts waiting too."""
-
-
-def peak_rss_mib() -> float:
-    """This process's peak resident set size so far, in MiB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 ANCHOR_TABLES = """

@@ -77,6 +77,7 @@ from _common import (
     summarize_collapsed,
     topic_total,
     tree_cpu_seconds,
+    tree_peak_rss_mib,
     verdict,
 )
 from duban_shared import topics
@@ -676,26 +677,6 @@ async def running_anchor(prefix: str, logs: Path) -> AsyncIterator[Server]:
         await stop_server(server)
 
 
-# ---------------------------------------------------------------- memory
-
-
-def peak_rss_of_tree(pid: int) -> float:
-    """The peak resident set (VmHWM, MiB) of a process, plus its live children's (uvicorn's
-    workers), read from /proc before it stops."""
-    total = 0.0
-    pids = [pid]
-    with contextlib.suppress(OSError):
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            children = (task / "children").read_text().split()
-            pids.extend(int(c) for c in children)
-    for member in pids:
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{member}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    total += int(line.split()[1]) / 1024.0
-    return total
-
-
 # ---------------------------------------------------------------- main
 
 
@@ -859,8 +840,8 @@ async def main(args: argparse.Namespace) -> None:
             for server in [*progress, bare]:
                 if server.process.poll() is not None:
                     raise SystemExit(f"bench: {server.name} died:\n{server.tail()}")
-            rss = {server.name: peak_rss_of_tree(server.process.pid) for server in progress}
-            rss["bare"] = peak_rss_of_tree(bare.process.pid)
+            rss = {server.name: tree_peak_rss_mib(server.process.pid) for server in progress}
+            rss["bare"] = tree_peak_rss_mib(bare.process.pid)
         for server in [*progress, bare]:
             log_problems(server)
     report_figures(args, load, cpu, stored_ms, on_topic)

@@ -12,30 +12,19 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, bindparam, exists, insert, select, update
+from sqlalchemy import bindparam, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from progress.store.models import (
-    AgencyProgress,
-    OutboxMessage,
-    TransitionRecord,
-    WorkPointState,
-    WorkPointView,
-)
-
-STATE = cast(Table, WorkPointState.__table__)  # type: ignore[attr-defined]
-VIEW = cast(Table, WorkPointView.__table__)  # type: ignore[attr-defined]
-PROGRESS = cast(Table, AgencyProgress.__table__)  # type: ignore[attr-defined]
-TRANSITIONS = cast(Table, TransitionRecord.__table__)  # type: ignore[attr-defined]
-OUTBOX = cast(Table, OutboxMessage.__table__)  # type: ignore[attr-defined]
+from progress.store.models import EpisodeReading
+from progress.store.rows import OUTBOX, PROGRESS, STATE, TRANSITION, VIEW
 
 BLOCKED = "blocked"
 
 
 @dataclass(slots=True)
-class DueRow:
+class DueRow(EpisodeReading):
     """A due work point: what judging it reads (its state, its read model, its blocked flag)."""
 
     work_point_id: str
@@ -69,16 +58,6 @@ class DueRow:
     due_on: date | None
     targets: list[dict[str, Any]]
     coordinating_agency_id: uuid.UUID | None
-
-    @property
-    def open_level(self) -> str | None:
-        """The colour of the open episode, None without one."""
-        return self.level if self.stall_episode_id else None
-
-    @property
-    def stall_reason(self) -> str | None:
-        """The open episode's headline reason, None without an episode."""
-        return self.reasons[0] if self.stall_episode_id and self.reasons else None
 
 
 _STATE_COLUMNS = (
@@ -195,6 +174,6 @@ async def add_transitions(
     """Insert timeline records and outbox rows (one executemany INSERT each; outbox ids follow
     the order given, which is the order the relay publishes them in)."""
     if records:
-        await conn.execute(insert(TRANSITIONS), list(records))
+        await conn.execute(insert(TRANSITION), list(records))
     if outbox:
         await conn.execute(insert(OUTBOX), list(outbox))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from duban_shared.audit import AuditFields
 from duban_shared.db import utc_column as _ts
@@ -134,7 +134,34 @@ class AgencyProgress(ProgressBase, table=True):
     last_report_at: datetime = _ts()
 
 
-class WorkPointState(ProgressBase, table=True):
+class EpisodeReading:
+    """What the domain reads off a work point's state about its open stall episode; shared by
+    the table (`WorkPointState`) and the plain rows of the consumer and the sweeper."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+        level: str
+        reasons: list[str]
+        stall_episode_id: uuid.UUID | None
+        last_lead_report_at: datetime | None
+        tracking_since: datetime
+
+    @property
+    def open_level(self) -> str | None:
+        """The colour of the open episode (the current one), None without an episode."""
+        return self.level if self.stall_episode_id else None
+
+    @property
+    def stall_reason(self) -> str | None:
+        """The open episode's headline reason (the most severe), None without an episode."""
+        return self.reasons[0] if self.stall_episode_id and self.reasons else None
+
+    def last_heard(self) -> datetime:
+        """When the lead was last heard from (tracking start if never)."""
+        return self.last_lead_report_at or self.tracking_since
+
+
+class WorkPointState(EpisodeReading, ProgressBase, table=True):
     """What progress knows about a work point now, and when to look at it again."""
 
     __tablename__ = "work_point_state"
@@ -169,20 +196,6 @@ class WorkPointState(ProgressBase, table=True):
         description="Years the last judgement counted on a provisional calendar (none: null).",
     )
     last_traceparent: str | None = Field(default=None, max_length=100)
-
-    @property
-    def open_level(self) -> str | None:
-        """The colour of the open episode (the current one), None without an episode."""
-        return self.level if self.stall_episode_id else None
-
-    @property
-    def stall_reason(self) -> str | None:
-        """The open episode's headline reason (the most severe), None without an episode."""
-        return self.reasons[0] if self.stall_episode_id and self.reasons else None
-
-    def last_heard(self) -> datetime:
-        """When the lead was last heard from (tracking start if never)."""
-        return self.last_lead_report_at or self.tracking_since
 
 
 class TransitionRecord(ProgressBase, table=True):

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from progress.domain.chain import NewReport
 from progress.store.models import (
     AgencyProgress,
+    EpisodeReading,
     Inbox,
     OutboxMessage,
     StatusReport,
@@ -89,7 +90,7 @@ class ViewRow:
 
 
 @dataclass(slots=True)
-class StateRow:
+class StateRow(EpisodeReading):
     """A work_point_state row."""
 
     work_point_id: str
@@ -113,20 +114,6 @@ class StateRow:
     next_check_at: datetime | None = None
     provisional_years: list[int] | None = None
     last_traceparent: str | None = None
-
-    @property
-    def open_level(self) -> str | None:
-        """The colour of the open episode, None without an episode (as WorkPointState)."""
-        return self.level if self.stall_episode_id else None
-
-    @property
-    def stall_reason(self) -> str | None:
-        """The open episode's headline reason, None without an episode."""
-        return self.reasons[0] if self.stall_episode_id and self.reasons else None
-
-    def last_heard(self) -> datetime:
-        """When the lead was last heard from (tracking start if never)."""
-        return self.last_lead_report_at or self.tracking_since
 
 
 @dataclass(slots=True)
